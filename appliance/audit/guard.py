@@ -1,0 +1,48 @@
+"""What an audit payload may carry: counts, ids, hashes and metrics, never raw text.
+
+Strings are limited to :data:`MAX_STRING` characters unless they are hashes (``sha256:<hex>`` or
+bare hex digests). Free text in an event is the way raw seed text or PII would leak into a log that
+is kept forever, so the append API refuses it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from appliance.errors import UnsafePayload
+
+MAX_STRING = 96
+MAX_DEPTH = 8
+_HASH = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+
+
+def check_payload(payload: Any, path: str = "payload", depth: int = 0) -> None:
+    """Raise :class:`UnsafePayload` if anything in ``payload`` looks like free text."""
+    if depth > MAX_DEPTH:
+        raise UnsafePayload(f"{path}: nested deeper than {MAX_DEPTH} levels")
+    if payload is None or isinstance(payload, bool | int):
+        return
+    if isinstance(payload, float):
+        if not math.isfinite(payload):
+            raise UnsafePayload(f"{path}: non-finite number {payload!r}; store null instead")
+        return
+    if isinstance(payload, str):
+        if len(payload) > MAX_STRING and not _HASH.match(payload):
+            raise UnsafePayload(
+                f"{path}: string of {len(payload)} characters refused (limit {MAX_STRING}); "
+                "audit payloads carry counts, ids, hashes and metrics only — hash the text instead"
+            )
+        return
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            if not isinstance(key, str) or len(key) > MAX_STRING:
+                raise UnsafePayload(f"{path}: keys must be short strings")
+            check_payload(value, f"{path}.{key}", depth + 1)
+        return
+    if isinstance(payload, list | tuple):
+        for i, value in enumerate(payload):
+            check_payload(value, f"{path}[{i}]", depth + 1)
+        return
+    raise UnsafePayload(f"{path}: type {type(payload).__name__} is not allowed in an audit payload")

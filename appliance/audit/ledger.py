@@ -1,0 +1,172 @@
+"""The audit ledger: atomic, concurrent-safe appends and verification over SQLite.
+
+Appends run in one ``BEGIN IMMEDIATE`` transaction, so two processes appending at once serialise on
+SQLite's write lock and each sees the other's head. Payloads pass :func:`check_payload` first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from appliance.audit import signing
+from appliance.audit.chain import GENESIS, Break, canonical_json, event_hash, verify_rows
+from appliance.audit.guard import check_payload
+from appliance.config import default_actor
+from appliance.db import transaction, utc_now
+from appliance.errors import BadInput, ChainBroken
+
+_KIND_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    ts: str
+    actor: str
+    kind: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "actor": self.actor,
+            "kind": self.kind,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    count: int
+    head_hash: str
+    first_break: Break | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+def append_in_tx(conn: sqlite3.Connection, kind: str, payload: dict[str, Any], actor: str | None = None) -> Event:
+    """Append one event using an already-open write transaction on ``conn``.
+
+    Use this when the event must commit atomically with other writes (e.g. an import's records).
+    """
+    if not kind or not set(kind) <= _KIND_CHARS or len(kind) > 64:
+        raise BadInput(f"audit kind {kind!r} must be lowercase letters, digits, '.', '_' or '-'")
+    check_payload(payload)
+    actor = actor or default_actor()
+    if len(actor) > 64:
+        raise BadInput("actor name longer than 64 characters")
+    text = canonical_json(payload)
+    row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+    ts = utc_now()
+    digest = event_hash(prev, seq, ts, actor, kind, text)
+    conn.execute(
+        "INSERT INTO events (seq, ts, actor, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (seq, ts, actor, kind, text, prev, digest),
+    )
+    return Event(seq, ts, actor, kind, payload, prev, digest)
+
+
+class AuditLedger:
+    """Append-only, hash-chained event log stored in the ``events`` table."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+
+    def append(self, kind: str, payload: dict[str, Any], actor: str | None = None) -> Event:
+        """Append one event atomically (its own ``BEGIN IMMEDIATE`` transaction)."""
+        with transaction(self.db) as conn:
+            return append_in_tx(conn, kind, payload, actor)
+
+    def head(self) -> tuple[int, str]:
+        row = self.db.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS)
+
+    def hash_at(self, seq: int) -> str | None:
+        row = self.db.conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
+        return row[0] if row else None
+
+    def events(self, kind: str | None = None, limit: int | None = None) -> list[Event]:
+        sql = "SELECT seq, ts, actor, kind, payload, prev_hash, hash FROM events"
+        args: list[Any] = []
+        if kind:
+            sql += " WHERE kind = ?"
+            args.append(kind)
+        sql += " ORDER BY seq"
+        if limit:
+            sql = f"SELECT * FROM ({sql.replace(' ORDER BY seq', ' ORDER BY seq DESC')} LIMIT ?) ORDER BY seq"
+            args.append(limit)
+        return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in self.db.conn.execute(sql, args)]
+
+    def verify(self) -> VerifyResult:
+        """Recompute the chain from the genesis; report the first broken event."""
+        cur = self.db.conn.execute("SELECT seq, ts, actor, kind, payload, prev_hash, hash FROM events ORDER BY rowid")
+        cur.arraysize = 10_000
+        count, head, brk = verify_rows(_iter_rows(cur))
+        return VerifyResult(count, head, brk)
+
+    def verify_or_raise(self) -> VerifyResult:
+        res = self.verify()
+        if res.first_break is not None:
+            raise ChainBroken(
+                f"audit chain broken at event {res.first_break.seq}: {res.first_break.reason}",
+                seq=res.first_break.seq,
+                reason=res.first_break.reason,
+            )
+        return res
+
+    def signed_head(self, keys_dir: Path) -> dict[str, Any]:
+        """The head (seq, hash) with an Ed25519 signature and the key's fingerprint."""
+        seq, digest = self.head()
+        key = signing.load_private(keys_dir)
+        body = {"seq": seq, "hash": digest}
+        return {
+            **body,
+            "signature": signing.sign(key, body),
+            "public_key_fingerprint": signing.fingerprint(key.public_key()),
+            "public_key": signing.public_pem(key.public_key()).decode("ascii"),
+        }
+
+    def check_head(self, head: dict[str, Any], keys_dir: Path) -> None:
+        """Raise unless ``head`` is signed by this appliance and its (seq, hash) is in the chain."""
+        try:
+            body = {"seq": int(head["seq"]), "hash": str(head["hash"])}
+            sig = str(head["signature"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput("head file must be JSON with seq, hash and signature (from `audit head --out`)") from exc
+        own = signing.load_private(keys_dir).public_key()
+        signing.verify(own, body, sig)
+        have = self.hash_at(body["seq"])
+        if have is None:
+            raise ChainBroken(
+                f"signed head seq {body['seq']} is not in the chain (chain truncated or rewritten)",
+                seq=body["seq"],
+                reason="missing",
+            )
+        if have != body["hash"]:
+            raise ChainBroken(
+                f"event {body['seq']} hash differs from the signed head (chain rewritten)",
+                seq=body["seq"],
+                reason="rewritten",
+            )
+
+
+def _iter_rows(cur: sqlite3.Cursor):
+    while True:
+        batch = cur.fetchmany()
+        if not batch:
+            return
+        yield from batch

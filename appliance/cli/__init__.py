@@ -1,0 +1,1 @@
+"""Command-line interface: `cli/main.py` assembles one sub-app per stage."""

@@ -1,0 +1,79 @@
+"""`appliance audit log|head|verify`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from appliance.audit.chain import canonical_json
+from appliance.cli.common import console, new_app, print_json, state
+from appliance.errors import BadInput, ChainBroken
+
+app = new_app("Read and verify the hash-chained audit log.")
+
+
+@app.command("log")
+def log(
+    ctx: typer.Context,
+    kind: str | None = typer.Option(None, "--kind", help="only events of this kind"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="only the last N events"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON lines"),
+) -> None:
+    """List audit events (oldest first)."""
+    c = state(ctx).open()
+    events = c.ledger.events(kind=kind, limit=limit)
+    if as_json:
+        for ev in events:
+            typer.echo(canonical_json(ev.as_dict()))
+        return
+    table = Table("seq", "ts", "actor", "kind", "payload", "hash")
+    for ev in events:
+        table.add_row(str(ev.seq), ev.ts, ev.actor, ev.kind, canonical_json(ev.payload), ev.hash[:19] + "…")
+    console.print(table)
+
+
+@app.command("head")
+def head(
+    ctx: typer.Context,
+    out: Path | None = typer.Option(None, "--out", help="write the signed head as JSON to this file"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Print the chain head (seq + hash) signed with the appliance key."""
+    c = state(ctx).open()
+    signed = c.ledger.signed_head(c.ws.keys)
+    if out is not None:
+        out.write_text(json.dumps(signed, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(signed)
+        return
+    console.print(f"seq {signed['seq']}\nhash {signed['hash']}", markup=False)
+    console.print(f"signature {signed['signature']}", markup=False)
+    console.print(f"key {signed['public_key_fingerprint']}", markup=False)
+    if out is not None:
+        console.print(f"written to {out}", markup=False)
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    against_head: Path | None = typer.Option(
+        None, "--against-head", help="also require this signed head (from `audit head --out`) to be in the chain"
+    ),
+) -> None:
+    """Verify the chain: exit 0 'OK n events', or exit 4 with the first bad event and why."""
+    c = state(ctx).open()
+    res = c.ledger.verify_or_raise()
+    if against_head is not None:
+        try:
+            head_doc = json.loads(against_head.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadInput(f"cannot read head file {against_head}: {exc.__class__.__name__}") from None
+        if not isinstance(head_doc, dict):
+            raise BadInput(f"head file {against_head} must hold a JSON object")
+        c.ledger.check_head(head_doc, c.ws.keys)
+        if int(head_doc["seq"]) > res.count:
+            raise ChainBroken(f"signed head seq {head_doc['seq']} is beyond the chain's {res.count} events")
+    console.print(f"OK {res.count} events", markup=False)

@@ -1,0 +1,56 @@
+"""The `appliance` admin CLI: one Typer sub-app per pipeline stage.
+
+Exit codes (kept exact for every command): 0 ok; 1 bad input or configuration; 2 usage;
+3 refused by policy; 4 integrity failure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from appliance import __version__
+from appliance.cli import audit, init, models, policy
+from appliance.cli.common import ApplianceGroup, CliState
+
+app = typer.Typer(
+    cls=ApplianceGroup,
+    help="Privacy-first synthetic text data appliance (air-gapped, audited).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"appliance {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(
+        None, "--home", envvar="APPLIANCE_HOME", help="workspace directory (default ./.appliance)"
+    ),
+    actor: str | None = typer.Option(None, "--actor", help="who is acting (default: the OS user)"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print version"),
+) -> None:
+    """Privacy-first synthetic text data appliance."""
+    ctx.obj = CliState(home=str(home) if home else None, actor=actor)
+
+
+app.command("init")(init.init)
+app.add_typer(policy.app, name="policy")
+app.add_typer(audit.app, name="audit")
+app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""`appliance models list|verify`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from appliance.cli.common import console, new_app, print_json, state
+from appliance.errors import ChecksumMismatch, ConfigError
+from appliance.models.registry import gguf_architecture, load_registry, locate, sha256_file
+
+app = new_app("List and verify the pinned local models.")
+
+
+def _rows(ctx: typer.Context, check: bool) -> list[dict]:
+    default, specs = load_registry()
+    ws = state(ctx).ws
+    rows = []
+    for name, spec in specs.items():
+        path = locate(spec, ws)
+        row = {
+            "name": name,
+            "default": name == default,
+            "file": spec.file,
+            "path": str(path) if path else None,
+            "size": path.stat().st_size if path else None,
+            "sha256": spec.sha256,
+            "architecture": gguf_architecture(path) if path else None,
+            "license": spec.license,
+            "status": "missing" if path is None else "present",
+        }
+        if check and path is not None:
+            row["status"] = "ok" if sha256_file(path) == spec.sha256 else "CHECKSUM MISMATCH"
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict]) -> Table:
+    t = Table("name", "file", "size", "sha256", "architecture", "license", "status")
+    for r in rows:
+        size = f"{r['size'] / 1e6:.1f} MB" if r["size"] else "-"
+        name = r["name"] + (" (default)" if r["default"] else "")
+        t.add_row(name, r["file"], size, r["sha256"][:16] + "…", r["architecture"] or "-", r["license"], r["status"])
+    return t
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List pinned models: file, size, sha256, GGUF architecture, license, whether fetched."""
+    rows = _rows(ctx, check=False)
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(_table(rows))
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="model name (default: every fetched model)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Check fetched models against their pinned SHA-256: exit 4 on a mismatch."""
+    rows = [r for r in _rows(ctx, check=True) if name is None or r["name"] == name]
+    if name is not None and not rows:
+        raise ConfigError(f"unknown model {name!r}; see `appliance models list`")
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(_table(rows))
+    bad = [r["name"] for r in rows if r["status"] == "CHECKSUM MISMATCH"]
+    if bad:
+        raise ChecksumMismatch(f"checksum mismatch for {', '.join(bad)} — delete the file(s) and run `make models`")
+    missing = [r["name"] for r in rows if r["status"] == "missing" and (r["default"] or name)]
+    if missing:
+        raise ConfigError(f"model(s) not fetched: {', '.join(missing)} — run `make models`")

