@@ -64,6 +64,21 @@ class PiiPolicy(_Strict):
     )
     custom_recognizers: list[CustomRecognizer] = Field(default_factory=list)
     context_words: dict[str, list[str]] = Field(default_factory=dict)
+    allow_list: list[str] = Field(
+        default_factory=list, description="terms never reported as PII, whatever a recognizer says (e.g. 'SSN')"
+    )
+    max_chunk_chars: int = Field(
+        default=100_000, ge=1_000, le=1_000_000, description="spaCy max_length; longer texts are chunked"
+    )
+    chunk_overlap_chars: int = Field(default=400, ge=50, description="overlap between chunks of a long text")
+    batch_size: int = Field(default=64, ge=1, le=10_000, description="texts per spaCy nlp.pipe batch")
+    n_process: int = Field(default=0, ge=0, le=64, description="scanning processes; 0: one per CPU core")
+
+    @model_validator(mode="after")
+    def _overlap(self) -> PiiPolicy:
+        if self.chunk_overlap_chars * 2 >= self.max_chunk_chars:
+            raise ValueError("chunk_overlap_chars must be less than half of max_chunk_chars")
+        return self
 
     @field_validator("entities")
     @classmethod
