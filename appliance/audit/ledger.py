@@ -7,7 +7,9 @@ SQLite's write lock and each sees the other's head. Payloads pass :func:`check_p
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import sqlite3
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,38 @@ class AuditLedger:
                 seq=body["seq"],
                 reason="rewritten",
             )
+
+
+PARALLEL_MIN = 200_000
+
+
+def _verify_segment(path: str, lo: int, hi: int) -> tuple[int, str, str, bool]:
+    """Worker: verify rows lo..hi against their stored parents; returns (count, first_prev, head, ok)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        first = conn.execute("SELECT prev_hash FROM events WHERE seq = ?", (lo,)).fetchone()
+        if first is None:
+            return 0, "", "", False
+        count, head, brk = verify_rows(_iter_rows(AuditLedger._cursor(conn, lo, hi)), lo, first[0])
+        return count, first[0], head, brk is None and count == hi - lo + 1
+    finally:
+        conn.close()
+
+
+def _verify_parallel(path: str, n: int, workers: int) -> VerifyResult | None:
+    """Verify a contiguous chain 1..n in segments; None when anything fails (caller re-checks)."""
+    bounds = [(1 + n * i // workers, n * (i + 1) // workers) for i in range(workers)]
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        parts = list(pool.map(_verify_segment, [path] * workers, *zip(*bounds, strict=True)))
+    expected_prev = GENESIS
+    total = 0
+    for count, first_prev, head, ok in parts:
+        if not ok or first_prev != expected_prev:
+            return None
+        expected_prev = head
+        total += count
+    return VerifyResult(total, expected_prev, None)
 
 
 def _iter_rows(cur: sqlite3.Cursor):

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from appliance.audit.chain import canonical_json
 from appliance.cli.common import console, new_app, print_json, state
@@ -29,10 +28,8 @@ def log(
         for ev in events:
             typer.echo(canonical_json(ev.as_dict()))
         return
-    table = Table("seq", "ts", "actor", "kind", "payload", "hash")
     for ev in events:
-        table.add_row(str(ev.seq), ev.ts, ev.actor, ev.kind, canonical_json(ev.payload), ev.hash[:19] + "…")
-    console.print(table)
+        typer.echo(f"{ev.seq:>6}  {ev.ts}  {ev.actor:<12}  {ev.kind:<22}  {ev.hash[:19]}…  {canonical_json(ev.payload)}")
 
 
 @app.command("head")

@@ -1,0 +1,56 @@
+"""Shared fixtures: every test gets its own APPLIANCE_HOME; nothing touches a real workspace."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from appliance.cli.main import app
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Air-gapped by design: nothing may reach a model hub or a suffix list at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh workspace path for each test, set through APPLIANCE_HOME."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("APPLIANCE_HOME", str(h))
+    monkeypatch.setenv("APPLIANCE_ACTOR", "tester")
+    monkeypatch.setenv("APPLIANCE_MODELS_DIR", str(REPO / "models"))
+    return h
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+Invoke = Callable[..., "object"]
+
+
+@pytest.fixture
+def cli(runner: CliRunner) -> Callable:
+    """Run the CLI in-process: ``cli("audit", "verify")`` → Click Result (exit_code, stdout, stderr)."""
+
+    def run(*args: str, input: str | None = None):
+        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def workspace(cli: Callable, home: Path) -> Path:
+    """An initialised workspace."""
+    res = cli("init")
+    assert res.exit_code == 0, res.output
+    return home
