@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance.audit.chain import GENESIS, canonical_json, event_hash
+from appliance.audit.chain import canonical_json, event_hash
 from appliance.audit.ledger import AuditLedger
 from appliance.db import connect, migrate, transaction, utc_now
 

@@ -50,7 +50,7 @@ def test_no_false_alarms(tmp_path: Path, n: int) -> None:
 def _tamper(conn: sqlite3.Connection, kind: str) -> int:
     """Apply one tamper; return the first seq verify must report."""
     if kind == "edit_payload":
-        conn.execute("UPDATE events SET payload = '{\"i\":99,\"n\":10}' WHERE seq = 4")
+        conn.execute('UPDATE events SET payload = \'{"i":99,"n":10}\' WHERE seq = 4')
         return 4
     if kind == "edit_actor":
         conn.execute("UPDATE events SET actor = 'mallory' WHERE seq = 6")
@@ -212,3 +212,22 @@ def test_signed_head_and_rewrite_detection(tmp_path: Path) -> None:
     with pytest.raises(ChainBroken):
         led.check_head(head, ws.keys)
     assert json.loads(json.dumps(head))["seq"] == 5
+
+
+@pytest.mark.parametrize("kind", ["none", "edit_payload", "reorder", "delete_middle"])
+def test_parallel_verify_matches_sequential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    import appliance.audit.ledger as ledger_mod
+
+    monkeypatch.setattr(ledger_mod, "PARALLEL_MIN", 5)
+    path = tmp_path / "p.db"
+    make_ledger(path, 40).db.conn.close()
+    expected = None
+    if kind != "none":
+        conn = sqlite3.connect(path, isolation_level=None)
+        expected = _tamper(conn, kind)
+        conn.close()
+    led = AuditLedger(connect(path))
+    par = led.verify(workers=2)
+    seq = led.verify(workers=1)
+    assert par == seq
+    assert (par.first_break.seq if par.first_break else None) == expected
