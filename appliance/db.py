@@ -19,6 +19,9 @@ import sqlite_utils
 SCHEMA_MODULES = [
     "appliance.audit.schema",
     "appliance.store.schema",
+    "appliance.probes.schema",
+    "appliance.gate.schema",
+    "appliance.export.schema",
 ]
 
 Migration = Callable[[sqlite_utils.Database], None]

@@ -29,7 +29,9 @@ def log(
             typer.echo(canonical_json(ev.as_dict()))
         return
     for ev in events:
-        typer.echo(f"{ev.seq:>6}  {ev.ts}  {ev.actor:<12}  {ev.kind:<22}  {ev.hash[:19]}…  {canonical_json(ev.payload)}")
+        typer.echo(
+            f"{ev.seq:>6}  {ev.ts}  {ev.actor:<12}  {ev.kind:<22}  {ev.hash[:19]}…  {canonical_json(ev.payload)}"
+        )
 
 
 @app.command("head")
@@ -59,6 +61,9 @@ def verify(
     against_head: Path | None = typer.Option(
         None, "--against-head", help="also require this signed head (from `audit head --out`) to be in the chain"
     ),
+    export_manifest: Path | None = typer.Option(
+        None, "--export", help="also verify an export: PATH.manifest.json's signature, file SHA-256 and audit head"
+    ),
 ) -> None:
     """Verify the chain: exit 0 'OK n events', or exit 4 with the first bad event and why."""
     c = state(ctx).open()
@@ -73,4 +78,38 @@ def verify(
         c.ledger.check_head(head_doc, c.ws.keys)
         if int(head_doc["seq"]) > res.count:
             raise ChainBroken(f"signed head seq {head_doc['seq']} is beyond the chain's {res.count} events")
+    if export_manifest is not None:
+        from appliance.export.verify import verify_manifest
+
+        checked = verify_manifest(c.ledger, c.ws.keys, export_manifest)
+        console.print(
+            f"OK export {checked['export_id']}: signature, sha256 {checked['file_sha256']}, "
+            f"audit head seq {checked['audit_seq']} in chain",
+            markup=False,
+        )
     console.print(f"OK {res.count} events", markup=False)
+
+
+@app.command("report")
+def report(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained, print-friendly)"),
+    dataset: str | None = typer.Option(None, "--dataset", help="only this dataset"),
+) -> None:
+    """Write the compliance report: chain, budgets, training runs, PII, probes, gate decisions, exports, activity."""
+    from appliance.errors import NotFound
+    from appliance.export.writers import sha256_path
+    from appliance.report import write_report
+
+    c = state(ctx).open()
+    if (
+        dataset is not None
+        and c.db.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (dataset,)).fetchone() is None
+    ):
+        raise NotFound(f"unknown dataset {dataset!r} — see `appliance seeds list`")
+    if not out.expanduser().resolve().parent.is_dir():
+        raise BadInput(f"directory {out.parent} does not exist — create it or choose another --out")
+    path = write_report(c, out, dataset)
+    digest = sha256_path(path)
+    c.record("audit.report", {"sha256": digest, "dataset": dataset, "bytes": path.stat().st_size})
+    console.print(f"report written to {path} ({digest})", markup=False)

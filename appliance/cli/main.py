@@ -12,6 +12,8 @@ import typer
 
 from appliance import __version__
 from appliance.cli import audit, init, models, policy
+from appliance.cli import export as export_cli
+from appliance.cli import probe as probe_cli
 from appliance.cli.common import ApplianceGroup, CliState
 
 app = typer.Typer(
@@ -46,6 +48,8 @@ app.command("init")(init.init)
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
+app.command("probe")(probe_cli.probe)
+app.add_typer(export_cli.app, name="export")
 
 
 def main() -> None:

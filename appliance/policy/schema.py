@@ -171,6 +171,11 @@ class GatePolicy(_Strict):
     max_verbatim_leaks: int = Field(default=0, ge=0)
     min_mauve: Probability = 0.0
     require_evaluation: bool = True
+    max_canary_output_hits: int = Field(default=0, ge=0, description="generated outputs containing a canary secret")
+    probe_max_records: int = Field(default=400, ge=10, le=100_000, description="members and holdout scored per side")
+    probe_canary_candidates: int = Field(default=200, ge=20, le=100_000, description="random secrets per canary")
+    probe_bootstrap: int = Field(default=1000, ge=100, le=100_000, description="bootstrap resamples per interval")
+    probe_seed: int = Field(default=0, ge=0, description="seed for probe sampling and bootstrap")
 
 
 class ApprovalPolicy(_Strict):

@@ -1,0 +1,225 @@
+"""`appliance export`: approval → probes (run if missing) → gate → atomic file + signed manifest.
+
+Promises: nothing is written at ``--out`` unless the gate passed; the file appears whole or not at all
+(temporary file beside it, then ``os.replace``); the export's database row, the hashes of its records
+(provenance, so re-imports are flagged), the used approval and the ``export.complete`` audit event
+commit in one transaction, and the manifest anchors that event's (seq, hash) under the appliance's
+signature.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.audit.ledger import append_in_tx
+from appliance.context import Context
+from appliance.db import transaction, utc_now
+from appliance.errors import BadInput, NotFound
+from appliance.export import manifest as mf
+from appliance.export.writers import FORMATS, sha256_path, temp_beside, write_temp
+from appliance.gate import approval
+from appliance.gate.decide import Decision, decide
+from appliance.gate.facts import BatchFacts, gather
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: str
+    path: Path
+    manifest_path: Path
+    file_sha256: str
+    n_records: int
+    decision: Decision
+    probe_ran: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "export_id": self.export_id,
+            "path": str(self.path),
+            "manifest": str(self.manifest_path),
+            "file_sha256": self.file_sha256,
+            "records": self.n_records,
+            "gate": self.decision.as_dict(),
+            "probes_ran": self.probe_ran,
+        }
+
+
+def get_batch(ctx: Context, batch_id: str) -> dict[str, Any]:
+    cur = ctx.db.conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"unknown batch {batch_id!r} — see `appliance batches list`")
+    return dict(zip([c[0] for c in cur.description], row, strict=True))
+
+
+def kept_records(ctx: Context, batch_id: str, labeled: bool) -> list[dict[str, Any]]:
+    rows = ctx.db.conn.execute(
+        "SELECT text, label FROM outputs WHERE batch_id = ? AND status = 'kept' ORDER BY idx", (batch_id,)
+    ).fetchall()
+    return [{"text": t, "label": lab} if labeled else {"text": t} for t, lab in rows]
+
+
+def _check_out(out: Path, fmt: str) -> Path:
+    if fmt not in FORMATS:
+        raise BadInput(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = out.expanduser().resolve()
+    if not out.parent.is_dir():
+        raise BadInput(f"directory {out.parent} does not exist — create it or choose another --out")
+    for p in (out, mf.manifest_path(out)):
+        if p.exists():
+            raise BadInput(f"{p} already exists — exports never overwrite; choose another --out")
+    return out
+
+
+def _manifest_body(
+    ctx: Context,
+    bf: BatchFacts,
+    eid: str,
+    out: Path,
+    fmt: str,
+    digest: str,
+    n: int,
+    nbytes: int,
+    req: dict[str, Any] | None,
+    decision: Decision,
+    head: tuple[int, str],
+) -> dict[str, Any]:
+    b, p, f = bf.batch, bf.prompt, bf.facts
+    probe = bf.probe
+    return {
+        "manifest_version": mf.VERSION,
+        "export_id": eid,
+        "created_at": utc_now(),
+        "actor": ctx.actor,
+        "dataset": b["dataset"],
+        "batch": {"id": b["id"], "mode": b["mode"], "label": b.get("label"), "created_at": b["created_at"]},
+        "prompt": None
+        if p is None
+        else {
+            "id": p["id"],
+            "artifact_sha256": p["artifact_sha256"],
+            "dp": bool(p["dp"]),
+            "accountant": p["accountant"],
+            "noise_multiplier": p["noise_multiplier"],
+            "steps": p["steps"],
+            "sample_rate": p["sample_rate"],
+        },
+        "model": {"name": b["model_name"], "sha256": b["model_sha256"]},
+        "policy_sha256": ctx.policy_sha256,
+        "privacy": {
+            "dp": f.dp,
+            "epsilon": f.epsilon,
+            "delta": f.delta,
+            "dataset_epsilon_spent": f.dataset_epsilon,
+            "dataset_epsilon_cap": ctx.policy.privacy.dataset_epsilon_cap,
+        },
+        "metrics": {
+            "evaluation": None if bf.evaluation is None else bf.evaluation.get("metrics"),
+            "curation": None
+            if bf.curation is None
+            else {k: bf.curation[k] for k in ("n_total", "n_kept", "n_dropped", "kept_pii_hits", "kept_leak_hits")},
+        },
+        "probes": None
+        if probe is None
+        else {"id": probe["id"], "summary": probe["summary"], "metrics": probe["metrics"]},
+        "gate": {
+            "enabled": decision.enabled,
+            "passed": decision.passed,
+            "decision_id": decision.id,
+            "checks": [c.as_dict() for c in decision.checks],
+        },
+        "approval": None
+        if req is None
+        else {"request_id": req["id"], "requested_by": req["requested_by"], "approved_by": req["approved_by"]},
+        "file": {"name": out.name, "format": fmt, "sha256": digest, "bytes": nbytes, "records": n},
+        "audit_head": {"seq": head[0], "hash": head[1]},
+    }
+
+
+def export_batch(
+    ctx: Context, batch_id: str, out: Path, fmt: str = "jsonl", *, run_probes: bool = True
+) -> ExportResult:
+    """Export the kept outputs of ``batch_id`` to ``out`` if the gate passes."""
+    out = _check_out(out, fmt)
+    batch = get_batch(ctx, batch_id)
+    req = approval.approved_request(ctx.db.conn, batch_id) if ctx.policy.approval.required else None
+    bf = gather(ctx.db, batch)
+    probe_ran = False
+    if bf.probe is None and run_probes and ctx.policy.gate.enabled:
+        from appliance.probes.runner import run_probes as probe_batch
+
+        probe_batch(ctx, batch_id)
+        probe_ran = True
+        bf = gather(ctx.db, batch)
+    decision = decide(ctx, bf)  # raises GateRefused (exit 3) after recording the refusal
+    labeled = ctx.db.conn.execute("SELECT label_field FROM datasets WHERE name = ?", (batch["dataset"],)).fetchone()
+    records = kept_records(ctx, batch_id, labeled is not None and labeled[0] is not None)
+    eid = "x-" + secrets.token_hex(6)
+    tmp = write_temp(out, records, fmt)
+    tmp_manifest = temp_beside(mf.manifest_path(out))
+    try:
+        digest = sha256_path(tmp)
+        nbytes = tmp.stat().st_size
+        from appliance.curate.provenance import record_export_hashes
+        from appliance.curate.text import text_hash
+
+        with transaction(ctx.db) as conn:
+            if req is not None:
+                approval.mark_used(conn, req["id"], eid)
+            n_new = record_export_hashes(conn, [text_hash(r["text"]) for r in records], eid)
+            ev = append_in_tx(
+                conn,
+                "export.complete",
+                {
+                    "export_id": eid,
+                    "batch_id": batch_id,
+                    "dataset": batch["dataset"],
+                    "format": fmt,
+                    "file_sha256": digest,
+                    "bytes": nbytes,
+                    "records": len(records),
+                    "new_record_hashes": n_new,
+                    "gate_decision_id": decision.id,
+                    "request_id": req["id"] if req else None,
+                    "prompt_id": batch.get("prompt_id"),
+                    "model_sha256": batch["model_sha256"],
+                    "policy_sha256": ctx.policy_sha256,
+                },
+                ctx.actor,
+            )
+            body = _manifest_body(
+                ctx, bf, eid, out, fmt, digest, len(records), nbytes, req, decision, (ev.seq, ev.hash)
+            )
+            doc = mf.sign(body, ctx.ws.keys)
+            text = mf.dumps(doc)
+            tmp_manifest.write_text(text, encoding="utf-8")
+            conn.execute(
+                "INSERT INTO exports (id, batch_id, dataset, path, format, file_sha256, n_records, manifest_path,"
+                " manifest_sha256, request_id, gate_decision_id, actor, event_seq, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    eid,
+                    batch_id,
+                    batch["dataset"],
+                    str(out),
+                    fmt,
+                    digest,
+                    len(records),
+                    str(mf.manifest_path(out)),
+                    sha256_path(tmp_manifest),
+                    req["id"] if req else None,
+                    decision.id,
+                    ctx.actor,
+                    ev.seq,
+                    utc_now(),
+                ),
+            )
+        tmp.replace(out)
+        tmp_manifest.replace(mf.manifest_path(out))
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp_manifest.unlink(missing_ok=True)
+    return ExportResult(eid, out, mf.manifest_path(out), digest, len(records), decision, probe_ran)

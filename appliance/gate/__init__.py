@@ -1,0 +1,1 @@
+"""Gate stage: decides whether a batch may leave the appliance (DP, budget, probes, PII, leaks, quality)."""

@@ -1,0 +1,88 @@
+"""The gate decision: run the checks on a batch's facts, record the decision, refuse on any failure.
+
+Every decision — passed, refused, or the gate switched off by policy — is stored in ``gate_decisions``
+and appended to the audit chain in the same transaction, before anything is written outside the
+appliance. A refusal raises :class:`GateRefused` (exit 3) listing each failed check with its value
+and threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.audit.ledger import append_in_tx
+from appliance.context import Context
+from appliance.db import transaction, utc_now
+from appliance.errors import GateRefused
+from appliance.gate.checks import Check, describe, evaluate, failures
+from appliance.gate.facts import BatchFacts
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: int
+    passed: bool
+    enabled: bool
+    checks: list[Check]
+    failures: list[dict[str, Any]]
+    event_seq: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "passed": self.passed,
+            "enabled": self.enabled,
+            "checks": [c.as_dict() for c in self.checks],
+            "failures": self.failures,
+        }
+
+
+def decide(ctx: Context, bf: BatchFacts) -> Decision:
+    """Check ``bf`` against the policy's gate; record the decision; raise :class:`GateRefused` if it failed."""
+    gate = ctx.policy.gate
+    checks = evaluate(bf.facts, gate, ctx.policy.privacy) if gate.enabled else []
+    failed = failures(checks)
+    passed = not failed
+    batch = bf.batch
+    kind = "gate.passed" if passed and gate.enabled else ("gate.refused" if gate.enabled else "gate.disabled")
+    payload = {
+        "batch_id": batch["id"],
+        "dataset": batch["dataset"],
+        "prompt_id": batch.get("prompt_id"),
+        "model_sha256": batch["model_sha256"],
+        "probe_id": bf.probe["id"] if bf.probe else None,
+        "enabled": gate.enabled,
+        "passed": passed,
+        "n_checks": len(checks),
+        "failures": failed,
+        "policy_sha256": ctx.policy_sha256,
+    }
+    with transaction(ctx.db) as conn:
+        ev = append_in_tx(conn, kind, payload, ctx.actor)
+        cur = conn.execute(
+            "INSERT INTO gate_decisions (batch_id, dataset, passed, enabled, checks, failures, probe_id, policy_sha256,"
+            " actor, event_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                batch["id"],
+                batch["dataset"],
+                int(passed),
+                int(gate.enabled),
+                json.dumps([c.as_dict() for c in checks]),
+                json.dumps(failed),
+                payload["probe_id"],
+                ctx.policy_sha256,
+                ctx.actor,
+                ev.seq,
+                utc_now(),
+            ),
+        )
+        decision_id = int(cur.lastrowid or 0)
+    if not passed:
+        raise GateRefused(
+            f"export of batch {batch['id']} refused by the gate: {len(failed)} check(s) failed — {describe(failed)}"
+            " (see `appliance probe`, `appliance audit report`; fix the data or the policy)",
+            failed,
+        )
+    return Decision(decision_id, passed, gate.enabled, checks, failed, ev.seq)

@@ -1,0 +1,120 @@
+"""What the gate knows about a batch: DP and budget from the prompt and ledger, curation counters,
+the evaluation record and the latest probe record — read from the database, numbers only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from appliance.gate.checks import GateFacts
+
+
+@dataclass(frozen=True)
+class BatchFacts:
+    """The gate's facts plus the rows they came from (for the manifest)."""
+
+    facts: GateFacts
+    batch: dict[str, Any]
+    prompt: dict[str, Any] | None
+    curation: dict[str, Any] | None
+    evaluation: dict[str, Any] | None
+    probe: dict[str, Any] | None
+
+
+def _one(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
+    cur = conn.execute(sql, args)
+    row = cur.fetchone()
+    return None if row is None else dict(zip([c[0] for c in cur.description], row, strict=True))
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def dataset_epsilon(conn: sqlite3.Connection, dataset: str) -> tuple[float, float]:
+    """Privacy spent on ``dataset`` under basic composition: (Σ ε, Σ δ) of its charges."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(epsilon), 0), COALESCE(SUM(delta), 0) FROM privacy_charges WHERE dataset = ?", (dataset,)
+    ).fetchone()
+    return float(row[0]), float(row[1])
+
+
+def latest_curation(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
+    if not _has_table(conn, "curations"):
+        return None
+    return _one(conn, "SELECT * FROM curations WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,))
+
+
+def latest_evaluation(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
+    """The newest ``evaluations`` row of the batch with its JSON metrics parsed (None if never evaluated)."""
+    if not _has_table(conn, "evaluations"):
+        return None
+    row = _one(conn, "SELECT * FROM evaluations WHERE batch_id = ? ORDER BY rowid DESC LIMIT 1", (batch_id,))
+    if row is None:
+        return None
+    metrics = row.get("metrics")
+    row["metrics"] = json.loads(metrics) if isinstance(metrics, str) else (metrics or {})
+    return row
+
+
+def evaluation_value(evaluation: dict[str, Any] | None, key: str) -> float | None:
+    """A numeric metric of an evaluation, whether it is a column or inside the JSON metrics."""
+    if evaluation is None:
+        return None
+    for src in (evaluation, evaluation.get("metrics") or {}):
+        v = src.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+        if isinstance(v, dict) and isinstance(v.get("value"), int | float):
+            return float(v["value"])
+    return None
+
+
+def latest_probe(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
+    row = _one(
+        conn, "SELECT * FROM probes WHERE batch_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (batch_id,)
+    )
+    if row is not None:
+        for k in ("summary", "metrics", "curves"):
+            row[k] = json.loads(row[k])
+    return row
+
+
+def kept_count(conn: sqlite3.Connection, batch_id: str) -> int:
+    return int(
+        conn.execute("SELECT COUNT(*) FROM outputs WHERE batch_id = ? AND status = 'kept'", (batch_id,)).fetchone()[0]
+    )
+
+
+def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
+    """Collect every fact the gate checks for ``batch`` (a ``batches`` row)."""
+    conn = db.conn
+    prompt = _one(conn, "SELECT * FROM prompts WHERE id = ?", (batch["prompt_id"],)) if batch.get("prompt_id") else None
+    cur = latest_curation(conn, batch["id"])
+    ev = latest_evaluation(conn, batch["id"])
+    probe = latest_probe(conn, batch["id"])
+    summ = probe["summary"] if probe else {}
+    dp = bool(prompt and prompt["dp"] and prompt["exportable"] and batch["mode"] == "softprompt")
+    facts = GateFacts(
+        mode=str(batch["mode"]),
+        dp=dp,
+        epsilon=float(prompt["epsilon"]) if prompt and prompt["epsilon"] is not None else None,
+        delta=float(prompt["delta"]) if prompt and prompt["delta"] is not None else None,
+        dataset_epsilon=dataset_epsilon(conn, batch["dataset"])[0],
+        n_records=kept_count(conn, batch["id"]),
+        curated=cur is not None,
+        pii_findings=int(cur["kept_pii_hits"]) if cur else None,
+        verbatim_leaks=int(cur["kept_leak_hits"]) if cur else None,
+        evaluated=ev is not None,
+        mauve=evaluation_value(ev, "mauve"),
+        mia_auc=summ.get("mia_auc"),
+        tpr_at_1pct_fpr=summ.get("tpr_at_1pct_fpr"),
+        canary_exposure_bits=summ.get("canary_exposure_bits"),
+        canary_output_hits=summ.get("canary_output_hits"),
+        dcr_ratio=summ.get("dcr_ratio"),
+    )
+    return BatchFacts(facts, batch, prompt, cur, ev, probe)

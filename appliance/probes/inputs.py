@@ -1,0 +1,139 @@
+"""What the probes look at for one batch: members (train split) and holdout records, the batch's
+synthetic outputs, the prompt's canaries, and lazily-loaded engines (the llama.cpp model with the
+verified soft prompt; the sentence embedder). Use as a context manager: engines are freed on exit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from appliance.context import Context
+from appliance.errors import BadInput
+from appliance.probes.canaries import Canary, load_canaries
+from appliance.probes.scoring import LikelihoodScorer
+
+
+@dataclass(frozen=True)
+class Record:
+    text: str
+    label: str | None
+
+
+def _sample(items: list[Any], n: int, seed: int) -> list[Any]:
+    if len(items) <= n:
+        return items
+    idx = np.sort(np.random.default_rng(seed).choice(len(items), size=n, replace=False))
+    return [items[i] for i in idx]
+
+
+@dataclass
+class ProbeInputs:
+    ctx: Context
+    batch: dict[str, Any]
+    prompt: dict[str, Any] | None
+    members: list[Record]
+    holdout: list[Record]
+    synthetic: list[str]
+    canaries: list[Canary]
+    seed: int = 0
+    n_boot: int = 1000
+    n_candidates: int = 200
+    _backend: Any = field(default=None, repr=False)
+    _scorer: LikelihoodScorer | None = field(default=None, repr=False)
+
+    def scorer(self) -> LikelihoodScorer:
+        """The batch's model with the prompt's verified soft prompt (loaded once)."""
+        if self._scorer is None:
+            from appliance.generate.backend import build_backend
+            from appliance.generate.prompts import load_soft_prompt
+            from appliance.models.registry import verified_path
+
+            if self.prompt is None:
+                raise BadInput(f"batch {self.batch['id']} has no soft prompt to probe")
+            _, path, sha = verified_path(self.batch["model_name"], self.ctx.ws)
+            if sha != self.batch["model_sha256"]:
+                raise BadInput(
+                    f"batch {self.batch['id']} was generated with a different model file than"
+                    f" {self.batch['model_name']} now is — re-generate the batch"
+                )
+            g = self.ctx.policy.generation
+            self._backend = build_backend("llama.cpp", path, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=1)
+            sp = load_soft_prompt(
+                self.ctx.ws,
+                self.prompt,
+                model_name=self.batch["model_name"],
+                model_sha256=sha,
+                n_embd=self._backend.n_embd,
+            )
+            from appliance.probes.canaries import end_token_id
+
+            self._scorer = LikelihoodScorer(
+                self._backend,
+                sp.embeddings,
+                sp.meta,
+                end_id=end_token_id(self._backend, self.prompt),
+                max_tokens=self.ctx.policy.training.max_seq_tokens,
+            )
+        return self._scorer
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, str]:
+        """Sentence embeddings (the evaluation stage's MiniLM) and the embedding model's SHA-256."""
+        from appliance.evaluate.embed import default_embedder
+
+        emb = default_embedder()
+        return emb.encode(texts), emb.sha256
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+            self._scorer = None
+
+    def __enter__(self) -> ProbeInputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
+    """Members, holdout and synthetic texts of a batch (capped per policy), and the prompt's canaries."""
+    g = ctx.policy.gate
+    conn = ctx.db.conn
+    prompt = None
+    if batch.get("prompt_id"):
+        cur = conn.execute("SELECT * FROM prompts WHERE id = ?", (batch["prompt_id"],))
+        row = cur.fetchone()
+        prompt = None if row is None else dict(zip([c[0] for c in cur.description], row, strict=True))
+    label = prompt.get("label") if prompt else None
+    sql = "SELECT text, label FROM records WHERE dataset = ? AND split = ?"
+    args: tuple[Any, ...] = (batch["dataset"],)
+    if label is not None:
+        sql += " AND label = ?"
+    sides = []
+    for split in ("train", "holdout"):
+        a = (*args, split, label) if label is not None else (*args, split)
+        sides.append([Record(t, lab) for t, lab in conn.execute(sql + " ORDER BY id", a)])
+    syn = [
+        t
+        for (t,) in conn.execute(
+            "SELECT text FROM outputs WHERE batch_id = ? AND status != 'dropped' AND text != '' ORDER BY idx",
+            (batch["id"],),
+        )
+    ]
+    canaries = load_canaries(ctx, prompt) if prompt else []
+    return ProbeInputs(
+        ctx=ctx,
+        batch=batch,
+        prompt=prompt,
+        members=_sample(sides[0], g.probe_max_records, g.probe_seed),
+        holdout=_sample(sides[1], g.probe_max_records, g.probe_seed + 1),
+        synthetic=_sample(syn, g.probe_max_records, g.probe_seed + 2),
+        canaries=canaries,
+        seed=g.probe_seed,
+        n_boot=g.probe_bootstrap,
+        n_candidates=g.probe_canary_candidates,
+    )

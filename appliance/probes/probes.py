@@ -1,0 +1,155 @@
+"""The three privacy probes, registered in the order they run.
+
+- ``mia``: membership inference on the trained prompt — loss, Min-K% and reference-calibrated loss
+  (loss without the prompt minus loss with it, which cancels how hard a record is for the base model;
+  Carlini et al. 2021 "Extracting Training Data", §6.2 reference-model ratio) for members vs holdout.
+- ``canary``: exposure of each canary the trainer inserted, and canaries found in the batch's outputs.
+- ``dcr``: distance to closest record from the synthetic outputs to members vs holdout.
+
+Results carry numbers and record counts only; canaries are referred to by index, never by secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from appliance.probes import dcr
+from appliance.probes.exposure import estimated_exposure
+from appliance.probes.inputs import ProbeInputs
+from appliance.probes.likelihood import mean_loss, min_k_prob
+from appliance.probes.metrics import attack_summary, roc_curve
+from appliance.probes.registry import register
+
+MIN_K = 0.2
+CURVE_POINTS = 200
+
+
+def _curve(pos: np.ndarray, neg: np.ndarray) -> dict[str, list[float]]:
+    fpr, tpr, _ = roc_curve(pos, neg)
+    if fpr.size > CURVE_POINTS:
+        idx = np.unique(np.linspace(0, fpr.size - 1, CURVE_POINTS).round().astype(int))
+        fpr, tpr = fpr[idx], tpr[idx]
+    return {"fpr": [round(float(x), 5) for x in fpr], "tpr": [round(float(x), 5) for x in tpr]}
+
+
+@register("mia")
+class MembershipProbe:
+    name = "mia"
+
+    def applies(self, inputs: ProbeInputs) -> str | None:
+        if inputs.prompt is None:
+            return "no_prompt"
+        if not inputs.members or not inputs.holdout:
+            return "no_holdout" if inputs.members else "no_members"
+        return None
+
+    def run(self, inputs: ProbeInputs) -> dict[str, Any]:
+        sc = inputs.scorer()
+        scores: dict[str, tuple[list[float], list[float]]] = {
+            "loss": ([], []),
+            "min_k": ([], []),
+            "ref_calibrated": ([], []),
+        }
+        for side, records in ((0, inputs.members), (1, inputs.holdout)):
+            for r in records:
+                lp = sc.logprobs(r.text, r.label)
+                ref = sc.logprobs(r.text, r.label, with_prompt=False)
+                loss = mean_loss(lp)
+                scores["loss"][side].append(-loss)
+                scores["min_k"][side].append(min_k_prob(lp, MIN_K))
+                scores["ref_calibrated"][side].append(mean_loss(ref) - loss)
+        attacks, curves = {}, {}
+        for name, (pos, neg) in scores.items():
+            p, n = np.asarray(pos), np.asarray(neg)
+            attacks[name] = attack_summary(p, n, n_boot=inputs.n_boot, seed=inputs.seed)
+            curves[name] = _curve(p, n)
+        best = max(attacks, key=lambda k: attacks[k]["auc"])
+        return {
+            "attacks": attacks,
+            "best_attack": best,
+            "mia_auc": max(a["auc"] for a in attacks.values()),
+            "tpr_at_1pct_fpr": max(a["tpr_at_1pct_fpr"] for a in attacks.values()),
+            "mean_loss_members": float(-np.mean(scores["loss"][0])),
+            "mean_loss_holdout": float(-np.mean(scores["loss"][1])),
+            "curves": curves,
+        }
+
+
+@register("canary")
+class CanaryProbe:
+    name = "canary"
+
+    def applies(self, inputs: ProbeInputs) -> str | None:
+        if inputs.prompt is None:
+            return "no_prompt"
+        return None if inputs.canaries else "no_canaries"
+
+    def run(self, inputs: ProbeInputs) -> dict[str, Any]:
+        sc = inputs.scorer()
+        rng = np.random.default_rng(inputs.seed)
+        per: list[dict[str, Any]] = []
+        for i, c in enumerate(inputs.canaries):
+            true_loss = -float(sc.logprobs(c.text, c.label).sum())
+            space = 10**c.digits
+            cands: set[str] = set()
+            while len(cands) < min(inputs.n_candidates, space - 1):
+                s = str(int(rng.integers(0, space))).zfill(c.digits)
+                if s != c.secret:
+                    cands.add(s)
+            losses = np.array([-float(sc.logprobs(c.template.format(secret=s), c.label).sum()) for s in sorted(cands)])
+            per.append({"canary": i, **estimated_exposure(true_loss, losses, float(space))})
+        hits = sum(1 for t in inputs.synthetic if any(c.secret in t for c in inputs.canaries))
+        exp = [p["exposure_bits"] for p in per]
+        return {
+            "canaries": per,
+            "n_canaries": len(per),
+            "max_exposure_bits": max(exp),
+            "mean_exposure_bits": float(np.mean(exp)),
+            "max_sample_exposure_bits": max(p["sample_exposure_bits"] for p in per),
+            "output_hits": hits,
+            "n_outputs_searched": len(inputs.synthetic),
+        }
+
+
+@register("dcr")
+class DcrProbe:
+    name = "dcr"
+
+    def applies(self, inputs: ProbeInputs) -> str | None:
+        if not inputs.synthetic:
+            return "no_synthetic"
+        if not inputs.members or not inputs.holdout:
+            return "no_holdout" if inputs.members else "no_members"
+        return None
+
+    def run(self, inputs: ProbeInputs) -> dict[str, Any]:
+        mem = [r.text for r in inputs.members]
+        hold = [r.text for r in inputs.holdout]
+        syn = list(inputs.synthetic)
+        emb, emb_sha = inputs.embed([*mem, *hold, *syn])
+        e_m, e_h, e_s = emb[: len(mem)], emb[len(mem) : len(mem) + len(hold)], emb[len(mem) + len(hold) :]
+        embedding = dcr.dcr_summary(dcr.cosine_distances(e_s, e_m), dcr.cosine_distances(e_s, e_h), seed=inputs.seed)
+        g_m, g_h, g_s = ([dcr.word_ngrams(t) for t in ts] for ts in (mem, hold, syn))
+        ngram = dcr.dcr_summary(dcr.jaccard_distances(g_s, g_m), dcr.jaccard_distances(g_s, g_h), seed=inputs.seed)
+        return {
+            "embedding": embedding,
+            "ngram": ngram,
+            "dcr_ratio": min(embedding["ratio"], ngram["ratio"]),
+            "attack_auc": max(embedding["attack_auc"], ngram["attack_auc"]),
+            "embedding_sha256": emb_sha,
+        }
+
+
+def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The numbers the gate compares (None where a probe did not apply)."""
+    mia, can, d = results.get("mia", {}), results.get("canary", {}), results.get("dcr", {})
+    return {
+        "mia_auc": mia.get("mia_auc"),
+        "tpr_at_1pct_fpr": mia.get("tpr_at_1pct_fpr"),
+        "canary_exposure_bits": can.get("max_exposure_bits"),
+        "canary_output_hits": can.get("output_hits"),
+        "dcr_ratio": d.get("dcr_ratio"),
+        "dcr_attack_auc": d.get("attack_auc"),
+    }

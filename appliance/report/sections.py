@@ -1,0 +1,302 @@
+"""The report's sections, each a function of :class:`ReportData` returning one ``<section>`` of HTML."""
+
+from __future__ import annotations
+
+from collections import Counter
+from html import escape
+from typing import Any
+
+from appliance.report import plots
+from appliance.report.data import ReportData
+from appliance.report.widgets import badge, fmt, short, table
+
+
+def chain_section(d: ReportData) -> str:
+    c = d.chain
+    status = badge(c["ok"], "INTACT", "BROKEN")
+    brk = (
+        ""
+        if c["ok"]
+        else f'<p class="fail">first broken event: {c["break_seq"]} — {escape(str(c["break_reason"]))}</p>'
+    )
+    return (
+        f'<section id="chain"><h2>Audit chain</h2><p>Status {status} — {c["count"]} events verified.</p>{brk}'
+        + table(
+            ["head seq", "head hash", "signing key"],
+            [
+                [
+                    str(c["head_seq"]),
+                    f"<code>{escape(c['head_hash'])}</code>",
+                    f"<code>{escape(str(c['key_fingerprint']))}</code>",
+                ]
+            ],
+        )
+        + "</section>"
+    )
+
+
+def datasets_section(d: ReportData) -> str:
+    rows = [
+        [
+            escape(r["name"]),
+            fmt(r["created_at"]),
+            fmt(r["n_records"]),
+            fmt(r["n_train"]),
+            fmt(r["n_holdout"]),
+            fmt(r["n_dropped"]),
+            f'<span class="{"fail" if r["epsilon_spent"] > r["epsilon_cap"] else "pass"}">'
+            f"{fmt(r['epsilon_spent'])} / {fmt(r['epsilon_cap'])}</span>",
+            fmt(r["delta_spent"]),
+            fmt(r["n_charges"]),
+        ]
+        for r in d.datasets
+    ]
+    chart = f"<figure>{plots.budget_chart(d.datasets)}</figure>" if d.datasets else ""
+    return (
+        '<section id="datasets"><h2>Datasets and privacy budget</h2>'
+        + table(
+            [
+                "dataset",
+                "imported",
+                "records",
+                "train",
+                "holdout",
+                "dropped (PII)",
+                "ε spent / cap",
+                "δ spent",
+                "charges",
+            ],
+            rows,
+        )
+        + chart
+        + "</section>"
+    )
+
+
+def runs_section(d: ReportData) -> str:
+    rows = [
+        [
+            f"<code>{escape(r['id'])}</code>",
+            escape(r["dataset"]),
+            escape(r["model_name"]),
+            badge(bool(r["dp"]), "DP", "NON-DP"),
+            fmt(r["epsilon"]),
+            fmt(r["delta"]),
+            fmt(r["accountant"]),
+            fmt(r["noise_multiplier"]),
+            fmt(r["steps"]),
+            fmt(r["secure_noise"]),
+            fmt(bool(r["exportable"])),
+            fmt(r["actor"]),
+            fmt(r["created_at"]),
+        ]
+        for r in d.runs
+    ]
+    return (
+        '<section id="training"><h2>Training runs</h2>'
+        + table(
+            [
+                "prompt",
+                "dataset",
+                "model",
+                "mode",
+                "ε",
+                "δ",
+                "accountant",
+                "noise σ",
+                "steps",
+                "secure noise",
+                "exportable",
+                "by",
+                "when",
+            ],
+            rows,
+        )
+        + "</section>"
+    )
+
+
+def pii_section(d: ReportData) -> str:
+    imp = sum(d.pii_import.values(), Counter())
+    out = sum(d.pii_output.values(), Counter())
+    types = sorted(set(imp) | set(out))
+    rows = [[escape(t), fmt(imp.get(t, 0)), fmt(out.get(t, 0))] for t in types]
+    per_batch = [
+        [
+            f"<code>{escape(b)}</code>",
+            fmt(sum(c.values())),
+            escape(", ".join(f"{k} {n}" for k, n in sorted(c.items())) or "—"),
+        ]
+        for b, c in d.pii_output.items()
+    ]
+    chart = f"<figure>{plots.pii_chart(imp, out)}</figure>" if types else ""
+    return (
+        '<section id="pii"><h2>PII findings per type</h2><p class="muted">Types and counts only; values are never'
+        " stored.</p>"
+        + table(["entity type", "at import (seeds)", "at output (generated)"], rows)
+        + chart
+        + "<h3>Per batch (output scan)</h3>"
+        + table(["batch", "findings", "by type"], per_batch)
+        + "</section>"
+    )
+
+
+def _probe(p: dict[str, Any], th: dict[str, Any]) -> str:
+    s = p["summary"]
+    checks = [
+        ("MIA AUC (best attack)", s.get("mia_auc"), "≤", th["max_mia_auc"]),
+        ("TPR at 1% FPR", s.get("tpr_at_1pct_fpr"), "≤", th["max_tpr_at_1pct_fpr"]),
+        ("canary exposure (bits, max)", s.get("canary_exposure_bits"), "≤", th["max_canary_exposure_bits"]),
+        ("canaries found in outputs", s.get("canary_output_hits"), "≤", 0),
+        ("DCR ratio (members / holdout)", s.get("dcr_ratio"), "≥", th["min_dcr_ratio"]),
+    ]
+    rows = []
+    for name, val, op, t in checks:
+        ok = val is not None and (val <= t if op == "≤" else val >= t)
+        rows.append([escape(name), f'<span class="{"pass" if ok else "fail"}">{fmt(val)}</span>', f"{op} {fmt(t)}"])
+    attacks = p["metrics"].get("mia", {}).get("attacks", {})
+    arows = [
+        [
+            escape(k),
+            f"{fmt(a['auc'])} [{fmt(a['auc_ci'][0])}, {fmt(a['auc_ci'][1])}]",
+            f"{fmt(a['tpr_at_1pct_fpr'])} [{fmt(a['tpr_at_1pct_fpr_ci'][0])}, {fmt(a['tpr_at_1pct_fpr_ci'][1])}]",
+            fmt(a["n_members"]),
+            fmt(a["n_holdout"]),
+        ]
+        for k, a in attacks.items()
+    ]
+    curves = p.get("curves") or {}
+    fig = f"<figure>{plots.roc_chart(curves, {k: a['auc'] for k, a in attacks.items()})}</figure>" if curves else ""
+    head = (
+        f"<h3>Batch <code>{escape(p['batch_id'])}</code> — prompt <code>{escape(str(p['prompt_id']))}</code>,"
+        f" {escape(p['created_at'])} by {escape(p['actor'])}</h3>"
+    )
+    return (
+        head
+        + '<div class="probe"><div>'
+        + table(["metric", "value", "threshold"], rows)
+        + table(["attack", "AUC [95% CI]", "TPR@1%FPR [95% CI]", "members", "holdout"], arows, "not applicable")
+        + f"</div><div>{fig}</div></div>"
+    )
+
+
+def probes_section(d: ReportData) -> str:
+    body = "".join(_probe(p, d.thresholds) for p in d.probes) or '<p class="muted">no probe runs recorded</p>'
+    return (
+        '<section id="probes"><h2>Privacy probes</h2><p class="muted">Membership inference (loss, Min-K%,'
+        " reference-calibrated loss) members vs holdout; canary exposure (Secret Sharer); distance to closest"
+        " record from synthetic data (Canary's Echo). Intervals: 95% bootstrap.</p>" + body + "</section>"
+    )
+
+
+def gate_section(d: ReportData) -> str:
+    rows = []
+    for g in d.gate:
+        state = (
+            badge(bool(g["passed"]), "PASSED", "REFUSED")
+            if g["enabled"]
+            else '<span class="badge warn">DISABLED</span>'
+        )
+        reasons = (
+            "<br>".join(
+                f"{escape(f['check'])}: {fmt(f['value'])} (threshold {escape(f['op'])} {fmt(f['threshold'])})"
+                for f in g["failures"]
+            )
+            or "all checks passed"
+        )
+        rows.append(
+            [
+                fmt(g["created_at"]),
+                f"<code>{escape(g['batch_id'])}</code>",
+                state,
+                reasons,
+                escape(g["actor"]),
+                fmt(g["event_seq"]),
+            ]
+        )
+    return (
+        '<section id="gate"><h2>Gate decisions</h2>'
+        + table(["when", "batch", "decision", "reasons", "by", "audit seq"], rows)
+        + "</section>"
+    )
+
+
+def exports_section(d: ReportData) -> str:
+    rows = [
+        [
+            fmt(e["created_at"]),
+            f"<code>{escape(e['id'])}</code>",
+            f"<code>{escape(e['batch_id'])}</code>",
+            escape(e["path"].rsplit("/", 1)[-1]),
+            escape(e["format"]),
+            fmt(e["n_records"]),
+            f"<code>{escape(e['file_sha256'])}</code>",
+            escape(e["actor"]),
+            escape(f"{e['requested_by']} → {e['approved_by']}") if e.get("request_id") else "not required",
+            fmt(e["event_seq"]),
+        ]
+        for e in d.exports
+    ]
+    reqs = [
+        [
+            f"<code>{escape(r['id'])}</code>",
+            f"<code>{escape(r['batch_id'])}</code>",
+            escape(r["status"]),
+            escape(r["requested_by"]),
+            fmt(r["requested_at"]),
+            fmt(r["approved_by"]),
+            fmt(r["approved_at"]),
+        ]
+        for r in d.requests
+    ]
+    return (
+        '<section id="exports"><h2>Exports</h2>'
+        + table(
+            ["when", "export", "batch", "file", "format", "records", "sha256", "by", "four-eyes", "audit seq"], rows
+        )
+        + "<h3>Export requests (four-eyes)</h3>"
+        + table(["request", "batch", "status", "requested by", "at", "approved by", "at"], reqs)
+        + "</section>"
+    )
+
+
+def activity_section(d: ReportData) -> str:
+    who = [[escape(a), fmt(n)] for a, n in d.actors.most_common()]
+    rows = [
+        [
+            fmt(e["seq"]),
+            fmt(e["ts"]),
+            escape(e["actor"]),
+            escape(e["kind"]),
+            fmt(e["dataset"]),
+            fmt(e["batch_id"]),
+            short(e["hash"]),
+        ]
+        for e in reversed(d.activity)
+    ]
+    return (
+        '<section id="activity"><h2>Who did what, and when</h2>'
+        + table(["actor", "events"], who)
+        + f'<p class="muted">Newest {len(d.activity)} events first.</p>'
+        + table(["seq", "time (UTC)", "actor", "event", "dataset", "batch", "hash"], rows)
+        + "</section>"
+    )
+
+
+def summary_section(d: ReportData) -> str:
+    refused = sum(1 for g in d.gate if not g["passed"])
+    cards = [
+        ("audit chain", "intact" if d.chain["ok"] else "BROKEN"),
+        ("datasets", len(d.datasets)),
+        ("training runs", len(d.runs)),
+        ("exports", len(d.exports)),
+        ("gate refusals", refused),
+        ("probe runs", len(d.probes)),
+        ("gate", "on" if d.thresholds["gate_enabled"] else "OFF"),
+        ("four-eyes", "required" if d.thresholds["approval_required"] else "not required"),
+    ]
+    return (
+        '<div class="summary">'
+        + "".join(f'<div class="card">{escape(k)}<b>{fmt(val)}</b></div>' for k, val in cards)
+        + "</div>"
+    )

@@ -1,0 +1,264 @@
+"""`appliance export` through the gate, signed manifests, `audit verify --export`, four-eyes approval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from appliance.config import Workspace
+from appliance.context import Context
+from appliance.export.writers import read_back
+from tests.gate_fixtures import GOOD_SUMMARY, TEXTS, seed_workspace, write_policy
+
+
+def _events(home: Path, kind: str) -> list:
+    ctx = Context.open(Workspace(home))
+    try:
+        return ctx.ledger.events(kind=kind)
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def good(workspace: Path) -> str:
+    return seed_workspace(workspace)
+
+
+def test_export_passes_writes_file_and_signed_manifest(cli, workspace, good, tmp_path):
+    out = tmp_path / "synthetic.jsonl"
+    res = cli("export", good, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert "exported 5 records" in res.output
+    rows = read_back(out, "jsonl")
+    assert [r["text"] for r in rows] == [t.replace("my", "our") for t in TEXTS]
+    doc = json.loads((tmp_path / "synthetic.jsonl.manifest.json").read_text())
+    assert doc["dataset"] == "bank" and doc["batch"]["id"] == good and doc["prompt"]["id"] == f"pr-{good}"
+    assert doc["privacy"]["epsilon"] == 3.0 and doc["privacy"]["delta"] == 1e-5 and doc["privacy"]["dp"] is True
+    assert doc["model"]["sha256"] == "sha256:" + "3" * 64 and doc["policy_sha256"].startswith("sha256:")
+    assert doc["file"]["records"] == 5 and doc["file"]["sha256"].startswith("sha256:")
+    assert doc["probes"]["summary"] == GOOD_SUMMARY and doc["gate"]["passed"] is True
+    assert doc["metrics"]["curation"]["kept_pii_hits"] == 0
+    assert doc["signature"]["algorithm"] == "ed25519"
+    (ev,) = _events(workspace, "export.complete")
+    assert (doc["audit_head"]["seq"], doc["audit_head"]["hash"]) == (ev.seq, ev.hash)
+    assert _events(workspace, "gate.passed")
+    ok = cli("audit", "verify", "--export", str(tmp_path / "synthetic.jsonl.manifest.json"))
+    assert ok.exit_code == 0, ok.output
+    assert "OK export" in ok.output
+
+
+def test_export_hashes_recorded_for_provenance(cli, workspace, good, tmp_path):
+    from appliance.curate.provenance import matches_exports
+
+    assert cli("export", good, "--out", str(tmp_path / "o.jsonl")).exit_code == 0
+    ctx = Context.open(Workspace(workspace))
+    assert matches_exports(ctx.db, [TEXTS[0].replace("my", "our"), "never exported"]) == [True, False]
+    ctx.close()
+
+
+def test_changed_byte_in_export_fails_verification(cli, good, tmp_path):
+    out = tmp_path / "o.jsonl"
+    assert cli("export", good, "--out", str(out)).exit_code == 0
+    data = bytearray(out.read_bytes())
+    data[10] ^= 0x01
+    out.write_bytes(bytes(data))
+    res = cli("audit", "verify", "--export", str(tmp_path / "o.jsonl.manifest.json"))
+    assert res.exit_code == 4
+    assert "modified" in res.output
+
+
+def test_tampered_manifest_fails_signature(cli, good, tmp_path):
+    out = tmp_path / "o.jsonl"
+    assert cli("export", good, "--out", str(out)).exit_code == 0
+    m = tmp_path / "o.jsonl.manifest.json"
+    doc = json.loads(m.read_text())
+    doc["privacy"]["epsilon"] = 0.1
+    m.write_text(json.dumps(doc))
+    res = cli("audit", "verify", "--export", str(m))
+    assert res.exit_code == 4 and "signature" in res.output
+
+
+def test_rewritten_chain_fails_export_verification(cli, workspace, good, tmp_path):
+    out = tmp_path / "o.jsonl"
+    assert cli("export", good, "--out", str(out)).exit_code == 0
+    doc = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
+    ctx = Context.open(Workspace(workspace))
+    ctx.db.conn.execute("UPDATE events SET hash = ? WHERE seq = ?", ("sha256:" + "f" * 64, doc["audit_head"]["seq"]))
+    ctx.close()
+    res = cli("audit", "verify", "--export", str(tmp_path / "o.jsonl.manifest.json"))
+    assert res.exit_code == 4
+
+
+def test_verify_export_missing_manifest_is_bad_input(cli, workspace, tmp_path):
+    res = cli("audit", "verify", "--export", str(tmp_path / "nope.manifest.json"))
+    assert res.exit_code == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_formats(cli, good, tmp_path, fmt):
+    out = tmp_path / f"o.{fmt}"
+    res = cli("export", good, "--out", str(out), "--format", fmt)
+    assert res.exit_code == 0, res.output
+    assert [r["text"] for r in read_back(out, fmt)] == [t.replace("my", "our") for t in TEXTS]
+    assert cli("audit", "verify", "--export", f"{out}.manifest.json").exit_code == 0
+
+
+def test_export_run_subcommand_is_the_same_command(cli, good, tmp_path):
+    res = cli("export", "run", good, "--out", str(tmp_path / "o.jsonl"), "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["records"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["b-nope", "--out", "{tmp}/o.jsonl"], 1),
+        (["b-test", "--out", "{tmp}/o.jsonl", "--format", "xml"], 1),
+        (["b-test", "--out", "{tmp}/missing/o.jsonl"], 1),
+        (["b-test"], 2),
+    ],
+)
+def test_export_bad_input(cli, good, tmp_path, args, code):
+    res = cli("export", *[a.format(tmp=tmp_path) for a in args])
+    assert res.exit_code == code, res.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_export_never_overwrites(cli, good, tmp_path):
+    out = tmp_path / "o.jsonl"
+    out.write_text("keep me")
+    assert cli("export", good, "--out", str(out)).exit_code == 1
+    assert out.read_text() == "keep me"
+
+
+def _refused(cli, home: Path, batch: str, tmp_path: Path, check: str):
+    out = tmp_path / "o.jsonl"
+    res = cli("export", batch, "--out", str(out))
+    assert res.exit_code == 3, res.output
+    assert check in res.output
+    assert not out.exists() and not Path(f"{out}.manifest.json").exists()
+    assert not list(tmp_path.glob(".o.jsonl*"))  # no temporary files left either
+    (ev,) = _events(home, "gate.refused")
+    assert check in [f["check"] for f in ev.payload["failures"]]
+    return res
+
+
+def test_non_dp_prompt_is_refused(cli, workspace, tmp_path):
+    b = seed_workspace(workspace, dp=False)
+    res = _refused(cli, workspace, b, tmp_path, "dp")
+    assert '"threshold": true' in res.output and '"value": false' in res.output
+
+
+def test_fewshot_batch_is_refused(cli, workspace, tmp_path):
+    b = seed_workspace(workspace, mode="fewshot")
+    _refused(cli, workspace, b, tmp_path, "dp")
+
+
+def test_epsilon_over_cap_is_refused(cli, workspace, tmp_path):
+    b = seed_workspace(workspace, epsilon=9.5)
+    res = _refused(cli, workspace, b, tmp_path, "epsilon")
+    assert '"value": 9.5' in res.output and '"threshold": 8.0' in res.output
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "threshold"),
+    [
+        ("mia_auc", 0.81, 0.6),
+        ("tpr_at_1pct_fpr", 0.3, 0.05),
+        ("canary_exposure_bits", 19.0, 10.0),
+        ("canary_output_hits", 2, 0),
+        ("dcr_ratio", 0.41, 0.8),
+    ],
+)
+def test_probe_threshold_failures_are_refused(cli, workspace, tmp_path, key, value, threshold):
+    b = seed_workspace(workspace, summary={**GOOD_SUMMARY, key: value})
+    res = _refused(cli, workspace, b, tmp_path, key)
+    line = next(ln for ln in res.output.splitlines() if f'"check": "{key}"' in ln)
+    assert json.loads(line.strip()[2:]) == {
+        "check": key,
+        "value": value,
+        "threshold": threshold,
+        "op": ">=" if key == "dcr_ratio" else "<=",
+    }
+
+
+@pytest.mark.parametrize(
+    ("kw", "check"),
+    [
+        ({"kept_pii": 2}, "pii_findings"),
+        ({"kept_leaks": 1}, "verbatim_leaks"),
+        ({"curated": False}, "curated"),
+        ({"evaluated": False}, "evaluation"),
+    ],
+)
+def test_curation_and_evaluation_failures_are_refused(cli, workspace, tmp_path, kw, check):
+    b = seed_workspace(workspace, **kw)
+    _refused(cli, workspace, b, tmp_path, check)
+
+
+def test_min_mauve_is_enforced(cli, workspace, tmp_path):
+    write_policy(workspace, gate={"min_mauve": 0.95})
+    b = seed_workspace(workspace, mauve=0.5)
+    _refused(cli, workspace, b, tmp_path, "mauve")
+
+
+def test_every_failure_is_listed(cli, workspace, tmp_path):
+    b = seed_workspace(workspace, dp=False, summary={**GOOD_SUMMARY, "mia_auc": 0.9, "dcr_ratio": 0.1}, kept_pii=3)
+    res = cli("export", b, "--out", str(tmp_path / "o.jsonl"))
+    assert res.exit_code == 3
+    for check in ("dp", "epsilon", "mia_auc", "dcr_ratio", "pii_findings"):
+        assert f'"check": "{check}"' in res.output
+
+
+def test_disabled_gate_exports_and_is_audited(cli, workspace, tmp_path):
+    write_policy(workspace, gate={"enabled": False})
+    b = seed_workspace(workspace, dp=False)
+    res = cli("export", b, "--out", str(tmp_path / "o.jsonl"))
+    assert res.exit_code == 0 and "DISABLED" in res.output
+    assert _events(workspace, "gate.disabled")
+    assert json.loads((tmp_path / "o.jsonl.manifest.json").read_text())["gate"]["enabled"] is False
+
+
+def test_four_eyes(cli, runner, workspace, tmp_path):
+    from appliance.cli.main import app
+
+    write_policy(workspace, approval={"required": True})
+    b = seed_workspace(workspace)
+    out = tmp_path / "o.jsonl"
+
+    def as_(actor: str, *args: str):
+        return runner.invoke(app, ["--actor", actor, *args], catch_exceptions=False)
+
+    res = as_("alice", "export", b, "--out", str(out))
+    assert res.exit_code == 3 and "four-eyes" in res.output and not out.exists()
+    req = as_("alice", "export", "request", b, "--json")
+    assert req.exit_code == 0, req.output
+    rid = json.loads(req.stdout)["id"]
+    same = as_("alice", "export", "approve", rid)
+    assert same.exit_code == 3 and "cannot approve" in same.output
+    assert as_("alice", "export", b, "--out", str(out)).exit_code == 3
+    ok = as_("bob", "export", "approve", rid)
+    assert ok.exit_code == 0, ok.output
+    assert as_("bob", "export", "approve", rid).exit_code == 1  # already approved
+    done = as_("carol", "export", b, "--out", str(out))
+    assert done.exit_code == 0, done.output
+    doc = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
+    assert doc["approval"] == {"request_id": rid, "requested_by": "alice", "approved_by": "bob"}
+    again = as_("carol", "export", b, "--out", str(tmp_path / "o2.jsonl"))
+    assert again.exit_code == 3  # the approval was used up
+    kinds = [e.kind for e in _events(workspace, "export.approve_refused")]
+    assert kinds == ["export.approve_refused"]
+
+
+def test_request_and_approve_unknown_ids(cli, workspace):
+    assert cli("export", "request", "b-nope").exit_code == 1
+    assert cli("export", "approve", "r-nope").exit_code == 1
+
+
+def test_export_help_lists_subcommands(cli):
+    res = cli("export", "--help")
+    assert res.exit_code == 0
+    for word in ("run", "request", "approve"):
+        assert word in res.output
