@@ -14,6 +14,7 @@ from appliance import __version__
 from appliance.cli import audit, init, models, policy
 from appliance.cli import export as export_cli
 from appliance.cli import probe as probe_cli
+from appliance.cli import seeds as seeds_cli
 from appliance.cli.common import ApplianceGroup, CliState
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.command("probe")(probe_cli.probe)
 app.add_typer(export_cli.app, name="export")
+app.add_typer(seeds_cli.app, name="seeds")
 
 
 def main() -> None:

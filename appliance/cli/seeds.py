@@ -1,0 +1,195 @@
+"""`appliance seeds import|scan|list|show`: bring seed data in through the PII stage.
+
+Output shows types, counts, offsets and redacted text only — never a raw seed or PII value.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from appliance.cli.common import console, err_console, new_app, print_json, state
+from appliance.errors import BadInput, NotFound
+from appliance.ingest import import_seeds, read_seeds
+from appliance.ingest.importer import bad_lines_message
+from appliance.pii import PiiPipeline
+
+app = new_app("Import, scan and inspect seed datasets (PII is scanned and redacted before storage).")
+
+MAX_SKIPPED_SHOWN = 50
+
+
+class Format(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+    txt = "txt"
+
+
+FILE_ARG = typer.Argument(..., help="seed file: JSONL, CSV (with header) or TXT (one record per line)")
+TEXT_FIELD = typer.Option("text", "--text-field", help="JSONL key / CSV column holding the text")
+FORMAT = typer.Option(None, "--format", help="file format (default: from the extension)")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Path = FILE_ARG,
+    dataset: str = typer.Option(..., "--dataset", help="name of the new dataset"),
+    text_field: str = TEXT_FIELD,
+    label_field: str | None = typer.Option(None, "--label-field", help="JSONL key / CSV column holding a label"),
+    fmt: Format | None = FORMAT,
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable records (reported by line number)"),
+) -> None:
+    """Scan a seed file with Presidio, apply the PII policy and store the redacted records as a dataset."""
+    c = state(ctx).open()
+    try:
+        s = import_seeds(
+            c,
+            file,
+            dataset=dataset,
+            text_field=text_field,
+            label_field=label_field,
+            fmt=fmt.value if fmt else None,
+            skip_bad=skip_bad,
+        )
+    finally:
+        c.close()
+    for reason in s.skipped_reasons[:MAX_SKIPPED_SHOWN]:
+        err_console.print(f"skipped {reason}", markup=False)
+    if len(s.skipped_reasons) > MAX_SKIPPED_SHOWN:
+        err_console.print(f"... and {len(s.skipped_reasons) - MAX_SKIPPED_SHOWN} more skipped lines", markup=False)
+    table = Table(title=f"imported dataset {s.dataset}", show_header=True)
+    table.add_column("records")
+    table.add_column("count", justify="right")
+    for name, value in (
+        ("read", s.n_read),
+        ("skipped (bad input)", len(s.skipped_lines)),
+        ("dropped (policy)", s.n_dropped),
+        ("stored", s.n_records),
+        ("  train", s.n_train),
+        ("  holdout", s.n_holdout),
+    ):
+        table.add_row(name, str(value))
+    console.print(table)
+    pii = Table(title="PII findings", show_header=True)
+    for col in ("type", "findings", "action", "records dropped"):
+        pii.add_column(col, justify="right" if col in ("findings", "records dropped") else "left")
+    for etype in sorted(s.findings):
+        pii.add_row(etype, str(s.findings[etype]), s.actions[etype], str(s.dropped_by.get(etype, 0)))
+    if not s.findings:
+        pii.add_row("(none)", "0", "-", "0")
+    console.print(pii)
+    console.print(f"audit event {s.event_seq} {s.event_hash}", markup=False)
+
+
+@app.command("scan")
+def scan(
+    ctx: typer.Context,
+    file: Path = FILE_ARG,
+    text_field: str = TEXT_FIELD,
+    fmt: Format | None = FORMAT,
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per record"),
+) -> None:
+    """Scan a seed file for PII without importing it (types, offsets and scores only, never values)."""
+    c = state(ctx).open()
+    try:
+        read = read_seeds(file, fmt=fmt.value if fmt else None, text_field=text_field)
+        if read.bad:
+            raise BadInput(bad_lines_message(read).replace(", or pass --skip-bad to import the good records only", ""))
+        pipe = PiiPipeline.from_context(c, dataset="_scan")
+        results = pipe.scan([r.text for r in read.records])
+        counts: dict[str, int] = {}
+        for found in results:
+            for f in found:
+                counts[f["type"]] = counts.get(f["type"], 0) + 1
+        desc = pipe.engine.describe()
+        c.record(
+            "seeds.scan",
+            {
+                "source_sha256": read.source_sha256,
+                "n_records": len(read.records),
+                "findings": counts,
+                "pii_engine": desc,
+                "model_sha256": desc.get("model_sha256"),
+            },
+        )
+    finally:
+        c.close()
+    if as_json:
+        for rec, found in zip(read.records, results, strict=True):
+            ents = [{k: f[k] for k in ("type", "start", "end", "score")} for f in found]
+            typer.echo(json.dumps({"index": rec.index, "entities": ents}, separators=(",", ":")))
+        return
+    table = Table(title=f"PII scan of {file.name}", show_header=True)
+    for col in ("index", "line", "type", "start", "end", "score", "action"):
+        table.add_column(col)
+    for rec, found in zip(read.records, results, strict=True):
+        for f in found:
+            table.add_row(
+                str(rec.index),
+                str(rec.line),
+                f["type"],
+                str(f["start"]),
+                str(f["end"]),
+                f"{f['score']:.2f}",
+                f["action"],
+            )
+    console.print(table)
+    total = sum(counts.values())
+    by_type = ", ".join(f"{t} {n}" for t, n in sorted(counts.items())) or "none"
+    console.print(f"{len(read.records)} records, {total} findings ({by_type})", markup=False)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List imported datasets with their record counts."""
+    c = state(ctx).open()
+    try:
+        rows = c.db.conn.execute(
+            "SELECT d.name, d.n_records, d.n_train, d.n_holdout, d.n_dropped, d.created_at,"
+            " (SELECT COUNT(DISTINCT label) FROM records r WHERE r.dataset = d.name) FROM datasets d ORDER BY d.name"
+        ).fetchall()
+    finally:
+        c.close()
+    keys = ("name", "records", "train", "holdout", "dropped", "created_at", "labels")
+    if as_json:
+        print_json([dict(zip(keys, r, strict=True)) for r in rows])
+        return
+    if not rows:
+        console.print("no datasets yet — run `appliance seeds import FILE --dataset NAME`", markup=False)
+        return
+    table = Table(show_header=True)
+    for k in keys:
+        table.add_column(k)
+    for r in rows:
+        table.add_row(*(Text(str(v)) for v in r))
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="dataset name"),
+    limit: int = typer.Option(20, "--limit", min=1, help="show at most N records"),
+) -> None:
+    """Show a dataset's stored (redacted) records."""
+    c = state(ctx).open()
+    try:
+        if c.db.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (dataset,)).fetchone() is None:
+            raise NotFound(f"no dataset {dataset!r} — see `appliance seeds list`")
+        rows = c.db.conn.execute(
+            "SELECT id, split, label, text FROM records WHERE dataset = ? ORDER BY id LIMIT ?", (dataset, limit)
+        ).fetchall()
+    finally:
+        c.close()
+    table = Table(title=f"dataset {dataset} (redacted)", show_header=True, show_lines=True)
+    for col in ("id", "split", "label", "text"):
+        table.add_column(col, overflow="fold")
+    for rid, split, label, text in rows:
+        table.add_row(str(rid), split, Text(label or ""), Text(text))
+    console.print(table)

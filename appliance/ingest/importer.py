@@ -1,0 +1,205 @@
+"""Seed import: read, scan every record, apply the PII policy, split, store — all or nothing.
+
+Promise: nothing is written unless every step succeeded, and what is written is the redacted or
+pseudonymised text only. The dataset row, its records and one ``seeds.import`` audit event commit in
+a single SQLite transaction; the event carries counts and hashes, never text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.audit import append_in_tx
+from appliance.context import Context
+from appliance.db import transaction, utc_now
+from appliance.errors import BadInput
+from appliance.ingest.readers import ReadResult, read_seeds
+from appliance.ingest.split import assign_splits, record_key
+from appliance.pii import PiiPipeline
+from appliance.pii.pipeline import PiiResult
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_LINES_IN_EVENT = 200
+
+
+@dataclass
+class ImportSummary:
+    dataset: str
+    fmt: str
+    source_sha256: str
+    n_read: int
+    n_records: int = 0
+    n_train: int = 0
+    n_holdout: int = 0
+    n_dropped: int = 0
+    skipped_lines: list[int] = field(default_factory=list)
+    skipped_reasons: list[str] = field(default_factory=list)
+    findings: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)
+    dropped_by: dict[str, int] = field(default_factory=dict)
+    event_seq: int = 0
+    event_hash: str = ""
+
+
+def check_dataset_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise BadInput(
+            "dataset names are 1-64 characters of letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
+    return name
+
+
+def dataset_exists(ctx: Context, name: str) -> bool:
+    return ctx.db.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is not None
+
+
+def _refuse_existing(name: str) -> BadInput:
+    return BadInput(f"dataset {name!r} already exists — import under a new --dataset name (see `appliance seeds list`)")
+
+
+def bad_lines_message(read: ReadResult) -> str:
+    first = read.bad[0]
+    more = f" (and {len(read.bad) - 1} more bad records)" if len(read.bad) > 1 else ""
+    return f"{first}{more} — fix the file, or pass --skip-bad to import the good records only"
+
+
+def import_seeds(
+    ctx: Context,
+    path: Path,
+    *,
+    dataset: str,
+    text_field: str = "text",
+    label_field: str | None = None,
+    fmt: str | None = None,
+    skip_bad: bool = False,
+    pipeline: PiiPipeline | None = None,
+) -> ImportSummary:
+    """Import ``path`` as ``dataset``; raise :class:`BadInput` (database unchanged) on any bad input."""
+    check_dataset_name(dataset)
+    if dataset_exists(ctx, dataset):
+        raise _refuse_existing(dataset)
+    read = read_seeds(path, fmt=fmt, text_field=text_field, label_field=label_field)
+    if read.bad and not skip_bad:
+        raise BadInput(bad_lines_message(read))
+    if not read.records:
+        raise BadInput(f"{path.name} has no importable records — check --text-field and the file's format")
+    pipe = pipeline or PiiPipeline.from_context(ctx, dataset)
+    texts = pipe.process([r.text for r in read.records])
+    labels = _labels(pipe, read)
+    summary = ImportSummary(
+        dataset,
+        read.fmt,
+        read.source_sha256,
+        n_read=len(read.records) + len(read.bad),
+        skipped_lines=[b.line for b in read.bad],
+        skipped_reasons=[str(b) for b in read.bad],
+    )
+    kept = []
+    for rec, res, lab in zip(read.records, texts, labels, strict=True):
+        _count(summary, res)
+        if lab is not None:
+            _count(summary, lab)
+        if res.dropped or (lab is not None and lab.dropped):
+            summary.n_dropped += 1
+            continue
+        kept.append((rec, res, lab.text if lab is not None else None))
+    splits = assign_splits([record_key(rec.text) for rec, _, _ in kept], ctx.policy.privacy.holdout_fraction)
+    rows = [_row(dataset, rec, res, label, split) for (rec, res, label), split in zip(kept, splits, strict=True)]
+    summary.n_records = len(rows)
+    summary.n_holdout = splits.count("holdout")
+    summary.n_train = summary.n_records - summary.n_holdout
+    _store(
+        ctx,
+        summary,
+        rows,
+        text_field=text_field if read.fmt != "txt" else None,
+        label_field=label_field,
+        engine=pipe.engine.describe(),
+    )
+    return summary
+
+
+def _labels(pipe: PiiPipeline, read: ReadResult) -> list[PiiResult | None]:
+    """Labels are stored too, so they pass the same PII policy (pseudonyms keep classes apart)."""
+    distinct = sorted({r.label for r in read.records if r.label is not None})
+    if not distinct:
+        return [None] * len(read.records)
+    done = dict(zip(distinct, pipe.process(distinct), strict=True))
+    return [done[r.label] if r.label is not None else None for r in read.records]
+
+
+def _count(summary: ImportSummary, res: PiiResult) -> None:
+    for f in res.findings:
+        summary.findings[f["type"]] = summary.findings.get(f["type"], 0) + 1
+        summary.actions[f["type"]] = f["action"]
+        if f["action"] == "drop_record":
+            summary.dropped_by[f["type"]] = summary.dropped_by.get(f["type"], 0) + 1
+
+
+def _row(dataset: str, rec: Any, res: PiiResult, label: str | None, split: str) -> tuple:
+    text = res.text or ""
+    digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    findings = json.dumps(res.findings, separators=(",", ":"), sort_keys=True)
+    return (dataset, rec.index, text, label, split, digest, findings, utc_now())
+
+
+def _store(
+    ctx: Context,
+    s: ImportSummary,
+    rows: list[tuple],
+    *,
+    text_field: str | None,
+    label_field: str | None,
+    engine: dict[str, Any],
+) -> None:
+    records_sha = hashlib.sha256("\n".join(r[5] for r in rows).encode()).hexdigest()
+    with transaction(ctx.db) as conn:
+        if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (s.dataset,)).fetchone():
+            raise _refuse_existing(s.dataset)
+        conn.execute(
+            "INSERT INTO datasets (name, created_at, text_field, label_field, source_sha256, policy_sha256,"
+            " n_records, n_train, n_holdout, n_dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                s.dataset,
+                utc_now(),
+                text_field,
+                label_field,
+                s.source_sha256,
+                ctx.policy_sha256,
+                s.n_records,
+                s.n_train,
+                s.n_holdout,
+                s.n_dropped,
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO records (dataset, source_index, text, label, split, text_sha256, findings, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        payload = {
+            "dataset": s.dataset,
+            "format": s.fmt,
+            "source_sha256": s.source_sha256,
+            "records_sha256": "sha256:" + records_sha,
+            "n_read": s.n_read,
+            "n_records": s.n_records,
+            "n_train": s.n_train,
+            "n_holdout": s.n_holdout,
+            "n_dropped": s.n_dropped,
+            "n_skipped": len(s.skipped_lines),
+            "skipped_lines": s.skipped_lines[:MAX_LINES_IN_EVENT],
+            "holdout_fraction": ctx.policy.privacy.holdout_fraction,
+            "findings": dict(sorted(s.findings.items())),
+            "actions": dict(sorted(s.actions.items())),
+            "pii_engine": engine,
+            "model_sha256": engine.get("model_sha256"),
+            "policy_sha256": ctx.policy_sha256,
+        }
+        ev = append_in_tx(conn, "seeds.import", payload, actor=ctx.actor)
+    s.event_seq, s.event_hash = ev.seq, ev.hash

