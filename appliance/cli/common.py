@@ -7,7 +7,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -23,7 +22,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 class ApplianceGroup(TyperGroup):
     """Root command group: one-line message and the documented exit code for appliance errors."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except ApplianceError as exc:

@@ -12,11 +12,13 @@ from appliance.models.registry import gguf_architecture, load_registry, locate, 
 app = new_app("List and verify the pinned local models.")
 
 
-def _rows(ctx: typer.Context, check: bool) -> list[dict]:
+def _rows(ctx: typer.Context, check: bool, only: str | None = None) -> list[dict]:
     default, specs = load_registry()
     ws = state(ctx).ws
     rows = []
     for name, spec in specs.items():
+        if only is not None and name != only:
+            continue
         path = locate(spec, ws)
         row = {
             "name": name,
@@ -61,7 +63,7 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Check fetched models against their pinned SHA-256: exit 4 on a mismatch."""
-    rows = [r for r in _rows(ctx, check=True) if name is None or r["name"] == name]
+    rows = _rows(ctx, check=True, only=name)
     if name is not None and not rows:
         raise ConfigError(f"unknown model {name!r}; see `appliance models list`")
     if as_json:
