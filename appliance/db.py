@@ -19,6 +19,7 @@ import sqlite_utils
 SCHEMA_MODULES = [
     "appliance.audit.schema",
     "appliance.store.schema",
+    "appliance.curate.schema",
     "appliance.probes.schema",
     "appliance.gate.schema",
     "appliance.export.schema",

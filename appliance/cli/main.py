@@ -12,6 +12,7 @@ import typer
 
 from appliance import __version__
 from appliance.cli import audit, init, models, policy
+from appliance.cli import curate as curate_cli
 from appliance.cli import export as export_cli
 from appliance.cli import probe as probe_cli
 from appliance.cli import seeds as seeds_cli
@@ -49,6 +50,7 @@ app.command("init")(init.init)
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
+app.command("curate")(curate_cli.curate)
 app.command("probe")(probe_cli.probe)
 app.add_typer(export_cli.app, name="export")
 app.add_typer(seeds_cli.app, name="seeds")

@@ -156,7 +156,17 @@ class CurationPolicy(_Strict):
     max_chars: int = Field(default=2000, ge=1)
     max_repeated_ngram_ratio: Probability = 0.3
     min_alpha_ratio: Probability = 0.5
+    repeated_ngram_tokens: int = Field(default=3, ge=1, le=20, description="n of the repeated n-gram ratio")
     output_pii_action: Literal["drop", "keep"] = "drop"
+    pii_count_pseudonyms: bool = Field(
+        default=False, description="true: a re-scan hit of a pseudonymised type (a surrogate) also counts as PII"
+    )
+    export_match_action: Literal["flag", "refuse"] = Field(
+        default="flag", description="seeds matching an earlier export at import: flag (audited) or refuse (exit 3)"
+    )
+    eval_max_samples: int = Field(default=1000, ge=10, le=100_000, description="cap per side for MAUVE/diversity")
+    self_bleu_max_samples: int = Field(default=200, ge=2, le=5000)
+    eval_seed: int = Field(default=0, ge=0, description="seed for evaluation sampling, k-means and TSTR")
 
 
 class GatePolicy(_Strict):

@@ -1,0 +1,38 @@
+"""`appliance curate BATCH [--json]`: mark every output of a batch kept or dropped, with a reason."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from appliance.cli.common import console, print_json, state
+from appliance.curate import curate_batch
+
+
+def curate(
+    ctx: typer.Context,
+    batch: str = typer.Argument(..., help="batch id (see `appliance batches list`)"),
+    as_json: bool = typer.Option(False, "--json", help="print the counts as a JSON object"),
+) -> None:
+    """Curate a batch: drop PII, seed leaks, low-quality and duplicate outputs (marked, never deleted)."""
+    c = state(ctx).open()
+    try:
+        report = curate_batch(c, batch)
+    finally:
+        c.close()
+    if as_json:
+        print_json(report.as_dict())
+        return
+    table = Table(title=f"curation of {report.batch_id} ({report.dataset})")
+    table.add_column("outcome")
+    table.add_column("records", justify="right")
+    table.add_row("kept", str(report.n_kept))
+    for reason, n in report.reasons.items():
+        table.add_row(f"dropped: {reason}", str(n))
+    table.add_row("total", str(report.n_total))
+    console.print(table)
+    console.print(
+        f"leak n-gram hits {report.leak_hits} (kept {report.kept_leak_hits}); "
+        f"PII hits {report.pii_hits} (kept {report.kept_pii_hits}); audit event {report.event_seq}",
+        markup=False,
+    )

@@ -1,0 +1,54 @@
+"""The curation decision: one reason per output (or None = kept), from texts and per-output counters.
+
+Pure function. Filters apply in a fixed order and the first one that fires names the reason:
+PII still present → verbatim leak → quality (too short, too long, non-text, repetitive) → exact
+duplicate → near duplicate. Deduplication only looks at outputs that passed every earlier filter,
+so each duplicate group keeps its first clean member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from appliance.curate.dedup import EXACT, NEAR, exact_duplicates, near_duplicates
+from appliance.curate.filters import LEAK, quality_reason
+from appliance.policy.schema import CurationPolicy
+
+OUTPUT_PII = "output_pii"
+GENERATION_PII = "pii"  # set by `appliance generate` when the output scan dropped the record
+REASONS = (GENERATION_PII, OUTPUT_PII, LEAK, "too_short", "too_long", "non_text", "repetitive", EXACT, NEAR)
+
+
+def pii_hits(findings: list[dict[str, Any]], *, count_pseudonyms: bool) -> int:
+    """Findings that mean PII is still present: not ``allow``; surrogates (``pseudonymize``) only on request.
+
+    A pseudonymised type's surrogate is itself a fake name, e-mail, ... that the same engine finds
+    again on re-scan; counting it would drop every output the generation-time scan pseudonymised.
+    """
+    skip = {"allow"} if count_pseudonyms else {"allow", "pseudonymize"}
+    return sum(1 for f in findings if f.get("action") not in skip)
+
+
+def decide(
+    texts: Sequence[str], *, pii: Sequence[int], leaks: Sequence[int], policy: CurationPolicy
+) -> list[str | None]:
+    """The reason each text is dropped, or None when it is kept."""
+    if not (len(texts) == len(pii) == len(leaks)):
+        raise ValueError("texts, pii and leaks must have the same length")
+    reasons: list[str | None] = []
+    for text, p, leak in zip(texts, pii, leaks, strict=True):
+        if p > 0 and policy.output_pii_action == "drop":
+            reasons.append(OUTPUT_PII)
+        elif leak > 0:
+            reasons.append(LEAK)
+        else:
+            reasons.append(quality_reason(text, policy))
+    clean = [i for i, r in enumerate(reasons) if r is None]
+    for local in exact_duplicates([texts[i] for i in clean]):
+        reasons[clean[local]] = EXACT
+    clean = [i for i, r in enumerate(reasons) if r is None]
+    near = near_duplicates([texts[i] for i in clean], threshold=policy.near_dup_jaccard, num_perm=policy.minhash_perm)
+    for local in near:
+        reasons[clean[local]] = NEAR
+    return reasons

@@ -1,0 +1,172 @@
+"""Curate a batch: re-scan, leak-check and filter its outputs, mark each kept or dropped, audit the run.
+
+Promise: nothing is deleted. Every output of the batch ends with ``status`` ``kept`` or ``dropped``
+and, when dropped, a ``reason``; the per-output leak and PII counters, the run's summary row and one
+``curate.run`` audit event (counts only) commit in a single transaction. Running it again re-curates
+the batch under the current policy. Outputs the generator already dropped for PII stay dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from appliance.audit import append_in_tx
+from appliance.context import Context
+from appliance.curate.decide import GENERATION_PII, decide, pii_hits
+from appliance.curate.filters import LeakIndex
+from appliance.db import transaction, utc_now
+from appliance.errors import BadInput, NotFound
+
+Scanner = Callable[[Sequence[str]], list[list[dict[str, Any]]]]
+
+
+@dataclass
+class CurationReport:
+    batch_id: str
+    dataset: str
+    n_total: int
+    n_kept: int
+    n_dropped: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    leak_hits: int = 0
+    pii_hits: int = 0
+    kept_leak_hits: int = 0
+    kept_pii_hits: int = 0
+    event_seq: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def batch_row(ctx: Context, batch_id: str) -> dict[str, Any]:
+    """The batch's dataset and status; :class:`NotFound` (exit 1) for an unknown id."""
+    row = ctx.db.conn.execute("SELECT id, dataset, status FROM batches WHERE id = ?", (batch_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"unknown batch {batch_id!r} — see `appliance batches list`")
+    return {"id": row[0], "dataset": row[1], "status": row[2]}
+
+
+def train_seeds(ctx: Context, dataset: str) -> list[str]:
+    sql = "SELECT text FROM records WHERE dataset = ? AND split = 'train' ORDER BY id"
+    return [r[0] for r in ctx.db.conn.execute(sql, (dataset,))]
+
+
+def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) -> CurationReport:
+    """Curate every output of ``batch_id`` under ``ctx.policy.curation``; returns the counts."""
+    batch = batch_row(ctx, batch_id)
+    if batch["status"] == "running":
+        raise BadInput(
+            f"batch {batch_id} is still being generated — wait for it to finish"
+            f" (or run `appliance generate --resume {batch_id}` if it was killed)"
+        )
+    policy = ctx.policy.curation
+    rows = ctx.db.conn.execute(
+        "SELECT id, text, status, reason FROM outputs WHERE batch_id = ? ORDER BY idx", (batch_id,)
+    ).fetchall()
+    if not rows:
+        raise BadInput(f"batch {batch_id} has no outputs to curate — run `appliance generate --resume {batch_id}`")
+    pre_dropped = [r[2] == "dropped" and r[3] == GENERATION_PII for r in rows]
+    live = [r for r, pre in zip(rows, pre_dropped, strict=True) if not pre]
+    texts = [r[1] for r in live]
+
+    engine_info: dict[str, Any] = {}
+    if scan is None:
+        from appliance.pii import PiiPipeline
+
+        pipe = PiiPipeline.from_context(ctx, batch["dataset"])
+        scan, engine_info = pipe.scan, pipe.engine.describe()
+    findings = scan(texts) if texts else []
+    pii = [pii_hits(f, count_pseudonyms=policy.pii_count_pseudonyms) for f in findings]
+    index = LeakIndex(train_seeds(ctx, batch["dataset"]), policy.leak_ngram_tokens)
+    leaks = [index.hits(t) for t in texts]
+    reasons = decide(texts, pii=pii, leaks=leaks, policy=policy)
+
+    counts = Counter(r for r in reasons if r is not None)
+    counts.update({GENERATION_PII: sum(pre_dropped)} if any(pre_dropped) else {})
+    kept = [i for i, r in enumerate(reasons) if r is None]
+    report = CurationReport(
+        batch_id=batch_id,
+        dataset=batch["dataset"],
+        n_total=len(rows),
+        n_kept=len(kept),
+        n_dropped=len(rows) - len(kept),
+        reasons=dict(sorted(counts.items())),
+        leak_hits=sum(leaks),
+        pii_hits=sum(pii),
+        kept_leak_hits=sum(leaks[i] for i in kept),
+        kept_pii_hits=sum(pii[i] for i in kept),
+    )
+    _store(ctx, report, [r[0] for r in live], reasons, leaks, pii, engine_info)
+    return report
+
+
+def _store(
+    ctx: Context,
+    report: CurationReport,
+    ids: list[int],
+    reasons: list[str | None],
+    leaks: list[int],
+    pii: list[int],
+    engine: dict[str, Any],
+) -> None:
+    policy = ctx.policy.curation
+    updates = [
+        ("kept" if r is None else "dropped", r, leak, p, oid)
+        for oid, r, leak, p in zip(ids, reasons, leaks, pii, strict=True)
+    ]
+    with transaction(ctx.db) as conn:
+        conn.executemany("UPDATE outputs SET status = ?, reason = ?, leak_hits = ?, pii_hits = ? WHERE id = ?", updates)
+        payload = {
+            "batch": report.batch_id,
+            "dataset": report.dataset,
+            "n_total": report.n_total,
+            "n_kept": report.n_kept,
+            "n_dropped": report.n_dropped,
+            "reasons": report.reasons,
+            "leak_hits": report.leak_hits,
+            "pii_hits": report.pii_hits,
+            "kept_leak_hits": report.kept_leak_hits,
+            "kept_pii_hits": report.kept_pii_hits,
+            "leak_ngram_tokens": policy.leak_ngram_tokens,
+            "near_dup_jaccard": policy.near_dup_jaccard,
+            "output_pii_action": policy.output_pii_action,
+            "pii_engine": engine,
+            "model_sha256": engine.get("model_sha256"),
+            "policy_sha256": ctx.policy_sha256,
+        }
+        ev = append_in_tx(conn, "curate.run", payload, actor=ctx.actor)
+        conn.execute(
+            "INSERT INTO curations (batch_id, n_total, n_kept, n_dropped, reasons, leak_hits, pii_hits,"
+            " kept_leak_hits, kept_pii_hits, policy_sha256, event_seq, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                report.batch_id,
+                report.n_total,
+                report.n_kept,
+                report.n_dropped,
+                json.dumps(report.reasons),
+                report.leak_hits,
+                report.pii_hits,
+                report.kept_leak_hits,
+                report.kept_pii_hits,
+                ctx.policy_sha256,
+                ev.seq,
+                utc_now(),
+            ),
+        )
+    report.event_seq = ev.seq
+
+
+def latest_curation(ctx: Context, batch_id: str) -> dict[str, Any] | None:
+    """The batch's most recent curation summary (for evaluate and the export gate), or None."""
+    cur = ctx.db.conn.execute("SELECT * FROM curations WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    out = dict(zip([c[0] for c in cur.description], row, strict=True))
+    out["reasons"] = json.loads(out["reasons"])
+    return out
