@@ -3,13 +3,15 @@
 All state lives under one root: ``--home DIR`` > ``APPLIANCE_HOME`` > ``./.appliance``. Inside it:
 ``appliance.db`` (SQLite, WAL), ``artifacts/``, ``exports/``, ``keys/`` (0700, files 0600) and an
 optional workspace ``policy.yaml``. Model files are looked up in ``APPLIANCE_MODELS_DIR``, then
-``HOME/models``, then ``./models``, then the source checkout's ``models/``.
+``HOME/models``, then ``./models``, then the source checkout's ``models/``, then the install prefix's
+``share/appliance/models`` (where the air-gapped bundle's ``install.sh`` puts them).
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +111,7 @@ def model_search_dirs(ws: Workspace | None = None) -> list[Path]:
         dirs.append(ws.models_dir)
     dirs.append(Path.cwd() / "models")
     dirs.append(SOURCE_ROOT / "models")
+    dirs.append(Path(sys.prefix) / "share" / "appliance" / "models")
     seen: set[Path] = set()
     out = []
     for d in dirs:
