@@ -1,0 +1,147 @@
+"""The generation backend interface: what the pipeline asks of a local language model.
+
+A backend loads one model file and offers tokenization, teacher-forced logits (``prompt_logits``, used by
+the trainer's parity test and the probes) and batched sampling (``generate``). Prompts are
+:class:`Prefix` objects: an optional BOS, an optional soft prompt (raw input embeddings, ``(k, n_embd)``
+float32 in the model's ``inputs_embeds`` space) and text tokens. Jobs that share a prefix ``key`` share
+its KV cache. Backends are built by :func:`build_backend` from a kind name.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings, applied in llama.cpp's order: penalties, top-k, top-p, min-p, temperature."""
+
+    temperature: float = 0.9
+    top_p: float = 0.95
+    top_k: int = 50
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    repeat_last_n: int = 64
+    max_tokens: int = 96
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False  # benchmarks only: generate exactly max_tokens tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repeat_penalty": self.repeat_penalty,
+            "repeat_last_n": self.repeat_last_n,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Prefix:
+    """What every sequence of a job starts with: ``[bos?] + soft_prompt rows + tokens``."""
+
+    key: str
+    tokens: tuple[int, ...] = ()
+    soft_prompt: np.ndarray | None = None
+    bos: bool = True
+
+    @property
+    def n_soft(self) -> int:
+        return 0 if self.soft_prompt is None else int(self.soft_prompt.shape[0])
+
+
+@dataclass(frozen=True)
+class Job:
+    """One output to produce: its index in the batch, its prefix and its own RNG seed."""
+
+    index: int
+    prefix: Prefix
+    seed: int
+
+
+@dataclass
+class Completion:
+    index: int
+    text: str
+    tokens: list[int] = field(default_factory=list)
+    finish_reason: str = "length"  # stop | eos | length
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+
+class GenerationBackend(abc.ABC):
+    """A loaded local model. Use as a context manager; ``close()`` frees native memory at once."""
+
+    @property
+    @abc.abstractmethod
+    def n_embd(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def n_vocab(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def bos_token_id(self) -> int | None:
+        """The BOS id when the model expects one at the start of a sequence, else None."""
+
+    @abc.abstractmethod
+    def tokenize(self, text: str, *, add_bos: bool, special: bool = False) -> list[int]: ...
+
+    @abc.abstractmethod
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+
+    @abc.abstractmethod
+    def chat_prompt(self, messages: Sequence[tuple[str, str]]) -> str | None:
+        """``messages`` ((role, content), ...) rendered with the model's chat template, or None if it has none."""
+
+    @abc.abstractmethod
+    def prompt_logits(
+        self, soft_prompt: np.ndarray | None, token_ids: Sequence[int], *, prefix_bos: bool = True
+    ) -> np.ndarray:
+        """Row i: next-token logits after ``[bos?] + soft_prompt + token_ids[: i + 1]``; float32 (n, n_vocab)."""
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        jobs: Sequence[Job],
+        params: SamplingParams,
+        *,
+        batch: int = 8,
+        on_step: Callable[[int], None] | None = None,
+    ) -> Iterator[Completion]:
+        """Sample one completion per job, ``batch`` sequences at a time, yielding each as it finishes.
+
+        ``on_step(n)`` is called after each decode step with the number of tokens just sampled.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> GenerationBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_backend(kind: str, model_path: Path, **options: Any) -> GenerationBackend:
+    """Construct a backend by kind name (``"llama.cpp"``); options go to its constructor."""
+    if kind in ("llama.cpp", "llama_cpp", "llamacpp"):
+        from appliance.generate.llama import LlamaCppBackend
+
+        return LlamaCppBackend(model_path, **options)
+    raise ConfigError(f"unknown generation backend {kind!r}; known: llama.cpp")

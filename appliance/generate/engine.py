@@ -1,0 +1,154 @@
+"""Continuous batching over a multi-sequence KV cache, independent of the native library.
+
+A :class:`Decoder` exposes the few cache operations the scheduler needs. The scheduler keeps ``n_slots``
+sequences alive: a prefix (soft prompt + instruction) is decoded once, into the first slot that needs it,
+and copied to every other slot that starts with the same prefix; a finished slot keeps its prefix and only
+drops the tokens it generated, so the next job with that prefix starts at once. Each decode step feeds
+one token for every live sequence, and every sequence samples from its own random stream.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from appliance.generate.backend import Completion, Job, Prefix, SamplingParams
+from appliance.generate.sampling import sample_rows
+
+
+class Decoder(Protocol):
+    """Native cache operations on one context with ``n_slots`` sequences."""
+
+    def prefill(self, seq: int, prefix: Prefix) -> np.ndarray:
+        """Decode ``prefix`` into an empty sequence from position 0; returns the last position's logits."""
+        ...
+
+    def copy(self, src: int, dst: int, keep: int) -> None:
+        """Make ``dst`` hold ``src``'s first ``keep`` positions (and nothing else)."""
+        ...
+
+    def truncate(self, seq: int, keep: int) -> None:
+        """Drop a sequence's positions >= ``keep`` (``keep=0`` empties it)."""
+        ...
+
+    def step(self, seqs: Sequence[int], tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
+        """Decode one token per listed sequence; returns logits (len(seqs), n_vocab), a view valid until next call."""
+        ...
+
+    def piece(self, token: int) -> bytes: ...
+
+    def is_eog(self, token: int) -> bool: ...
+
+    @property
+    def eog_ids(self) -> list[int]: ...
+
+
+@dataclass
+class _Slot:
+    job: Job
+    plen: int
+    rng: np.random.Generator
+    tokens: list[int] = field(default_factory=list)
+    text: bytearray = field(default_factory=bytearray)
+    pending: int | None = None  # sampled, not yet decoded
+
+
+def prefix_length(prefix: Prefix, bos_id: int | None) -> int:
+    return int(prefix.bos and bos_id is not None) + prefix.n_soft + len(prefix.tokens)
+
+
+class Scheduler:
+    """Runs jobs through a :class:`Decoder`, ``n_slots`` at a time, yielding completions as they finish."""
+
+    def __init__(self, decoder: Decoder, n_slots: int, bos_id: int | None, params: SamplingParams) -> None:
+        self.dec = decoder
+        self.n_slots = n_slots
+        self.bos_id = bos_id
+        self.params = params
+        self.stops = [s.encode("utf-8") for s in params.stop if s]
+        self.slots: list[_Slot | None] = [None] * n_slots
+        self.slot_prefix: list[str | None] = [None] * n_slots
+        self.prefix_logits: dict[str, np.ndarray] = {}
+
+    def run(self, jobs: Sequence[Job], on_step: Callable[[int], None] | None = None) -> Iterator[Completion]:
+        pending = deque(jobs)
+        fresh: list[int] = []
+        while pending or any(s is not None for s in self.slots):
+            for i in range(self.n_slots):
+                if self.slots[i] is None and pending:
+                    self._assign(i, pending.popleft())
+                    fresh.append(i)
+            if fresh:
+                yield from self._sample(fresh, self._first_logits(fresh), on_step)
+                fresh = []
+            live = [i for i, s in enumerate(self.slots) if s is not None and s.pending is not None]
+            if not live:
+                continue
+            toks = [self.slots[i].pending for i in live]  # type: ignore[union-attr]
+            pos = [self.slots[i].plen + len(self.slots[i].tokens) - 1 for i in live]  # type: ignore[union-attr]
+            logits = self.dec.step(live, toks, pos)
+            for i in live:
+                self.slots[i].pending = None  # type: ignore[union-attr]
+            yield from self._sample(live, logits, on_step)
+
+    def _assign(self, i: int, job: Job) -> None:
+        key = job.prefix.key
+        plen = prefix_length(job.prefix, self.bos_id)
+        holder = next((j for j in range(self.n_slots) if self.slot_prefix[j] == key and j != i), None)
+        if self.slot_prefix[i] == key and key in self.prefix_logits:
+            self.dec.truncate(i, plen)
+        elif holder is not None and key in self.prefix_logits:
+            self.dec.copy(holder, i, plen)
+        else:
+            self.dec.truncate(i, 0)
+            self.prefix_logits[key] = np.array(self.dec.prefill(i, job.prefix), dtype=np.float32)
+        self.slot_prefix[i] = key
+        live_keys = set(self.slot_prefix)
+        for stale in [k for k in self.prefix_logits if k not in live_keys]:
+            del self.prefix_logits[stale]
+        self.slots[i] = _Slot(job, plen, np.random.default_rng(job.seed))
+
+    def _first_logits(self, idx: list[int]) -> np.ndarray:
+        return np.stack([self.prefix_logits[self.slot_prefix[i]] for i in idx])  # type: ignore[index]
+
+    def _sample(
+        self, idx: list[int], logits: np.ndarray, on_step: Callable[[int], None] | None
+    ) -> Iterator[Completion]:
+        slots = [self.slots[i] for i in idx]
+        if self.params.ignore_eos:
+            logits[:, self.dec.eog_ids] = -np.inf
+        histories = [s.tokens for s in slots]  # type: ignore[union-attr]
+        uniforms = np.array([s.rng.random() for s in slots])  # type: ignore[union-attr]
+        chosen = sample_rows(logits, histories, uniforms, self.params)
+        if on_step is not None:
+            on_step(len(idx))
+        for i, s, tok in zip(idx, slots, chosen.tolist(), strict=True):
+            done = self._accept(s, int(tok))  # type: ignore[arg-type]
+            if done is not None:
+                self.slots[i] = None
+                yield done
+
+    def _accept(self, s: _Slot, tok: int) -> Completion | None:
+        if self.dec.is_eog(tok) and not self.params.ignore_eos:
+            return self._finish(s, "eos")
+        s.tokens.append(tok)
+        before = len(s.text)
+        s.text += self.dec.piece(tok)
+        for stop in self.stops:
+            at = s.text.find(stop, max(0, before - len(stop) + 1))
+            if at >= 0:
+                del s.text[at:]
+                return self._finish(s, "stop")
+        if len(s.tokens) >= self.params.max_tokens:
+            return self._finish(s, "length")
+        s.pending = tok
+        return None
+
+    @staticmethod
+    def _finish(s: _Slot, reason: str) -> Completion:
+        text = bytes(s.text).decode("utf-8", errors="ignore")
+        return Completion(index=s.job.index, text=text, tokens=list(s.tokens), finish_reason=reason)

@@ -1,0 +1,85 @@
+"""The numpy sampler: golden cases for each filter, and the empirical distribution of the draw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appliance.generate.backend import SamplingParams
+from appliance.generate.sampling import apply_repeat_penalty, candidate_set, filter_mask, sample_rows
+
+PROBS = np.array([0.5, 0.3, 0.15, 0.05])
+LOGITS = np.log(PROBS).astype(np.float32)
+
+
+def _params(**kw: object) -> SamplingParams:
+    base = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+    return SamplingParams(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_repeat_penalty_divides_positive_and_multiplies_negative() -> None:
+    x = np.array([[2.0, -2.0, 1.0], [2.0, -2.0, 1.0]], dtype=np.float32)
+    apply_repeat_penalty(x, [[0, 1, 0], []], penalty=2.0, last_n=64)
+    np.testing.assert_allclose(x, [[1.0, -4.0, 1.0], [2.0, -2.0, 1.0]])
+
+
+def test_repeat_penalty_only_looks_at_last_n() -> None:
+    x = np.array([[2.0, 2.0, 2.0]], dtype=np.float32)
+    apply_repeat_penalty(x, [[0, 1, 2]], penalty=2.0, last_n=1)
+    np.testing.assert_allclose(x, [[2.0, 2.0, 1.0]])
+
+
+def test_candidates_sorted_descending_and_top_k() -> None:
+    x = np.array([[0.1, 3.0, -1.0, 2.0, 2.5]], dtype=np.float32)
+    ids, vals = candidate_set(x, top_k=3)
+    assert ids.tolist() == [[1, 4, 3]]
+    np.testing.assert_allclose(vals, [[3.0, 2.5, 2.0]])
+    ids_all, _ = candidate_set(x, top_k=0)
+    assert ids_all.tolist() == [[1, 4, 3, 0, 2]]
+
+
+@pytest.mark.parametrize(
+    ("top_p", "min_p", "kept"),
+    [
+        (1.0, 0.0, 4),
+        (0.5, 0.0, 1),  # 0.5 alone reaches 0.5
+        (0.7, 0.0, 2),  # 0.5 + 0.3 >= 0.7
+        (0.81, 0.0, 3),
+        (1.0, 0.25, 3),  # 0.15 >= 0.25 * 0.5; 0.05 is not
+        (1.0, 0.5, 2),
+        (0.7, 0.25, 2),
+    ],
+)
+def test_top_p_and_min_p_keep_the_expected_prefix(top_p: float, min_p: float, kept: int) -> None:
+    mask = filter_mask(LOGITS[None, :], top_p, min_p)
+    assert mask.sum() == kept
+    assert mask[0, :kept].all()
+
+
+def test_temperature_zero_is_argmax_after_penalty() -> None:
+    x = np.array([[1.0, 0.9, 0.0]], dtype=np.float32)
+    out = sample_rows(x, [[0]], np.array([0.5]), _params(temperature=0.0, repeat_penalty=2.0))
+    assert out.tolist() == [1]
+
+
+def test_uniform_draw_maps_to_cdf() -> None:
+    p = _params(top_p=0.7)  # keeps tokens 0 and 1 with renormalised probs 0.625 / 0.375
+    rows = np.repeat(LOGITS[None, :], 3, axis=0)
+    out = sample_rows(rows.copy(), [[], [], []], np.array([0.1, 0.6, 0.7]), p)
+    assert out.tolist() == [0, 0, 1]
+
+
+def test_empirical_distribution_matches_temperature_scaled_softmax() -> None:
+    n = 40_000
+    rng = np.random.default_rng(0)
+    rows = np.repeat(LOGITS[None, :], n, axis=0)
+    out = sample_rows(rows, [[] for _ in range(n)], rng.random(n), _params(temperature=2.0))
+    expected = PROBS**0.5 / (PROBS**0.5).sum()
+    freq = np.bincount(out, minlength=4) / n
+    np.testing.assert_allclose(freq, expected, atol=0.01)
+
+
+def test_rows_are_independent() -> None:
+    x = np.stack([LOGITS, LOGITS[::-1]])
+    out = sample_rows(x.copy(), [[], []], np.array([0.0, 0.0]), _params())
+    assert out.tolist() == [0, 3]
