@@ -26,6 +26,7 @@ configure_offline()
 
 import spacy  # noqa: E402
 from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry  # noqa: E402
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer  # noqa: E402
 from presidio_analyzer.nlp_engine import NlpEngineProvider  # noqa: E402
 
 from appliance.errors import ConfigError  # noqa: E402
@@ -36,7 +37,7 @@ from appliance.policy.schema import PiiPolicy  # noqa: E402
 
 logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
-# spaCy OntoNotes labels -> Presidio types; everything else the model emits is ignored.
+# spaCy OntoNotes labels -> Presidio types (pii.spacy_ignore_labels are dropped first).
 NER_MAPPING = {
     "PERSON": "PERSON",
     "NORP": "NRP",
@@ -47,8 +48,6 @@ NER_MAPPING = {
     "DATE": "DATE_TIME",
     "TIME": "DATE_TIME",
 }
-NER_IGNORED = ["CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY",
-               "WORK_OF_ART"]  # fmt: skip
 MIN_PARALLEL = 256  # below this many chunks, forking workers costs more than it saves
 
 Raw = list[tuple[int, int, str, float]]
@@ -58,6 +57,14 @@ _FORKED: PresidioEngine | None = None
 def _work(texts: list[str]) -> list[Raw]:
     assert _FORKED is not None
     return _FORKED.analyze_serial(texts)
+
+
+def _unstop_context_words(nlp: Any, registry: RecognizerRegistry) -> None:
+    """spaCy lists "call", "name", "move" ... as stop words, which Presidio drops before context matching."""
+    for rec in registry.recognizers:
+        for word in rec.context or []:
+            for token in word.lower().split():
+                nlp.vocab[token].is_stop = False
 
 
 class PresidioEngine(PiiEngine):
@@ -80,19 +87,32 @@ class PresidioEngine(PiiEngine):
                 "models": [{"lang_code": LANGUAGE, "model_name": model}],
                 "ner_model_configuration": {
                     "model_to_presidio_entity_mapping": NER_MAPPING,
-                    "labels_to_ignore": NER_IGNORED,
+                    "labels_to_ignore": list(policy.spacy_ignore_labels),
                 },
             }
         )
         self.nlp_engine = provider.create_engine()
         nlp = self.nlp_engine.nlp[LANGUAGE]
+        # Presidio keeps labels that are neither mapped nor ignored: ignore every unmapped label explicitly
+        labels = set(nlp.get_pipe("ner").labels) if "ner" in nlp.pipe_names else set()
+        ignore = set(policy.spacy_ignore_labels) | {label for label in labels if label not in NER_MAPPING}
+        self.nlp_engine.ner_model_configuration.labels_to_ignore = sorted(ignore)
         nlp.max_length = policy.max_chunk_chars
         if "parser" in nlp.pipe_names:
             nlp.disable_pipe("parser")
         registry = RecognizerRegistry(supported_languages=[LANGUAGE])
         registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=self.nlp_engine)
         apply_policy(registry, policy)
-        self.analyzer = AnalyzerEngine(registry=registry, nlp_engine=self.nlp_engine, supported_languages=[LANGUAGE])
+        _unstop_context_words(nlp, registry)
+        enhancer = LemmaContextAwareEnhancer(
+            context_prefix_count=policy.context_prefix_words, context_suffix_count=policy.context_suffix_words
+        )
+        self.analyzer = AnalyzerEngine(
+            registry=registry,
+            nlp_engine=self.nlp_engine,
+            supported_languages=[LANGUAGE],
+            context_aware_enhancer=enhancer,
+        )
         self.batch = BatchAnalyzerEngine(self.analyzer)
         ignored = set(policy.ignore_entities)
         self.entities = sorted(e for e in registry.get_supported_entities([LANGUAGE]) if e not in ignored)

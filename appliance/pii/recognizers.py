@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerRegistry
 
+from appliance.pii.builtin import make
 from appliance.policy.schema import CustomRecognizer, PiiPolicy
 
 LANGUAGE = "en"
@@ -41,7 +42,9 @@ def custom_recognizers(spec: CustomRecognizer) -> list[EntityRecognizer]:
 
 
 def apply_policy(registry: RecognizerRegistry, policy: PiiPolicy) -> None:
-    """Add the policy's recognizers and context words to ``registry``."""
+    """Add the policy's built-in and custom recognizers and context words to ``registry``."""
+    for name in policy.builtin_recognizers:
+        registry.add_recognizer(make(name))
     for spec in policy.custom_recognizers:
         for rec in custom_recognizers(spec):
             registry.add_recognizer(rec)

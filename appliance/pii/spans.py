@@ -61,7 +61,7 @@ def admitted(findings: Iterable[Finding], policy: PiiPolicy, text: str, *, inclu
 
 
 def _rank(s: Span) -> tuple[int, float, int]:
-    return (_SEVERITY[s.action], s.score, s.end - s.start)
+    return (_SEVERITY[s.action], s.end - s.start, s.score)
 
 
 def resolve(spans: Iterable[Span]) -> list[Span]:

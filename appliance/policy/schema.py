@@ -37,6 +37,17 @@ class PatternSpec(_Strict):
     regex: str = Field(min_length=1)
     score: Probability = 0.6
 
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        import regex as rx  # the engine Presidio matches with (a superset of re)
+
+        try:
+            rx.compile(v)
+        except rx.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
 
 class CustomRecognizer(_Strict):
     """A Presidio PatternRecognizer declared in YAML: regex patterns and/or a deny-list."""
@@ -64,6 +75,36 @@ class PiiPolicy(_Strict):
     )
     custom_recognizers: list[CustomRecognizer] = Field(default_factory=list)
     context_words: dict[str, list[str]] = Field(default_factory=dict)
+    context_prefix_words: int = Field(default=5, ge=0, le=20, description="words before a match searched for context")
+    context_suffix_words: int = Field(default=2, ge=0, le=20, description="words after a match searched for context")
+    spacy_ignore_labels: list[str] = Field(
+        default_factory=lambda: [
+            "CARDINAL",
+            "EVENT",
+            "LANGUAGE",
+            "LAW",
+            "MONEY",
+            "ORDINAL",
+            "PERCENT",
+            "PRODUCT",
+            "QUANTITY",
+            "WORK_OF_ART",
+        ],
+        description="spaCy NER labels never reported (others map PERSON, NORP, FAC/LOC/GPE, ORG, DATE/TIME)",
+    )
+    builtin_recognizers: list[
+        Literal["street_address", "phone_context", "card_context", "ssn_format", "person_cues", "proper_nouns"]
+    ] = Field(
+        default_factory=lambda: [
+            "street_address",
+            "phone_context",
+            "card_context",
+            "ssn_format",
+            "person_cues",
+            "proper_nouns",
+        ],
+        description="the appliance's own recognizers to add to Presidio's (see appliance/pii/builtin.py)",
+    )
     allow_list: list[str] = Field(
         default_factory=list, description="terms never reported as PII, whatever a recognizer says (e.g. 'SSN')"
     )
@@ -112,6 +153,7 @@ class PrivacyPolicy(_Strict):
         default=None, description="null: 1/n^1.1 for n training records"
     )
     composition: Literal["basic"] = "basic"
+    accountant: Literal["rdp", "prv"] = Field(default="rdp", description="Opacus accountant for each run's ε")
     allow_non_dp: bool = False
     secure_noise: bool = True
     canaries: CanaryPolicy = CanaryPolicy()
@@ -131,6 +173,16 @@ class TrainingPolicy(_Strict):
     max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
     max_seq_tokens: int = Field(default=96, ge=8, le=2048)
     init_text: str = Field(default="Write one more example like the ones in this dataset:", max_length=400)
+    suffix_text: str = Field(default="", max_length=200, description="tokens after the soft prompt (unlabelled)")
+    label_template: str = Field(default="Label: {label}\n", max_length=200, description="label prefix; has {label}")
+    eval_max_records: int = Field(default=200, ge=1, le=100_000, description="holdout records scored per run")
+
+    @field_validator("label_template")
+    @classmethod
+    def _has_label(cls, v: str) -> str:
+        if "{label}" not in v:
+            raise ValueError("label_template must contain {label}")
+        return v
 
 
 class GenerationPolicy(_Strict):

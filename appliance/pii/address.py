@@ -1,0 +1,112 @@
+"""A street-address recognizer for Presidio (which has none): postal grammar, not a gazetteer.
+
+Anchors are the parts of an address that are rarely anything else: a house number with a street
+type (``12 Kent Street``, ``Via Roma 131``, ``Hansinegata 120``), a unit (``Suite 318``,
+``P.O. Box 104``), a military address (``PSC 3294, Box 9168 APO AA 61487``) or a street corner.
+A capitalised name followed by a house number (``Dunajska 56``) is a weak anchor that needs a context
+word (``address``, ``lives``, ``located`` ...). Each anchor is then extended over the address block
+that follows it — unit, city, region code, country, postal code — on the same line after a comma or
+on the next lines, so that a whole multi-line address is one span.
+"""
+
+from __future__ import annotations
+
+import regex
+from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
+
+_CAP = r"\p{Lu}[\p{L}'’.-]*"
+_WORD = r"\p{L}[\p{L}'’.-]*"
+_S = r"[ \t]+"
+_TYPE = (
+    r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|square|sq"
+    r"|parkway|pkwy|highway|hwy|circle|trail|crescent|close|pass|route|turnpike|gateway|alley|row|walk|plaza"
+    r"|path|pike|expressway|freeway|heights|park|view|grove|gardens|mews|hill|forges?|rapids|crossing|junction"
+    r"|loop|ridge|str|straße|strasse|gasse|weg|platz|vej|vei|gate|gata|gatan|gade|katu|tie|kuja)\b\.?"
+)
+_PREFIX = r"(?i:via|viale|rua|rúa|rue|calle|avenida|av\.|ul\.|ulica|plac|chemin|chaussée|praça|piazza|corso)"
+_SUFFIXED = (
+    r"\p{L}+(?i:vej|veien|vegen|vägen|väg|gatan|gata|gate|gade|katu|tie|kuja|polku|kaari|strasse|straße|gasse|weg"
+    r"|platz|straat|laan|utca|allee|damm|vägen)"
+)
+_UNIT = r"(?i:apt\.?|apartment|suite|ste\.|unit|p\.?[ ]?o\.?[ ]?box|postbox|box|floor|room)[ \t]*#?[ \t]*\d{1,6}\b"
+
+STRONG = [
+    # 12 Kent Street / 33787 590 Edington Drive / 1987 74 Diakou Street
+    rf"\b\d{{1,6}}(?:{_S}\d{{1,5}})?{_S}(?:{_WORD}{_S}){{0,3}}{_WORD}{_S}{_TYPE}(?:{_S}\d{{1,5}}\b)?",
+    # Via Roma 131 / ul. Słowicza 10 / rue des lieutemants Thomazo
+    rf"(?:\b\d{{1,6}}{_S})?\b{_PREFIX}{_S}(?:{_WORD}{_S}){{0,3}}(?:{_WORD}|\d{{1,5}}\b)(?:{_S}\d{{1,5}}\b)?",
+    # Hansinegata 120 / 0269 Stensås terrasse 38 is caught by the weak rule
+    rf"(?:\b\d{{1,6}}{_S})?\b{_SUFFIXED}(?:{_S}{_WORD})?{_S}\d{{1,5}}\b",
+    # PSC 3294, Box 9168 APO AA 61487 / USS Lorenzen FPO AE 25990
+    r"\b(?:PSC|Unit|CMR)\s+\d{3,5},?\s+Box\s+\d{3,5}\s+(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b",
+    rf"\b(?:USNS|USNV|USS|USCGC)\s+{_CAP}\s+(?:FPO|APO|DPO)\s+A[AEP]\s+\d{{5}}\b",
+    # the corner of X and Y
+    rf"(?i:\bthe\s+)?(?i:\bcorner\s+of)\s+[^\n,;?!]{{3,60}}?\s+and\s+(?:{_CAP}|\d{{1,5}}\b)(?:\s+(?:{_WORD}|\d{{1,5}}\b)){{0,3}}",
+    # a unit on its own: Suite 318, Apt. 117, P.O. Box 104
+    rf"\b{_UNIT}",
+    # a postal code after its label: "ZIP: 6280", "my zip code is 90010-170", "postcode B0J 2H0"
+    r"(?<=\b(?i:zip|zip code|postal code|postcode|post code)(?:[ \t]*:|[ \t]+is)?[ \t]+)"
+    r"(?:[A-Z0-9]{3,6}(?:[ -][A-Z0-9]{2,4})?)\b",
+]
+# Dunajska 56 / 0269 Stensås terrasse 38: plausible, but needs a context word
+WEAK = [rf"(?:\b\d{{1,6}}{_S})?\b{_CAP}(?:{_S}{_CAP}){{0,2}}{_S}\d{{1,5}}\b(?![.,:/-]\d)"]
+
+# What may follow an anchor inside the same address block (unit, city, region, country, postcode)
+_ITEM = (
+    rf"(?:{_UNIT}|\d{{3,6}}(?:[ -]\d{{2,4}})?\b|(?:{_CAP}|nan\b)(?:[ \t]+(?:{_CAP}|\d{{3,6}}\b|[A-Z]{{1,3}}\b)){{0,4}})"
+)
+_TAIL = regex.compile(rf"(?:(?:[ \t]*,[ \t]*|[ \t]*\n(?:[ \t>?]*\n)?[ \t>?]*(?:,[ \t]*)?|[ \t]+){_ITEM})+")
+
+_BLOCK = regex.compile(rf"{_UNIT}|\n[^\n]*\n")
+STRONG_SCORE, WEAK_SCORE = 0.6, 0.3
+
+CONTEXT = [
+    "address",
+    "live",
+    "lives",
+    "located",
+    "location",
+    "street",
+    "moved",
+    "move",
+    "send",
+    "ship",
+    "deliver",
+    "corner",
+    "office",
+    "apartment",
+    "return",
+    "mail",
+    "visit",
+    "meet",
+    "drop",
+    "stop",
+    "house",
+    "home",
+]
+
+
+class StreetAddressRecognizer(PatternRecognizer):
+    """Street addresses as one span each, from a house-number/street-type grammar (see module doc)."""
+
+    def __init__(self, supported_language: str = "en") -> None:
+        patterns = [Pattern(f"address_strong_{i}", rx, STRONG_SCORE) for i, rx in enumerate(STRONG)]
+        patterns += [Pattern(f"address_weak_{i}", rx, WEAK_SCORE) for i, rx in enumerate(WEAK)]
+        super().__init__(
+            supported_entity="STREET_ADDRESS",
+            name="appliance_street_address",
+            supported_language=supported_language,
+            patterns=patterns,
+            context=CONTEXT,
+            global_regex_flags=regex.MULTILINE,
+        )
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None, regex_flags=None) -> list[RecognizerResult]:
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for r in results:
+            m = _TAIL.match(text, r.end)
+            if m:
+                r.end = m.end()
+                if r.score < STRONG_SCORE and _BLOCK.search(m.group()):
+                    r.score = STRONG_SCORE  # a weak anchor followed by a unit or a multi-line block
+        return results

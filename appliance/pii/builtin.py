@@ -1,0 +1,209 @@
+"""The appliance's own recognizers, switched on by name in ``pii.builtin_recognizers``.
+
+Each fills a gap in Presidio's defaults with general rules, not lists of known values:
+``street_address`` (no address recognizer exists), ``phone_context`` and ``card_context`` (numbers in
+local or unusual formats that Presidio's validators reject, accepted only next to a context word
+such as "phone" or "card"), ``person_cues`` (names after a title or "my name is", which the small
+spaCy model often misses or calls ORGANIZATION), ``ssn_format`` (SSN-formatted numbers Presidio
+rejects as well-known samples, which must still not be stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+
+from appliance.pii.address import StreetAddressRecognizer
+
+Factory = Callable[[], EntityRecognizer]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def builtin(name: str) -> Callable[[Factory], Factory]:
+    """Register a recognizer factory under ``name``; duplicates are refused."""
+
+    def deco(fn: Factory) -> Factory:
+        if name in _REGISTRY:
+            raise ValueError(f"built-in recognizer {name!r} is already registered")
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def builtin_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make(name: str) -> EntityRecognizer:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown built-in recognizer {name!r}; known: {', '.join(builtin_names())}")
+    return _REGISTRY[name]()
+
+
+class _DigitsRecognizer(PatternRecognizer):
+    """A pattern recognizer that also checks how many digits the match holds."""
+
+    def __init__(self, *, min_digits: int, max_digits: int, **kwargs) -> None:
+        self.min_digits, self.max_digits = min_digits, max_digits
+        super().__init__(**kwargs)
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        n = sum(c.isdigit() for c in pattern_text)
+        return None if self.min_digits <= n <= self.max_digits else False
+
+
+@builtin("street_address")
+def _street_address() -> EntityRecognizer:
+    return StreetAddressRecognizer()
+
+
+@builtin("phone_context")
+def _phone_context() -> EntityRecognizer:
+    group = r"(?:\(\d{1,4}\)|\d{1,5})"
+    rx = rf"(?<![\w+.-])(?:\+\d{{1,3}}[ .-]?)?{group}(?:[ .-]?(?:\(0\)[ ]?)?{group}){{1,5}}(?:[ ]?x\d{{1,5}})?(?![\w-])"
+    return _DigitsRecognizer(
+        min_digits=7,
+        max_digits=15,
+        supported_entity="PHONE_NUMBER",
+        name="appliance_phone_context",
+        patterns=[Pattern("phone_any_format", rx, 0.2)],
+        context=[
+            "phone",
+            "call",
+            "mobile",
+            "cell",
+            "tel",
+            "telephone",
+            "fax",
+            "desk",
+            "office",
+            "contact",
+            "reach",
+            "sms",
+            "whatsapp",
+            "number",
+            "registered",
+            "answer",
+            "dial",
+        ],
+    )
+
+
+@builtin("card_context")
+def _card_context() -> EntityRecognizer:
+    return _DigitsRecognizer(
+        min_digits=12,
+        max_digits=19,
+        supported_entity="CREDIT_CARD",
+        name="appliance_card_context",
+        patterns=[Pattern("card_digits", r"(?<![\w-])\d{4}(?:[ -]?\d{2,4}){2,4}(?![\w-])", 0.1)],
+        context=["card", "credit", "debit", "cc", "visa", "mastercard", "amex", "maestro", "payment"],
+    )
+
+
+@builtin("ssn_format")
+def _ssn_format() -> EntityRecognizer:
+    return PatternRecognizer(
+        supported_entity="US_SSN",
+        name="appliance_ssn_format",
+        patterns=[Pattern("ssn_dashed", r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", 0.5)],
+        context=["ssn", "social", "security", "ss#", "taxpayer"],
+    )
+
+
+_TITLES = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mme|Herr|Frau)\.?"
+_NAME = r"\p{Lu}[\p{L}'’-]+(?:[ ]\p{Lu}\.?)?(?:[ ]\p{Lu}[\p{L}'’-]+){0,2}"
+_CUES = r"(?i:my name is|name is|name:|call me|named|called|dear|signed|regards,|sincerely,)"
+
+
+@builtin("person_cues")
+def _person_cues() -> EntityRecognizer:
+    import regex
+
+    return PatternRecognizer(
+        supported_entity="PERSON",
+        name="appliance_person_cues",
+        patterns=[
+            Pattern("person_after_title", rf"(?<=\b{_TITLES}[ ]){_NAME}", 0.7),
+            Pattern("person_after_cue", rf"(?<=\b{_CUES}[ \t\n]+){_NAME}", 0.65),
+            Pattern("lowercase_after_name_cue", r"(?<=\b(?i:my name is|name:)[ ])\p{Ll}[\p{L}'’-]+", 0.6),
+        ],
+        global_regex_flags=regex.MULTILINE,
+    )
+
+
+class ProperNounRecognizer(EntityRecognizer):
+    """Runs of proper nouns (spaCy tags NNP/NNPS) that no other recognizer claimed, reported as PERSON.
+
+    The small spaCy model misses many names (single first names, lower-resource spellings); treating an
+    unexplained proper noun as a name errs on the side of privacy. Scored below the default PERSON
+    threshold unless a context word ("name", "told", "wife" ...) precedes it.
+    """
+
+    TAGS = frozenset({"NNP", "NNPS"})
+
+    def __init__(self, score: float = 0.6) -> None:
+        self.base_score = score
+        super().__init__(
+            supported_entities=["PERSON"],
+            name="appliance_proper_noun",
+            supported_language="en",
+            context=[
+                "name",
+                "named",
+                "called",
+                "told",
+                "said",
+                "asked",
+                "wife",
+                "husband",
+                "daughter",
+                "kid",
+                "friend",
+                "partner",
+                "mother",
+                "father",
+                "dear",
+                "hello",
+            ],
+        )
+
+    def load(self) -> None:
+        return None
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        if nlp_artifacts is None or nlp_artifacts.tokens is None:
+            return []
+        claimed = [(e.start_char, e.end_char) for e in nlp_artifacts.entities]
+        out: list[RecognizerResult] = []
+        run: list = []
+        for tok in [*nlp_artifacts.tokens, None]:
+            if tok is not None and tok.tag_ in self.TAGS and tok.is_alpha and len(tok.text) > 1 and not tok.is_stop:
+                run.append(tok)
+                continue
+            if run:
+                start, end = run[0].idx, run[-1].idx + len(run[-1].text)
+                if not any(s < end and start < e for s, e in claimed):
+                    out.append(self._result(start, end))
+                run = []
+        return out
+
+    def _result(self, start: int, end: int) -> RecognizerResult:
+        return RecognizerResult(
+            "PERSON",
+            start,
+            end,
+            self.base_score,
+            analysis_explanation=AnalysisExplanation(self.name, self.base_score, textual_explanation="proper noun"),
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+            },
+        )
+
+
+@builtin("proper_nouns")
+def _proper_nouns() -> EntityRecognizer:
+    return ProperNounRecognizer()
