@@ -98,7 +98,7 @@ def _card_context() -> EntityRecognizer:
         max_digits=19,
         supported_entity="CREDIT_CARD",
         name="appliance_card_context",
-        patterns=[Pattern("card_digits", r"(?<![\w-])\d{4}(?:[ -]?\d{2,4}){2,4}(?![\w-])", 0.1)],
+        patterns=[Pattern("card_digits", r"(?<![\w-])\d{4}(?:[ -]?\d{2,4}){2,4}(?![\w-])", 0.25)],
         context=["card", "credit", "debit", "cc", "visa", "mastercard", "amex", "maestro", "payment"],
     )
 
@@ -126,12 +126,45 @@ def _person_cues() -> EntityRecognizer:
         supported_entity="PERSON",
         name="appliance_person_cues",
         patterns=[
-            Pattern("person_after_title", rf"(?<=\b{_TITLES}[ ]){_NAME}", 0.7),
-            Pattern("person_after_cue", rf"(?<=\b{_CUES}[ \t\n]+){_NAME}", 0.65),
+            Pattern("person_after_title", rf"(?<=\b{_TITLES}[ ]){_NAME}", 0.9),
+            Pattern("person_after_cue", rf"(?<=\b{_CUES}[ \t\n]+){_NAME}", 0.9),
             Pattern("lowercase_after_name_cue", r"(?<=\b(?i:my name is|name:)[ ])\p{Ll}[\p{L}'’-]+", 0.6),
         ],
         global_regex_flags=regex.MULTILINE,
     )
+
+
+_CALENDAR = frozenset(
+    [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ]
+)
+
+
+def _sentence_initial(tok) -> bool:
+    """First word of the text or of a sentence/line: capitalised for grammar, not as a name."""
+    if tok.i == 0:
+        return True
+    prev = tok.doc[tok.i - 1]
+    return prev.is_space or prev.text in {".", "!", "?", ":", '"', ">", "-"} or "\n" in prev.text_with_ws
 
 
 class ProperNounRecognizer(EntityRecognizer):
@@ -180,15 +213,24 @@ class ProperNounRecognizer(EntityRecognizer):
         out: list[RecognizerResult] = []
         run: list = []
         for tok in [*nlp_artifacts.tokens, None]:
-            if tok is not None and tok.tag_ in self.TAGS and tok.is_alpha and len(tok.text) > 1 and not tok.is_stop:
+            if tok is not None and self._candidate(tok):
                 run.append(tok)
                 continue
-            if run:
+            if run and not (len(run) == 1 and _sentence_initial(run[0])):
                 start, end = run[0].idx, run[-1].idx + len(run[-1].text)
                 if not any(s < end and start < e for s, e in claimed):
                     out.append(self._result(start, end))
-                run = []
+            run = []
         return out
+
+    def _candidate(self, tok) -> bool:
+        return (
+            tok.tag_ in self.TAGS
+            and tok.is_alpha
+            and len(tok.text) > 1
+            and not tok.is_stop
+            and tok.lower_ not in _CALENDAR
+        )
 
     def _result(self, start: int, end: int) -> RecognizerResult:
         return RecognizerResult(

@@ -77,13 +77,22 @@ def build_engine(policy: PiiPolicy, kind: str = "presidio") -> PiiEngine:
     _load_builtin()
     if kind not in _FACTORIES:
         raise ValueError(f"unknown PII engine {kind!r}; known: {', '.join(sorted(_FACTORIES))}")
-    key = (kind, canonical_json(policy.model_dump(mode="json")))
+    key = (kind, _detection_key(policy))
     with _LOCK:
         engine = _CACHE.get(key)
         if engine is None:
             engine = _FACTORIES[kind](policy)
             _CACHE[key] = engine
         return engine
+
+
+def _detection_key(policy: PiiPolicy) -> str:
+    """What the engine depends on: everything but the actions (thresholds still set its score floor)."""
+    data = policy.model_dump(mode="json")
+    data["default_action"] = None
+    for rule in data["entities"].values():
+        rule["action"] = None
+    return canonical_json(data)
 
 
 def _load_builtin() -> None:

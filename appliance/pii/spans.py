@@ -3,7 +3,7 @@
 Recognizers overlap (an e-mail address also matches as URL fragments; a street address contains a
 city). Before anything is replaced, overlapping findings are merged into one span covering their
 union, so no fragment of an entity survives redaction; the merged span takes the type of its
-strongest member (most severe action, then highest score, then longest).
+strongest member (most severe action, then a confident score, then longest, then highest score).
 """
 
 from __future__ import annotations
@@ -60,8 +60,12 @@ def admitted(findings: Iterable[Finding], policy: PiiPolicy, text: str, *, inclu
     return out
 
 
-def _rank(s: Span) -> tuple[int, float, int]:
-    return (_SEVERITY[s.action], s.end - s.start, s.score)
+CONFIDENT = 0.95  # checksum-validated or context-confirmed findings
+
+
+def _rank(s: Span) -> tuple[int, bool, int, float]:
+    """Most severe action first; then a confident finding; then the longest; then the highest score."""
+    return (_SEVERITY[s.action], s.score >= CONFIDENT, s.end - s.start, s.score)
 
 
 def resolve(spans: Iterable[Span]) -> list[Span]:
