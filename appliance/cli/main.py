@@ -13,6 +13,7 @@ import typer
 from appliance import __version__
 from appliance.cli import audit, init, models, policy
 from appliance.cli import curate as curate_cli
+from appliance.cli import evaluate as evaluate_cli
 from appliance.cli import export as export_cli
 from appliance.cli import probe as probe_cli
 from appliance.cli import seeds as seeds_cli
@@ -51,6 +52,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
 app.add_typer(models.app, name="models")
 app.command("curate")(curate_cli.curate)
+app.command("evaluate")(evaluate_cli.evaluate)
 app.command("probe")(probe_cli.probe)
 app.add_typer(export_cli.app, name="export")
 app.add_typer(seeds_cli.app, name="seeds")

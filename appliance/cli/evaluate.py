@@ -1,0 +1,55 @@
+"""`appliance evaluate BATCH [--reference holdout|FILE] [--json]`: MAUVE, diversity, length, TSTR."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from appliance.cli.common import console, print_json, state
+from appliance.evaluate import evaluate_batch
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else ("-" if v is None else str(v))
+
+
+def evaluate(
+    ctx: typer.Context,
+    batch: str = typer.Argument(..., help="a curated batch id (run `appliance curate BATCH` first)"),
+    reference: str = typer.Option(
+        "holdout", "--reference", help="'holdout' (the dataset's holdout split) or a JSONL/CSV/TXT file"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the metrics record as JSON"),
+) -> None:
+    """Evaluate a curated batch's kept outputs: MAUVE, diversity, length statistics and TSTR utility."""
+    c = state(ctx).open()
+    try:
+        report = evaluate_batch(c, batch, reference=reference)
+    finally:
+        c.close()
+    if as_json:
+        print_json(report.as_dict())
+        return
+    mt = report.metrics
+    table = Table(title=f"evaluation of {report.batch_id} vs {report.reference}")
+    table.add_column("metric")
+    table.add_column("synthetic", justify="right")
+    table.add_column("reference", justify="right")
+    table.add_row("samples", str(report.n_synthetic), str(report.n_reference))
+    table.add_row("MAUVE", _fmt(mt["mauve"]), "")
+    for key in ("distinct_1", "distinct_2", "distinct_3", "self_bleu", "mean_pairwise_distance"):
+        table.add_row(key, _fmt(mt["synthetic"][key]), _fmt(mt["reference"][key]))
+    length = mt["length"]
+    table.add_row("mean words", _fmt(length["synthetic"]["mean"]), _fmt(length["reference"]["mean"]))
+    console.print(table)
+    t = mt["tstr"]
+    if t:
+        console.print(
+            f"TSTR: accuracy trained on synthetic {t['acc_synthetic']:.4f}, on real {t['acc_real']:.4f}, "
+            f"ratio {_fmt(t['ratio'])} (n={t['n_train']} per side, {t['n_labels']} labels, {t['n_test']} test)",
+            markup=False,
+        )
+    console.print(f"embeddings: {report.embedding_model} {report.embedding_sha256}", markup=False)
+    console.print(f"evaluation {report.evaluation_id}; audit event {report.event_seq}", markup=False)

@@ -1,0 +1,183 @@
+"""Evaluate a curated batch: MAUVE, diversity, length and (labeled data) TSTR; one record, one audit event.
+
+Promise: the evaluation reads only curated-kept outputs (a batch that was never curated is refused,
+exit 1, with the command to run); its metrics, the embedding model's name and SHA-256 and the sample
+sizes are stored in ``evaluations`` and in one ``evaluate.run`` audit event, committed together.
+Nothing about the texts is stored except counts and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from appliance.audit import append_in_tx
+from appliance.context import Context
+from appliance.db import transaction, utc_now
+from appliance.evaluate import metrics as m
+from appliance.evaluate.embed import Embedder, default_embedder
+from appliance.evaluate.sources import Texts, kept_outputs, reference_texts, split_records
+from appliance.evaluate.tstr import matched_real, tstr
+
+
+@dataclass
+class EvaluationReport:
+    batch_id: str
+    dataset: str
+    reference: str
+    n_synthetic: int
+    n_reference: int
+    embedding_model: str
+    embedding_sha256: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    evaluation_id: int = 0
+    event_seq: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Memo:
+    """Embeds each distinct text once per evaluation (the holdout is both reference and TSTR test set)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        todo = sorted({t for t in texts if t not in self._cache})
+        if todo:
+            self._cache.update(zip(todo, self.embedder.encode(todo), strict=True))
+        return np.stack([self._cache[t] for t in texts])
+
+
+def diversity(texts: list[str], emb: np.ndarray, *, bleu_samples: int, seed: int) -> dict[str, float]:
+    """distinct-1/2/3, self-BLEU and mean pairwise embedding distance of one side."""
+    return {
+        "distinct_1": m.distinct_n(texts, 1),
+        "distinct_2": m.distinct_n(texts, 2),
+        "distinct_3": m.distinct_n(texts, 3),
+        "self_bleu": m.self_bleu(texts, max_samples=bleu_samples, seed=seed),
+        "mean_pairwise_distance": m.mean_pairwise_distance(emb),
+    }
+
+
+def utility(ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap: int, seed: int) -> dict | None:
+    """TSTR on the dataset's labels, or None when the dataset or the kept outputs carry no labels."""
+    syn_texts, syn_labels = synthetic.labeled()
+    train_texts, train_labels = split_records(ctx, dataset, "train").labeled()
+    test_texts, test_labels = split_records(ctx, dataset, "holdout").labeled()
+    if len(set(syn_labels)) < 2 or not train_texts or not test_texts:
+        return None
+    s_idx, r_idx = matched_real(syn_labels, train_labels, seed=seed)
+    known = {syn_labels[i] for i in s_idx}
+    test = m.sample([(t, lab) for t, lab in zip(test_texts, test_labels, strict=True) if lab in known], cap, seed + 2)
+    if len(known) < 2 or not test:
+        return None
+    result = tstr(
+        embed([syn_texts[i] for i in s_idx]),
+        [syn_labels[i] for i in s_idx],
+        embed([train_texts[i] for i in r_idx]),
+        [train_labels[i] for i in r_idx],
+        embed([t for t, _ in test]),
+        [lab for _, lab in test],
+        seed=seed,
+    )
+    return result.as_dict()
+
+
+def evaluate_batch(
+    ctx: Context, batch_id: str, *, reference: str = "holdout", embedder: Embedder | None = None
+) -> EvaluationReport:
+    """Compute, store and audit the metrics of ``batch_id``'s kept outputs against ``reference``."""
+    policy = ctx.policy.curation
+    seed, cap = policy.eval_seed, policy.eval_max_samples
+    batch, curation, kept = kept_outputs(ctx, batch_id)
+    ref_name, ref = reference_texts(ctx, batch["dataset"], reference)
+    embedder = embedder or default_embedder()
+    embed = _Memo(embedder)
+
+    syn_idx = m.sample(list(range(len(kept.texts))), cap, seed)
+    synthetic = Texts([kept.texts[i] for i in syn_idx], [kept.labels[i] for i in syn_idx])
+    ref_texts = m.sample(ref.texts, cap, seed + 1)
+    syn_emb, ref_emb = embed(synthetic.texts), embed(ref_texts)
+    bleu_n = policy.self_bleu_max_samples
+    metrics: dict[str, Any] = {
+        "mauve": m.mauve_score(syn_emb, ref_emb, seed=seed),
+        "mauve_buckets": m.mauve_buckets(len(syn_emb), len(ref_emb)),
+        "n_synthetic": len(synthetic.texts),
+        "n_reference": len(ref_texts),
+        "n_kept": len(kept.texts),
+        "synthetic": diversity(synthetic.texts, syn_emb, bleu_samples=bleu_n, seed=seed),
+        "reference": diversity(ref_texts, ref_emb, bleu_samples=bleu_n, seed=seed),
+        "self_bleu_samples": min(bleu_n, len(synthetic.texts)),
+        "length": m.length_comparison(synthetic.texts, ref_texts),
+        "tstr": utility(ctx, batch["dataset"], synthetic, embed, cap=cap, seed=seed),
+        "seed": seed,
+    }
+    report = EvaluationReport(
+        batch_id=batch_id,
+        dataset=batch["dataset"],
+        reference=ref_name,
+        n_synthetic=len(synthetic.texts),
+        n_reference=len(ref_texts),
+        embedding_model=embedder.name,
+        embedding_sha256=embedder.sha256,
+        metrics=metrics,
+    )
+    _store(ctx, report, curation_id=curation["id"])
+    return report
+
+
+def _store(ctx: Context, report: EvaluationReport, *, curation_id: int) -> None:
+    tstr_ratio = (report.metrics["tstr"] or {}).get("ratio")
+    with transaction(ctx.db) as conn:
+        payload = {
+            "batch": report.batch_id,
+            "dataset": report.dataset,
+            "reference": report.reference,
+            "n_synthetic": report.n_synthetic,
+            "n_reference": report.n_reference,
+            "embedding_model": report.embedding_model,
+            "model_sha256": report.embedding_sha256,
+            "curation_id": curation_id,
+            "metrics": report.metrics,
+            "policy_sha256": ctx.policy_sha256,
+        }
+        ev = append_in_tx(conn, "evaluate.run", payload, actor=ctx.actor)
+        cur = conn.execute(
+            "INSERT INTO evaluations (batch_id, reference, n_synthetic, n_reference, mauve, tstr_ratio, metrics,"
+            " embedding_model, embedding_sha256, curation_id, policy_sha256, event_seq, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                report.batch_id,
+                report.reference,
+                report.n_synthetic,
+                report.n_reference,
+                report.metrics["mauve"],
+                tstr_ratio,
+                json.dumps(report.metrics, sort_keys=True),
+                report.embedding_model,
+                report.embedding_sha256,
+                curation_id,
+                ctx.policy_sha256,
+                ev.seq,
+                utc_now(),
+            ),
+        )
+    report.evaluation_id, report.event_seq = int(cur.lastrowid or 0), ev.seq
+
+
+def latest_evaluation(ctx: Context, batch_id: str) -> dict[str, Any] | None:
+    """The batch's most recent evaluation record (for the export gate and reports), or None."""
+    cur = ctx.db.conn.execute("SELECT * FROM evaluations WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    out = dict(zip([c[0] for c in cur.description], row, strict=True))
+    out["metrics"] = json.loads(out["metrics"])
+    return out
