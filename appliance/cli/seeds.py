@@ -84,6 +84,13 @@ def import_(
     if not s.findings:
         pii.add_row("(none)", "0", "-", "0")
     console.print(pii)
+    if s.export_matches:
+        shown = ", ".join(str(i) for i in s.export_matches[:MAX_SKIPPED_SHOWN])
+        err_console.print(
+            f"warning: {len(s.export_matches)} records match records this appliance exported earlier"
+            f" (synthetic output imported as seeds; record indices {shown})",
+            markup=False,
+        )
     console.print(f"audit event {s.event_seq} {s.event_hash}", markup=False)
 
 

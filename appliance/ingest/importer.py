@@ -16,6 +16,7 @@ from typing import Any
 
 from appliance.audit import append_in_tx
 from appliance.context import Context
+from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
 from appliance.ingest.readers import ReadResult, read_seeds
@@ -44,6 +45,7 @@ class ImportSummary:
     dropped_by: dict[str, int] = field(default_factory=dict)
     event_seq: int = 0
     event_hash: str = ""
+    export_matches: list[int] = field(default_factory=list)  # record indices equal to an earlier export
 
 
 def check_dataset_name(name: str) -> str:
@@ -88,6 +90,8 @@ def import_seeds(
         raise BadInput(bad_lines_message(read))
     if not read.records:
         raise BadInput(f"{path.name} has no importable records — check --text-field and the file's format")
+    # model-collapse guard: seeds that are this appliance's own earlier exports are flagged (or refused)
+    matches = check_seed_provenance(ctx.db, [r.text for r in read.records], ctx.policy.curation)
     pipe = pipeline or PiiPipeline.from_context(ctx, dataset)
     texts = pipe.process([r.text for r in read.records])
     labels = _labels(pipe, read)
@@ -98,6 +102,7 @@ def import_seeds(
         n_read=len(read.records) + len(read.bad),
         skipped_lines=[b.line for b in read.bad],
         skipped_reasons=[str(b) for b in read.bad],
+        export_matches=[read.records[i].index for i in matches],
     )
     kept = []
     for rec, res, lab in zip(read.records, texts, labels, strict=True):
@@ -193,6 +198,8 @@ def _store(
             "n_holdout": s.n_holdout,
             "n_dropped": s.n_dropped,
             "n_skipped": len(s.skipped_lines),
+            "n_export_matches": len(s.export_matches),
+            "export_match_records": s.export_matches[:MAX_LINES_IN_EVENT],
             "skipped_lines": s.skipped_lines[:MAX_LINES_IN_EVENT],
             "holdout_fraction": ctx.policy.privacy.holdout_fraction,
             "findings": dict(sorted(s.findings.items())),
