@@ -1,0 +1,83 @@
+"""Recognizer tables on the real Presidio engine under the shipped default policy (loaded once)."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.pii import PiiPipeline
+from appliance.policy import default_policy_path, load_policy_file
+
+
+@pytest.fixture(scope="module")
+def pipe() -> PiiPipeline:
+    return PiiPipeline.from_policy(load_policy_file(default_policy_path()).pii, key=b"t" * 32, dataset="tables")
+
+
+def found(pipe: PiiPipeline, text: str) -> list[tuple[str, str]]:
+    return [(f["type"], text[f["start"] : f["end"]]) for f in pipe.scan([text])[0]]
+
+
+@pytest.mark.parametrize(
+    ("text", "etype", "value"),
+    [
+        # Presidio rejects this well-known sample SSN; the appliance still treats it as an SSN
+        ("My SSN is 078-05-1120", "US_SSN", "078-05-1120"),
+        ("Here's my SSN: 219-09-9999", "US_SSN", "219-09-9999"),
+        ("Email john.smith@gmail.com today", "EMAIL_ADDRESS", "john.smith@gmail.com"),
+        ("Send it to laura.whitfield@northwind-mail.com.", "EMAIL_ADDRESS", "laura.whitfield@northwind-mail.com"),
+        ("Call me at 212-555-1234", "PHONE_NUMBER", "212-555-1234"),
+        ("Phone: 72 128 827", "PHONE_NUMBER", "72 128 827"),
+        ("Can someone call me on 9472 7916?", "PHONE_NUMBER", "9472 7916"),
+        ("my card 4111111111111111 expired", "CREDIT_CARD", "4111111111111111"),
+        ("card number 630427373398 is lost", "CREDIT_CARD", "630427373398"),
+        ("IBAN GB33BUKB20201555555555 please", "IBAN_CODE", "GB33BUKB20201555555555"),
+        ("server at 192.168.10.20 is down", "IP_ADDRESS", "192.168.10.20"),
+        ("She lives at 24 Clarke Avenue, Springfield", "STREET_ADDRESS", "24 Clarke Avenue, Springfield"),
+        ("Ship it to Hansinegata 120, Oslo", "STREET_ADDRESS", "Hansinegata 120, Oslo"),
+        ("PSC 3294, Box 9168\nAPO AA 61487", "STREET_ADDRESS", "PSC 3294, Box 9168\nAPO AA 61487"),
+        (
+            "Meet me at 5100 Quadra 104\n Suite 845\n Evionnaz\n Switzerland 05377",
+            "STREET_ADDRESS",
+            "5100 Quadra 104\n Suite 845\n Evionnaz\n Switzerland 05377",
+        ),
+        ("my zip code is 90010-170", "STREET_ADDRESS", "90010-170"),
+        ("Dr. Alma Jensen will see you", "PERSON", "Alma Jensen"),
+        ("My name is Martin", "PERSON", "Martin"),
+        ("Contact Laura Whitfield tomorrow", "PERSON", "Laura Whitfield"),
+        ("employee EMP-204518 badge", "EMPLOYEE_ID", "EMP-204518"),
+        ("ticket INC-4471 closed", "TICKET_ID", "INC-4471"),
+    ],
+)
+def test_finds(pipe: PiiPipeline, text: str, etype: str, value: str) -> None:
+    start = text.index(value)
+    spans = pipe.scan([text])[0]
+    assert any(f["type"] == etype and f["start"] <= start and start + len(value) <= f["end"] for f in spans), spans
+
+
+@pytest.mark.parametrize(
+    ("text", "absent"),
+    [
+        ("The NHS number 943 476 5919", "UK_NHS"),  # ignored type: false hits on phone/account numbers
+        ("My SSN is 078-05-1120", "ORGANIZATION"),  # "SSN" is allow-listed, not an organization
+        ("Please reset my PIN and SSN settings", "ORGANIZATION"),
+        ("Email john.smith@gmail.com today", "URL"),  # fragments merged into the e-mail span
+        ("We shipped 12 boxes on Monday", "PERSON"),  # calendar words are not names
+        ("Urgent: Refund pending for the order", "PERSON"),  # a sentence-initial capital is not a name
+    ],
+)
+def test_known_presidio_errors_are_fixed(pipe: PiiPipeline, text: str, absent: str) -> None:
+    assert absent not in [t for t, _ in found(pipe, text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["The meeting is next week", "Please reset my PIN and SSN settings", "thanks, that works for me"],
+)
+def test_plain_text_has_no_findings(pipe: PiiPipeline, text: str) -> None:
+    assert found(pipe, text) == []
+
+
+def test_allowed_types_only_on_request(pipe: PiiPipeline) -> None:
+    text = "The invoice is dated 2021-03-04"
+    assert "DATE_TIME" not in [t for t, _ in found(pipe, text)]
+    assert "DATE_TIME" in [f["type"] for f in pipe.scan([text], include_allowed=True)[0]]
