@@ -19,6 +19,7 @@ import sqlite_utils
 SCHEMA_MODULES = [
     "appliance.audit.schema",
     "appliance.store.schema",
+    "appliance.budget.schema",
     "appliance.curate.schema",
     "appliance.evaluate.schema",
     "appliance.probes.schema",

@@ -1,0 +1,64 @@
+"""Pure privacy accounting for one DP-SGD run (Opacus's accountants; no state kept here).
+
+A run of the sampled Gaussian mechanism is fully described by (noise multiplier σ, sample rate q, steps T):
+its ε at a given δ is what Opacus's accountant reports for the history ``[(σ, q, T)]``. ``rdp`` (Mironov
+2017; Mironov, Talwar, Zhang 2019) is the default and an upper bound; ``prv`` (Gopi, Lee, Wutschitz 2021)
+is tighter but numerical. Privacy parameters are keyword-only.
+"""
+
+from __future__ import annotations
+
+import math
+
+from opacus.accountants import create_accountant
+from opacus.accountants.utils import get_noise_multiplier
+
+ACCOUNTANTS = ("rdp", "prv")
+
+
+def _check(accountant: str) -> None:
+    if accountant not in ACCOUNTANTS:
+        raise ValueError(f"accountant must be one of {', '.join(ACCOUNTANTS)}, not {accountant!r}")
+
+
+def epsilon_for(
+    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str = "rdp"
+) -> float:
+    """ε after ``steps`` steps of DP-SGD with Poisson rate ``sample_rate`` and noise ``noise_multiplier``."""
+    _check(accountant)
+    if steps <= 0:
+        return 0.0
+    acc = create_accountant(mechanism=accountant)
+    acc.history = [(noise_multiplier, sample_rate, steps)]
+    return float(acc.get_epsilon(delta=delta))
+
+
+def noise_multiplier_for(
+    *, target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp"
+) -> float:
+    """The smallest σ (to Opacus's 0.01-ε search tolerance) whose run stays within ``target_epsilon``."""
+    _check(accountant)
+    return float(
+        get_noise_multiplier(
+            target_epsilon=target_epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=accountant,
+        )
+    )
+
+
+def default_delta(n: int) -> float:
+    """δ = 1 / n^1.1 for n training records: below 1/n, as DP requires for a meaningful guarantee."""
+    return 1.0 / max(n, 2) ** 1.1
+
+
+def sample_rate_for(*, n: int, batch_size: int) -> float:
+    """Poisson sampling rate giving ``batch_size`` records per step on average (Opacus: 1 / batches per epoch)."""
+    return 1.0 / math.ceil(n / batch_size)
+
+
+def planned_steps(*, epochs: int, sample_rate: float) -> int:
+    """Steps Opacus plans for ``epochs`` epochs at rate q (``int(epochs / q)``, as ``get_noise_multiplier``)."""
+    return int(epochs / sample_rate)
