@@ -12,11 +12,14 @@ import typer
 
 from appliance import __version__
 from appliance.cli import audit, init, models, policy
+from appliance.cli import budget as budget_cli
 from appliance.cli import curate as curate_cli
 from appliance.cli import evaluate as evaluate_cli
 from appliance.cli import export as export_cli
 from appliance.cli import probe as probe_cli
+from appliance.cli import prompts as prompts_cli
 from appliance.cli import seeds as seeds_cli
+from appliance.cli import train as train_cli
 from appliance.cli.common import ApplianceGroup, CliState
 
 app = typer.Typer(
@@ -56,6 +59,9 @@ app.command("evaluate")(evaluate_cli.evaluate)
 app.command("probe")(probe_cli.probe)
 app.add_typer(export_cli.app, name="export")
 app.add_typer(seeds_cli.app, name="seeds")
+app.command("train")(train_cli.train_command)
+app.add_typer(prompts_cli.app, name="prompts")
+app.add_typer(budget_cli.app, name="budget")
 
 
 def main() -> None:

@@ -1,0 +1,72 @@
+"""`appliance train DATASET --epsilon E [...]`: train a DP soft prompt and charge the dataset's budget."""
+
+from __future__ import annotations
+
+import math
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from appliance.cli.common import console, err_console, state
+from appliance.train.trainer import TrainRequest, train
+
+
+def _fmt(x: float | None, spec: str = ".4f") -> str:
+    return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def train_command(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="dataset to train on (its train split)"),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="target ε of this run (required unless --no-dp)"),
+    delta: float | None = typer.Option(None, "--delta", help="δ (default: policy privacy.delta or 1/n^1.1)"),
+    epochs: int | None = typer.Option(None, "--epochs", help="passes over the data (default: policy)"),
+    virtual_tokens: int | None = typer.Option(None, "--virtual-tokens", help="soft prompt length k (default: policy)"),
+    lr: float | None = typer.Option(None, "--lr", help="Adam step relative to the model's embedding scale"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="expected Poisson batch size (default: policy)"),
+    max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="per-sample clipping norm C"),
+    model: str | None = typer.Option(None, "--model", help="model name from `appliance models list`"),
+    no_dp: bool = typer.Option(False, "--no-dp", help="non-DP control run (policy privacy.allow_non_dp must be true)"),
+) -> None:
+    """Train a differentially private soft prompt on DATASET and print its id, ε spent and losses."""
+    if epsilon is None and not no_dp:
+        raise typer.BadParameter("--epsilon is required (or pass --no-dp for the non-DP control run)")
+    req = TrainRequest(
+        dataset=dataset, epsilon=None if no_dp else epsilon, delta=delta, epochs=epochs,
+        virtual_tokens=virtual_tokens, lr=lr, batch_size=batch_size, max_grad_norm=max_grad_norm, model=model,
+        dp=not no_dp,
+    )  # fmt: skip
+    c = state(ctx).open()
+    try:
+        if no_dp:
+            err_console.print("WARNING: --no-dp trains WITHOUT differential privacy; the prompt is not exportable")
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+            TextColumn("ε {task.fields[eps]}"), TimeElapsedColumn(), console=err_console, transient=False,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("starting", total=None, loss="-", eps="-")
+
+            def on_phase(name: str) -> None:
+                progress.update(task, description=name)
+
+            def on_step(step: int, total: int, loss: float | None, eps: float) -> None:
+                progress.update(task, completed=step, total=total, eps=f"{eps:.3f}" if not no_dp else "∞ (no DP)",
+                                **({"loss": f"{loss:.4f}"} if loss is not None else {}))  # fmt: skip
+
+            res = train(c, req, on_step=on_step, on_phase=on_phase)
+    finally:
+        c.close()
+    console.print(f"prompt {res.prompt_id}")
+    if res.plan.req.dp:
+        console.print(
+            f"epsilon spent {_fmt(res.epsilon)} (target {res.plan.req.epsilon:g}, delta {res.plan.delta:.3g}, "
+            f"noise multiplier {_fmt(res.noise_multiplier)}, sample rate {res.plan.sample_rate:.4g}, "
+            f"{res.stats.steps} steps, clip {res.plan.clip:g}, noise {res.noise_mode})"
+        )
+        console.print(f"dataset {req.dataset}: epsilon spent in total {_fmt(res.dataset_epsilon_spent)}")
+    else:
+        console.print("epsilon spent inf (non-DP control run: not exportable)")
+    console.print(
+        f"train loss {_fmt(res.stats.train_loss)}  holdout loss {_fmt(res.holdout_loss)} "
+        f"(initial prompt {_fmt(res.holdout_loss_initial)})"
+    )

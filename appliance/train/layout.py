@@ -1,0 +1,95 @@
+"""The sequence layout shared by trainer, generator and probes (contract 3), and right-padded batches.
+
+Every training sequence is ``[bos?] + k soft-prompt rows + tokens(context) + tokens(text) + [eos]`` where the
+context is ``label_template.format(label=L)`` for a labelled dataset (one shared prompt plus a label prefix,
+SoftSRV's shared-prompt variant) and ``suffix_text`` otherwise. BOS is present only when the GGUF asks for it
+(llama.cpp's ``add_bos``), exactly as the generation backend does. The loss covers the text tokens and the
+end token; context tokens are given, not predicted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Layout:
+    k: int
+    bos_id: int | None
+    eos_id: int
+    suffix_text: str
+    label_template: str | None
+    max_text_tokens: int
+
+    @property
+    def offset(self) -> int:
+        """Positions before the first context/text token: BOS (if any) and the soft prompt."""
+        return int(self.bos_id is not None) + self.k
+
+    def context_text(self, label: str | None) -> str:
+        if self.label_template is not None and label is not None:
+            return self.label_template.format(label=label)
+        return self.suffix_text
+
+    def meta(self, labels: list[str] | None) -> dict[str, Any]:
+        """``prompts.meta`` as generation and probes read it (contract 3)."""
+        return {
+            "prefix_text": "",
+            "suffix_text": self.suffix_text,
+            "label_template": self.label_template if labels else None,
+            "labels": labels or None,
+            "prefix_bos": self.bos_id is not None,
+            "end_token_id": self.eos_id,
+            "max_text_tokens": self.max_text_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Example:
+    ids: tuple[int, ...]  # context tokens, then text tokens, then the end token (unless truncated)
+    n_context: int
+
+
+def build_examples(
+    encode: Callable[[str], list[int]], layout: Layout, texts: Sequence[str], labels: Sequence[str | None]
+) -> list[Example]:
+    """Tokenize texts in the layout; text tokens are cut at ``max_text_tokens`` (then no end token)."""
+    cache: dict[str | None, list[int]] = {}
+    out: list[Example] = []
+    for text, label in zip(texts, labels, strict=True):
+        if label not in cache:
+            cache[label] = encode(layout.context_text(label))
+        ctx_ids = cache[label]
+        ids = encode(text)
+        body = ids[: layout.max_text_tokens] if len(ids) > layout.max_text_tokens else [*ids, layout.eos_id]
+        out.append(Example(tuple(ctx_ids + body), len(ctx_ids)))
+    return out
+
+
+@dataclass(frozen=True)
+class Batch:
+    input_ids: torch.Tensor  # (B, T) right-padded with 0
+    attention_mask: torch.Tensor  # (B, T) 1 on real tokens
+    target_mask: torch.Tensor  # (B, T) True where the token is predicted (text and end token)
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def collate(examples: Sequence[Example]) -> Batch:
+    """Right-pad a list of examples (an empty list gives an empty batch: Poisson sampling can draw none)."""
+    b = len(examples)
+    t = max((len(e.ids) for e in examples), default=0)
+    ids = torch.zeros((b, t), dtype=torch.long)
+    att = torch.zeros((b, t), dtype=torch.long)
+    tgt = torch.zeros((b, t), dtype=torch.bool)
+    for i, e in enumerate(examples):
+        n = len(e.ids)
+        ids[i, :n] = torch.tensor(e.ids, dtype=torch.long)
+        att[i, :n] = 1
+        tgt[i, e.n_context : n] = True
+    return Batch(ids, att, tgt)

@@ -1,0 +1,174 @@
+"""The generator's GGUF model, loaded into torch (dequantized, frozen) for training soft prompts.
+
+The *same* file llama.cpp runs is read with ``transformers`` + ``gguf`` from the local path only
+(``HF_HUB_OFFLINE=1``; never a hub). Dequantizing takes 15–60 s, so the float32 weights are cached as
+safetensors under ``artifacts/cache/<model sha256>/`` (quantization config stripped first) with a manifest
+holding each cached file's SHA-256; a cache whose files do not match is refused (exit 4), never used.
+
+Everything here works in HF ``inputs_embeds`` space (for Gemma: after the sqrt(n_embd) scale), the space
+the soft prompt lives in and llama.cpp receives unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from appliance.config import Workspace
+from appliance.errors import ChecksumMismatch, ConfigError
+from appliance.models.registry import sha256_file, verified_path
+
+CACHE_VERSION = 1
+_WEIGHTS = "model.safetensors"
+
+
+@dataclass
+class FrozenLM:
+    """A frozen causal LM and its tokenizer, with the facts the soft-prompt layout needs."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    sha256: str  # "sha256:<hex>" of the GGUF file
+    path: Path
+    add_bos: bool
+
+    @property
+    def n_embd(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[1])
+
+    @property
+    def bos_id(self) -> int | None:
+        """The BOS token, when the GGUF asks for one (llama.cpp's ``add_bos``); else None."""
+        bos = self.tokenizer.bos_token_id
+        return int(bos) if self.add_bos and bos is not None else None
+
+    @property
+    def eos_id(self) -> int:
+        return int(self.tokenizer.eos_token_id)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens (llama.cpp ``tokenize(add_bos=False)``)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Input embeddings of token ids, in HF ``inputs_embeds`` space."""
+        return self.model.get_input_embeddings()(ids)
+
+    def hidden(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (after the last norm) for a right-padded batch of embeddings."""
+        out = self.model.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
+        return out.last_hidden_state
+
+    @property
+    def head_weight(self) -> torch.Tensor:
+        return self.model.get_output_embeddings().weight
+
+    @property
+    def softcap(self) -> float | None:
+        cfg = getattr(self.model.config, "get_text_config", lambda: self.model.config)()
+        cap = getattr(cfg, "final_logit_softcapping", None)
+        return float(cap) if cap else None
+
+
+def _gguf_add_bos(path: Path) -> bool:
+    from gguf import GGUFReader
+
+    fld = GGUFReader(str(path), "r").fields.get("tokenizer.ggml.add_bos_token")
+    return bool(fld.parts[fld.data[0]][0]) if fld is not None else False
+
+
+def cache_dir(ws: Workspace, sha256: str) -> Path:
+    return ws.artifacts / "cache" / sha256.removeprefix("sha256:")
+
+
+def _freeze(model: Any) -> Any:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _build_cache(path: Path, sha256: str, target: Path) -> None:
+    """Dequantize the GGUF once and write model + tokenizer + manifest atomically into ``target``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
+    )
+    # a GGUF-loaded model refuses save_pretrained while it still carries its quantization config
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.__dict__.pop("quantization_config", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        files = {p.name: "sha256:" + sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        if _WEIGHTS not in files:
+            raise ConfigError(f"caching {path.name} produced no {_WEIGHTS}; delete {target} and retry")
+        manifest = {
+            "version": CACHE_VERSION,
+            "model_sha256": sha256,
+            "add_bos": _gguf_add_bos(path),
+            "files": files,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _read_cache(target: Path, sha256: str) -> dict[str, Any] | None:
+    """The cache manifest after checking every listed file; None when there is no complete cache."""
+    mf = target / "manifest.json"
+    if not mf.is_file():
+        return None
+    manifest = json.loads(mf.read_text(encoding="utf-8"))
+    if manifest.get("version") != CACHE_VERSION or manifest.get("model_sha256") != sha256:
+        return None
+    for name, digest in manifest["files"].items():
+        f = target / name
+        if not f.is_file() or "sha256:" + sha256_file(f) != digest:
+            raise ChecksumMismatch(
+                f"model cache {target} does not match its manifest ({name}) — delete that directory to rebuild it"
+            )
+    return manifest
+
+
+def load_frozen(ws: Workspace, model_name: str | None) -> FrozenLM:
+    """Verify the GGUF (exit 4 on a bad hash), load it dequantized into torch from the cache, and freeze it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec, path, sha256 = verified_path(model_name, ws)
+    _quiet_transformers()
+    target = cache_dir(ws, sha256)
+    manifest = _read_cache(target, sha256)
+    if manifest is None:
+        _build_cache(path, sha256, target)
+        manifest = _read_cache(target, sha256)
+        assert manifest is not None
+    tok = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
+    tok.padding_side = "right"  # Gemma's GGUF tokenizer pads left; the layout needs right padding
+    model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32, local_files_only=True)
+    return FrozenLM(_freeze(model), tok, spec.name, sha256, path, bool(manifest["add_bos"]))

@@ -1,0 +1,353 @@
+"""`appliance train`: plan a run, check the privacy budget, train the soft prompt, store and audit it.
+
+Order matters: the policy checks and the budget reservation happen *before* the model is loaded or any
+record is tokenized, so a refused run trains nothing. Seeds come from the train split only; the holdout split
+is used for evaluation. The reported losses are operator diagnostics computed on the data without noise: they
+are not covered by ε and never leave the workspace's database and audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from appliance.budget.accounting import default_delta, planned_steps
+from appliance.budget.ledger import BudgetLedger
+from appliance.context import Context
+from appliance.errors import BadInput, PolicyViolation
+from appliance.train import canaries as canary_store
+from appliance.train.artifact import PromptRecord, new_prompt_id, store, write_artifact
+from appliance.train.data import DatasetRecords, load_records
+from appliance.train.dp import make_private, os_seeded_generator, poisson_loader
+from appliance.train.layout import Layout, build_examples, collate
+from appliance.train.lm import FrozenLM, load_frozen
+from appliance.train.loop import LoopStats, StepCallback, run_steps
+from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What the operator asked for; ``None`` means the policy's ``training`` default."""
+
+    dataset: str
+    epsilon: float | None
+    delta: float | None = None
+    epochs: int | None = None
+    virtual_tokens: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    max_grad_norm: float | None = None
+    model: str | None = None
+    dp: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    req: TrainRequest
+    epochs: int
+    k: int
+    lr: float
+    batch_size: int
+    clip: float
+    n: int  # training examples, canaries included
+    steps_per_epoch: int
+    sample_rate: float
+    total_steps: int
+    delta: float | None
+
+
+@dataclass
+class TrainResult:
+    prompt_id: str
+    plan: Plan
+    epsilon: float | None
+    noise_multiplier: float | None
+    noise_mode: str | None
+    stats: LoopStats
+    holdout_loss: float | None
+    holdout_loss_initial: float | None
+    dataset_epsilon_spent: float | None
+    n_train: int
+    n_canaries: int
+
+
+def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
+    """Resolve defaults and derive the Poisson rate, the step count and δ (policy, or 1/n^1.1)."""
+    t = ctx.policy.training
+    epochs, k = req.epochs or t.epochs, req.virtual_tokens or t.virtual_tokens
+    bs, clip, lr = req.batch_size or t.batch_size, req.max_grad_norm or t.max_grad_norm, req.lr or t.lr
+    if min(epochs, k, bs) < 1 or k > 256:
+        raise BadInput("--epochs and --batch-size must be at least 1, --virtual-tokens between 1 and 256")
+    if not (clip > 0 and lr > 0):
+        raise BadInput("--max-grad-norm and --lr must be positive")
+    m = math.ceil(n / bs)
+    q = 1.0 / m
+    delta = None
+    if req.dp:
+        delta = req.delta if req.delta is not None else (ctx.policy.privacy.delta or default_delta(n))
+        if not 0 < delta < 1.0 / n:
+            raise BadInput(f"--delta must be in (0, 1/n) = (0, {1.0 / n:.3g}) for n={n} training records")
+    return Plan(req, epochs, k, lr, bs, clip, n, m, q, planned_steps(epochs=epochs, sample_rate=q), delta)
+
+
+def check_request(ctx: Context, req: TrainRequest) -> None:
+    """Refuse what the policy forbids before anything else happens."""
+    if req.dp:
+        if req.epsilon is None or not req.epsilon > 0:
+            raise BadInput("--epsilon must be a positive number (or pass --no-dp for the non-DP control)")
+    elif not ctx.policy.privacy.allow_non_dp:
+        raise PolicyViolation(
+            "non-DP training is refused: policy key privacy.allow_non_dp is false — set it to true in the workspace"
+            " policy only for the probes' control experiment (its prompts are never exportable)"
+        )
+
+
+def scaled_lr(lm: FrozenLM, lr: float) -> float:
+    """``lr`` is relative to the model's embedding scale: Adam moves each coordinate by about lr × std(E)."""
+    return lr * float(lm.model.get_input_embeddings().weight.detach().std())
+
+
+def train(
+    ctx: Context,
+    req: TrainRequest,
+    *,
+    on_step: StepCallback | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    lm: FrozenLM | None = None,
+) -> TrainResult:
+    """Train one soft prompt on ``req.dataset`` and store it (see the module docstring for the order of checks)."""
+    check_request(ctx, req)
+    pol = ctx.policy
+    data = load_records(ctx.db, req.dataset, holdout_limit=pol.training.eval_max_records)
+    planted = canary_store.draw(pol.privacy.canaries, data.labels) if pol.privacy.canaries.count > 0 else []
+    plan = make_plan(ctx, req, len(data.train) + len(planted) * pol.privacy.canaries.repeats)
+    ledger = BudgetLedger(ctx.db, pol.privacy)
+    reservation = None
+    if req.dp:
+        reservation = ledger.reserve(
+            req.dataset,
+            epsilon=float(req.epsilon),
+            delta=float(plan.delta),
+            accountant=pol.privacy.accountant,
+            actor=ctx.actor,
+            policy_sha256=ctx.policy_sha256,
+        )
+    run = _Run(ctx, plan, data, planted, reservation, on_step, on_phase or (lambda _s: None))
+    try:
+        return run.execute(lm)
+    except BaseException:
+        if reservation is not None:
+            ledger.release(reservation)
+        for rel in run.written:
+            (ctx.ws.home / rel).unlink(missing_ok=True)
+        raise
+
+
+class _Run:
+    def __init__(
+        self,
+        ctx: Context,
+        plan: Plan,
+        data: DatasetRecords,
+        planted: list[canary_store.Canary],
+        reservation: int | None,
+        on_step: StepCallback | None,
+        phase: Callable[[str], None],
+    ) -> None:
+        self.ctx, self.plan, self.data, self.planted = ctx, plan, data, planted
+        self.reservation, self.on_step, self.phase = reservation, on_step, phase
+        self.prompt_id = new_prompt_id()
+        self.written: list[str] = []
+
+    def execute(self, lm: FrozenLM | None) -> TrainResult:
+        pol, plan = self.ctx.policy, self.plan
+        self.phase("loading model")
+        name = plan.req.model or pol.generation.default_model
+        lm = lm if lm is not None and lm.name == name else load_frozen(self.ctx.ws, name)
+        t = pol.training
+        layout = Layout(
+            k=plan.k,
+            bos_id=lm.bos_id,
+            eos_id=lm.eos_id,
+            suffix_text=t.suffix_text,
+            label_template=t.label_template if self.data.labels else None,
+            max_text_tokens=t.max_seq_tokens,
+        )
+        records = self.data.train + canary_store.training_records(self.planted, pol.privacy.canaries.repeats)
+        examples = build_examples(lm.encode, layout, [r[0] for r in records], [r[1] for r in records])
+        hold = build_examples(lm.encode, layout, [r[0] for r in self.data.holdout], [r[1] for r in self.data.holdout])
+        hold_batches = [collate(hold[i : i + plan.batch_size]) for i in range(0, len(hold), plan.batch_size)]
+        prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k))
+        self.phase("scoring the initial prompt on the holdout split")
+        initial = mean_nll(lm, layout, prompt.rows(), hold_batches) if hold_batches else None
+        self.phase("training")
+        epsilon, sigma, noise_mode, stats = self._optimise(lm, layout, prompt, examples)
+        self.phase("scoring the trained prompt on the holdout split")
+        rows = prompt.rows()
+        final = mean_nll(lm, layout, rows, hold_batches) if hold_batches else None
+        self.phase("saving")
+        total = self._store(lm, layout, rows, epsilon, sigma, noise_mode, stats, initial, final)
+        return TrainResult(
+            self.prompt_id,
+            plan,
+            epsilon,
+            sigma,
+            noise_mode,
+            stats,
+            final,
+            initial,
+            total,
+            len(self.data.train),
+            len(self.planted),
+        )
+
+    def _optimise(self, lm: FrozenLM, layout: Layout, prompt: SoftPrompt, examples: list) -> tuple:
+        plan, pol = self.plan, self.ctx.policy
+        optimizer = torch.optim.Adam(prompt.parameters(), lr=scaled_lr(lm, plan.lr))
+        common = {
+            "lm": lm,
+            "layout": layout,
+            "prompt": prompt,
+            "total_steps": plan.total_steps,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "on_step": self.on_step,
+        }
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Full backward hook.*")
+            warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+            if not plan.req.dp:
+                loader = poisson_loader(
+                    examples,
+                    sample_rate=plan.sample_rate,
+                    steps_per_epoch=plan.steps_per_epoch,
+                    generator=os_seeded_generator(),
+                )
+                stats = run_steps(
+                    **common, forward=prompt, optimizer=optimizer, loader=loader, dp=False, epsilon_so_far=lambda: 0.0
+                )
+                return None, None, None, stats
+            parts = make_private(
+                prompt,
+                optimizer,
+                examples,
+                target_epsilon=float(plan.req.epsilon),
+                delta=float(plan.delta),
+                epochs=plan.epochs,
+                steps_per_epoch=plan.steps_per_epoch,
+                max_grad_norm=plan.clip,
+                accountant=pol.privacy.accountant,
+                secure_noise=pol.privacy.secure_noise,
+            )
+            try:
+                stats = run_steps(
+                    **common,
+                    forward=parts.module,
+                    optimizer=parts.optimizer,
+                    loader=parts.loader,
+                    dp=True,
+                    epsilon_so_far=lambda: parts.epsilon(float(plan.delta)),
+                )
+                epsilon = parts.epsilon(float(plan.delta))
+            finally:
+                parts.module._close()  # remove Opacus hooks from the prompt module
+        return epsilon, parts.noise_multiplier, parts.noise_mode, stats
+
+    def _store(
+        self,
+        lm: FrozenLM,
+        layout: Layout,
+        rows: torch.Tensor,
+        epsilon: float | None,
+        sigma: float | None,
+        noise_mode: str | None,
+        stats: LoopStats,
+        initial: float | None,
+        final: float | None,
+    ) -> float | None:
+        plan, pol, dp = self.plan, self.ctx.policy, self.plan.req.dp
+        can = pol.privacy.canaries
+        canary_info = None
+        if self.planted:
+            rel, sha = canary_store.write(self.ctx.ws, self.prompt_id, plan.req.dataset, self.planted, can.repeats)
+            self.written.append(rel)
+            canary_info = {
+                "count": len(self.planted),
+                "repeats": can.repeats,
+                "digits": can.digits,
+                "file": rel,
+                "sha256": sha,
+            }
+        facts = {
+            "model_sha256": lm.sha256,
+            "dataset": plan.req.dataset,
+            "k": plan.k,
+            "epsilon": epsilon,
+            "delta": plan.delta,
+            "noise_multiplier": sigma,
+            "sample_rate": plan.sample_rate,
+            "steps": stats.steps,
+            "clip_norm": plan.clip if dp else None,
+            "accountant": pol.privacy.accountant if dp else None,
+            "noise_mode": noise_mode,
+            "dp": int(dp),
+            "composition": "basic" if dp else None,
+        }
+        art_rel, art_sha = write_artifact(self.ctx.ws.home, self.prompt_id, rows.numpy(), facts)
+        self.written.append(art_rel)
+        run_facts = {
+            "target_epsilon": plan.req.epsilon if dp else None,
+            "epochs": plan.epochs,
+            "batch_size": plan.batch_size,
+            "lr": plan.lr,
+            "noise_mode": noise_mode,
+            "holdout_loss_initial": _finite(initial),
+        }
+        meta = {
+            **layout.meta(self.data.labels),
+            **run_facts,
+            "canaries": canary_info,
+            "init_text_sha256": "sha256:" + hashlib.sha256(pol.training.init_text.encode()).hexdigest(),
+        }
+        rec = PromptRecord(
+            self.prompt_id,
+            plan.req.dataset,
+            lm.name,
+            lm.sha256,
+            plan.k,
+            lm.n_embd,
+            dp,
+            epsilon,
+            plan.delta,
+            sigma,
+            plan.sample_rate,
+            stats.steps,
+            facts["clip_norm"],
+            facts["accountant"],
+            stats.train_loss,
+            final,
+            art_rel,
+            art_sha,
+            meta,
+        )
+        audit = {
+            **run_facts,
+            "composition": facts["composition"],
+            "n_train": len(self.data.train),
+            "n_holdout_eval": len(self.data.holdout),
+            "n_canaries": len(self.planted),
+            "canary_repeats": can.repeats if self.planted else 0,
+            "canaries_sha256": canary_info["sha256"] if canary_info else None,
+            "empty_batches": stats.empty_batches,
+        }
+        if not dp:
+            audit["warning"] = "NON-DP RUN: no privacy guarantee; not exportable"
+        return store(self.ctx, rec, reservation=self.reservation, audit=audit)
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
