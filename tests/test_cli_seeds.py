@@ -220,3 +220,14 @@ def test_raw_pii_never_stored_or_printed(
         needle = value.encode()
         assert not [name for name, data in files.items() if needle in data], value
         assert not [o for o in outputs if _squash(value) in _squash(output(o))], value
+
+
+def test_proof_search_finds_values_that_are_allowed(cli, workspace: Path, tmp_path: Path) -> None:
+    """Control for the proof above: with PERSON allowed, the same byte search does find the name."""
+    policy = yaml.safe_load((workspace / "policy.yaml").read_text())
+    policy["pii"]["entities"]["PERSON"] = {"action": "allow"}
+    (workspace / "policy.yaml").write_text(yaml.safe_dump(policy))
+    assert cli("seeds", "import", str(seeds_file(tmp_path)), "--dataset", "control").exit_code == 0
+    files = _workspace_bytes(workspace)
+    assert [name for name, data in files.items() if PLANTED["name"].encode() in data]
+    assert not [name for name, data in files.items() if PLANTED["ssn"].encode() in data]
