@@ -12,8 +12,9 @@ import numpy as np
 
 from appliance.context import Context
 from appliance.errors import BadInput
-from appliance.probes.canaries import Canary, load_canaries
 from appliance.probes.scoring import LikelihoodScorer
+from appliance.train.canaries import Canary
+from appliance.train.canaries import load as load_canaries
 
 
 @dataclass(frozen=True)
@@ -68,15 +69,7 @@ class ProbeInputs:
                 model_sha256=sha,
                 n_embd=self._backend.n_embd,
             )
-            from appliance.probes.canaries import end_token_id
-
-            self._scorer = LikelihoodScorer(
-                self._backend,
-                sp.embeddings,
-                sp.meta,
-                end_id=end_token_id(self._backend, self.prompt),
-                max_tokens=self.ctx.policy.training.max_seq_tokens,
-            )
+            self._scorer = LikelihoodScorer.from_prompt(self._backend, sp.embeddings, self.prompt)
         return self._scorer
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, str]:
@@ -124,7 +117,7 @@ def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
             (batch["id"],),
         )
     ]
-    canaries = load_canaries(ctx, prompt) if prompt else []
+    canaries = load_canaries(ctx.ws, prompt) if prompt else []
     return ProbeInputs(
         ctx=ctx,
         batch=batch,

@@ -47,19 +47,22 @@ class MembershipProbe:
 
     def run(self, inputs: ProbeInputs) -> dict[str, Any]:
         sc = inputs.scorer()
+        records = [*inputs.members, *inputs.holdout]
+        texts, labels = [r.text for r in records], [r.label for r in records]
+        with_prompt = sc.logprobs_many(texts, labels)
+        reference = sc.logprobs_many(texts, labels, with_prompt=False)
+        n_mem = len(inputs.members)
         scores: dict[str, tuple[list[float], list[float]]] = {
             "loss": ([], []),
             "min_k": ([], []),
             "ref_calibrated": ([], []),
         }
-        for side, records in ((0, inputs.members), (1, inputs.holdout)):
-            for r in records:
-                lp = sc.logprobs(r.text, r.label)
-                ref = sc.logprobs(r.text, r.label, with_prompt=False)
-                loss = mean_loss(lp)
-                scores["loss"][side].append(-loss)
-                scores["min_k"][side].append(min_k_prob(lp, MIN_K))
-                scores["ref_calibrated"][side].append(mean_loss(ref) - loss)
+        for i, (lp, ref) in enumerate(zip(with_prompt, reference, strict=True)):
+            side = 0 if i < n_mem else 1
+            common = min(lp.size, ref.size)  # the reference may lack the first token's prediction
+            scores["loss"][side].append(-mean_loss(lp))
+            scores["min_k"][side].append(min_k_prob(lp, MIN_K))
+            scores["ref_calibrated"][side].append(mean_loss(ref[-common:]) - mean_loss(lp[-common:]))
         attacks, curves = {}, {}
         for name, (pos, neg) in scores.items():
             p, n = np.asarray(pos), np.asarray(neg)
@@ -91,15 +94,15 @@ class CanaryProbe:
         rng = np.random.default_rng(inputs.seed)
         per: list[dict[str, Any]] = []
         for i, c in enumerate(inputs.canaries):
-            true_loss = -float(sc.logprobs(c.text, c.label).sum())
             space = 10**c.digits
             cands: set[str] = set()
             while len(cands) < min(inputs.n_candidates, space - 1):
                 s = str(int(rng.integers(0, space))).zfill(c.digits)
                 if s != c.secret:
                     cands.add(s)
-            losses = np.array([-float(sc.logprobs(c.template.format(secret=s), c.label).sum()) for s in sorted(cands)])
-            per.append({"canary": i, **estimated_exposure(true_loss, losses, float(space))})
+            texts = [c.text, *(c.template.format(secret=s) for s in sorted(cands))]
+            losses = np.array([-float(lp.sum()) for lp in sc.logprobs_many(texts, [c.label] * len(texts))])
+            per.append({"canary": i, **estimated_exposure(float(losses[0]), losses[1:], float(space))})
         hits = sum(1 for t in inputs.synthetic if any(c.secret in t for c in inputs.canaries))
         exp = [p["exposure_bits"] for p in per]
         return {

@@ -128,7 +128,8 @@ def run_probes(ctx: Context, batch_id: str) -> ProbeRecord:
         )
         conn.execute(
             "INSERT INTO probes (id, batch_id, dataset, prompt_id, model_sha256, prompt_sha256, summary, metrics,"
-            " curves, policy_sha256, actor, seconds, event_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " curves, policy_sha256, actor, seconds, event_seq, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 pid,
                 batch_id,

@@ -1,19 +1,22 @@
 """Teacher-forced token log-probabilities of a record under the soft-prompted model (and without it).
 
-The layout is the trainer's and the generator's (contract 3): ``[bos] + soft prompt + tokens(context)``
-followed by the record's tokens and the end-of-text token, where the context is the prompt's
-``label_template`` for a labelled record and its ``suffix_text`` otherwise. Scores come from the
-generation backend's ``prompt_logits`` (llama.cpp), i.e. from the very model that produces the outputs.
+The layout is the trainer's (``appliance.train.layout``, contract 3): ``[bos?] + soft prompt +
+tokens(context) + tokens(text) + [end]`` where the context is the prompt's ``label_template`` for a
+labelled record and its ``suffix_text`` otherwise, text longer than ``max_text_tokens`` is cut (and then
+has no end token), and the loss covers the text and end tokens. Scores come from the generation
+backend's ``prompt_logits`` (llama.cpp): the very model that produces the outputs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from appliance.generate.backend import GenerationBackend
-from appliance.generate.prompts import PromptMeta
+from appliance.generate.backend import GenerationBackend, Prefix
+from appliance.probes.forcing import shared_prefix_logprobs
 from appliance.probes.likelihood import token_logprobs
 
 
@@ -24,36 +27,62 @@ class LikelihoodScorer:
         self,
         backend: GenerationBackend,
         soft_prompt: np.ndarray | None,
-        meta: PromptMeta,
         *,
-        end_id: int | None,
-        max_tokens: int = 256,
+        suffix_text: str = "",
+        label_template: str | None = None,
+        end_id: int | None = None,
+        max_text_tokens: int = 96,
+        prefix_bos: bool = True,
     ) -> None:
         self.backend = backend
         self.soft = soft_prompt
-        self.meta = meta
+        self.suffix_text = suffix_text
+        self.label_template = label_template
         self.end_id = end_id
-        self.max_tokens = max_tokens
+        self.max_text_tokens = max_text_tokens
+        self.prefix_bos = prefix_bos
         self._ctx: dict[str | None, list[int]] = {}
+
+    @classmethod
+    def from_prompt(
+        cls, backend: GenerationBackend, soft_prompt: np.ndarray, prompt_row: dict[str, Any]
+    ) -> LikelihoodScorer:
+        """The layout recorded in ``prompts.meta`` by the trainer."""
+        meta = json.loads(prompt_row.get("meta") or "{}")
+        end = meta.get("end_token_id")
+        return cls(
+            backend,
+            soft_prompt,
+            suffix_text=str(meta.get("suffix_text") or ""),
+            label_template=meta.get("label_template"),
+            end_id=int(end) if end is not None else None,
+            max_text_tokens=int(meta.get("max_text_tokens") or 96),
+            prefix_bos=bool(meta.get("prefix_bos", True)),
+        )
 
     def context_ids(self, label: str | None) -> list[int]:
         if label not in self._ctx:
-            m = self.meta
-            text = m.label_template.format(label=label) if m.label_template and label is not None else m.suffix_text
+            tmpl = self.label_template
+            text = tmpl.format(label=label) if tmpl is not None and label is not None else self.suffix_text
             self._ctx[label] = self.backend.tokenize(text, add_bos=False) if text else []
         return self._ctx[label]
 
+    def record_ids(self, text: str) -> list[int]:
+        """The predicted tokens of a record: its text tokens, and the end token unless the text was cut."""
+        ids = self.backend.tokenize(text, add_bos=False)
+        if len(ids) > self.max_text_tokens:
+            return ids[: self.max_text_tokens]
+        return [*ids, self.end_id] if self.end_id is not None else ids
+
     def logprobs(self, text: str, label: str | None = None, *, with_prompt: bool = True) -> np.ndarray:
-        """Log-probabilities of the record's tokens (and the end token), given the layout before them."""
-        ids = self.backend.tokenize(text, add_bos=False)[: self.max_tokens]
-        if self.end_id is not None:
-            ids = [*ids, self.end_id]
-        return self.logprobs_ids(ids, label, with_prompt=with_prompt)
+        """Log-probabilities of the record's predicted tokens, given everything before them."""
+        return self.logprobs_ids(self.record_ids(text), label, with_prompt=with_prompt)
 
     def logprobs_ids(self, ids: Sequence[int], label: str | None = None, *, with_prompt: bool = True) -> np.ndarray:
         ctx = self.context_ids(label)
-        seq = [*ctx, *ids]
-        logits = self.backend.prompt_logits(self.soft if with_prompt else None, seq, prefix_bos=True)
+        logits = self.backend.prompt_logits(
+            self.soft if with_prompt else None, [*ctx, *ids], prefix_bos=self.prefix_bos
+        )
         if ctx:  # row len(ctx)-1+j predicts ids[j]
             rows = logits[len(ctx) - 1 : len(ctx) - 1 + len(ids)]
             targets = np.asarray(ids, dtype=np.int64)
@@ -61,3 +90,25 @@ class LikelihoodScorer:
             rows = logits[: len(ids) - 1]
             targets = np.asarray(ids[1:], dtype=np.int64)
         return token_logprobs(rows, targets)
+
+    def logprobs_many(
+        self, texts: Sequence[str], labels: Sequence[str | None], *, with_prompt: bool = True
+    ) -> list[np.ndarray]:
+        """:meth:`logprobs` for many records, sharing each label's prefix in the KV cache where possible."""
+        out: list[np.ndarray] = [np.zeros(0)] * len(texts)
+        groups: dict[str | None, list[int]] = {}
+        for i, lab in enumerate(labels):
+            groups.setdefault(lab, []).append(i)
+        soft = self.soft if with_prompt else None
+        for lab, idx in groups.items():
+            ctx = self.context_ids(lab)
+            has_bos = self.prefix_bos and self.backend.bos_token_id is not None
+            if not hasattr(self.backend, "session") or (soft is None and not ctx and not has_bos):
+                for i in idx:  # nothing to share (or no multi-sequence backend): one forward pass per record
+                    out[i] = self.logprobs(texts[i], lab, with_prompt=with_prompt)
+                continue
+            prefix = Prefix(key=f"probe:{lab}", tokens=tuple(ctx), soft_prompt=soft, bos=self.prefix_bos)
+            ids = [self.record_ids(texts[i]) for i in idx]
+            for i, lp in zip(idx, shared_prefix_logprobs(self.backend, prefix, ids), strict=True):
+                out[i] = lp
+        return out
