@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from appliance.generate.backend import SamplingParams
-from appliance.generate.sampling import apply_repeat_penalty, candidate_set, filter_mask, sample_rows
+from appliance.generate.sampling import apply_repeat_penalty, candidates, keep_sorted, sample_rows
 
 PROBS = np.array([0.5, 0.3, 0.15, 0.05])
 LOGITS = np.log(PROBS).astype(np.float32)
@@ -29,31 +29,41 @@ def test_repeat_penalty_only_looks_at_last_n() -> None:
     np.testing.assert_allclose(x, [[2.0, 2.0, 1.0]])
 
 
-def test_candidates_sorted_descending_and_top_k() -> None:
-    x = np.array([[0.1, 3.0, -1.0, 2.0, 2.5]], dtype=np.float32)
-    ids, vals = candidate_set(x, top_k=3)
-    assert ids.tolist() == [[1, 4, 3]]
-    np.testing.assert_allclose(vals, [[3.0, 2.5, 2.0]])
-    ids_all, _ = candidate_set(x, top_k=0)
-    assert ids_all.tolist() == [[1, 4, 3, 0, 2]]
+def test_candidates_min_p_prefilter_or_top_k() -> None:
+    x = np.array([[0.1, 3.0, -1.0, 2.0, 2.5], [0.0, 0.0, 0.0, 0.0, 5.0]], dtype=np.float32)
+    by_min_p = candidates(x, top_k=0, min_p=float(np.exp(-1.0)))  # keep logit >= max - 1
+    assert [sorted(ids.tolist()) for ids, _ in by_min_p] == [[1, 3, 4], [4]]
+    by_top_k = candidates(x, top_k=2, min_p=0.0)
+    assert sorted(by_top_k[0][0].tolist()) == [1, 4]
+    assert 4 in by_top_k[1][0].tolist() and len(by_top_k[1][0]) == 2  # a tie for second place: either zero
+    everything = candidates(x, top_k=0, min_p=0.0)
+    assert [len(ids) for ids, _ in everything] == [5, 5]
+
+
+def test_keep_sorted_orders_by_logit_then_id() -> None:
+    ids, z = keep_sorted(np.array([7, 3, 5]), np.array([1.0, 2.0, 2.0], dtype=np.float32), _params())
+    assert ids.tolist() == [3, 5, 7]
+    np.testing.assert_allclose(z, [0.0, 0.0, -1.0])
 
 
 @pytest.mark.parametrize(
-    ("top_p", "min_p", "kept"),
+    ("top_p", "min_p", "top_k", "kept"),
     [
-        (1.0, 0.0, 4),
-        (0.5, 0.0, 1),  # 0.5 alone reaches 0.5
-        (0.7, 0.0, 2),  # 0.5 + 0.3 >= 0.7
-        (0.81, 0.0, 3),
-        (1.0, 0.25, 3),  # 0.15 >= 0.25 * 0.5; 0.05 is not
-        (1.0, 0.5, 2),
-        (0.7, 0.25, 2),
+        (1.0, 0.0, 0, 4),
+        (0.5, 0.0, 0, 1),  # 0.5 alone reaches 0.5
+        (0.7, 0.0, 0, 2),  # 0.5 + 0.3 >= 0.7
+        (0.81, 0.0, 0, 3),
+        (1.0, 0.25, 0, 3),  # 0.15 >= 0.25 * 0.5; 0.05 is not
+        (1.0, 0.5, 0, 2),
+        (0.7, 0.25, 0, 2),
+        (1.0, 0.0, 2, 2),
+        (0.9, 0.0, 3, 3),  # renormalised over the top 3: mass before the 3rd = 0.8 / 0.95 = 0.84 < 0.9
+        (0.8, 0.0, 3, 2),  # ... but not < 0.8
     ],
 )
-def test_top_p_and_min_p_keep_the_expected_prefix(top_p: float, min_p: float, kept: int) -> None:
-    mask = filter_mask(LOGITS[None, :], top_p, min_p)
-    assert mask.sum() == kept
-    assert mask[0, :kept].all()
+def test_top_k_top_p_min_p_keep_the_expected_prefix(top_p: float, min_p: float, top_k: int, kept: int) -> None:
+    ids, _ = keep_sorted(np.arange(4), LOGITS, _params(top_p=top_p, min_p=min_p, top_k=top_k))
+    assert ids.tolist() == list(range(kept))
 
 
 def test_temperature_zero_is_argmax_after_penalty() -> None:

@@ -31,7 +31,7 @@ _CTX_ALIGN = 256
 
 @llama_cpp.llama_log_callback
 def _log_errors_only(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-    if level == 3:  # GGML_LOG_LEVEL_ERROR
+    if level == 4:  # GGML_LOG_LEVEL_ERROR (ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5)
         log.error("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
 
 

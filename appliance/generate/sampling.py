@@ -1,13 +1,17 @@
-"""Vectorised next-token sampling over a (rows, vocab) logits matrix: pure functions, no model state.
+"""Next-token sampling over a (rows, vocab) logits matrix: pure functions, no model state.
 
-The order follows llama.cpp's default sampler chain: repetition penalty, top-k, top-p, min-p, temperature,
-then one categorical draw per row from that row's own uniform number. Each row is handled independently
-of the others, so a sequence's tokens depend only on its logits and its own random stream.
+Order: repetition penalty, min-p, top-k, top-p, temperature, then one categorical draw per row from that
+row's own uniform number. min-p (keep tokens with p >= min_p * p_max, i.e. logit >= max + log(min_p)) does
+not depend on normalisation, so it runs first as one vectorised pass over the whole vocabulary and leaves a
+few dozen candidates per row; top-k and top-p then work on those (top-p's mass is normalised over the
+survivors). With ``min_p = 0`` the top-k candidates come from ``argpartition`` instead. Each row is handled
+independently, so a sequence's tokens depend only on its own logits and random stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -18,47 +22,49 @@ def apply_repeat_penalty(logits: np.ndarray, histories: Sequence[Sequence[int]],
     """In place, llama.cpp style: a recent token's logit is divided by ``penalty`` if positive, else multiplied."""
     if penalty == 1.0 or last_n == 0:
         return
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    for r, hist in enumerate(histories):
-        if not hist:
-            continue
-        recent = np.unique(np.asarray(hist[-last_n:], dtype=np.int64))
-        rows.append(np.full(recent.shape, r, dtype=np.int64))
-        cols.append(recent)
+    rows = [np.full(min(len(h), last_n), r, dtype=np.int64) for r, h in enumerate(histories) if h]
     if not rows:
         return
+    cols = [np.asarray(h[-last_n:], dtype=np.int64) for h in histories if h]
     ri, ci = np.concatenate(rows), np.concatenate(cols)
-    vals = logits[ri, ci]
+    vals = logits[ri, ci]  # repeated tokens read the original value each time: penalised once
     logits[ri, ci] = np.where(vals > 0, vals / penalty, vals * penalty)
 
 
-def candidate_set(logits: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``top_k`` best tokens of each row (all when ``top_k`` is 0), sorted by logit, descending."""
+def candidates(logits: np.ndarray, top_k: int, min_p: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per row, (token ids, logits) of the tokens that survive min-p (or the top-k when min-p is off)."""
     n_vocab = logits.shape[1]
-    k = n_vocab if top_k <= 0 or top_k >= n_vocab else top_k
-    if k < n_vocab:
-        ids = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    else:
-        ids = np.broadcast_to(np.arange(n_vocab), logits.shape).copy()
-    vals = np.take_along_axis(logits, ids, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(vals, order, axis=1)
-
-
-def filter_mask(sorted_vals: np.ndarray, top_p: float, min_p: float) -> np.ndarray:
-    """Which sorted candidates survive top-p (smallest prefix with mass >= top_p) and min-p (p >= min_p * p_max)."""
-    z = sorted_vals - sorted_vals[:, :1]
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    keep = np.ones_like(p, dtype=bool)
-    if top_p < 1.0:
-        before = np.cumsum(p, axis=1) - p
-        keep &= before < top_p
     if min_p > 0.0:
-        keep &= z >= np.log(min_p)
-    keep[:, 0] = True
-    return keep
+        thr = logits.max(axis=1) + np.float32(np.log(min_p))
+        flat = np.flatnonzero(logits >= thr[:, None])  # 1-D nonzero is ~20x faster than 2-D
+        rows, cols = np.divmod(flat, n_vocab)
+        bounds = np.searchsorted(rows, np.arange(logits.shape[0] + 1))
+        vals = logits.reshape(-1)[flat]
+        return [(cols[a:b], vals[a:b]) for a, b in pairwise(bounds.tolist())]
+    if 0 < top_k < n_vocab:
+        ids = np.argpartition(-logits, top_k - 1, axis=1)[:, :top_k]
+        vals = np.take_along_axis(logits, ids, axis=1)
+        return list(zip(ids, vals, strict=True))
+    ids = np.arange(n_vocab)
+    return [(ids, row) for row in logits]
+
+
+def keep_sorted(ids: np.ndarray, vals: np.ndarray, params: SamplingParams) -> tuple[np.ndarray, np.ndarray]:
+    """Sort one row's candidates by logit (ties: lower id first), then apply top-k, min-p and top-p."""
+    order = np.lexsort((ids, -vals))
+    ids, vals = ids[order], vals[order].astype(np.float64)
+    if params.top_k > 0:
+        ids, vals = ids[: params.top_k], vals[: params.top_k]
+    z = vals - vals[0]
+    n = len(z)
+    if params.min_p > 0.0:
+        n = min(n, int(np.count_nonzero(z >= np.log(params.min_p))))
+    if params.top_p < 1.0:
+        p = np.exp(z[:n])
+        p /= p.sum()
+        n = min(n, int(np.count_nonzero(np.cumsum(p) - p < params.top_p)))
+    n = max(n, 1)
+    return ids[:n], z[:n]
 
 
 def sample_rows(
@@ -68,11 +74,10 @@ def sample_rows(
     apply_repeat_penalty(logits, histories, params.repeat_penalty, params.repeat_last_n)
     if params.temperature <= 0.0:
         return np.argmax(logits, axis=1)
-    ids, vals = candidate_set(logits, params.top_k)
-    keep = filter_mask(vals, params.top_p, params.min_p)
-    scaled = (vals - vals[:, :1]) / params.temperature
-    w = np.where(keep, np.exp(scaled), 0.0)
-    cdf = np.cumsum(w, axis=1)
-    target = uniforms[:, None] * cdf[:, -1:]
-    pick = np.minimum((cdf <= target).sum(axis=1), keep.sum(axis=1) - 1)
-    return ids[np.arange(ids.shape[0]), pick]
+    out = np.empty(logits.shape[0], dtype=np.int64)
+    for r, (ids, vals) in enumerate(candidates(logits, params.top_k, params.min_p)):
+        kept, z = keep_sorted(ids, vals, params)
+        cdf = np.cumsum(np.exp(z / params.temperature))
+        pick = int(np.searchsorted(cdf, uniforms[r] * cdf[-1], side="right"))
+        out[r] = kept[min(pick, len(kept) - 1)]
+    return out
