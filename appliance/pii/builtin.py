@@ -224,13 +224,8 @@ class ProperNounRecognizer(EntityRecognizer):
         return out
 
     def _candidate(self, tok) -> bool:
-        return (
-            tok.tag_ in self.TAGS
-            and tok.is_alpha
-            and len(tok.text) > 1
-            and not tok.is_stop
-            and tok.lower_ not in _CALENDAR
-        )
+        proper = tok.tag_ in self.TAGS if tok.tag_ else (tok.is_title or (tok.is_upper and len(tok.text) > 3))
+        return proper and tok.is_alpha and len(tok.text) > 1 and not tok.is_stop and tok.lower_ not in _CALENDAR
 
     def _result(self, start: int, end: int) -> RecognizerResult:
         return RecognizerResult(
