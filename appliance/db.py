@@ -20,6 +20,7 @@ SCHEMA_MODULES = [
     "appliance.audit.schema",
     "appliance.store.schema",
     "appliance.budget.schema",
+    "appliance.generate.schema",
     "appliance.curate.schema",
     "appliance.evaluate.schema",
     "appliance.probes.schema",

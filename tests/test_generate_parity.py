@@ -30,7 +30,7 @@ def model(request: pytest.FixtureRequest) -> Iterator[tuple[str, object, LlamaCp
     if locate(get_spec(request.param)) is None:
         pytest.skip(f"{request.param} not fetched (run `make models`)")
     _, path, _ = verified_path(request.param)
-    with LlamaCppBackend(path, n_ctx=256, n_seq_max=4) as be:
+    with LlamaCppBackend(path, n_ctx=256, n_seq_max=4, n_threads=1) as be:
         yield request.param, path, be
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from appliance import __version__
-from appliance.cli import audit, init, models, policy
+from appliance.cli import audit, batches, generate, init, models, policy
 from appliance.cli import budget as budget_cli
 from appliance.cli import curate as curate_cli
 from appliance.cli import evaluate as evaluate_cli
@@ -62,6 +62,8 @@ app.add_typer(seeds_cli.app, name="seeds")
 app.command("train")(train_cli.train_command)
 app.add_typer(prompts_cli.app, name="prompts")
 app.add_typer(budget_cli.app, name="budget")
+app.command("generate")(generate.generate)
+app.add_typer(batches.app, name="batches")
 
 
 def main() -> None:

@@ -298,6 +298,8 @@ class LlamaCppBackend(GenerationBackend):
         batch: int = 8,
         on_step: Callable[[int], None] | None = None,
     ) -> Iterator[Completion]:
+        if self._model is None:
+            raise RuntimeError("backend is closed")
         if not jobs:
             return
         if batch < 1 or batch > self.n_seq_max:

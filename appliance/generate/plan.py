@@ -1,0 +1,233 @@
+"""What a batch will do, resolved and validated before anything runs; rebuilt identically on resume.
+
+A plan fixes the mode (soft prompt or few-shot), the verified model, the sampling settings, the seed and
+the label of every output index. Everything a resume needs is stored in ``batches.params``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from appliance.context import Context
+from appliance.errors import BadInput, NotFound, PolicyViolation
+from appliance.generate.backend import SamplingParams
+from appliance.generate.prompts import PromptMeta, artifact_path, check_model, get_prompt, newest_dp_prompt
+from appliance.models.registry import verified_path
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """The command line of ``appliance generate``; None means "policy default"."""
+
+    dataset: str
+    n: int
+    prompt_id: str | None = None
+    few_shot: int | None = None
+    label: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    batch: int | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    dataset: str
+    n: int
+    mode: str  # softprompt | fewshot
+    prompt: dict[str, Any] | None
+    model_name: str
+    model_path: Path
+    model_sha256: str
+    sampling: SamplingParams
+    seed: int
+    batch: int
+    few_shot: int | None
+    labels: list[str | None]
+    label_arg: str | None
+    weights: str = "native"  # native | f16 (appliance.generate.weights)
+
+    @property
+    def meta(self) -> PromptMeta:
+        return PromptMeta.parse(self.prompt["meta"] if self.prompt else None)
+
+    @property
+    def exportable(self) -> bool:
+        return self.mode == "softprompt" and bool(self.prompt and self.prompt["exportable"])
+
+    def label_of(self, idx: int) -> str | None:
+        """Contiguous, even blocks: index i gets the label of its block (contract: spread N evenly)."""
+        per, extra = divmod(self.n, len(self.labels))
+        start = 0
+        for j, label in enumerate(self.labels):
+            size = per + (1 if j < extra else 0)
+            if idx < start + size:
+                return label
+            start += size
+        raise IndexError(idx)
+
+    def params_json(self) -> dict[str, Any]:
+        return {
+            "sampling": self.sampling.as_dict(),
+            "seed": self.seed,
+            "batch": self.batch,
+            "few_shot": self.few_shot,
+            "labels": self.labels,
+            "backend": "llama.cpp",
+            "weights": self.weights,
+        }
+
+
+def job_seed(seed: int, idx: int) -> int:
+    """Output ``idx``'s own RNG seed: the same (seed, idx) always gives the same sequence."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{idx}".encode()).digest()[:8], "little")
+
+
+def dataset_labels(ctx: Context, dataset: str) -> list[str]:
+    rows = ctx.db.conn.execute(
+        "SELECT DISTINCT label FROM records WHERE dataset = ? AND label IS NOT NULL ORDER BY label", (dataset,)
+    )
+    return [str(r[0]) for r in rows]
+
+
+def _require_dataset(ctx: Context, name: str) -> None:
+    if ctx.db.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
+        raise NotFound(f"unknown dataset {name!r} — import seeds first with `appliance seeds import`")
+
+
+def _pick_prompt(ctx: Context, opts: GenerateOptions) -> dict[str, Any] | None:
+    if opts.few_shot is not None:
+        if opts.prompt_id is not None:
+            raise BadInput("use either --prompt or --few-shot, not both")
+        if opts.few_shot < 1:
+            raise BadInput("--few-shot K needs K >= 1 examples")
+        if not ctx.policy.generation.allow_few_shot:
+            raise PolicyViolation("policy generation.allow_few_shot is false: few-shot puts raw seeds in the prompt")
+        return None
+    if opts.prompt_id is not None:
+        row = get_prompt(ctx.db, opts.prompt_id)
+        if row["dataset"] != opts.dataset:
+            raise BadInput(f"prompt {row['id']} was trained on dataset {row['dataset']!r}, not {opts.dataset!r}")
+        return row
+    row = newest_dp_prompt(ctx.db, opts.dataset)
+    if row is None:
+        raise BadInput(
+            f"dataset {opts.dataset!r} has no exportable DP prompt — run `appliance train {opts.dataset}` "
+            "or pass --few-shot K"
+        )
+    return row
+
+
+def _labels(ctx: Context, opts: GenerateOptions, prompt: dict[str, Any] | None) -> list[str | None]:
+    known = dataset_labels(ctx, opts.dataset)
+    if opts.label is not None and opts.label not in known:
+        shown = ", ".join(known[:10]) or "none — the dataset is unlabelled"
+        raise BadInput(f"label {opts.label!r} is not in dataset {opts.dataset!r} (labels: {shown})")
+    if prompt is None:
+        return [opts.label] if opts.label is not None else (list(known) or [None])
+    meta = PromptMeta.parse(prompt["meta"])
+    if meta.label_template:
+        if opts.label is not None:
+            return [opts.label]
+        return list(meta.labels or known) or [None]
+    if prompt["label"] is not None:
+        if opts.label is not None and opts.label != prompt["label"]:
+            raise BadInput(f"prompt {prompt['id']} generates label {prompt['label']!r} only, not {opts.label!r}")
+        return [prompt["label"]]
+    if opts.label is not None:
+        raise BadInput(f"prompt {prompt['id']} was trained without labels; --label needs a labelled prompt")
+    return [None]
+
+
+def _sampling(ctx: Context, opts: GenerateOptions) -> SamplingParams:
+    g = ctx.policy.generation
+    s = SamplingParams(
+        temperature=g.temperature if opts.temperature is None else opts.temperature,
+        top_p=g.top_p if opts.top_p is None else opts.top_p,
+        top_k=g.top_k,
+        min_p=g.min_p,
+        repeat_penalty=g.repeat_penalty,
+        max_tokens=g.max_tokens if opts.max_tokens is None else opts.max_tokens,
+        stop=tuple(g.stop),
+    )
+    if not 0.0 <= s.temperature <= 5.0:
+        raise BadInput("--temperature must be between 0 and 5")
+    if not 0.0 < s.top_p <= 1.0:
+        raise BadInput("--top-p must be in (0, 1]")
+    if not 1 <= s.max_tokens <= 4096:
+        raise BadInput("--max-tokens must be between 1 and 4096")
+    return s
+
+
+def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
+    """Validate a new batch: exit 1 for bad input, 3 if the policy refuses, 4 if a checksum fails."""
+    if opts.n <= 0:
+        raise BadInput("--n must be a positive number of outputs")
+    _require_dataset(ctx, opts.dataset)
+    prompt = _pick_prompt(ctx, opts)
+    labels = _labels(ctx, opts, prompt)
+    sampling = _sampling(ctx, opts)
+    batch = ctx.policy.generation.batch if opts.batch is None else opts.batch
+    if not 1 <= batch <= 256:
+        raise BadInput("--batch must be between 1 and 256")
+    name = opts.model or (prompt["model_name"] if prompt else None) or ctx.policy.generation.default_model
+    spec, path, digest = verified_path(name, ctx.ws)
+    if prompt is not None:
+        artifact_path(ctx.ws, prompt)
+        check_model(prompt, spec.name, digest)
+    seed = opts.seed if opts.seed is not None else secrets.randbits(31)
+    return Plan(
+        dataset=opts.dataset,
+        n=opts.n,
+        mode="fewshot" if prompt is None else "softprompt",
+        prompt=prompt,
+        model_name=spec.name,
+        model_path=path,
+        model_sha256=digest,
+        sampling=sampling,
+        seed=seed,
+        batch=batch,
+        few_shot=opts.few_shot,
+        labels=labels,
+        label_arg=opts.label,
+        weights=ctx.policy.generation.weights,
+    )
+
+
+def plan_resume(ctx: Context, row: dict[str, Any]) -> Plan:
+    """Rebuild a stored batch's plan, re-verifying the model and the prompt artifact."""
+    p = row["params"]
+    spec, path, digest = verified_path(row["model_name"], ctx.ws)
+    if digest != row["model_sha256"]:
+        raise BadInput(
+            f"batch {row['id']} used model {row['model_name']} {row['model_sha256'][7:19]}…; "
+            f"the installed file is {digest[7:19]}… — restore that model file to resume"
+        )
+    prompt = None
+    if row["mode"] == "softprompt":
+        prompt = get_prompt(ctx.db, row["prompt_id"])
+        artifact_path(ctx.ws, prompt)
+        check_model(prompt, spec.name, digest)
+    s = p["sampling"]
+    sampling = replace(SamplingParams(), **{**s, "stop": tuple(s["stop"])})
+    return Plan(
+        dataset=row["dataset"],
+        n=int(row["n_requested"]),
+        mode=row["mode"],
+        prompt=prompt,
+        model_name=spec.name,
+        model_path=path,
+        model_sha256=digest,
+        sampling=sampling,
+        seed=int(p["seed"]),
+        batch=int(p["batch"]),
+        few_shot=p.get("few_shot"),
+        labels=list(p["labels"]),
+        label_arg=row["label"],
+    )

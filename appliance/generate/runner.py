@@ -1,0 +1,273 @@
+"""Run a batch: sample outputs, PII-scan each one, store it with its counters in one transaction.
+
+Promises: nothing reaches the database before the PII pipeline (same engine and policy as the seeds) has
+processed it; an output index is stored at most once (UNIQUE(batch_id, idx)); an interrupted batch keeps
+every stored output and ``resume`` produces exactly the missing indices. Audit events carry the model and
+prompt hashes, counts and throughput, never text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from appliance.audit.ledger import append_in_tx
+from appliance.context import Context
+from appliance.db import transaction, utc_now
+from appliance.errors import BadInput
+from appliance.generate import store
+from appliance.generate.backend import GenerationBackend, Job, Prefix, build_backend
+from appliance.generate.fewshot import fewshot_prefix, pick, train_examples
+from appliance.generate.plan import GenerateOptions, Plan, job_seed, plan_new, plan_resume
+from appliance.generate.prompts import artifact_path, load_embeddings
+from appliance.generate.weights import batch_weights, cache_dir
+
+
+class Reporter(Protocol):
+    def start(self, total: int, done: int) -> None: ...
+    def tokens(self, n: int) -> None: ...
+    def record(self) -> None: ...
+
+
+class _Quiet:
+    def start(self, total: int, done: int) -> None: ...
+    def tokens(self, n: int) -> None: ...
+    def record(self) -> None: ...
+
+
+@dataclass
+class RunResult:
+    batch_id: str
+    status: str
+    n_requested: int
+    n_stored: int
+    n_new: int
+    n_dropped: int
+    n_findings: int
+    tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.batch_id,
+            "status": self.status,
+            "n_requested": self.n_requested,
+            "n_stored": self.n_stored,
+            "n_new": self.n_new,
+            "n_dropped_pii": self.n_dropped,
+            "n_findings": self.n_findings,
+            "tokens": self.tokens,
+            "seconds": round(self.seconds, 3),
+            "tokens_per_s": round(self.tokens_per_s, 2),
+        }
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a batch: what finished is stored; ``result`` says how far it got."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.batch_id)
+        self.result = result
+
+
+def _weights(ctx: Context, plan: Plan) -> tuple[Path, str]:
+    """The file to decode with: the verified model, or its cached F16 derivative (policy generation.weights)."""
+    if plan.weights == "f16":
+        return batch_weights(plan.model_path, plan.model_sha256, cache_dir(ctx.ws.home))
+    return plan.model_path, plan.model_sha256
+
+
+@contextmanager
+def _backend(ctx: Context, plan: Plan, path: Path) -> Iterator[GenerationBackend]:
+    g = ctx.policy.generation
+    with build_backend("llama.cpp", path, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=plan.batch) as backend:
+        yield backend
+
+
+def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[int]) -> list[Job]:
+    jobs: list[Job] = []
+    if plan.mode == "softprompt":
+        assert plan.prompt is not None
+        emb = load_embeddings(artifact_path(ctx.ws, plan.prompt), plan.prompt, backend.n_embd)
+        meta = plan.meta
+        cache: dict[str | None, Prefix] = {}
+        for i in todo:
+            label = plan.label_of(i)
+            if label not in cache:
+                templ = meta.label_template
+                text = templ.format(label=label) if templ and label is not None else meta.suffix_text
+                ids = tuple(backend.tokenize(text, add_bos=False)) if text else ()
+                cache[label] = Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb)
+            jobs.append(Job(i, cache[label], job_seed(plan.seed, i)))
+        return jobs
+    pools: dict[str | None, list[tuple[int, str]]] = {}
+    for i in todo:
+        label = plan.label_of(i)
+        if label not in pools:
+            pools[label] = train_examples(ctx.db, plan.dataset, label)
+        seed = job_seed(plan.seed, i)
+        examples = pick(pools[label], plan.few_shot or 1, seed)
+        jobs.append(Job(i, fewshot_prefix(backend, [t for _, t in examples], label, key=f"fs:{i}"), seed))
+    return jobs
+
+
+def _audit_base(ctx: Context, plan: Plan, batch_id: str, weights_sha256: str) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "batch_id": batch_id,
+        "dataset": plan.dataset,
+        "mode": plan.mode,
+        "model": plan.model_name,
+        "model_sha256": plan.model_sha256,
+        "weights": plan.weights,
+        "weights_sha256": weights_sha256,
+        "prompt_id": plan.prompt["id"] if plan.prompt else None,
+        "prompt_sha256": plan.prompt["artifact_sha256"] if plan.prompt else None,
+        "raw_seeds_in_prompt": plan.mode == "fewshot",
+        "policy_sha256": ctx.policy_sha256,
+    }
+    if plan.mode == "fewshot":
+        base["few_shot_k"] = plan.few_shot
+    return base
+
+
+def start(ctx: Context, opts: GenerateOptions, reporter: Reporter | None = None) -> RunResult:
+    """Create a batch and run it to completion (Ctrl-C or kill: what finished stays stored)."""
+    plan = plan_new(ctx, opts)
+    path, wsha = _weights(ctx, plan)
+    with _backend(ctx, plan, path) as backend:
+        if plan.prompt is not None:  # width and shape checks before the batch exists
+            load_embeddings(artifact_path(ctx.ws, plan.prompt), plan.prompt, backend.n_embd)
+        batch_id = store.new_batch_id()
+        with transaction(ctx.db) as conn:
+            store.insert_batch(
+                conn,
+                {
+                    "id": batch_id,
+                    "dataset": plan.dataset,
+                    "mode": plan.mode,
+                    "prompt_id": plan.prompt["id"] if plan.prompt else None,
+                    "label": plan.label_arg,
+                    "model_name": plan.model_name,
+                    "model_sha256": plan.model_sha256,
+                    "params": _json(plan.params_json()),
+                    "n_requested": plan.n,
+                    "status": "running",
+                    "exportable": int(plan.exportable),
+                    "created_at": utc_now(),
+                    "runner": store.runner_id(),
+                },
+            )
+            append_in_tx(
+                conn,
+                "generate.start",
+                {
+                    **_audit_base(ctx, plan, batch_id, wsha),
+                    "n_requested": plan.n,
+                    "n_labels": len(plan.labels),
+                    "exportable": plan.exportable,
+                    "seed": plan.seed,
+                    "batch": plan.batch,
+                    "sampling": _audit_sampling(plan),
+                },
+            )
+        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), wsha)
+
+
+def resume(ctx: Context, batch_id: str, reporter: Reporter | None = None) -> RunResult:
+    """Finish an interrupted batch: generate exactly the indices that have no stored output."""
+    row = store.get_batch(ctx.db, batch_id)
+    if row["status"] == "running" and store.runner_alive(row["runner"]):
+        raise BadInput(f"batch {batch_id} is still being generated by process {row['runner']}")
+    if row["status"] == "complete":
+        n = len(store.done_indices(ctx.db, batch_id))
+        return RunResult(batch_id, "complete", row["n_requested"], n, 0, 0, 0, 0, 0.0)
+    plan = plan_resume(ctx, row)
+    path, wsha = _weights(ctx, plan)
+    with _backend(ctx, plan, path) as backend:
+        store.set_status(ctx.db, batch_id, "running", runner=store.runner_id())
+        missing = plan.n - len(store.done_indices(ctx.db, batch_id))
+        ctx.record("generate.resume", {**_audit_base(ctx, plan, batch_id, wsha), "n_missing": missing})
+        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), wsha)
+
+
+def _run(
+    ctx: Context, plan: Plan, backend: GenerationBackend, batch_id: str, reporter: Reporter, wsha: str
+) -> RunResult:
+    from appliance.pii import PiiPipeline
+
+    stats = {"new": 0, "dropped": 0, "findings": 0, "tokens": 0}
+    t0 = time.perf_counter()
+
+    def close(status: str) -> RunResult:
+        store.set_status(ctx.db, batch_id, status)
+        stored = len(store.done_indices(ctx.db, batch_id))
+        result = RunResult(
+            batch_id,
+            status,
+            plan.n,
+            stored,
+            stats["new"],
+            stats["dropped"],
+            stats["findings"],
+            stats["tokens"],
+            time.perf_counter() - t0,
+        )
+        kind = "generate.finish" if status == "complete" else "generate.interrupted"
+        ctx.record(kind, {**_audit_base(ctx, plan, batch_id, wsha), **result.as_dict()})
+        return result
+
+    try:
+        pipe = PiiPipeline.from_context(ctx, plan.dataset)
+        done = store.done_indices(ctx.db, batch_id)
+        jobs = _prefixes(ctx, plan, backend, [i for i in range(plan.n) if i not in done])
+        reporter.start(plan.n, len(done))
+        last = time.perf_counter()
+        for c in backend.generate(jobs, plan.sampling, batch=plan.batch, on_step=reporter.tokens):
+            res = pipe.process([c.text])[0]
+            out = store.StoredOutput(
+                idx=c.index,
+                text=res.text if res.text is not None and not res.dropped else "",
+                label=plan.label_of(c.index),
+                n_tokens=c.n_tokens,
+                findings=list(res.findings),
+                status="dropped" if res.dropped else "new",
+                reason="pii" if res.dropped else None,
+                finish_reason=c.finish_reason,
+            )
+            now = time.perf_counter()
+            with transaction(ctx.db) as conn:
+                store.insert_outputs(conn, batch_id, [out])
+                store.add_progress(conn, batch_id, c.n_tokens, now - last)
+            last = now
+            stats["new"] += 1
+            stats["dropped"] += int(res.dropped)
+            stats["findings"] += len(res.findings)
+            stats["tokens"] += c.n_tokens
+            reporter.record()
+    except KeyboardInterrupt:
+        raise BatchInterrupted(close("interrupted")) from None
+    except BaseException:
+        close("interrupted")
+        raise
+    return close("complete")
+
+
+def _audit_sampling(plan: Plan) -> dict[str, Any]:
+    """Sampling settings for the audit log: stop strings (may hold newlines) as a count and a hash."""
+    s = plan.sampling.as_dict()
+    stop = s.pop("stop")
+    return {**s, "n_stop": len(stop), "stop_sha256": "sha256:" + hashlib.sha256(_json(stop).encode()).hexdigest()}
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)
