@@ -231,3 +231,21 @@ def test_proof_search_finds_values_that_are_allowed(cli, workspace: Path, tmp_pa
     files = _workspace_bytes(workspace)
     assert [name for name, data in files.items() if PLANTED["name"].encode() in data]
     assert not [name for name, data in files.items() if PLANTED["ssn"].encode() in data]
+
+
+def test_labels_are_category_names_kept_as_given_unless_they_hold_pii(cli, workspace: Path, tmp_path: Path) -> None:
+    rows = [
+        {"text": "Where is my new card?", "y": "card_arrival"},
+        {"text": "Do you support fiat currencies?", "y": "fiat_currency_support"},
+        {"text": "Can I pay with my phone?", "y": "apple_pay_or_google_pay"},
+        {"text": "Please call me back.", "y": "laura.whitfield@northwind-mail.com"},
+    ]
+    path = jsonl(tmp_path / "l.jsonl", rows)
+    before = snapshot(workspace)
+    res = cli("seeds", "import", str(path), "--dataset", "lab", "--label-field", "y")
+    assert res.exit_code == 1 and "line 4: label holds PII (EMAIL_ADDRESS)" in res.stderr
+    assert "northwind" not in res.stderr and snapshot(workspace) == before
+    res = cli("seeds", "import", str(path), "--dataset", "lab", "--label-field", "y", "--skip-bad")
+    assert res.exit_code == 0, output(res)
+    labels = sorted(r[4] for r in snapshot(workspace)["records"])
+    assert labels == ["apple_pay_or_google_pay", "card_arrival", "fiat_currency_support"]

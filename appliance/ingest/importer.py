@@ -1,8 +1,10 @@
 """Seed import: read, scan every record, apply the PII policy, split, store — all or nothing.
 
 Promise: nothing is written unless every step succeeded, and what is written is the redacted or
-pseudonymised text only. The dataset row, its records and one ``seeds.import`` audit event commit in
-a single SQLite transaction; the event carries counts and hashes, never text.
+pseudonymised text only. Labels are category names: stored as given, and a label that holds
+structured PII (an e-mail address, phone, card number ...) makes its record a bad record. The dataset
+row, its records and one ``seeds.import`` audit event commit in a single SQLite transaction; the event
+carries counts and hashes, never text.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from appliance.context import Context
 from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
-from appliance.ingest.readers import ReadResult, read_seeds
+from appliance.ingest.readers import BadRecord, ReadResult, SeedRecord, read_seeds
 from appliance.ingest.split import assign_splits, record_key
 from appliance.pii import PiiPipeline
 from appliance.pii.pipeline import PiiResult
@@ -90,11 +92,19 @@ def import_seeds(
         raise BadInput(bad_lines_message(read))
     if not read.records:
         raise BadInput(f"{path.name} has no importable records — check --text-field and the file's format")
+    pipe = pipeline or PiiPipeline.from_context(ctx, dataset)
+    label_bad = label_problems(pipe, read.records)
+    if label_bad:
+        read.bad = sorted([*read.bad, *label_bad], key=lambda b: b.line)
+        if not skip_bad:
+            raise BadInput(bad_lines_message(read))
+        bad_lines = {b.line for b in label_bad}
+        read.records = [r for r in read.records if r.line not in bad_lines]
+        if not read.records:
+            raise BadInput(f"{path.name} has no importable records left after skipping bad ones")
     # model-collapse guard: seeds that are this appliance's own earlier exports are flagged (or refused)
     matches = check_seed_provenance(ctx.db, [r.text for r in read.records], ctx.policy.curation)
-    pipe = pipeline or PiiPipeline.from_context(ctx, dataset)
     texts = pipe.process([r.text for r in read.records])
-    labels = _labels(pipe, read)
     summary = ImportSummary(
         dataset,
         read.fmt,
@@ -105,14 +115,12 @@ def import_seeds(
         export_matches=[read.records[i].index for i in matches],
     )
     kept = []
-    for rec, res, lab in zip(read.records, texts, labels, strict=True):
+    for rec, res in zip(read.records, texts, strict=True):
         _count(summary, res)
-        if lab is not None:
-            _count(summary, lab)
-        if res.dropped or (lab is not None and lab.dropped):
+        if res.dropped:
             summary.n_dropped += 1
             continue
-        kept.append((rec, res, lab.text if lab is not None else None))
+        kept.append((rec, res, rec.label))
     splits = assign_splits([record_key(rec.text) for rec, _, _ in kept], ctx.policy.privacy.holdout_fraction)
     rows = [_row(dataset, rec, res, label, split) for (rec, res, label), split in zip(kept, splits, strict=True)]
     summary.n_records = len(rows)
@@ -129,13 +137,28 @@ def import_seeds(
     return summary
 
 
-def _labels(pipe: PiiPipeline, read: ReadResult) -> list[PiiResult | None]:
-    """Labels are stored too, so they pass the same PII policy (pseudonyms keep classes apart)."""
-    distinct = sorted({r.label for r in read.records if r.label is not None})
+# Entity types that come from the NER model: on identifiers such as "fiat_currency_support" it tags
+# nonsense, so labels are checked for the structured types only (e-mail, phone, SSN, card, IBAN, ...).
+NER_TYPES = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME"})
+
+
+def label_problems(pipe: PiiPipeline, records: list[SeedRecord]) -> list[BadRecord]:
+    """Labels are category names, stored as given: one that holds structured PII is a bad record."""
+    distinct = sorted({r.label for r in records if r.label is not None})
     if not distinct:
-        return [None] * len(read.records)
-    done = dict(zip(distinct, pipe.process(distinct), strict=True))
-    return [done[r.label] if r.label is not None else None for r in read.records]
+        return []
+    hits = {}
+    for label, found in zip(distinct, pipe.scan(distinct), strict=True):
+        types = sorted({f["type"] for f in found} - NER_TYPES)
+        if types:
+            hits[label] = types
+    return [
+        BadRecord(
+            r.line, f"label holds PII ({', '.join(hits[r.label])}) — labels are stored as given: use category names"
+        )
+        for r in records
+        if r.label in hits
+    ]
 
 
 def _count(summary: ImportSummary, res: PiiResult) -> None:

@@ -22,6 +22,7 @@ from appliance.errors import BadInput
 FORMATS = ("jsonl", "csv", "txt")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "txt", ".text": "txt"}
 _MAX_FIELD_NAME = 64
+MAX_LABEL = 64
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,9 @@ def _pick(obj: dict, no: int, text_field: str, label_field: str | None) -> Itera
         got = _field(obj, label_field, "label", no)
         if isinstance(got, BadRecord):
             yield got
+            return
+        if len(got) > MAX_LABEL or "\n" in got or not got.strip():
+            yield BadRecord(no, f"label field {label_field!r} must be a category name of 1 to {MAX_LABEL} characters")
             return
         label = got
     yield no, body, label

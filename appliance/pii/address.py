@@ -34,9 +34,9 @@ STRONG = [
     # 12 Kent Street / 33787 590 Edington Drive / 1987 74 Diakou Street
     rf"\b\d{{1,6}}(?:{_S}\d{{1,5}})?{_S}(?:{_WORD}{_S}){{0,3}}{_WORD}{_S}{_TYPE}(?:{_S}\d{{1,5}}\b)?",
     # Via Roma 131 / ul. Słowicza 10 / rue des lieutemants Thomazo
-    rf"(?:\b\d{{1,6}}{_S})?\b{_PREFIX}{_S}(?:{_WORD}{_S}){{0,3}}(?:{_WORD}|\d{{1,5}}\b)(?:{_S}\d{{1,5}}\b)?",
+    rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX}{_S}(?:{_WORD}{_S}){{0,3}}(?:{_WORD}|\d{{1,5}}\b)(?:{_S}\d{{1,5}}\b)?",
     # Hansinegata 120 / 0269 Stensås terrasse 38 is caught by the weak rule
-    rf"(?:\b\d{{1,6}}{_S})?\b{_SUFFIXED}(?:{_S}{_WORD})?{_S}\d{{1,5}}\b",
+    rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_SUFFIXED}(?:{_S}{_WORD})?{_S}\d{{1,5}}\b",
     # PSC 3294, Box 9168 APO AA 61487 / USS Lorenzen FPO AE 25990
     r"\b(?:PSC|Unit|CMR)\s+\d{3,5},?\s+Box\s+\d{3,5}\s+(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b",
     rf"\b(?:USNS|USNV|USS|USCGC)\s+{_CAP}\s+(?:FPO|APO|DPO)\s+A[AEP]\s+\d{{5}}\b",
