@@ -1,8 +1,9 @@
 """Soft-prompt injection parity: a text's own token embeddings, fed as raw embeddings, act like the text.
 
 The embeddings are dequantized from the GGUF's ``token_embd`` tensor with the ``gguf`` package (times
-sqrt(n_embd) for Gemma, HF's ``inputs_embeds`` convention). Tolerance, per position after the injected text:
-same arg-max token, max |Δlogit| <= 2e-3 × the logit range, KL(tokens ‖ embeddings) <= 1e-4 nats.
+sqrt(n_embd) for Gemma, HF's ``inputs_embeds`` convention). Measured on this build: bit-identical logits
+for both models (max |Δlogit| = 0). Tolerance asserted, per position after the injected text: same arg-max
+token, max |Δlogit| <= 1e-3 (logits span ~50), KL(tokens ‖ embeddings) <= 1e-6 nats.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 TEXT = "The invoice for order 4471 was sent to the customer on Monday, and the payment"
 TAIL = " arrived two days later. The support team closed the ticket after"
-MAX_DLOGIT_FRAC = 2e-3
-MAX_KL = 1e-4
+MAX_DLOGIT = 1e-3
+MAX_KL = 1e-6
 
 
 @pytest.fixture(scope="module", params=["smollm2-135m", "gemma3-270m"])
@@ -52,8 +53,7 @@ def test_embedded_text_gives_the_logits_of_the_text(model: tuple[str, object, Ll
     assert via_embd.shape == via_tokens.shape == (len(tail), be.n_vocab)
 
     assert (via_embd.argmax(-1) == via_tokens.argmax(-1)).all(), name
-    spread = float(via_tokens.max() - via_tokens.min())
-    assert float(np.abs(via_embd - via_tokens).max()) <= MAX_DLOGIT_FRAC * spread, name
+    assert float(np.abs(via_embd - via_tokens).max()) <= MAX_DLOGIT, name
     lp, lq = _log_softmax(via_tokens), _log_softmax(via_embd)
     kl = (np.exp(lp) * (lp - lq)).sum(-1)
     assert float(kl.max()) <= MAX_KL, (name, kl.max())

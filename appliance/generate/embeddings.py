@@ -13,27 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from appliance.errors import BadInput
-
-
-def _field_str(reader: object, key: str) -> str | None:
-    fld = reader.fields.get(key)  # type: ignore[attr-defined]
-    if fld is None:
-        return None
-    return bytes(fld.parts[fld.data[0]]).decode("utf-8", "replace")
+from appliance.generate.ggufinfo import read_header, tensor_rows
 
 
 def token_embeddings(model_path: Path, ids: Sequence[int]) -> np.ndarray:
     """Rows ``ids`` of the model's input embedding table as float32 ``(len(ids), n_embd)``."""
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
-
-    reader = GGUFReader(str(model_path), "r")
-    tensor = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
-    if tensor is None:
+    header = read_header(Path(model_path))
+    info = header.tensors.get("token_embd.weight")
+    if info is None:
         raise BadInput(f"{Path(model_path).name} has no token_embd.weight tensor")
-    rows = np.asarray(tensor.data)[np.asarray(ids, dtype=np.int64)]
-    emb = np.asarray(dequantize(rows, tensor.tensor_type), dtype=np.float32).reshape(len(ids), -1)
-    arch = _field_str(reader, "general.architecture") or ""
-    if arch.startswith("gemma"):
+    emb = tensor_rows(Path(model_path), info, np.asarray(ids, dtype=np.int64))
+    if header.architecture.startswith("gemma"):
         emb = emb * np.float32(np.sqrt(emb.shape[1]))
     return np.ascontiguousarray(emb)

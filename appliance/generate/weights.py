@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.generate.ggufinfo import read_header
 from appliance.models.registry import sha256_file
 
 CACHE_ENV = "APPLIANCE_CACHE_DIR"
@@ -31,9 +32,10 @@ def cache_dir(home: Path) -> Path:
 
 def slow_tensors(model_path: Path) -> int:
     """How many tensors use a type without a batched CPU kernel."""
-    from gguf import GGUFReader
+    from gguf import GGMLQuantizationType
 
-    return sum(1 for t in GGUFReader(str(model_path), "r").tensors if t.tensor_type.name in _SLOW_TYPES)
+    slow = {GGMLQuantizationType[name].value for name in _SLOW_TYPES}
+    return sum(1 for t in read_header(model_path).tensors.values() if t.type_id in slow)
 
 
 def batch_weights(model_path: Path, model_sha256: str, cache: Path) -> tuple[Path, str]:
