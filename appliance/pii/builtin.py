@@ -159,20 +159,13 @@ _CALENDAR = frozenset(
 )
 
 
-def _sentence_initial(tok) -> bool:
-    """First word of the text or of a sentence/line: capitalised for grammar, not as a name."""
-    if tok.i == 0:
-        return True
-    prev = tok.doc[tok.i - 1]
-    return prev.is_space or prev.text in {".", "!", "?", ":", '"', ">", "-"} or "\n" in prev.text_with_ws
-
-
 class ProperNounRecognizer(EntityRecognizer):
     """Runs of proper nouns (spaCy tags NNP/NNPS) that no other recognizer claimed, reported as PERSON.
 
     The small spaCy model misses many names (single first names, lower-resource spellings); treating an
-    unexplained proper noun as a name errs on the side of privacy. Scored below the default PERSON
-    threshold unless a context word ("name", "told", "wife" ...) precedes it.
+    unexplained proper noun as a name errs on the side of privacy. Scored 0.6 (the default PERSON
+    threshold); a context word ("name", "told", "wife" ...) nearby raises it. Weekday and month names
+    are skipped; acronyms that are never PII belong in ``pii.allow_list``.
     """
 
     TAGS = frozenset({"NNP", "NNPS"})
@@ -216,7 +209,7 @@ class ProperNounRecognizer(EntityRecognizer):
             if tok is not None and self._candidate(tok):
                 run.append(tok)
                 continue
-            if run and not (len(run) == 1 and _sentence_initial(run[0])):
+            if run:
                 start, end = run[0].idx, run[-1].idx + len(run[-1].text)
                 if not any(s < end and start < e for s, e in claimed):
                     out.append(self._result(start, end))
