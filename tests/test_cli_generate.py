@@ -17,7 +17,7 @@ import pytest
 import yaml
 from _generate_data import TICKETS, add_dataset, add_prompt
 
-from appliance.models.registry import get_spec
+from appliance.models.registry import get_spec, locate
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +162,7 @@ def test_wrong_width_prompt_exits_1_before_creating_a_batch(cli: Callable, ds: P
 
 
 def test_prompt_for_another_model_exits_1(cli: Callable, ds: Path) -> None:
-    if get_spec("gemma3-270m") and not (REPO / "models" / get_spec("gemma3-270m").file).exists():
+    if locate(get_spec("gemma3-270m")) is None:
         pytest.skip("gemma3-270m not fetched")
     pid = add_prompt(ds, "tickets")
     res = cli("generate", "tickets", "--n", "2", "--prompt", pid, "--model", "gemma3-270m", *FAST)
@@ -254,3 +254,29 @@ def test_resume_after_kill_9_completes_without_duplicates_or_losses(cli: Callabl
     fresh = json.loads(cli(*args[:-2], "--seed", "11", "--json").stdout)
     assert [r[1] for r in _outputs(ds, fresh["id"])] == [r[1] for r in rows]
     assert _events(ds, "generate.resume")[-1]["n_missing"] == n - before
+
+
+def test_f16_weights_are_audited_and_generate(
+    cli: Callable, ds: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPLIANCE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "weights-cache"))
+    _set_generation_policy(ds, weights="f16")
+    pid = add_prompt(ds, "tickets")
+    res = cli("generate", "tickets", "--n", "4", "--prompt", pid, *FAST, "--json")
+    assert res.exit_code == 0, res.output
+    assert len(_outputs(ds, json.loads(res.stdout)["id"])) == 4
+    ev = _events(ds, "generate.finish")[-1]
+    assert ev["weights"] == "f16" and ev["weights_sha256"].startswith("sha256:")
+    assert ev["weights_sha256"] != ev["model_sha256"]
+
+
+def test_gemma_soft_prompt_end_to_end(cli: Callable, ds: Path) -> None:
+    if locate(get_spec("gemma3-270m")) is None:
+        pytest.skip("gemma3-270m not fetched")
+    pid = add_prompt(ds, "tickets", model="gemma3-270m")
+    res = cli("generate", "tickets", "--n", "2", "--prompt", pid, "--batch", "2", *FAST, "--json")
+    assert res.exit_code == 0, res.output
+    with _db(ds) as conn:
+        row = conn.execute("SELECT model_name FROM batches WHERE id = ?", (json.loads(res.stdout)["id"],)).fetchone()
+    assert row == ("gemma3-270m",)
+    assert len(_outputs(ds, json.loads(res.stdout)["id"])) == 2

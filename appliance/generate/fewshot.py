@@ -49,6 +49,9 @@ def fewshot_prefix(backend: GenerationBackend, examples: Sequence[str], label: s
     text = instruction(examples, label)
     chat = backend.chat_prompt([("user", text)])
     if chat is not None:
-        return Prefix(key=key, tokens=tuple(backend.tokenize(chat, add_bos=False, special=True)))
+        ids = backend.tokenize(chat, add_bos=False, special=True)
+        if ids and ids[0] == backend.bos_token_id:  # the template wrote BOS itself
+            return Prefix(key=key, tokens=tuple(ids[1:]))
+        return Prefix(key=key, tokens=tuple(ids))
     plain = f"{text}\n\nExample {len(examples) + 1}:\n"
     return Prefix(key=key, tokens=tuple(backend.tokenize(plain, add_bos=False)))
