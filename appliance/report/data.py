@@ -88,25 +88,23 @@ def datasets(conn: sqlite3.Connection, dataset: str | None, cap: float) -> list[
 
 
 def runs(ctx: Context, dataset: str | None) -> list[dict[str, Any]]:
+    """Every training run (prompt) with its privacy accounting, noise mode and who ran it."""
     w, a = _where(dataset)
     out = _rows(
         ctx.db.conn,
-        "SELECT id, dataset, label, model_name, model_sha256, k, dp, exportable, epsilon, delta,"
-        " noise_multiplier, sample_rate, steps, clip_norm, accountant, train_loss, holdout_loss,"
-        " artifact_sha256, created_at FROM prompts" + w + " ORDER BY created_at",
+        "SELECT id, dataset, label, model_name, model_sha256, k, dp, exportable, epsilon, delta, noise_multiplier,"
+        " sample_rate, steps, clip_norm, accountant, train_loss, holdout_loss, artifact_sha256, meta, created_at"
+        " FROM prompts" + w + " ORDER BY created_at",
         a,
     )
-    secure: dict[str, Any] = {}
     actor: dict[str, str] = {}
     for ev in ctx.ledger.events():
         if ev.kind.startswith("train") and isinstance(ev.payload.get("prompt_id"), str):
-            pid = ev.payload["prompt_id"]
-            actor.setdefault(pid, ev.actor)
-            for key in ("secure_noise", "secure_mode"):
-                if key in ev.payload:
-                    secure[pid] = ev.payload[key]
+            actor.setdefault(ev.payload["prompt_id"], ev.actor)
     for r in out:
-        r["secure_noise"] = secure.get(r["id"])
+        meta = json.loads(r.pop("meta") or "{}")
+        r["noise_mode"] = meta.get("noise_mode")
+        r["n_canaries"] = (meta.get("canaries") or {}).get("count", 0)
         r["actor"] = actor.get(r["id"])
     return out
 
