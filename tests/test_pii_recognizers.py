@@ -81,3 +81,30 @@ def test_allowed_types_only_on_request(pipe: PiiPipeline) -> None:
     text = "The invoice is dated 2021-03-04"
     assert "DATE_TIME" not in [t for t, _ in found(pipe, text)]
     assert "DATE_TIME" in [f["type"] for f in pipe.scan([text], include_allowed=True)[0]]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I paid via bank transfer",  # "via" is a word before it is a street prefix
+        "I have 3 things for u. What now?",  # chat "u." is not a Hungarian street type
+        "Do you support the U.S. and Europe?",
+        "Please refund 20 dollars via Google Pay",
+    ],
+)
+def test_address_grammar_does_not_fire_on_plain_text(pipe: PiiPipeline, text: str) -> None:
+    assert "STREET_ADDRESS" not in [t for t, _ in found(pipe, text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Ship to 808 Kálmán Imre u. 12. please", "Kálmán Imre u. 12"),
+        ("It is at Via Roma 131, Milano", "Via Roma 131, Milano"),
+        ("She moved to 5586 Þórunnarstræti 31, Arnsdorf, Germany", "5586 Þórunnarstræti 31, Arnsdorf, Germany"),
+        ("Call 28-64-66-98 office for details", "28-64-66-98"),
+    ],
+)
+def test_more_address_and_phone_forms(pipe: PiiPipeline, text: str, value: str) -> None:
+    start = text.index(value)
+    assert any(f["start"] <= start and start + len(value) <= f["end"] for f in pipe.scan([text])[0])

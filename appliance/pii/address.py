@@ -18,23 +18,29 @@ _CAP = r"\p{Lu}[\p{L}'’.-]*"
 _WORD = r"\p{L}[\p{L}'’.-]*"
 _S = r"[ \t]+"
 _TYPE = (
-    r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|square|sq"
+    r"(?:(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|square|sq"
     r"|parkway|pkwy|highway|hwy|circle|trail|crescent|close|pass|route|turnpike|gateway|alley|row|walk|plaza"
     r"|path|pike|expressway|freeway|heights|park|view|grove|gardens|mews|hill|forges?|rapids|crossing|junction"
-    r"|loop|ridge|str|straße|strasse|gasse|weg|platz|vej|vei|gate|gata|gatan|gade|katu|tie|kuja)\b\.?"
+    r"|loop|ridge|str|straße|strasse|gasse|weg|platz|vej|vei|gate|gata|gatan|gade|katu|tie|kuja|utca|út|útja|tér"
+    r"|körút|rkp|krt|trg|náměstí|nám|námestie|rynek|aleja)\b\.?|(?i:u|al)\.)"
 )
-_PREFIX = r"(?i:via|viale|rua|rúa|rue|calle|avenida|av\.|ul\.|ulica|plac|chemin|chaussée|praça|piazza|corso)"
+_PREFIX = (
+    r"(?i:rua|rúa|rue|calle|c/|avenida|avda\.|ul\.|ulica|plac|chemin|chaussée|praça|piazza|piazzale|largo|corso"
+    r"|strada|viale|trg|náměstí)"
+)
+_PREFIX_NUMBERED = r"(?i:via|av\.|al\.|os\.|pl\.)"  # common words elsewhere: only with a house number
 _SUFFIXED = (
     r"\p{L}+(?i:vej|veien|vegen|vägen|väg|gatan|gata|gate|gade|katu|tie|kuja|polku|kaari|strasse|straße|gasse|weg"
-    r"|platz|straat|laan|utca|allee|damm|vägen)"
+    r"|platz|straat|laan|utca|allee|damm|stræti|vegur|braut|gränd|stigen|torget)"
 )
 _UNIT = r"(?i:apt\.?|apartment|suite|ste\.|unit|p\.?[ ]?o\.?[ ]?box|postbox|box|floor|room)[ \t]*#?[ \t]*\d{1,6}\b"
 
 STRONG = [
     # 12 Kent Street / 33787 590 Edington Drive / 1987 74 Diakou Street
-    rf"\b\d{{1,6}}(?:{_S}\d{{1,5}})?{_S}(?:{_WORD}{_S}){{0,3}}{_WORD}{_S}{_TYPE}(?:{_S}\d{{1,5}}\b)?",
+    rf"\b\d{{1,6}}(?:{_S}\d{{1,5}})?{_S}(?:{_WORD}{_S}){{0,3}}{_CAP}{_S}{_TYPE}(?:{_S}\d{{1,5}}\b)?",
     # Via Roma 131 / ul. Słowicza 10 / rue des lieutemants Thomazo
-    rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX}{_S}(?:{_WORD}{_S}){{0,3}}(?:{_WORD}|\d{{1,5}}\b)(?:{_S}\d{{1,5}}\b)?",
+    rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX}{_S}(?:{_WORD}{_S}){{0,3}}(?:{_CAP}|\d{{1,5}}\b)(?:{_S}\d{{1,5}}\b)?",
+    rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX_NUMBERED}{_S}(?:{_CAP}{_S}){{1,3}}\d{{1,5}}\b",
     # Hansinegata 120 / 0269 Stensås terrasse 38 is caught by the weak rule
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_SUFFIXED}(?:{_S}{_WORD})?{_S}\d{{1,5}}\b",
     # PSC 3294, Box 9168 APO AA 61487 / USS Lorenzen FPO AE 25990
@@ -53,7 +59,8 @@ WEAK = [rf"(?:\b\d{{1,6}}{_S})?\b{_CAP}(?:{_S}{_CAP}){{0,2}}{_S}\d{{1,5}}\b(?![.
 
 # What may follow an anchor inside the same address block (unit, city, region, country, postcode)
 _ITEM = (
-    rf"(?:{_UNIT}|\d{{3,6}}(?:[ -]\d{{2,4}})?\b|(?:{_CAP}|nan\b)(?:[ \t]+(?:{_CAP}|\d{{3,6}}\b|[A-Z]{{1,3}}\b)){{0,4}})"
+    rf"(?:{_UNIT}|\(\p{{L}}+\)|\d{{3,6}}(?:[ -]\d{{2,4}})?\b"
+    rf"|(?:{_CAP}|nan\b)(?:[ \t]+(?:{_CAP}|\d{{3,6}}\b|[A-Z]{{1,3}}\b)){{0,4}})"
 )
 _TAIL = regex.compile(rf"(?:(?:[ \t]*,[ \t]*|[ \t]*\n(?:[ \t>?]*\n)?[ \t>?]*(?:,[ \t]*)?|[ \t]+){_ITEM})+")
 
