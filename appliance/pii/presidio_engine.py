@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -246,16 +247,22 @@ class PresidioEngine(PiiEngine):
         return "sha256:" + h.hexdigest()
 
     def describe(self) -> dict[str, Any]:
-        import presidio_analyzer
-
         meta = self.nlp.meta
         return {
             "engine": self.name,
-            "presidio_version": getattr(presidio_analyzer, "__version__", "unknown"),
+            "presidio_version": _version("presidio-analyzer"),
+            "spacy_version": spacy.__version__,
             "spacy_model": self.policy.spacy_model,
             "spacy_model_version": str(meta.get("version", "")),
             "model_sha256": self.model_sha256,
         }
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 @register_engine("presidio")
