@@ -40,10 +40,12 @@ def list_(
         return
     table = Table("id", "dataset", "model", "k", "DP", "ε", "δ", "steps", "holdout loss", "created")
     for r in rows:
-        dp = "yes" if r["dp"] else "NO (not exportable)"
+        dp = "yes" if r["dp"] else "NO"
         table.add_row(r["id"], r["dataset"], r["model_name"], str(r["k"]), dp, _num(r["epsilon"]), _num(r["delta"]),
                       str(r["steps"]), _num(r["holdout_loss"]), r["created_at"])  # fmt: skip
     console.print(table)
+    if any(not r["dp"] for r in rows):
+        console.print("DP = NO: non-DP control run — no privacy guarantee, never exportable")
     if not rows:
         console.print("no prompts yet — run `appliance train DATASET --epsilon E`")
 

@@ -15,6 +15,40 @@ def _fmt(x: float | None, spec: str = ".4f") -> str:
     return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
 
 
+class _Bar:
+    """Progress on stderr (steps, loss, ε so far), started only once the run has passed its checks."""
+
+    def __init__(self, *, dp: bool) -> None:
+        self.dp = dp
+        self.progress: Progress | None = None
+        self.task = 0
+
+    def phase(self, name: str) -> None:
+        if self.progress is None:
+            if not self.dp:
+                err_console.print("WARNING: --no-dp trains WITHOUT differential privacy; the prompt is not exportable")
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"), TextColumn("ε {task.fields[eps]}"), TimeElapsedColumn(),
+                console=err_console,
+            )  # fmt: skip
+            self.progress.start()
+            self.task = self.progress.add_task(name, total=None, loss="-", eps="-" if self.dp else "∞ (no DP)")
+        self.progress.update(self.task, description=name)
+
+    def step(self, step: int, total: int, loss: float | None, eps: float) -> None:
+        if self.progress is None:
+            return
+        fields = {"loss": f"{loss:.4f}"} if loss is not None else {}
+        if self.dp:
+            fields["eps"] = f"{eps:.3f}"
+        self.progress.update(self.task, completed=step, total=total, **fields)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 def train_command(
     ctx: typer.Context,
     dataset: str = typer.Argument(..., help="dataset to train on (its train split)"),
@@ -37,24 +71,11 @@ def train_command(
         dp=not no_dp,
     )  # fmt: skip
     c = state(ctx).open()
+    bar = _Bar(dp=not no_dp)
     try:
-        if no_dp:
-            err_console.print("WARNING: --no-dp trains WITHOUT differential privacy; the prompt is not exportable")
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-            TextColumn("ε {task.fields[eps]}"), TimeElapsedColumn(), console=err_console, transient=False,
-        ) as progress:  # fmt: skip
-            task = progress.add_task("starting", total=None, loss="-", eps="-")
-
-            def on_phase(name: str) -> None:
-                progress.update(task, description=name)
-
-            def on_step(step: int, total: int, loss: float | None, eps: float) -> None:
-                progress.update(task, completed=step, total=total, eps=f"{eps:.3f}" if not no_dp else "∞ (no DP)",
-                                **({"loss": f"{loss:.4f}"} if loss is not None else {}))  # fmt: skip
-
-            res = train(c, req, on_step=on_step, on_phase=on_phase)
+        res = train(c, req, on_step=bar.step, on_phase=bar.phase)
     finally:
+        bar.stop()
         c.close()
     console.print(f"prompt {res.prompt_id}")
     if res.plan.req.dp:

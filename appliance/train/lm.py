@@ -156,11 +156,21 @@ def _read_cache(target: Path, sha256: str) -> dict[str, Any] | None:
     return manifest
 
 
+_LOADED: dict[str, FrozenLM] = {}  # the last model loaded in this process, by GGUF sha256
+
+
 def load_frozen(ws: Workspace, model_name: str | None) -> FrozenLM:
-    """Verify the GGUF (exit 4 on a bad hash), load it dequantized into torch from the cache, and freeze it."""
+    """Verify the GGUF (exit 4 on a bad hash), load it dequantized into torch from the cache, and freeze it.
+
+    The frozen model is kept for the rest of the process (one model at a time): it is never modified, and the
+    GGUF's hash is checked again on every call.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec, path, sha256 = verified_path(model_name, ws)
+    if sha256 in _LOADED:
+        hit = _LOADED[sha256]
+        return FrozenLM(hit.model, hit.tokenizer, spec.name, sha256, path, hit.add_bos)
     _quiet_transformers()
     target = cache_dir(ws, sha256)
     manifest = _read_cache(target, sha256)
@@ -171,4 +181,7 @@ def load_frozen(ws: Workspace, model_name: str | None) -> FrozenLM:
     tok = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
     tok.padding_side = "right"  # Gemma's GGUF tokenizer pads left; the layout needs right padding
     model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32, local_files_only=True)
-    return FrozenLM(_freeze(model), tok, spec.name, sha256, path, bool(manifest["add_bos"]))
+    lm = FrozenLM(_freeze(model), tok, spec.name, sha256, path, bool(manifest["add_bos"]))
+    _LOADED.clear()
+    _LOADED[sha256] = lm
+    return lm

@@ -345,7 +345,7 @@ class _Run:
             "empty_batches": stats.empty_batches,
         }
         if not dp:
-            audit["warning"] = "NON-DP RUN: no privacy guarantee; not exportable"
+            audit["warning"] = "NON_DP_NOT_EXPORTABLE"
         return store(self.ctx, rec, reservation=self.reservation, audit=audit)
 
 

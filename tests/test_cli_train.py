@@ -1,0 +1,115 @@
+"""`appliance train|prompts|budget` through the CLI: exit codes and messages of the failing paths, the budget cap
+across two real runs (the second refused before training), and the policy-gated non-DP control run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from _train_data import banking_csv, seed_model_cache
+from typer.testing import CliRunner
+
+from appliance.cli.main import app
+from appliance.config import shipped_file
+
+pytestmark = pytest.mark.slow
+
+TINY = ("--epochs", "1", "--batch-size", "64", "--virtual-tokens", "4")  # one Poisson step over ~28 examples
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    home = tmp_path_factory.mktemp("cli-train") / "home"
+    runner = CliRunner()
+
+    def cli(*args: str):
+        return runner.invoke(app, ["--home", str(home), "--actor", "tester", *args], catch_exceptions=False)
+
+    assert cli("init").exit_code == 0
+    seed_model_cache(home)
+    res = cli("seeds", "import", str(banking_csv(home.parent / "s.csv", n=30)), "--dataset", "bank")
+    assert res.exit_code == 0, res.output
+    return SimpleNamespace(home=home, cli=cli)
+
+
+def _policy(home: Path, **privacy: object) -> None:
+    doc = yaml.safe_load(shipped_file("policies/default.yaml").read_text(encoding="utf-8"))
+    doc["privacy"].update(privacy)
+    (home / "policy.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+
+
+def _state(ws: SimpleNamespace) -> dict[str, object]:
+    prompts = json.loads(ws.cli("prompts", "list", "--json").stdout)
+    budget = json.loads(ws.cli("budget", "show", "bank", "--json").stdout)
+    files = sorted(p.name for p in (ws.home / "artifacts").rglob("*.safetensors") if p.parent.name == "prompts")
+    return {"prompts": len(prompts), "charges": len(budget["charges"]), "spent": budget["epsilon_spent"],
+            "artifacts": len(files)}  # fmt: skip
+
+
+@pytest.mark.parametrize("cmd", [("train",), ("prompts",), ("prompts", "list"), ("prompts", "show"), ("budget",),
+                                 ("budget", "show")])  # fmt: skip
+def test_help(cmd: tuple[str, ...]) -> None:
+    res = CliRunner().invoke(app, [*cmd, "--help"])
+    assert res.exit_code == 0 and len(res.stdout) > 50
+
+
+def test_epsilon_is_required(ws: SimpleNamespace) -> None:
+    res = ws.cli("train", "bank")
+    assert res.exit_code == 2 and "--epsilon is required" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("train", "nope", "--epsilon", "1"), 1, "unknown dataset 'nope'"),
+        (("train", "bank", "--epsilon", "1", "--delta", "0.5"), 1, "--delta must be in (0, 1/n)"),
+        (("train", "bank", "--epsilon", "-1"), 1, "--epsilon must be a positive number"),
+        (("train", "bank", "--epsilon", "9"), 3, "privacy.max_epsilon_per_run 8"),
+        (("train", "bank", "--no-dp"), 3, "privacy.allow_non_dp is false"),
+        (("budget", "show", "nope"), 1, "unknown dataset"),
+    ],
+)
+def test_refusals_change_nothing(ws: SimpleNamespace, args: tuple[str, ...], code: int, needle: str) -> None:
+    before = _state(ws)
+    res = ws.cli(*args)
+    assert res.exit_code == code, res.output
+    assert needle in res.stderr and res.stderr.startswith("error: ")
+    assert _state(ws) == before
+
+
+def test_two_runs_over_the_cap(ws: SimpleNamespace) -> None:
+    _policy(ws.home, dataset_epsilon_cap=5.0, max_epsilon_per_run=4.0)
+    first = ws.cli("train", "bank", "--epsilon", "3", *TINY)
+    assert first.exit_code == 0, first.output
+    after_first = _state(ws)
+    assert after_first["prompts"] == 1 and 2.9 < after_first["spent"] <= 3.0
+    second = ws.cli("train", "bank", "--epsilon", "3", *TINY)
+    assert second.exit_code == 3
+    assert "refused before training" in second.stderr and "privacy.dataset_epsilon_cap 5" in second.stderr
+    left = 5.0 - after_first["spent"]
+    assert f"has ε {left:.4g} of 5 remaining" in second.stderr
+    assert "loading model" not in second.stderr  # refused before the model was even loaded
+    assert _state(ws) == after_first  # nothing trained, stored or charged
+    canary_files = list((ws.home / "keys" / "canaries").iterdir())
+    assert len(canary_files) == 1
+    res = ws.cli("audit", "log", "--json")
+    assert res.exit_code == 0
+    kinds = [json.loads(line)["kind"] for line in res.stdout.splitlines() if line.strip()]
+    assert kinds.count("train.run") == 1 and kinds[-1] == "budget.refused"
+
+
+def test_non_dp_control_run_when_policy_allows(ws: SimpleNamespace) -> None:
+    _policy(ws.home, dataset_epsilon_cap=5.0, max_epsilon_per_run=4.0, allow_non_dp=True)
+    before = _state(ws)
+    res = ws.cli("train", "bank", "--no-dp", *TINY)
+    assert res.exit_code == 0, res.output
+    assert "WARNING: --no-dp" in res.stderr and "epsilon spent inf" in res.stdout
+    listed = json.loads(ws.cli("prompts", "list", "--json").stdout)
+    row = listed[0]
+    assert row["dp"] == 0 and row["exportable"] == 0 and row["epsilon"] is None
+    budget = json.loads(ws.cli("budget", "show", "bank", "--json").stdout)
+    assert budget["epsilon_spent"] == before["spent"] and budget["non_dp_runs"] == 1
+    assert " NO " in ws.cli("prompts", "list").stdout

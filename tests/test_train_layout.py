@@ -1,0 +1,62 @@
+"""The training layout (contract 3): context, targets, truncation, right padding, empty Poisson batches."""
+
+from __future__ import annotations
+
+import torch
+
+from appliance.train.layout import Layout, build_examples, collate
+
+
+def _encode(text: str) -> list[int]:
+    """A word-level stand-in tokenizer: the layout logic only needs ids."""
+    return [100 + len(w) for w in text.split()]
+
+
+def _layout(**kw) -> Layout:
+    base = {"k": 4, "bos_id": None, "eos_id": 2, "suffix_text": "", "label_template": None, "max_text_tokens": 5}
+    return Layout(**{**base, **kw})
+
+
+def test_unlabelled_examples_predict_text_and_end_token() -> None:
+    ex = build_examples(_encode, _layout(), ["a bb ccc"], [None])[0]
+    assert ex.ids == (101, 102, 103, 2)
+    assert ex.n_context == 0
+
+
+def test_suffix_and_label_prefix_are_context_not_targets() -> None:
+    lay = _layout(suffix_text="x y", label_template="Label: {label}")
+    unl = build_examples(_encode, lay, ["a bb"], [None])[0]
+    assert unl.ids[: unl.n_context] == (101, 101) and unl.ids[unl.n_context :] == (101, 102, 2)
+    lab = build_examples(_encode, lay, ["a bb"], ["card_arrival"])[0]
+    assert lab.ids[: lab.n_context] == tuple(_encode("Label: card_arrival"))
+    assert lay.context_text("refund") == "Label: refund"
+
+
+def test_truncated_text_has_no_end_token() -> None:
+    ex = build_examples(_encode, _layout(max_text_tokens=3), ["a b c d e f"], [None])[0]
+    assert ex.ids == (101, 101, 101)
+
+
+def test_collate_pads_right_and_masks_targets() -> None:
+    lay = _layout(suffix_text="s")
+    exs = build_examples(_encode, lay, ["a bb ccc", "a"], [None, None])
+    b = collate(exs)
+    assert b.input_ids.tolist() == [[101, 101, 102, 103, 2], [101, 101, 2, 0, 0]]
+    assert b.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    assert b.target_mask.tolist() == [[False, True, True, True, True], [False, True, True, False, False]]
+
+
+def test_empty_poisson_batch() -> None:
+    b = collate([])
+    assert len(b) == 0 and b.input_ids.shape == (0, 0) and b.target_mask.dtype == torch.bool
+
+
+def test_meta_carries_the_contract_keys() -> None:
+    lay = _layout(bos_id=2, label_template="L: {label}\n")
+    meta = lay.meta(["a", "b"])
+    assert meta["prefix_text"] == "" and meta["suffix_text"] == ""
+    assert meta["label_template"] == "L: {label}\n" and meta["labels"] == ["a", "b"]
+    assert meta["prefix_bos"] is True and meta["end_token_id"] == 2
+    assert lay.offset == 5
+    unl = _layout().meta(None)
+    assert unl["label_template"] is None and unl["labels"] is None and unl["prefix_bos"] is False
