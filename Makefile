@@ -7,14 +7,21 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 MODELS_DIR ?= models
 DEMO_HOME ?= .appliance-demo
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+BUNDLE := dist/appliance-bundle-$(VERSION).tar.gz
+# what goes into the bundle: a change to any of these makes `make bundle` / `make airgap-test` rebuild it
+BUNDLE_INPUTS := pyproject.toml models.lock.yaml $(wildcard policies/*.yaml) $(wildcard packaging/*) \
+  $(shell find appliance -type f ! -name '*.pyc' 2>/dev/null)
 
-.PHONY: install models models-all test lint demo bench clean help chromium
+.PHONY: install models models-all test lint demo bundle airgap-test bench clean help chromium
 
 help:
 	@echo "make demo   - install, fetch the default model and run the whole pipeline on sample data"
 	@echo "make test   - install (if needed) and run the test suite"
 	@echo "make models - fetch pinned model files into $(MODELS_DIR)/ and check their SHA-256"
 	@echo "make lint   - ruff"
+	@echo "make bundle - dist/appliance-bundle-$(VERSION).tar.gz: wheelhouse, models, policies, install.sh (air-gapped install)"
+	@echo "make airgap-test - install the bundle and run the demo with no network (unshare -n)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,10 +56,15 @@ lint: $(STAMP)
 
 demo: install
 	rm -rf $(DEMO_HOME)
-	$(VENV)/bin/appliance --home $(DEMO_HOME) init
-	$(VENV)/bin/appliance --home $(DEMO_HOME) policy validate
-	$(VENV)/bin/appliance --home $(DEMO_HOME) models verify
-	$(VENV)/bin/appliance --home $(DEMO_HOME) audit verify
+	$(VENV)/bin/appliance demo --home $(DEMO_HOME)
+
+bundle: $(BUNDLE)
+
+$(BUNDLE): $(STAMP) $(BUNDLE_INPUTS)
+	VENV=$(VENV) MODELS_DIR=$(MODELS_DIR) packaging/build_bundle.sh
+
+airgap-test: $(BUNDLE)
+	packaging/airgap_test.sh $(BUNDLE)
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) dist build .pytest_cache

@@ -93,6 +93,11 @@ stage, version = Path(sys.argv[1]), sys.argv[2]
 wheels = sorted(p.name for p in (stage / "wheelhouse").glob("*.whl"))
 info = {"version": version, "python": platform.python_version(), "machine": platform.machine(),
         "libc": "-".join(platform.libc_ver()), "wheels": len(wheels)}
+try:  # the CPU features llama.cpp was compiled for: the target CPU needs them too (see README)
+    import llama_cpp
+    info["llama_cpp_system_info"] = llama_cpp.llama_print_system_info().decode().strip()
+except Exception as exc:  # noqa: BLE001 - informational only
+    info["llama_cpp_system_info"] = f"unavailable ({exc.__class__.__name__})"
 (stage / "BUNDLE.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 EOF
 

@@ -14,6 +14,7 @@ from appliance import __version__
 from appliance.cli import audit, batches, generate, init, models, policy
 from appliance.cli import budget as budget_cli
 from appliance.cli import curate as curate_cli
+from appliance.cli import demo as demo_cli
 from appliance.cli import evaluate as evaluate_cli
 from appliance.cli import export as export_cli
 from appliance.cli import probe as probe_cli
@@ -58,6 +59,7 @@ app.command("curate")(curate_cli.curate)
 app.command("evaluate")(evaluate_cli.evaluate)
 app.command("probe")(probe_cli.probe)
 app.add_typer(export_cli.app, name="export")
+app.command("demo")(demo_cli.demo)
 app.add_typer(seeds_cli.app, name="seeds")
 app.command("train")(train_cli.train_command)
 app.add_typer(prompts_cli.app, name="prompts")

@@ -1,0 +1,40 @@
+"""`appliance demo [--home DIR] [--quick]`: the whole pipeline on the shipped sample, in a fresh workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from appliance.cli.common import console, state
+from appliance.demo import FULL, QUICK, run_demo
+
+DEFAULT_DEMO_HOME = ".appliance-demo"
+
+
+def demo(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(
+        None, "--home", help=f"fresh workspace for the demo (default: the global --home, else ./{DEFAULT_DEMO_HOME})"
+    ),
+    quick: bool = typer.Option(False, "--quick", help="fewer epochs and records (the air-gap test uses this)"),
+) -> None:
+    """Run init → import → train (ε=4) → generate → curate → evaluate → probe → export → report → verify."""
+    st = state(ctx)
+    where = Path(home or st.home or DEFAULT_DEMO_HOME)
+    settings = QUICK if quick else FULL
+    console.print(
+        f"appliance demo{' --quick' if quick else ''}: BANKING77 sample (240 queries, 6 intents, CC BY 4.0, "
+        f"fake PII planted) in {where.expanduser().resolve()}",
+        markup=False,
+    )
+    res = run_demo(where, settings, actor=st.actor, echo=lambda line: console.print(line, markup=False))
+    if not res.ok:
+        failed = res.steps[-1]
+        console.print(f"\ndemo stopped at step {failed.name!r} (exit {failed.exit_code})", markup=False)
+        raise typer.Exit(res.exit_code)
+    console.print(f"\ndemo finished in {res.seconds / 60:.1f} min — every step passed", markup=False)
+    console.print(f"  export    {res.export_path}", markup=False)
+    console.print(f"  manifest  {res.manifest_path}", markup=False)
+    console.print(f"  report    {res.report_path}", markup=False)
+    console.print(f"  workspace {res.home} (audit log: appliance --home {res.home} audit log)", markup=False)
