@@ -204,8 +204,15 @@ class PresidioEngine(PiiEngine):
         return out
 
     def n_process(self) -> int:
-        n = self.policy.n_process or (os.cpu_count() or 1)
-        return n if sys.platform.startswith("linux") else 1
+        """``pii.n_process``, or with 0 one worker per idle core: on a machine already busier than its
+        cores, extra workers only add forking and contention."""
+        if not sys.platform.startswith("linux"):
+            return 1
+        if self.policy.n_process:
+            return self.policy.n_process
+        cores = os.cpu_count() or 1
+        idle = cores - os.getloadavg()[0] + 1  # this process is part of the load
+        return max(1, min(cores, round(idle)))
 
     def analyze(self, texts: Sequence[str]) -> list[list[Finding]]:
         pieces: list[tuple[int, int]] = []  # (text index, chunk offset)

@@ -113,7 +113,7 @@ class PiiPolicy(_Strict):
     )
     chunk_overlap_chars: int = Field(default=400, ge=50, description="overlap between chunks of a long text")
     batch_size: int = Field(default=256, ge=1, le=10_000, description="texts per spaCy nlp.pipe batch")
-    n_process: int = Field(default=0, ge=0, le=64, description="scanning processes; 0: one per CPU core")
+    n_process: int = Field(default=0, ge=0, le=64, description="scanning processes; 0: one per idle CPU core")
 
     @model_validator(mode="after")
     def _overlap(self) -> PiiPolicy:
