@@ -8,7 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from appliance.cli.common import console, err_console, state
-from appliance.train.trainer import TrainRequest, train
+from appliance.train.plan import TrainRequest
+from appliance.train.trainer import train
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:

@@ -1,0 +1,90 @@
+"""The Opacus wiring on the soft prompt alone: empty Poisson batches, per-sample clipping, noise source, accounting.
+
+No language model is needed here: an empty batch never reaches it, and for the clipping test the loss is a
+simple function of the prompt rows (each sample's gradient is known in closed form).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from appliance.budget.accounting import epsilon_for
+from appliance.train.dp import NOISE_OS_SEEDED, make_private, poisson_loader
+from appliance.train.layout import Example, collate
+from appliance.train.loop import run_steps
+from appliance.train.softprompt import SoftPrompt, batch_loss
+
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook")
+
+
+def _examples(n: int) -> list[Example]:
+    return [Example((5, 6, 2), 0) for _ in range(n)]
+
+
+def _private(prompt: SoftPrompt, *, n: int = 40, steps_per_epoch: int = 4, clip: float = 1.0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_private(
+            prompt, torch.optim.SGD(prompt.parameters(), lr=1.0), _examples(n), target_epsilon=4.0, delta=1e-5,
+            epochs=1, steps_per_epoch=steps_per_epoch, max_grad_norm=clip, accountant="rdp", secure_noise=True,
+        )  # fmt: skip
+
+
+def test_empty_batch_is_a_noised_counted_step() -> None:
+    prompt = SoftPrompt(torch.zeros(3, 8))
+    parts = _private(prompt)
+    assert parts.noise_mode == NOISE_OS_SEEDED and parts.noise_multiplier > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = run_steps(
+            lm=None, layout=None, prompt=prompt, forward=parts.module, optimizer=parts.optimizer,
+            loader=[collate([]), collate([])], total_steps=2, steps_per_epoch=2, dp=True,
+            epsilon_so_far=lambda: parts.epsilon(1e-5),
+        )  # fmt: skip
+    assert stats.steps == 2 and stats.empty_batches == 2
+    assert parts.steps == 2  # the accountant counted both
+    assert prompt.embedding.weight.detach().abs().sum() > 0  # noise moved the prompt although no data was seen
+    eps = epsilon_for(noise_multiplier=parts.noise_multiplier, sample_rate=0.25, steps=2, delta=1e-5)
+    assert parts.epsilon(1e-5) == pytest.approx(eps, rel=1e-12)
+
+
+def test_per_sample_clipping_bounds_each_contribution() -> None:
+    """Loss_i = s_i · sum(rows): sample i's gradient has norm |s_i|·sqrt(k·d); clipped to C before averaging."""
+    k, d, clip = 2, 4, 1.0
+    prompt = SoftPrompt(torch.zeros(k, d))
+    parts = _private(prompt, clip=clip)
+    parts.optimizer.noise_multiplier = 0.0  # isolate clipping
+    scales = torch.tensor([100.0, 0.01, -50.0])
+    rows = parts.module(prompt.index(3))
+    (rows.sum(dim=(1, 2)) * scales).mean().backward()
+    parts.optimizer.step()
+    per = [s.sign() * min(abs(float(s)) * (k * d) ** 0.5, clip) / (k * d) ** 0.5 for s in scales]
+    expected = -sum(per) / parts.optimizer.expected_batch_size  # SGD lr=1 from zero: w = -grad
+    torch.testing.assert_close(prompt.embedding.weight.detach(), torch.full((k, d), float(expected)))
+    parts.module._close()
+
+
+def test_noise_differs_between_runs() -> None:
+    a, b = SoftPrompt(torch.zeros(2, 4)), SoftPrompt(torch.zeros(2, 4))
+    for p in (a, b):
+        parts = _private(p)
+        parts.module(p.index(0)).sum().backward()
+        parts.optimizer.step()
+        parts.module._close()
+    assert not torch.equal(a.embedding.weight, b.embedding.weight)  # OS-seeded, not a fixed seed
+
+
+def test_poisson_loader_samples_independently() -> None:
+    gen = torch.Generator().manual_seed(0)
+    loader = poisson_loader(_examples(1000), sample_rate=0.05, steps_per_epoch=20, generator=gen)
+    sizes = [len(b) for b in loader]
+    assert len(sizes) == 20 and 35 < sum(sizes) / 20 < 65 and len(set(sizes)) > 1
+
+
+def test_empty_batch_loss_needs_no_model() -> None:
+    prompt = SoftPrompt(torch.ones(2, 3))
+    res = batch_loss(None, None, prompt(prompt.index(0)), collate([]))
+    assert res.per_sample.shape == (0,) and res.n_tokens == 0
