@@ -145,3 +145,12 @@ def test_equal_subsample_is_deterministic():
     a = dcr.equal_subsample(10, 4, seed=2)
     assert list(a) == list(dcr.equal_subsample(10, 4, seed=2)) and len(set(a)) == 4
     assert list(dcr.equal_subsample(3, 5, seed=0)) == [0, 1, 2]
+
+
+def test_dcr_summary_subsamples_the_larger_reference_set():
+    rng = np.random.default_rng(0)
+    d_sm, d_sh = rng.uniform(0.4, 0.6, (20, 8)), rng.uniform(0.4, 0.6, (20, 200))  # same distribution, 25x more
+    s = dcr.dcr_summary(d_sm, d_sh, seed=1)
+    assert s["median_to_holdout"] < s["median_to_members"]  # the bigger set is closer by chance alone
+    assert s["ratio"] == pytest.approx(1.0, abs=0.1)  # equal-size comparison removes that bias
+    assert dcr.dcr_summary(d_sh, d_sm, seed=1)["ratio"] == pytest.approx(1.0, abs=0.1)

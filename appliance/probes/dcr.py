@@ -81,22 +81,23 @@ def equal_subsample(n_items: int, n: int, seed: int) -> np.ndarray:
 def dcr_summary(d_sm: np.ndarray, d_sh: np.ndarray, *, n_rounds: int = 5, seed: int = 0) -> dict[str, float]:
     """Ratio and attack AUC from synthetic×member and synthetic×holdout distance matrices.
 
-    The member set is subsampled to the holdout's size (a larger reference set is closer by chance
+    The larger reference set is subsampled to the smaller one's size (a larger set is closer by chance
     alone) and the ratio averaged over ``n_rounds`` subsamples; the AUC uses every record.
     """
     d_sm = np.asarray(d_sm, dtype=np.float64)
     d_sh = np.asarray(d_sh, dtype=np.float64)
-    to_h = closest(d_sh)
+    n_m, n_h = d_sm.shape[1], d_sh.shape[1]
     ratios = []
-    for r in range(n_rounds if d_sm.shape[1] > d_sh.shape[1] else 1):
-        idx = equal_subsample(d_sm.shape[1], d_sh.shape[1], seed + r)
-        ratios.append(dcr_ratio(closest(d_sm[:, idx]), to_h))
+    for r in range(n_rounds if n_m != n_h else 1):
+        sm = d_sm[:, equal_subsample(n_m, n_h, seed + r)] if n_m > n_h else d_sm
+        sh = d_sh[:, equal_subsample(n_h, n_m, seed + r)] if n_h > n_m else d_sh
+        ratios.append(dcr_ratio(closest(sm), closest(sh)))
     return {
         "ratio": float(np.mean(ratios)),
         "median_to_members": float(np.median(closest(d_sm))),
-        "median_to_holdout": float(np.median(to_h)),
+        "median_to_holdout": float(np.median(closest(d_sh))),
         "attack_auc": dcr_attack_auc(d_sm.min(axis=0), d_sh.min(axis=0)),
         "n_synthetic": int(d_sm.shape[0]),
-        "n_members": int(d_sm.shape[1]),
-        "n_holdout": int(d_sh.shape[1]),
+        "n_members": int(n_m),
+        "n_holdout": int(n_h),
     }
