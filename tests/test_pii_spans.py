@@ -117,3 +117,14 @@ def test_pseudonyms_keep_shape_and_never_echo() -> None:
     assert word != "Falcon" and len(word) == 6 and word[0].isupper()
     assert p.surrogate("PERSON", "Ann").count(" ") == 0
     assert p.surrogate("PROJECT", "---") == "<PROJECT>"
+
+
+def test_policy_refuses_a_bad_regex() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        PiiPolicy.model_validate(
+            {"custom_recognizers": [{"entity": "X_ID", "patterns": [{"name": "x", "regex": "(["}]}]}
+        )
+    with pytest.raises(ValidationError, match="chunk_overlap_chars"):
+        PiiPolicy.model_validate({"max_chunk_chars": 1000, "chunk_overlap_chars": 600})
