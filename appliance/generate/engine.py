@@ -85,15 +85,14 @@ class Scheduler:
             if fresh:
                 yield from self._sample(fresh, self._first_logits(fresh), on_step)
                 fresh = []
-            live = [i for i, s in enumerate(self.slots) if s is not None and s.pending is not None]
+            live = [(i, s, s.pending) for i, s in enumerate(self.slots) if s is not None and s.pending is not None]
             if not live:
                 continue
-            toks = [self.slots[i].pending for i in live]  # type: ignore[union-attr]
-            pos = [self.slots[i].plen + len(self.slots[i].tokens) - 1 for i in live]  # type: ignore[union-attr]
-            logits = self.dec.step(live, toks, pos)
-            for i in live:
-                self.slots[i].pending = None  # type: ignore[union-attr]
-            yield from self._sample(live, logits, on_step)
+            seqs = [i for i, _, _ in live]
+            logits = self.dec.step(seqs, [tok for _, _, tok in live], [s.plen + len(s.tokens) - 1 for _, s, _ in live])
+            for _, s, _ in live:
+                s.pending = None
+            yield from self._sample(seqs, logits, on_step)
 
     def _assign(self, i: int, job: Job) -> None:
         key = job.prefix.key
@@ -113,21 +112,20 @@ class Scheduler:
         self.slots[i] = _Slot(job, plen, np.random.default_rng(job.seed))
 
     def _first_logits(self, idx: list[int]) -> np.ndarray:
-        return np.stack([self.prefix_logits[self.slot_prefix[i]] for i in idx])  # type: ignore[index]
+        return np.stack([self.prefix_logits[str(self.slot_prefix[i])] for i in idx])
 
     def _sample(
         self, idx: list[int], logits: np.ndarray, on_step: Callable[[int], None] | None
     ) -> Iterator[Completion]:
-        slots = [self.slots[i] for i in idx]
+        slots = [s for s in (self.slots[i] for i in idx) if s is not None]
         if self.params.ignore_eos:
             logits[:, self.dec.eog_ids] = -np.inf
-        histories = [s.tokens for s in slots]  # type: ignore[union-attr]
-        uniforms = np.array([s.rng.random() for s in slots])  # type: ignore[union-attr]
-        chosen = sample_rows(logits, histories, uniforms, self.params)
+        uniforms = np.array([s.rng.random() for s in slots])
+        chosen = sample_rows(logits, [s.tokens for s in slots], uniforms, self.params)
         if on_step is not None:
             on_step(len(idx))
         for i, s, tok in zip(idx, slots, chosen.tolist(), strict=True):
-            done = self._accept(s, int(tok))  # type: ignore[arg-type]
+            done = self._accept(s, int(tok))
             if done is not None:
                 self.slots[i] = None
                 yield done
