@@ -280,3 +280,32 @@ def test_gemma_soft_prompt_end_to_end(cli: Callable, ds: Path) -> None:
         row = conn.execute("SELECT model_name FROM batches WHERE id = ?", (json.loads(res.stdout)["id"],)).fetchone()
     assert row == ("gemma3-270m",)
     assert len(_outputs(ds, json.loads(res.stdout)["id"])) == 2
+
+
+def test_sigterm_interrupts_cleanly_and_resume_finishes(
+    cli: Callable, ds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.cli import generate as gen_cli
+
+    pid = add_prompt(ds, "tickets")
+    original = gen_cli._Bar.record
+    seen = []
+
+    def record_then_terminate(self: object) -> None:
+        original(self)  # type: ignore[arg-type]
+        seen.append(1)
+        if len(seen) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(gen_cli._Bar, "record", record_then_terminate)
+    res = cli("generate", "tickets", "--n", "6", "--prompt", pid, "--batch", "2", *FAST)
+    assert res.exit_code == 130 and "--resume" in res.stderr
+    with _db(ds) as conn:
+        bid, status = conn.execute("SELECT id, status FROM batches").fetchone()
+    assert status == "interrupted" and len(_outputs(ds, bid)) == 2
+    ev = _events(ds, "generate.interrupted")[-1]
+    assert ev["n_stored"] == 2 and ev["batch_id"] == bid
+    monkeypatch.setattr(gen_cli._Bar, "record", original)
+    res = cli("generate", "--resume", bid, "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["n_new"] == 4
+    assert [r[0] for r in _outputs(ds, bid)] == list(range(6))
