@@ -249,3 +249,17 @@ def test_labels_are_category_names_kept_as_given_unless_they_hold_pii(cli, works
     assert res.exit_code == 0, output(res)
     labels = sorted(r[4] for r in snapshot(workspace)["records"])
     assert labels == ["apple_pay_or_google_pay", "card_arrival", "fiat_currency_support"]
+
+
+def test_policy_dropping_every_record_imports_nothing(cli, workspace: Path, tmp_path: Path) -> None:
+    policy = yaml.safe_load((workspace / "policy.yaml").read_text())
+    policy["pii"]["entities"]["US_SSN"] = {"action": "drop_record", "threshold": 0.3}
+    (workspace / "policy.yaml").write_text(yaml.safe_dump(policy))
+    path = jsonl(tmp_path / "d.jsonl", [{"text": "My SSN is 219-09-9999."}, {"text": "SSN 078-05-1120 here"}])
+    before = snapshot(workspace)
+    res = cli("seeds", "import", str(path), "--dataset", "gone")
+    assert res.exit_code == 1 and "dropped every record (US_SSN)" in res.stderr
+    assert snapshot(workspace) == before
+    path = jsonl(tmp_path / "e.jsonl", [{"text": "My SSN is 219-09-9999."}, {"text": "all good here"}])
+    res = cli("seeds", "import", str(path), "--dataset", "kept")
+    assert res.exit_code == 0 and len(snapshot(workspace)["records"]) == 1

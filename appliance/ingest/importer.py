@@ -121,6 +121,9 @@ def import_seeds(
             summary.n_dropped += 1
             continue
         kept.append((rec, res, rec.label))
+    if not kept:
+        dropped_by = ", ".join(sorted(summary.dropped_by)) or "drop_record"
+        raise BadInput(f"the PII policy dropped every record ({dropped_by}) — nothing to import; review pii.entities")
     splits = assign_splits([record_key(rec.text) for rec, _, _ in kept], ctx.policy.privacy.holdout_fraction)
     rows = [_row(dataset, rec, res, label, split) for (rec, res, label), split in zip(kept, splits, strict=True)]
     summary.n_records = len(rows)
