@@ -171,6 +171,8 @@ def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
         raise BadInput("--n must be a positive number of outputs")
     _require_dataset(ctx, opts.dataset)
     prompt = _pick_prompt(ctx, opts)
+    if prompt is not None and PromptMeta.parse(prompt["meta"]).prefix_text:
+        raise BadInput(f"prompt {prompt['id']} puts text before the soft prompt, a layout generation does not use")
     labels = _labels(ctx, opts, prompt)
     sampling = _sampling(ctx, opts)
     batch = ctx.policy.generation.batch if opts.batch is None else opts.batch

@@ -27,6 +27,7 @@ class PromptMeta:
     suffix_text: str = ""
     label_template: str | None = None
     labels: list[str] | None = None
+    prefix_bos: bool = True  # BOS before the soft prompt (only where the model has one)
 
     @classmethod
     def parse(cls, raw: str | None) -> PromptMeta:
@@ -40,6 +41,7 @@ class PromptMeta:
             suffix_text=str(data.get("suffix_text") or ""),
             label_template=data.get("label_template"),
             labels=[str(x) for x in labels] if labels else None,
+            prefix_bos=bool(data.get("prefix_bos", True)),
         )
 
 

@@ -107,7 +107,7 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
                 templ = meta.label_template
                 text = templ.format(label=label) if templ and label is not None else meta.suffix_text
                 ids = tuple(backend.tokenize(text, add_bos=False)) if text else ()
-                cache[label] = Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb)
+                cache[label] = Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb, bos=meta.prefix_bos)
             jobs.append(Job(i, cache[label], job_seed(plan.seed, i)))
         return jobs
     pools: dict[str | None, list[tuple[int, str]]] = {}
