@@ -13,7 +13,8 @@ from _train_data import banking_csv, seed_model_cache
 from typer.testing import CliRunner
 
 from appliance.cli.main import app
-from appliance.config import shipped_file
+from appliance.config import Workspace, shipped_file
+from appliance.train import canaries as canary_store
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
     assert cli("init").exit_code == 0
     seed_model_cache(home)
-    res = cli("seeds", "import", str(banking_csv(home.parent / "s.csv", n=30)), "--dataset", "bank")
+    seeds = banking_csv(home.parent / "s.csv", n=30, categories=["card_arrival", "exchange_rate", "top_up_failed"])
+    res = cli("seeds", "import", str(seeds), "--dataset", "bank", "--label-field", "category")
     assert res.exit_code == 0, res.output
     return SimpleNamespace(home=home, cli=cli)
 
@@ -95,6 +97,13 @@ def test_two_runs_over_the_cap(ws: SimpleNamespace) -> None:
     assert _state(ws) == after_first  # nothing trained, stored or charged
     canary_files = list((ws.home / "keys" / "canaries").iterdir())
     assert len(canary_files) == 1
+    first = json.loads(ws.cli("prompts", "list", "--json").stdout)[0]["id"]
+    shown = json.loads(ws.cli("prompts", "show", first).stdout)
+    meta = shown["meta"]  # labelled dataset: one shared prompt plus the label prefix (contract 3)
+    assert meta["labels"] == ["card_arrival", "exchange_rate", "top_up_failed"]
+    assert meta["label_template"] == "Label: {label}\n" and meta["suffix_text"] == ""
+    planted = canary_store.load(Workspace(ws.home), shown)
+    assert len(planted) == 4 and all(c.label in meta["labels"] for c in planted)
     res = ws.cli("audit", "log", "--json")
     assert res.exit_code == 0
     kinds = [json.loads(line)["kind"] for line in res.stdout.splitlines() if line.strip()]

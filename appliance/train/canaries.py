@@ -88,7 +88,8 @@ def write(ws: Workspace, prompt_id: str, dataset: str, canaries: list[Canary], r
 
 def load(ws: Workspace, prompt_row: dict[str, Any]) -> list[Canary]:
     """The canaries planted in a prompt's training run ([] if none), checked against the recorded SHA-256."""
-    meta = json.loads(prompt_row.get("meta") or "{}")
+    raw = prompt_row.get("meta") or {}
+    meta = json.loads(raw) if isinstance(raw, str) else raw
     info = meta.get("canaries") or {}
     if not info.get("count"):
         return []
