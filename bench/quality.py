@@ -59,8 +59,11 @@ def train_prompt(home: Path, dataset: str, args: argparse.Namespace) -> str:
     raise SystemExit("could not read the prompt id from `appliance train`")
 
 
-def generate_curate_evaluate(home: Path, dataset: str, n: int, mode: list[str], seed: int, ref: str) -> dict:
-    gen = json.loads(run(home, "generate", dataset, "--n", str(n), *mode, "--seed", str(seed), "--json"))
+def generate_curate_evaluate(
+    home: Path, dataset: str, n: int, mode: list[str], seed: int, ref: str, max_tokens: int | None = None
+) -> dict:
+    extra = ["--max-tokens", str(max_tokens)] if max_tokens else []
+    gen = json.loads(run(home, "generate", dataset, "--n", str(n), *mode, "--seed", str(seed), *extra, "--json"))
     batch = gen["id"]
     cur = json.loads(run(home, "curate", batch, "--json"))
     ev = json.loads(run(home, "evaluate", batch, "--reference", ref, "--json"))
@@ -111,8 +114,12 @@ def banking(home: Path, args: argparse.Namespace) -> dict:
     prompt = train_prompt(home, "bank", args)
     n = args.per_label * args.intents
     out = {
-        "fewshot": generate_curate_evaluate(home, "bank", n, ["--few-shot", str(args.shots)], args.seed, "holdout"),
-        "softprompt": generate_curate_evaluate(home, "bank", n, ["--prompt", prompt], args.seed, "holdout"),
+        "fewshot": generate_curate_evaluate(
+            home, "bank", n, ["--few-shot", str(args.shots)], args.seed, "holdout", args.bank_max_tokens
+        ),
+        "softprompt": generate_curate_evaluate(
+            home, "bank", n, ["--prompt", prompt], args.seed, "holdout", args.bank_max_tokens
+        ),
     }
     for mode in out.values():
         mode["official_tstr"] = official_test_tstr(home, mode["batch"], "bank", labels, args.seed)
@@ -163,6 +170,7 @@ def main() -> None:
     p.add_argument("--per-intent", type=int, default=50)
     p.add_argument("--per-label", type=int, default=25)
     p.add_argument("--shots", type=int, default=3)
+    p.add_argument("--bank-max-tokens", type=int, default=None, help="BANKING77 --max-tokens (default: policy)")
     p.add_argument("--gsm-train", type=int, default=300)
     p.add_argument("--gsm-n", type=int, default=100)
     p.add_argument("--gsm-ref", type=int, default=200)
