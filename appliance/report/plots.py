@@ -42,7 +42,7 @@ def budget_chart(rows: Sequence[dict[str, Any]]) -> str:
     colors = [_COLORS[1] if s > cap else _COLORS[0] for s in spent]
     ax.barh(names, spent, color=colors)
     ax.axvline(cap, color="#333", linestyle="--", linewidth=1)
-    ax.text(cap, -0.6, f" cap ε={cap:g}", va="bottom", fontsize=8)
+    ax.text(cap, len(names) - 0.45, f" cap ε={cap:g}", va="bottom", fontsize=8)
     ax.set_xlabel("privacy budget spent (ε, basic composition)")
     ax.set_xlim(0, max(cap, *spent) * 1.15)
     return _svg(fig)
