@@ -12,6 +12,7 @@ from gguf import GGUFReader
 from gguf.quants import dequantize
 
 from appliance.generate import weights
+from appliance.generate.backend import Job, Prefix, SamplingParams
 from appliance.generate.llama import LlamaCppBackend
 from appliance.generate.weights import batch_weights, slow_tensors
 from appliance.models.registry import get_spec, locate, sha256_file, verified_path
@@ -126,3 +127,13 @@ def test_f16_logits_track_the_quantized_kernels(pair: tuple[LlamaCppBackend, Lla
     kl = (pa * (lsa - lsb)).sum(-1)
     assert (la.argmax(-1) == lb.argmax(-1)).mean() >= 0.9
     assert float(kl.mean()) < 0.01 and float(kl.max()) < 0.05
+
+
+def test_f16_outputs_do_not_depend_on_batch_size(pair: tuple[LlamaCppBackend, LlamaCppBackend]) -> None:
+    """GEMM kernels differ from the one-row kernel; the scheduler keeps every step a multi-row micro-batch."""
+    _, be = pair
+    prefix = Prefix("p", tokens=tuple(be.tokenize("Customer ticket:\n", add_bos=False)))
+    params = SamplingParams(max_tokens=16)
+    jobs = [Job(i, prefix, seed=40 + i) for i in range(7)]
+    runs = {b: {c.index: c.tokens for c in be.generate(jobs, params, batch=b)} for b in (1, 2, 5, 8)}
+    assert runs[1] == runs[2] == runs[5] == runs[8]

@@ -5,6 +5,12 @@ sequences alive: a prefix (soft prompt + instruction) is decoded once, into the 
 and copied to every other slot that starts with the same prefix; a finished slot keeps its prefix and only
 drops the tokens it generated, so the next job with that prefix starts at once. Each decode step feeds
 one token for every live sequence, and every sequence samples from its own random stream.
+
+llama.cpp puts only sequences with consecutive ids in one micro-batch when each has its own KV stream, and
+ggml multiplies a single column with other kernels than several. So once no job is waiting, finished slots
+are filled by moving live sequences up (one KV stream copy each), keeping the live ones contiguous and next
+to the decoder's pad stream: every step is one micro-batch of two or more rows, whatever the batch size,
+and a sequence's logits — hence, with its own seed, its text — do not depend on ``--batch``.
 """
 
 from __future__ import annotations
@@ -85,6 +91,8 @@ class Scheduler:
             if fresh:
                 yield from self._sample(fresh, self._first_logits(fresh), on_step)
                 fresh = []
+            if not pending:
+                self._compact()
             live = [(i, s, s.pending) for i, s in enumerate(self.slots) if s is not None and s.pending is not None]
             if not live:
                 continue
@@ -110,6 +118,19 @@ class Scheduler:
         for stale in [k for k in self.prefix_logits if k not in live_keys]:
             del self.prefix_logits[stale]
         self.slots[i] = _Slot(job, plen, np.random.default_rng(job.seed))
+
+    def _compact(self) -> None:
+        """Keep the live sequences on the highest slots, contiguous (see the module docstring)."""
+        live = [i for i, s in enumerate(self.slots) if s is not None]
+        low = self.n_slots - len(live)
+        movers = [i for i in live if i < low]
+        holes = [i for i in range(low, self.n_slots) if self.slots[i] is None]
+        for src, dst in zip(movers, holes, strict=True):
+            s = self.slots[src]
+            assert s is not None
+            self.dec.copy(src, dst, s.plen + len(s.tokens))
+            self.slots[dst], self.slots[src] = s, None
+            self.slot_prefix[dst] = self.slot_prefix[src]
 
     def _first_logits(self, idx: list[int]) -> np.ndarray:
         return np.stack([self.prefix_logits[str(self.slot_prefix[i])] for i in idx])

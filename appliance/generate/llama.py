@@ -57,15 +57,23 @@ def _align(n: int) -> int:
 
 
 class _Session:
-    """One llama.cpp context with ``n_seq`` independent KV streams, plus reusable input batches."""
+    """One llama.cpp context with ``n_seq`` independent KV streams, plus reusable input batches.
+
+    One more stream, ``pad_seq`` (the highest id), exists only so that no decode step carries a single token:
+    ggml multiplies a one-column activation with a different kernel (vec_dot) than two or more (GEMM), and the
+    last bits of the logits would then depend on how many sequences happen to be live. The scheduler keeps
+    live sequences contiguous and ending at ``n_seq - 1`` (llama.cpp splits non-consecutive streams into
+    separate micro-batches), so a lone live sequence always sits next to the pad.
+    """
 
     def __init__(self, backend: LlamaCppBackend, *, n_seq: int, n_ctx_seq: int, n_batch: int, stack: ExitStack):
         self.b = backend
         self.n_seq = n_seq
+        self.pad_seq = n_seq
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = n_seq * _align(n_ctx_seq)
+        params.n_ctx = (n_seq + 1) * _align(n_ctx_seq)
         params.n_batch = params.n_ubatch = n_batch
-        params.n_seq_max = n_seq
+        params.n_seq_max = n_seq + 1
         params.n_threads = params.n_threads_batch = backend.n_threads
         params.kv_unified = False  # each sequence attends over its own stream only
         params.no_perf = True
@@ -161,10 +169,14 @@ class _Session:
 
     def step(self, seqs: Sequence[int], tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
         n = len(seqs)
-        self._tok_ids[:n] = tokens
-        self._fill(self.tok, n, seqs, positions, [True] * n)
+        if n == 1 and seqs[0] == self.pad_seq - 1:  # see the class docstring: pad to two columns
+            llama_cpp.llama_memory_seq_rm(self.mem, self.pad_seq, -1, -1)
+            seqs, tokens, positions = [seqs[0], self.pad_seq], [tokens[0], tokens[0]], [positions[0], 0]
+        m = len(seqs)
+        self._tok_ids[:m] = tokens
+        self._fill(self.tok, m, seqs, positions, [True] * m)
         self._decode(self.tok)
-        return self._logits(n)
+        return self._logits(m)[:n]
 
     def piece(self, token: int) -> bytes:
         return self.b.piece(token)
