@@ -20,17 +20,30 @@ EXIT_INTERRUPTED = 130
 
 
 class _Bar:
-    """Progress bar on stderr: records done of requested, generated tokens per second."""
+    """Progress bar on stderr (shown once generation starts): records done of requested, tokens per second."""
 
-    def __init__(self, progress: Progress) -> None:
-        self.p = progress
-        self.task = progress.add_task("generating", total=None, tps="")
+    def __init__(self) -> None:
+        self.p = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("records"),
+            TextColumn("{task.fields[tps]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self.task = self.p.add_task("generating", total=None, tps="")
         self.n_tokens = 0
         self.t0 = time.perf_counter()
 
     def start(self, total: int, done: int) -> None:
         self.p.update(self.task, total=total, completed=done)
+        self.p.start()
         self.t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        self.p.stop()
 
     def tokens(self, n: int) -> None:
         self.n_tokens += n
@@ -85,20 +98,8 @@ def generate(
         raise BadInput("usage: appliance generate DATASET --n N [--prompt ID | --few-shot K] (or --resume BATCH_ID)")
     c = state(ctx).open()
     try:
-        with (
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("records"),
-                TextColumn("{task.fields[tps]}"),
-                TimeElapsedColumn(),
-                console=err_console,
-                transient=True,
-            ) as progress,
-            _sigterm_as_interrupt(),
-        ):
-            bar = _Bar(progress)
+        bar = _Bar()
+        with _sigterm_as_interrupt():
             try:
                 if resume is not None:
                     result = runner.resume(c, resume, bar)
@@ -118,6 +119,7 @@ def generate(
                     )
                     result = runner.start(c, opts, bar)
             except runner.BatchInterrupted as stop:
+                bar.stop()
                 r = stop.result
                 err_console.print(
                     f"interrupted: {r.n_stored}/{r.n_requested} outputs stored in batch {r.batch_id} — "
@@ -125,6 +127,8 @@ def generate(
                     markup=False,
                 )
                 raise typer.Exit(EXIT_INTERRUPTED) from None
+            finally:
+                bar.stop()
     finally:
         c.close()
     if as_json:
