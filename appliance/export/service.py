@@ -19,7 +19,7 @@ from appliance.context import Context
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput, NotFound
 from appliance.export import manifest as mf
-from appliance.export.writers import FORMATS, sha256_path, temp_beside, write_temp
+from appliance.export.writers import FORMATS, sha256_path, sweep_stale_temps, temp_beside, write_temp
 from appliance.gate import approval
 from appliance.gate.decide import Decision, decide
 from appliance.gate.facts import BatchFacts, gather
@@ -158,6 +158,8 @@ def export_batch(
     labeled = ctx.db.conn.execute("SELECT label_field FROM datasets WHERE name = ?", (batch["dataset"],)).fetchone()
     records = kept_records(ctx, batch_id, labeled is not None and labeled[0] is not None)
     eid = "x-" + secrets.token_hex(6)
+    for leftover in (out, mf.manifest_path(out)):  # temporary files of an export that was killed mid-write
+        sweep_stale_temps(leftover)
     tmp = write_temp(out, records, fmt)
     tmp_manifest = temp_beside(mf.manifest_path(out))
     try:

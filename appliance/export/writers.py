@@ -7,6 +7,7 @@ reader never sees a partial export and a refused or failed export leaves no file
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import json
 import os
@@ -29,10 +30,36 @@ def sha256_path(path: Path) -> str:
 
 
 def temp_beside(dest: Path, suffix: str = ".tmp") -> Path:
-    """A new, empty private file in ``dest``'s directory (same filesystem, so the rename is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    """A new, empty private file in ``dest``'s directory (same filesystem, so the rename is atomic).
+
+    Its name carries the writer's pid (``.NAME.PID.XXXX.tmp``) so that :func:`sweep_stale_temps` can tell
+    the leftovers of a killed export from the temporary file of an export still running.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=suffix, dir=dest.parent)
     os.close(fd)
     return Path(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_temps(dest: Path) -> int:
+    """Delete temporary files beside ``dest`` left by exports whose process died (kill -9, power loss)."""
+    removed = 0
+    head = f".{dest.name}."
+    for p in dest.parent.glob(f"{glob.escape(head)}*.tmp"):
+        pid = p.name[len(head) :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _fsync(path: Path) -> None:
