@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from gate_fixtures import GOOD_SUMMARY, TEXTS, seed_workspace, write_policy
 
 from appliance.config import Workspace
 from appliance.context import Context
 from appliance.export.writers import read_back
-from tests.gate_fixtures import GOOD_SUMMARY, TEXTS, seed_workspace, write_policy
 
 
 def _events(home: Path, kind: str) -> list:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gate_fixtures import write_policy
 from safetensors.numpy import save_file
 
 from appliance.config import Workspace
@@ -18,7 +19,6 @@ from appliance.generate.embeddings import token_embeddings
 from appliance.models.registry import sha256_file, verified_path
 from appliance.policy.schema import CanaryPolicy
 from appliance.train import canaries as train_canaries
-from tests.gate_fixtures import write_policy
 
 MEMBERS = [
     "Please freeze my debit card, I think it was stolen.",
@@ -280,3 +280,71 @@ def test_shared_prefix_scoring_matches_one_pass_per_record():
             one = sc.logprobs(t)
             assert lp.shape == one.shape
             np.testing.assert_allclose(lp, one, atol=2e-3)
+
+
+def test_export_runs_the_probes_when_missing(probed, runner, tmp_path):
+    """A batch without a probe record is probed by `export` before the gate decides."""
+    from gate_fixtures import insert_evaluation
+
+    from appliance.cli.main import app
+
+    home = Path(probed["home"])
+    ctx = Context.open(Workspace(home), actor="tester")
+    row = ctx.db.conn.execute("SELECT model_sha256 FROM batches WHERE id = 'b-copycat'").fetchone()
+    with transaction(ctx.db) as conn:
+        _insert(
+            conn,
+            "batches",
+            {
+                "id": "b-unprobed",
+                "dataset": "bank",
+                "mode": "softprompt",
+                "prompt_id": "copycat",
+                "model_name": "smollm2-135m",
+                "model_sha256": row[0],
+                "params": "{}",
+                "n_requested": 1,
+                "status": "complete",
+                "exportable": 1,
+                "created_at": utc_now(),
+            },
+        )
+        _insert(
+            conn,
+            "outputs",
+            {
+                "batch_id": "b-unprobed",
+                "idx": 0,
+                "text": MEMBERS[0],
+                "n_tokens": 12,
+                "findings": "[]",
+                "status": "kept",
+                "created_at": utc_now(),
+            },
+        )
+        _insert(
+            conn,
+            "curations",
+            {
+                "batch_id": "b-unprobed",
+                "n_total": 1,
+                "n_kept": 1,
+                "n_dropped": 0,
+                "reasons": "{}",
+                "leak_hits": 0,
+                "pii_hits": 0,
+                "kept_leak_hits": 0,
+                "kept_pii_hits": 0,
+                "policy_sha256": ctx.policy_sha256,
+                "created_at": utc_now(),
+            },
+        )
+        insert_evaluation(conn, "b-unprobed", 0.9)
+    out = tmp_path / "o.jsonl"
+    res = runner.invoke(app, ["--home", str(home), "export", "b-unprobed", "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 3, res.output  # the copying prompt is refused on its own probe results
+    assert "canary_exposure_bits" in res.output and "mia_auc" in res.output and not out.exists()
+    (probe_id,) = ctx.db.conn.execute("SELECT id FROM probes WHERE batch_id = 'b-unprobed'").fetchone()
+    dec = ctx.db.conn.execute("SELECT probe_id, passed FROM gate_decisions WHERE batch_id = 'b-unprobed'").fetchone()
+    assert dec == (probe_id, 0)
+    ctx.close()

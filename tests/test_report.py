@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.gate_fixtures import GOOD_SUMMARY, TEXTS, seed_workspace
+from gate_fixtures import GOOD_SUMMARY, TEXTS, seed_workspace
 
 SECTIONS = ["chain", "datasets", "training", "pii", "probes", "gate", "exports", "activity"]
 

@@ -1,0 +1,147 @@
+"""The probes must be able to fail: a non-DP prompt trained for many epochs on a tiny dataset with a
+repeated canary is caught (canary exposure or membership inference above the gate's thresholds, so the
+gate refuses), while an ε ≤ 4 DP-SGD run on the same data stays below the policy's thresholds.
+
+Real components end to end: the trainer (`appliance train`, SmolLM2 in torch, Opacus), the probe runner
+(`appliance probe`, llama.cpp scoring, MiniLM embeddings) and the gate's own checks. Sample sizes are
+tiny to keep this to a few minutes on two cores: with 8 members and 40 holdout records an attack's AUC
+has a standard deviation of about 0.11 under the null, so this workspace's membership-inference
+thresholds are set for that sample size (AUC 0.8, TPR@1%FPR 0.5); the canary exposure threshold is the
+shipped default (10 bits; a canary the model never memorised exceeds it with probability ~2^-10).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from _train_data import seed_model_cache
+from gate_fixtures import write_policy
+from typer.testing import CliRunner
+
+from appliance.cli.main import app
+from appliance.config import Workspace
+from appliance.context import Context
+from appliance.db import transaction, utc_now
+from appliance.gate.checks import GateFacts, evaluate, failures
+
+pytestmark = pytest.mark.slow
+
+MEMBERS = [
+    "Freeze my card please.",
+    "What is the wire fee?",
+    "I forgot my password.",
+    "Order a new cheque book.",
+    "The ATM kept my card.",
+    "Raise my card limit.",
+    "My salary is missing.",
+    "Close my savings account.",
+]
+HOLDOUT = [f"{q} {w}" for q in ("Is there a fee for", "How do I change", "Why was I charged for", "Where can I see")
+           for w in ("coin deposits?", "my address?", "a new PIN?", "paper statements?", "my overdraft?",
+                     "a joint account?", "the sort code?", "a card replacement?", "currency exchange?",
+                     "cash withdrawals?")]  # fmt: skip
+OUTPUTS = [
+    "How do I update my home address?",
+    "I lost my card yesterday.",
+    "Can I get a paper statement?",
+    "What is the limit for cash withdrawals?",
+]
+NO_DP_EPOCHS, DP_EPOCHS, LR = 30, 3, 1.5
+
+
+def _insert(conn, table: str, row: dict) -> None:
+    conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    home = tmp_path_factory.mktemp("detect") / "home"
+    runner = CliRunner()
+
+    def cli(*args: str):
+        return runner.invoke(app, ["--home", str(home), "--actor", "auditor", *args], catch_exceptions=False)
+
+    assert cli("init").exit_code == 0
+    seed_model_cache(home)
+    write_policy(
+        home,
+        privacy={"allow_non_dp": True,
+                 "canaries": {"count": 1, "template": "my account number is {secret}", "digits": 8, "repeats": 4}},
+        training={"virtual_tokens": 4, "batch_size": 16},
+        generation={"threads": 1},
+        gate={"max_mia_auc": 0.8, "max_tpr_at_1pct_fpr": 0.5, "probe_canary_candidates": 100, "probe_bootstrap": 200},
+    )  # fmt: skip
+    ctx = Context.open(Workspace(home), actor="auditor")
+    with transaction(ctx.db) as conn:  # the split is fixed here; `seeds import` and its split are tested elsewhere
+        _insert(conn, "datasets", {"name": "tiny", "created_at": utc_now(), "source_sha256": "sha256:" + "1" * 64,
+                                   "policy_sha256": ctx.policy_sha256, "n_records": len(MEMBERS) + len(HOLDOUT),
+                                   "n_train": len(MEMBERS), "n_holdout": len(HOLDOUT)})  # fmt: skip
+        for i, t in enumerate(MEMBERS + HOLDOUT):
+            _insert(conn, "records", {"dataset": "tiny", "source_index": i, "text": t, "created_at": utc_now(),
+                                      "split": "train" if i < len(MEMBERS) else "holdout",
+                                      "text_sha256": "sha256:" + f"{i:064x}"})  # fmt: skip
+    out: dict = {"home": home, "ctx": ctx, "cli": cli}
+    for mode, args in (("nodp", ["--no-dp", "--epochs", str(NO_DP_EPOCHS)]),
+                       ("dp", ["--epsilon", "4", "--epochs", str(DP_EPOCHS)])):  # fmt: skip
+        res = cli("train", "tiny", *args, "--lr", str(LR))
+        assert res.exit_code == 0, res.output
+        pid = re.search(r"prompt (\S+)", res.stdout).group(1)
+        sha = ctx.db.conn.execute("SELECT model_sha256 FROM prompts WHERE id = ?", (pid,)).fetchone()[0]
+        with transaction(ctx.db) as conn:  # a small batch of synthetic text for the DCR probe
+            _insert(conn, "batches", {"id": f"b-{mode}", "dataset": "tiny", "mode": "softprompt", "prompt_id": pid,
+                                      "model_name": "smollm2-135m", "model_sha256": sha, "params": "{}",
+                                      "n_requested": len(OUTPUTS), "status": "complete",
+                                      "exportable": int(mode == "dp"), "created_at": utc_now()})  # fmt: skip
+            for i, t in enumerate(OUTPUTS):
+                _insert(conn, "outputs", {"batch_id": f"b-{mode}", "idx": i, "text": t, "n_tokens": 9,
+                                          "findings": "[]", "status": "kept", "created_at": utc_now()})  # fmt: skip
+        res = cli("probe", f"b-{mode}", "--json")
+        assert res.exit_code == 0, res.output
+        out[mode] = json.loads(res.stdout)
+        out[f"{mode}_prompt"] = pid
+    yield out
+    ctx.close()
+
+
+def _gate_failures(ctx: Context, summary: dict) -> list[str]:
+    facts = GateFacts(mode="softprompt", dp=True, epsilon=4.0, delta=1e-5, dataset_epsilon=4.0, n_records=4,
+                      curated=True, pii_findings=0, verbatim_leaks=0, evaluated=True, mauve=1.0,
+                      mia_auc=summary["mia_auc"], tpr_at_1pct_fpr=summary["tpr_at_1pct_fpr"],
+                      canary_exposure_bits=summary["canary_exposure_bits"],
+                      canary_output_hits=summary["canary_output_hits"], dcr_ratio=summary["dcr_ratio"])  # fmt: skip
+    return [f["check"] for f in failures(evaluate(facts, ctx.policy.gate, ctx.policy.privacy))]
+
+
+def test_non_dp_memorisation_is_detected(runs):
+    """Exposure or membership inference (or both) catch the non-DP prompt, and the gate would refuse it."""
+    s = runs["nodp"]["summary"]
+    caught = set(_gate_failures(runs["ctx"], s)) & {"canary_exposure_bits", "mia_auc", "tpr_at_1pct_fpr"}
+    assert caught, s
+    assert s["canary_exposure_bits"] > 10.0 or s["mia_auc"] > 0.8, s
+    (c,) = runs["nodp"]["metrics"]["canary"]["canaries"]
+    assert c["n_candidates"] == 100
+
+
+def test_dp_run_stays_below_the_thresholds(runs):
+    s = runs["dp"]["summary"]
+    assert s["canary_exposure_bits"] < 10.0, s
+    assert _gate_failures(runs["ctx"], s) == [], s
+    assert s["mia_auc"] < runs["nodp"]["summary"]["mia_auc"]
+
+
+def test_probe_records_name_the_prompts_and_models(runs):
+    ctx: Context = runs["ctx"]
+    rows = ctx.db.conn.execute("SELECT batch_id, prompt_id, model_sha256 FROM probes ORDER BY created_at").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [("b-nodp", runs["nodp_prompt"]), ("b-dp", runs["dp_prompt"])]
+    kinds = [e.kind for e in ctx.ledger.events() if e.kind in ("train.non_dp", "train.run", "probe.run")]
+    assert kinds == ["train.non_dp", "probe.run", "train.run", "probe.run"]
+
+
+def test_report_shows_both_runs(runs, tmp_path: Path):
+    out = tmp_path / "r.html"
+    assert runs["cli"]("audit", "report", "--out", str(out)).exit_code == 0
+    html = out.read_text(encoding="utf-8")
+    assert runs["nodp_prompt"] in html and runs["dp_prompt"] in html and "NON-DP" in html
