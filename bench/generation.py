@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.generate.backend import Job, Prefix, SamplingParams
 from appliance.generate.embeddings import token_embeddings
-from appliance.generate.llama import LlamaCppBackend, default_threads
+from appliance.generate.llama import LlamaCppBackend
 from appliance.generate.weights import CACHE_ENV, batch_weights
 from appliance.models.registry import verified_path
 
@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--weights", choices=["f16", "native"], default="f16", help="engine weights (policy default f16)")
     ap.add_argument("--also-native", action="store_true", help="also time the engine on the native weights")
     a = ap.parse_args()
-    threads = a.threads or default_threads()
+    threads = a.threads or len(os.sched_getaffinity(0))  # all cores: the bench measures the machine
     spec, path, digest = verified_path(a.model)
     cache = Path(os.environ.get(CACHE_ENV) or tempfile.gettempdir()) / "appliance-bench-cache"
     weights = batch_weights(path, digest, cache)[0] if a.weights == "f16" else path
