@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# libgomp's own default spin, stated so that both runs see the same OpenMP behaviour whatever was set outside.
+os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 
 from appliance.generate.backend import Job, Prefix, SamplingParams
 from appliance.generate.embeddings import token_embeddings

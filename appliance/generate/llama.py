@@ -18,12 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-# ggml's CPU threads meet at an OpenMP barrier after every graph node. libgomp's default is to spin ~300k
-# times before sleeping, which on a shared host (more runnable threads than cores) turns each barrier into a
-# lost scheduler slice: measured 2 threads under load, 613 ms/token with the default vs 70-94 ms with a short
-# spin. Read when libgomp loads, i.e. at ``import llama_cpp``; an operator's own setting wins.
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-
 import llama_cpp
 import numpy as np
 
@@ -50,8 +44,9 @@ def default_threads() -> int:
 
     ggml's threads meet at a barrier after every graph node; when another process holds a core, a thread
     waiting there loses whole scheduler slices (measured: 2 threads on a loaded 2-core host, 0.6-3.5 s per
-    decode step instead of ~0.1-0.3 s with one). The short-spin setting above cannot help once another
-    library (torch) has loaded libgomp first, so the thread count itself follows the idle cores.
+    decode step instead of ~0.1-0.3 s with one). libgomp's spin count could be lowered (GOMP_SPINCOUNT), but
+    it is read once, when libgomp loads, which in the CLI is torch's doing; so the thread count follows the
+    idle cores instead.
     """
     try:
         cores = max(1, len(os.sched_getaffinity(0)))
