@@ -38,10 +38,11 @@ import torch  # noqa: E402
 from appliance.config import Workspace  # noqa: E402
 from appliance.context import Context  # noqa: E402
 from appliance.train.dp import make_private  # noqa: E402
-from appliance.train.layout import Layout, build_examples, collate  # noqa: E402
+from appliance.train.layout import Layout, build_examples  # noqa: E402
 from appliance.train.lm import load_frozen  # noqa: E402
+from appliance.train.loop import logical_step  # noqa: E402
 from appliance.train.plan import TrainRequest, scaled_lr  # noqa: E402
-from appliance.train.softprompt import SoftPrompt, batch_loss, init_rows  # noqa: E402
+from appliance.train.softprompt import SoftPrompt, init_rows  # noqa: E402
 from appliance.train.trainer import train  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -92,7 +93,7 @@ def time_steps(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     texts = [r[0] for r in ctx.db.conn.execute("SELECT text FROM records WHERE dataset='bench' AND split='train'")]
     examples = build_examples(lm.encode, layout, texts, [None] * len(texts))
     bs = args.batch_size
-    batches = [collate(examples[i * bs : (i + 1) * bs]) for i in range(args.timing_steps + 1)]
+    batches = [examples[i * bs : (i + 1) * bs] for i in range(args.timing_steps + 1)]
     init = init_rows(lm, t.init_text, t.virtual_tokens)
     dp_prompt, plain = SoftPrompt(init), SoftPrompt(init)
     with warnings.catch_warnings():
@@ -110,19 +111,18 @@ def time_steps(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
             secure_noise=True,
         )
         plain_opt = torch.optim.Adam(plain.parameters(), lr=scaled_lr(lm, t.lr))
+        common = {"lm": lm, "layout": layout, "max_physical": t.max_physical_batch}
 
-        def dp_step(batch) -> float:
+        def dp_step(batch: list) -> float:
             t0 = time.perf_counter()
-            batch_loss(lm, layout, parts.module(dp_prompt.index(len(batch))), batch).per_sample.mean().backward()
-            parts.optimizer.step()
-            parts.optimizer.zero_grad(set_to_none=True)
+            logical_step(
+                **common, prompt=dp_prompt, forward=parts.module, optimizer=parts.optimizer, examples=batch, dp=True
+            )
             return time.perf_counter() - t0
 
-        def plain_step(batch) -> float:
+        def plain_step(batch: list) -> float:
             t0 = time.perf_counter()
-            batch_loss(lm, layout, plain(plain.index(len(batch))), batch).per_sample.mean().backward()
-            plain_opt.step()
-            plain_opt.zero_grad(set_to_none=True)
+            logical_step(**common, prompt=plain, forward=plain, optimizer=plain_opt, examples=batch, dp=False)
             return time.perf_counter() - t0
 
         dp_step(batches[0]), plain_step(batches[0])  # warm-up
@@ -134,8 +134,9 @@ def time_steps(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
             else:
                 plain_t.append(plain_step(batch))
                 dp_t.append(dp_step(batch))
+            print(f"  timing step {i + 1}: DP {dp_t[-1]:.2f} s, non-DP {plain_t[-1]:.2f} s", flush=True)
         parts.module._close()
-    n_tok = float(sum(int(b.attention_mask.sum()) for b in batches[1:]) / len(batches[1:]))
+    n_tok = float(sum(len(e.ids) for b in batches[1:] for e in b) / len(batches[1:]))
     return {"dp": statistics.median(dp_t), "plain": statistics.median(plain_t), "tokens_per_batch": n_tok}
 
 

@@ -28,9 +28,17 @@ def _private(prompt: SoftPrompt, *, n: int = 40, steps_per_epoch: int = 4, clip:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return make_private(
-            prompt, torch.optim.SGD(prompt.parameters(), lr=1.0), _examples(n), target_epsilon=4.0, delta=1e-5,
-            epochs=1, steps_per_epoch=steps_per_epoch, max_grad_norm=clip, accountant="rdp", secure_noise=True,
-        )  # fmt: skip
+            prompt,
+            torch.optim.SGD(prompt.parameters(), lr=1.0),
+            _examples(n),
+            target_epsilon=4.0,
+            delta=1e-5,
+            epochs=1,
+            steps_per_epoch=steps_per_epoch,
+            max_grad_norm=clip,
+            accountant="rdp",
+            secure_noise=True,
+        )
 
 
 def test_empty_batch_is_a_noised_counted_step() -> None:
@@ -40,10 +48,18 @@ def test_empty_batch_is_a_noised_counted_step() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stats = run_steps(
-            lm=None, layout=None, prompt=prompt, forward=parts.module, optimizer=parts.optimizer,
-            loader=[collate([]), collate([])], total_steps=2, steps_per_epoch=2, dp=True,
+            lm=None,
+            layout=None,
+            prompt=prompt,
+            forward=parts.module,
+            optimizer=parts.optimizer,
+            loader=[[], []],
+            total_steps=2,
+            steps_per_epoch=2,
+            dp=True,
+            max_physical=8,
             epsilon_so_far=lambda: parts.epsilon(1e-5),
-        )  # fmt: skip
+        )
     assert stats.steps == 2 and stats.empty_batches == 2
     assert parts.steps == 2  # the accountant counted both
     assert prompt.embedding.weight.detach().abs().sum() > 0  # noise moved the prompt although no data was seen
@@ -88,3 +104,62 @@ def test_empty_batch_loss_needs_no_model() -> None:
     prompt = SoftPrompt(torch.ones(2, 3))
     res = batch_loss(None, None, prompt(prompt.index(0)), collate([]))
     assert res.per_sample.shape == (0,) and res.n_tokens == 0
+
+
+def _tiny_lm():
+    """A real (tiny, randomly initialised) Llama from transformers, frozen like the trainer's model."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from appliance.train.lm import FrozenLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    )
+    model = LlamaForCausalLM(cfg).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return FrozenLM(model, None, "tiny", "sha256:" + "0" * 64, None, add_bos=False)
+
+
+@pytest.mark.parametrize("dp", [True, False])
+def test_physical_chunks_give_the_same_step(dp: bool) -> None:
+    """A logical batch run in chunks of 2 moves the prompt exactly as in one pass (noise off to compare)."""
+    from appliance.train.layout import Layout
+    from appliance.train.loop import logical_step
+
+    lm = _tiny_lm()
+    layout = Layout(k=3, bos_id=None, eos_id=2, suffix_text="", label_template=None, max_text_tokens=16)
+    examples = [Example((*range(5 + i, 9 + 2 * i), 2), 0) for i in range(5)]
+    init = torch.randn(3, 16, generator=torch.Generator().manual_seed(1))
+    moved = []
+    for max_physical in (5, 2):
+        prompt = SoftPrompt(init)
+        opt = torch.optim.SGD(prompt.parameters(), lr=1.0)
+        forward = prompt
+        if dp:
+            parts = _private(prompt, n=5, steps_per_epoch=1, clip=0.05)  # a clip that binds
+            parts.optimizer.noise_multiplier = 0.0
+            forward, opt = parts.module, parts.optimizer
+        res = logical_step(
+            lm=lm,
+            layout=layout,
+            prompt=prompt,
+            forward=forward,
+            optimizer=opt,
+            examples=examples,
+            dp=dp,
+            max_physical=max_physical,
+        )
+        assert res.n_tokens == sum(len(e.ids) for e in examples) and res.loss > 0
+        moved.append(prompt.embedding.weight.detach() - init)
+        if dp:
+            parts.module._close()
+    assert moved[0].abs().sum() > 0
+    torch.testing.assert_close(moved[0], moved[1], rtol=1e-5, atol=1e-7)

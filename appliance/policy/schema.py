@@ -176,6 +176,7 @@ class TrainingPolicy(_Strict):
     suffix_text: str = Field(default="", max_length=200, description="tokens after the soft prompt (unlabelled)")
     label_template: str = Field(default="Label: {label}\n", max_length=200, description="label prefix; has {label}")
     eval_max_records: int = Field(default=200, ge=1, le=100_000, description="holdout records scored per run")
+    max_physical_batch: int = Field(default=8, ge=1, le=4096, description="examples per forward pass (memory cap)")
 
     @field_validator("label_template")
     @classmethod

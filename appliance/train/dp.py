@@ -25,7 +25,7 @@ from opacus import PrivacyEngine
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch.utils.data import DataLoader
 
-from appliance.train.layout import Example, collate
+from appliance.train.layout import Example
 
 NOISE_CSPRNG = "torchcsprng"
 NOISE_OS_SEEDED = "os-seeded"
@@ -45,11 +45,12 @@ def os_seeded_generator() -> torch.Generator:
 
 
 def poisson_loader(examples: list[Example], *, sample_rate: float, steps_per_epoch: int, generator: Any) -> DataLoader:
-    """Each step includes every example independently with probability ``sample_rate`` (batches may be empty)."""
+    """Lists of examples, each example in each list independently with probability ``sample_rate`` (lists may be
+    empty); the training loop splits them into physical batches."""
     sampler = UniformWithReplacementSampler(
         num_samples=len(examples), sample_rate=sample_rate, generator=generator, steps=steps_per_epoch
     )
-    return DataLoader(examples, batch_sampler=sampler, collate_fn=collate)  # type: ignore[arg-type]
+    return DataLoader(examples, batch_sampler=sampler, collate_fn=list)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -1,23 +1,75 @@
-"""The optimisation loops: DP-SGD (Opacus) and the non-DP control, over the same Poisson batches.
+"""The optimisation loop: DP-SGD (Opacus) or the non-DP control, over the same Poisson batches.
 
-Both run exactly the planned number of steps. An empty Poisson batch is still a DP step: Opacus clips
-nothing, adds the noise and counts the step (skipping it would reveal that the batch was empty).
+One *logical* step per Poisson batch, exactly the planned number of steps. A logical batch larger than
+``max_physical`` examples is run in physical chunks (memory is bounded whatever Poisson draws): under DP each
+chunk's per-sample gradients are clipped and summed by Opacus (``signal_skip_step``, as Opacus's
+``BatchMemoryManager`` does) and the noise is added once, at the end of the logical batch. An empty Poisson
+batch is still a DP step: Opacus clips nothing, adds the noise and counts the step (skipping it would reveal
+that the batch was empty).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
-from appliance.train.layout import Layout
+from appliance.train.layout import Example, Layout, collate
 from appliance.train.lm import FrozenLM
 from appliance.train.softprompt import SoftPrompt, batch_loss
 
 # on_step(step, total_steps, batch_loss_or_None, epsilon_so_far)
 StepCallback = Callable[[int, int, float | None, float], None]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    loss: float | None  # mean per-sample NLL of the logical batch (None when it was empty)
+    nll_sum: float
+    n_tokens: int
+
+
+def logical_step(
+    *,
+    lm: FrozenLM | None,
+    layout: Layout | None,
+    prompt: SoftPrompt,
+    forward: torch.nn.Module,
+    optimizer: Any,
+    examples: Sequence[Example],
+    dp: bool,
+    max_physical: int,
+) -> StepResult:
+    """One optimiser step over a logical batch; ``forward`` is the Opacus-wrapped prompt (DP) or the prompt."""
+    b = len(examples)
+    if b == 0:
+        if dp:
+            batch_loss(lm, layout, forward(prompt.index(0)), collate([])).per_sample.sum().backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return StepResult(None, 0.0, 0)
+    chunks = [examples[i : i + max_physical] for i in range(0, b, max_physical)]
+    loss_sum, nll, ntok = 0.0, 0.0, 0
+    for j, chunk in enumerate(chunks):
+        last = j == len(chunks) - 1
+        res = batch_loss(lm, layout, forward(prompt.index(len(chunk))), collate(chunk))
+        if dp:
+            res.per_sample.mean().backward()  # Opacus rescales by the chunk size: exact per-sample gradients
+            optimizer.signal_skip_step(do_skip=not last)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            (res.per_sample.sum() / b).backward()
+            if last:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        loss_sum += float(res.per_sample.detach().sum())
+        nll += res.nll_sum
+        ntok += res.n_tokens
+    return StepResult(loss_sum / b, nll, ntok)
 
 
 @dataclass
@@ -35,47 +87,43 @@ class LoopStats:
 
 def run_steps(
     *,
-    lm: FrozenLM,
-    layout: Layout,
+    lm: FrozenLM | None,
+    layout: Layout | None,
     prompt: SoftPrompt,
     forward: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loader: DataLoader,
+    optimizer: Any,
+    loader: Iterable[Sequence[Example]],
     total_steps: int,
     steps_per_epoch: int,
     dp: bool,
+    max_physical: int,
     epsilon_so_far: Callable[[], float],
     on_step: StepCallback | None = None,
 ) -> LoopStats:
-    """Run ``total_steps`` optimiser steps; ``forward`` is the Opacus-wrapped prompt (DP) or the prompt itself."""
-    import time
-
+    """Run ``total_steps`` logical steps over the loader's Poisson batches (lists of examples)."""
     stats = LoopStats()
     t0 = time.perf_counter()
     tail_from = total_steps - steps_per_epoch
     while stats.steps < total_steps:
-        for batch in loader:
+        for examples in loader:
             if stats.steps >= total_steps:
                 break
-            b = len(batch)
-            if b == 0 and not dp:
-                stats.steps += 1
-                stats.empty_batches += 1
-                if on_step:
-                    on_step(stats.steps, total_steps, None, 0.0)
-                continue
-            rows = forward(prompt.index(b))
-            res = batch_loss(lm, layout, rows, batch)
-            loss = res.per_sample.mean() if b else res.per_sample.sum()
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            res = logical_step(
+                lm=lm,
+                layout=layout,
+                prompt=prompt,
+                forward=forward,
+                optimizer=optimizer,
+                examples=examples,
+                dp=dp,
+                max_physical=max_physical,
+            )
             stats.steps += 1
-            stats.empty_batches += int(b == 0)
+            stats.empty_batches += int(not examples)
             if stats.steps > tail_from:
                 stats.tail_nll += res.nll_sum
                 stats.tail_tokens += res.n_tokens
             if on_step:
-                on_step(stats.steps, total_steps, float(loss.detach()) if b else None, epsilon_so_far() if dp else 0.0)
+                on_step(stats.steps, total_steps, res.loss, epsilon_so_far() if dp else 0.0)
     stats.seconds = time.perf_counter() - t0
     return stats

@@ -113,7 +113,8 @@ class _Run:
         records = self.data.train + canary_store.training_records(self.planted, pol.privacy.canaries.repeats)
         examples = build_examples(lm.encode, layout, [r[0] for r in records], [r[1] for r in records])
         hold = build_examples(lm.encode, layout, [r[0] for r in self.data.holdout], [r[1] for r in self.data.holdout])
-        hold_batches = [collate(hold[i : i + plan.batch_size]) for i in range(0, len(hold), plan.batch_size)]
+        step = t.max_physical_batch
+        hold_batches = [collate(hold[i : i + step]) for i in range(0, len(hold), step)]
         prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k))
         self.phase("scoring the initial prompt on the holdout split")
         initial = mean_nll(lm, layout, prompt.rows(), hold_batches) if hold_batches else None
@@ -147,6 +148,7 @@ class _Run:
             "prompt": prompt,
             "total_steps": plan.total_steps,
             "steps_per_epoch": plan.steps_per_epoch,
+            "max_physical": pol.training.max_physical_batch,
             "on_step": self.on_step,
         }
         with warnings.catch_warnings():
