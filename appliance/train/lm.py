@@ -131,9 +131,12 @@ def _build_cache(path: Path, sha256: str, target: Path) -> None:
             "files": files,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if target.exists() and not (target / "manifest.json").exists():
+            shutil.rmtree(target)  # an incomplete cache left by a crash
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished the same cache first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
