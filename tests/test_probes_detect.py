@@ -69,8 +69,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_policy(
         home,
         privacy={"allow_non_dp": True,
-                 "canaries": {"count": 1, "template": "my account number is {secret}", "digits": 8, "repeats": 4}},
-        training={"virtual_tokens": 4, "batch_size": 16},
+                 "canaries": {"count": 1, "template": "my account number is {secret}", "digits": 8, "repeats": 8}},
+        training={"virtual_tokens": 8, "batch_size": 16},
         generation={"threads": 1},
         gate={"max_mia_auc": 0.8, "max_tpr_at_1pct_fpr": 0.5, "probe_canary_candidates": 100, "probe_bootstrap": 200},
     )  # fmt: skip
