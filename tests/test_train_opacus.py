@@ -24,7 +24,7 @@ def _examples(n: int) -> list[Example]:
     return [Example((5, 6, 2), 0) for _ in range(n)]
 
 
-def _private(prompt: SoftPrompt, *, n: int = 40, steps_per_epoch: int = 4, clip: float = 1.0):
+def _private(prompt: SoftPrompt, *, n: int = 40, steps_per_epoch: int = 4, clip: float = 1.0, accountant: str = "rdp"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return make_private(
@@ -36,14 +36,15 @@ def _private(prompt: SoftPrompt, *, n: int = 40, steps_per_epoch: int = 4, clip:
             epochs=1,
             steps_per_epoch=steps_per_epoch,
             max_grad_norm=clip,
-            accountant="rdp",
+            accountant=accountant,
             secure_noise=True,
         )
 
 
-def test_empty_batch_is_a_noised_counted_step() -> None:
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_empty_batch_is_a_noised_counted_step(accountant: str) -> None:
     prompt = SoftPrompt(torch.zeros(3, 8))
-    parts = _private(prompt)
+    parts = _private(prompt, accountant=accountant)
     assert parts.noise_mode == NOISE_OS_SEEDED and parts.noise_multiplier > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -63,7 +64,9 @@ def test_empty_batch_is_a_noised_counted_step() -> None:
     assert stats.steps == 2 and stats.empty_batches == 2
     assert parts.steps == 2  # the accountant counted both
     assert prompt.embedding.weight.detach().abs().sum() > 0  # noise moved the prompt although no data was seen
-    eps = epsilon_for(noise_multiplier=parts.noise_multiplier, sample_rate=0.25, steps=2, delta=1e-5)
+    eps = epsilon_for(
+        noise_multiplier=parts.noise_multiplier, sample_rate=0.25, steps=2, delta=1e-5, accountant=accountant
+    )
     assert parts.epsilon(1e-5) == pytest.approx(eps, rel=1e-12)
 
 

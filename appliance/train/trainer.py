@@ -177,6 +177,13 @@ class _Run:
                 accountant=pol.privacy.accountant,
                 secure_noise=pol.privacy.secure_noise,
             )
+            shown = [0.0]
+
+            def eps_so_far() -> float:  # prv is slow to evaluate: refresh it every 10 steps for the progress bar
+                if pol.privacy.accountant == "rdp" or parts.steps % 10 == 0 or parts.steps == plan.total_steps:
+                    shown[0] = parts.epsilon(float(plan.delta))
+                return shown[0]
+
             try:
                 stats = run_steps(
                     **common,
@@ -184,7 +191,7 @@ class _Run:
                     optimizer=parts.optimizer,
                     loader=parts.loader,
                     dp=True,
-                    epsilon_so_far=lambda: parts.epsilon(float(plan.delta)),
+                    epsilon_so_far=eps_so_far,
                 )
                 epsilon = parts.epsilon(float(plan.delta))
             finally:
