@@ -64,7 +64,7 @@ $(BUNDLE): $(STAMP) $(BUNDLE_INPUTS)
 	VENV=$(VENV) MODELS_DIR=$(MODELS_DIR) packaging/build_bundle.sh
 
 airgap-test: $(BUNDLE)
-	packaging/airgap_test.sh $(BUNDLE)
+	bash packaging/airgap_test.sh $(BUNDLE)
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) dist build .pytest_cache
