@@ -8,6 +8,7 @@ import typer
 
 from appliance.cli.common import console, state
 from appliance.demo import FULL, QUICK, run_demo
+from appliance.demo.run import DEMO_HOLDOUT_FRACTION
 
 DEFAULT_DEMO_HOME = ".appliance-demo"
 
@@ -38,3 +39,7 @@ def demo(
     console.print(f"  manifest  {res.manifest_path}", markup=False)
     console.print(f"  report    {res.report_path}", markup=False)
     console.print(f"  workspace {res.home} (audit log: appliance --home {res.home} audit log)", markup=False)
+    console.print(
+        f"  policy    the shipped default except privacy.holdout_fraction {DEMO_HOLDOUT_FRACTION} (why: step 2 above)",
+        markup=False,
+    )

@@ -11,6 +11,7 @@ intents with fake PII planted in every 6th record, so the import's PII scan has 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import typer
 
-from appliance.errors import BadInput
+from appliance.errors import ApplianceError, BadInput
 
 try:  # Typer ≥ 0.2x vendors Click; its exceptions are the ones raised with standalone_mode=False
     from typer._click.exceptions import Abort, ClickException
@@ -32,6 +33,14 @@ DATASET = "banking77-demo"
 EPSILON = 4.0
 EXPORT_NAME = "banking77-demo-synthetic.jsonl"
 REPORT_NAME = "compliance-report.html"
+# The demo workspace's one departure from the shipped policy: a data split, not a threshold (see demo_policy).
+DEMO_HOLDOUT_FRACTION = 0.5
+DEMO_POLICY_REASON = (
+    "privacy.holdout_fraction 0.5 instead of 0.2: the probes then compare 120 members with 120 held-out records "
+    "instead of 192 with 48 — with fewer than 100 non-members a 1% false-positive rate cannot be measured at "
+    "all, and the MIA AUC's sampling error (about ±0.05 at 48) is as wide as the gate's margin. "
+    "Every gate threshold stays the shipped default."
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,33 @@ def check_fresh(home: Path) -> None:
         )
 
 
+def demo_policy(home: Path, actor: str | None) -> str:
+    """Give the demo workspace its own policy: the shipped default with a larger holdout split, audited.
+
+    Why: the sample has 240 records; the default 0.2 holdout leaves 48 non-members, too few for the
+    membership probes to measure TPR at 1% FPR, and an AUC whose noise alone can cross the 0.6 threshold.
+    Half the sample held out makes the probes meaningful without touching any gate threshold.
+    """
+    from appliance.config import Workspace
+    from appliance.context import Context
+
+    ws = Workspace(home)
+    text = ws.policy_path.read_text(encoding="utf-8")
+    new, n = re.subn(r"(?m)^(\s+holdout_fraction:)\s*[0-9.]+", rf"\g<1> {DEMO_HOLDOUT_FRACTION}", text)
+    if n != 1:
+        raise BadInput(f"{ws.policy_path}: expected one privacy.holdout_fraction line to set for the demo, found {n}")
+    header = f"# appliance demo workspace: the shipped default with privacy.holdout_fraction {DEMO_HOLDOUT_FRACTION}\n"
+    ws.policy_path.write_text(header + new, encoding="utf-8")
+    ctx = Context.open(ws, actor=actor)  # validates the edited policy (ConfigError, exit 1, if it were broken)
+    try:
+        if ctx.policy.privacy.holdout_fraction != DEMO_HOLDOUT_FRACTION:
+            raise BadInput(f"{ws.policy_path}: the demo's holdout fraction did not take effect")
+        ctx.record("demo.policy", {"changed": ["privacy.holdout_fraction"], "holdout_fraction": DEMO_HOLDOUT_FRACTION})
+    finally:
+        ctx.close()
+    return DEMO_POLICY_REASON
+
+
 Echo = Callable[[str], None]
 
 
@@ -139,24 +175,38 @@ def run_demo(home: Path, settings: DemoSettings, *, actor: str | None = None, ec
 
     s = settings
     sampling = ["--n", str(s.n_outputs), "--max-tokens", str(s.max_tokens), "--seed", str(s.seed)]
-    steps: list[tuple[str, Callable[[], list[str]]]] = [
-        ("init", lambda: ["init"]),
-        ("seeds import", lambda: ["seeds", "import", str(SAMPLE), "--dataset", DATASET, "--label-field", "category"]),
-        ("train", lambda: ["train", DATASET, "--epsilon", f"{EPSILON:g}", "--epochs", str(s.epochs)]),
-        ("generate", lambda: ["generate", DATASET, "--prompt", prompt_id(), *sampling]),
-        ("curate", lambda: ["curate", batch_id()]),
-        ("evaluate", lambda: ["evaluate", result.batch_id or "none"]),
-        ("probe", lambda: ["probe", result.batch_id or "none"]),
-        ("export", lambda: ["export", result.batch_id or "none", "--out", str(export_path)]),
-        ("audit report", lambda: ["audit", "report", "--out", str(report_path)]),
-        ("audit verify", lambda: ["audit", "verify"]),
-        ("audit verify --export", lambda: ["audit", "verify", "--export", f"{export_path}.manifest.json"]),
+    policy_file = str(home / "policy.yaml")
+    steps: list[tuple[str, Callable[[], list[str]], Callable[[], str] | None]] = [
+        ("init", lambda: ["init"], None),
+        ("demo policy", lambda: ["policy", "validate", policy_file], lambda: demo_policy(home, actor)),
+        (
+            "seeds import",
+            lambda: ["seeds", "import", str(SAMPLE), "--dataset", DATASET, "--label-field", "category"],
+            None,
+        ),
+        ("train", lambda: ["train", DATASET, "--epsilon", f"{EPSILON:g}", "--epochs", str(s.epochs)], None),
+        ("generate", lambda: ["generate", DATASET, "--prompt", prompt_id(), *sampling], None),
+        ("curate", lambda: ["curate", batch_id()], None),
+        ("evaluate", lambda: ["evaluate", result.batch_id or "none"], None),
+        ("probe", lambda: ["probe", result.batch_id or "none"], None),
+        ("export", lambda: ["export", result.batch_id or "none", "--out", str(export_path)], None),
+        ("audit report", lambda: ["audit", "report", "--out", str(report_path)], None),
+        ("audit verify", lambda: ["audit", "verify"], None),
+        ("audit verify --export", lambda: ["audit", "verify", "--export", f"{export_path}.manifest.json"], None),
     ]
-    for i, (name, build) in enumerate(steps, start=1):
+    for i, (name, build, before) in enumerate(steps, start=1):
         argv = build()
         echo(f"\n── step {i}/{len(steps)}: {name} — appliance {' '.join(argv)}")
         t0 = time.monotonic()
-        code = invoke(root + argv)
+        code = 0
+        if before is not None:
+            try:
+                echo(before())
+            except ApplianceError as exc:
+                echo(f"error: {exc}")
+                code = exc.exit_code
+        if code == 0:
+            code = invoke(root + argv)
         step = StepResult(name, argv, code, time.monotonic() - t0)
         result.steps.append(step)
         echo(f"── {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {step.seconds:.1f} s")

@@ -1,0 +1,78 @@
+"""`appliance demo`: refuses an existing workspace, stops at the first failing step with its exit code,
+and its one policy change (the holdout split) is validated and audited.
+
+The whole demo with the real model runs in `make airgap-test` (installed from the bundle, no network);
+these tests cover the orchestration around it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from appliance.demo import run as demo_run
+from appliance.policy import default_policy_path, load_policy_file
+
+
+def _events(home: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(home / "appliance.db")
+    try:
+        return conn.execute("SELECT kind, payload FROM events ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+
+
+def test_demo_refuses_an_existing_workspace(cli, workspace: Path) -> None:
+    before = _events(workspace)
+    res = cli("demo", "--home", str(workspace))
+    assert res.exit_code == 1
+    assert "already holds an appliance workspace" in res.stderr and "--home NEWDIR" in res.stderr
+    assert _events(workspace) == before
+
+
+def test_demo_stops_at_the_first_failure_with_its_exit_code(cli, tmp_path: Path, monkeypatch) -> None:
+    calls: list[list[str]] = []
+    real = demo_run.invoke
+
+    def fake(argv):  # orchestration only: the real init and policy validation, a no-op import, a refused train
+        calls.append(list(argv))
+        if argv[2] == "train":
+            return 3
+        return 0 if argv[2] == "seeds" else real(argv)
+
+    monkeypatch.setattr(demo_run, "invoke", fake)
+    home = tmp_path / "demo"
+    res = cli("demo", "--home", str(home), "--quick")
+    assert res.exit_code == 3, res.output
+    assert "demo stopped at step 'train' (exit 3)" in res.output
+    steps = [c[2] for c in calls]  # after --home DIR
+    assert steps == ["init", "policy", "seeds", "train"]
+    assert calls[-1][2:] == ["train", demo_run.DATASET, "--epsilon", "4", "--epochs", str(demo_run.QUICK.epochs)]
+    # nothing after the failure ran: no batch, no export, no report
+    assert not (home / demo_run.REPORT_NAME).exists()
+    assert not list((home / "exports").iterdir())
+
+
+def test_demo_policy_changes_only_the_holdout_split_and_is_audited(cli, tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    assert cli("--home", str(home), "init").exit_code == 0
+    reason = demo_run.demo_policy(home, "tester")
+    assert "Every gate threshold stays the shipped default" in reason
+    shipped = load_policy_file(default_policy_path()).model_dump()
+    demo = load_policy_file(home / "policy.yaml").model_dump()
+    assert demo["privacy"]["holdout_fraction"] == demo_run.DEMO_HOLDOUT_FRACTION
+    demo["privacy"]["holdout_fraction"] = shipped["privacy"]["holdout_fraction"]
+    assert demo == shipped  # every other key, the gate thresholds included, is the default
+    kinds = [k for k, _ in _events(home)]
+    assert kinds[-1] == "demo.policy"
+    assert json.loads(_events(home)[-1][1])["holdout_fraction"] == demo_run.DEMO_HOLDOUT_FRACTION
+    assert cli("--home", str(home), "audit", "verify").exit_code == 0
+
+
+@pytest.mark.parametrize("settings", [demo_run.FULL, demo_run.QUICK])
+def test_demo_settings_spread_outputs_over_the_six_intents(settings: demo_run.DemoSettings) -> None:
+    assert settings.n_outputs % 6 == 0 and settings.epochs >= 1
+    assert demo_run.SAMPLE.is_file() and (demo_run.DATA_DIR / "LICENSE-BANKING77").is_file()
