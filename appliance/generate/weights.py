@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.errors import ConfigError
 from appliance.generate.ggufinfo import read_header
 from appliance.models.registry import sha256_file
 
@@ -42,6 +43,16 @@ def batch_weights(model_path: Path, model_sha256: str, cache: Path) -> tuple[Pat
     """The model file to use for batched decoding and its sha256: the source itself, or its F16 derivative."""
     if slow_tensors(model_path) == 0:
         return model_path, model_sha256
+    try:
+        return _cached(model_path, model_sha256, cache)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot build the F16 batch weights in {cache} ({exc.__class__.__name__}) — set {CACHE_ENV} to a "
+            "writable directory or policy generation.weights: native"
+        ) from None
+
+
+def _cached(model_path: Path, model_sha256: str, cache: Path) -> tuple[Path, str]:
     cache.mkdir(parents=True, exist_ok=True)
     out = cache / f"{model_sha256.removeprefix('sha256:')[:32]}.f16.gguf"
     sidecar = out.with_suffix(".gguf.sha256")
