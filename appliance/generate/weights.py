@@ -6,8 +6,10 @@ the llamafile GEMM kernels and decode a batch about twice as fast. Every value i
 weight (``d * q + m``) rounded to half precision (relative error <= 2^-11, below the 2^-8 of the 8-bit
 activations the quantized kernels use); every other tensor is copied byte for byte.
 
-The derived file lives in a content-addressed cache next to a ``.sha256`` sidecar; it is rebuilt from the
-(verified) source model whenever the sidecar does not match, so a tampered cache is never loaded.
+The derived file lives in a cache keyed by the source's hash, next to a ``.sha256`` sidecar; it is rebuilt
+from the (verified) source whenever the sidecar does not match, so a corrupted file is never loaded. The cache
+is as trusted as the workspace it sits in (someone who can rewrite both file and sidecar can also rewrite the
+database); every batch's audit event records the hash of the weights it actually used.
 """
 
 from __future__ import annotations
