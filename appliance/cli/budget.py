@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from appliance.budget import BudgetLedger
 from appliance.cli.common import console, new_app, print_json, state
 
 app = new_app("Privacy budget per dataset (basic composition: the ε and δ of DP runs add up).")
@@ -18,6 +17,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Show the ε/δ spent on DATASET, the remaining budget and every charge."""
+    from appliance.budget import BudgetLedger
+
     c = state(ctx).open()
     try:
         ledger = BudgetLedger(c.db, c.policy.privacy)

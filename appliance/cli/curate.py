@@ -6,7 +6,6 @@ import typer
 from rich.table import Table
 
 from appliance.cli.common import console, print_json, state
-from appliance.curate import curate_batch
 
 
 def curate(
@@ -15,6 +14,8 @@ def curate(
     as_json: bool = typer.Option(False, "--json", help="print the counts as a JSON object"),
 ) -> None:
     """Curate a batch: drop PII, seed leaks, low-quality and duplicate outputs (marked, never deleted)."""
+    from appliance.curate import curate_batch
+
     c = state(ctx).open()
     try:
         report = curate_batch(c, batch)

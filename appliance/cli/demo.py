@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 
 from appliance.cli.common import console, state
-from appliance.demo import FULL, QUICK, run_demo
-from appliance.demo.run import DEMO_HOLDOUT_FRACTION
 
 DEFAULT_DEMO_HOME = ".appliance-demo"
 
@@ -21,6 +19,9 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="fewer epochs and records (the air-gap test uses this)"),
 ) -> None:
     """Run init → import → train (ε=4) → generate → curate → evaluate → probe → export → report → verify."""
+    from appliance.demo import FULL, QUICK, run_demo
+    from appliance.demo.run import DEMO_HOLDOUT_FRACTION
+
     st = state(ctx)
     where = Path(home or st.home or DEFAULT_DEMO_HOME)
     settings = QUICK if quick else FULL

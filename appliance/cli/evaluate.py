@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from appliance.cli.common import console, print_json, state
-from appliance.evaluate import evaluate_batch
 
 
 def _fmt(v: Any) -> str:
@@ -24,6 +23,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="print the metrics record as JSON"),
 ) -> None:
     """Evaluate a curated batch's kept outputs: MAUVE, diversity, length statistics and TSTR utility."""
+    from appliance.evaluate import evaluate_batch
+
     c = state(ctx).open()
     try:
         report = evaluate_batch(c, batch, reference=reference)

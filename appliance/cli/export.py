@@ -15,9 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from appliance.cli.common import console, print_json, state
-from appliance.export.service import export_batch, get_batch
 from appliance.export.writers import FORMATS
-from appliance.gate import approval
 
 
 class DefaultCommandGroup(TyperGroup):
@@ -48,6 +46,8 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Export a batch's kept outputs if every gate check passes (exit 3 with the failed checks if not)."""
+    from appliance.export.service import export_batch
+
     c = state(ctx).open()
     try:
         res = export_batch(c, batch, out, fmt.lower())
@@ -71,6 +71,9 @@ def request(
     as_json: bool = typer.Option(False, "--json", help="print the request as JSON"),
 ) -> None:
     """Request a four-eyes export of a batch (another actor must approve it)."""
+    from appliance.export.service import get_batch
+    from appliance.gate import approval
+
     c = state(ctx).open()
     try:
         get_batch(c, batch)
@@ -87,6 +90,8 @@ def approve(
     as_json: bool = typer.Option(False, "--json", help="print the request as JSON"),
 ) -> None:
     """Approve another actor's export request (approving your own is refused, exit 3)."""
+    from appliance.gate import approval
+
     c = state(ctx).open()
     try:
         row = approval.approve(c, request_id)

@@ -13,8 +13,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from appliance.cli.common import err_console, print_json, state
 from appliance.errors import BadInput
-from appliance.generate import runner
-from appliance.generate.plan import GenerateOptions
 
 EXIT_INTERRUPTED = 130
 
@@ -90,6 +88,9 @@ def generate(
     as_json: bool = typer.Option(False, "--json", help="print a JSON object (id, counts, tokens/s)"),
 ) -> None:
     """Generate synthetic records with a soft prompt (or the few-shot baseline) into a new batch."""
+    from appliance.generate import runner
+    from appliance.generate.plan import GenerateOptions
+
     if resume is not None:
         given = [dataset, n, prompt, few_shot, label, temperature, top_p, max_tokens, seed, batch, model]
         if any(v is not None for v in given):

@@ -15,9 +15,6 @@ from rich.text import Text
 
 from appliance.cli.common import console, err_console, new_app, print_json, state
 from appliance.errors import BadInput, NotFound
-from appliance.ingest import import_seeds, read_seeds
-from appliance.ingest.importer import bad_lines_message
-from appliance.pii import PiiPipeline
 
 app = new_app("Import, scan and inspect seed datasets (PII is scanned and redacted before storage).")
 
@@ -46,6 +43,8 @@ def import_(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable records (reported by line number)"),
 ) -> None:
     """Scan a seed file with Presidio, apply the PII policy and store the redacted records as a dataset."""
+    from appliance.ingest import import_seeds
+
     c = state(ctx).open()
     try:
         s = import_seeds(
@@ -103,6 +102,10 @@ def scan(
     as_json: bool = typer.Option(False, "--json", help="one JSON object per record"),
 ) -> None:
     """Scan a seed file for PII without importing it (types, offsets and scores only, never values)."""
+    from appliance.ingest import read_seeds
+    from appliance.ingest.importer import bad_lines_message
+    from appliance.pii import PiiPipeline
+
     c = state(ctx).open()
     try:
         read = read_seeds(file, fmt=fmt.value if fmt else None, text_field=text_field)

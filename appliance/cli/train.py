@@ -8,8 +8,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from appliance.cli.common import console, err_console, state
-from appliance.train.plan import TrainRequest
-from appliance.train.trainer import train
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -64,6 +62,9 @@ def train_command(
     no_dp: bool = typer.Option(False, "--no-dp", help="non-DP control run (policy privacy.allow_non_dp must be true)"),
 ) -> None:
     """Train a differentially private soft prompt on DATASET and print its id, ε spent and losses."""
+    from appliance.train.plan import TrainRequest
+    from appliance.train.trainer import train
+
     if epsilon is None and not no_dp:
         raise typer.BadParameter("--epsilon is required (or pass --no-dp for the non-DP control run)")
     req = TrainRequest(
