@@ -90,6 +90,8 @@ def test_allowed_types_only_on_request(pipe: PiiPipeline) -> None:
         "I have 3 things for u. What now?",  # chat "u." is not a Hungarian street type
         "Do you support the U.S. and Europe?",
         "Please refund 20 dollars via Google Pay",
+        "I paid 300 at the avenue of the stars store",  # no Romance particle, no house-number grammar
+        "My card ending 4321. Then I called you",  # a period ends the sentence, not an address block
     ],
 )
 def test_address_grammar_does_not_fire_on_plain_text(pipe: PiiPipeline, text: str) -> None:
@@ -103,6 +105,14 @@ def test_address_grammar_does_not_fire_on_plain_text(pipe: PiiPipeline, text: st
         ("It is at Via Roma 131, Milano", "Via Roma 131, Milano"),
         ("She moved to 5586 Þórunnarstræti 31, Arnsdorf, Germany", "5586 Þórunnarstræti 31, Arnsdorf, Germany"),
         ("Call 28-64-66-98 office for details", "28-64-66-98"),
+        # street type first with a Romance particle, house numbers before it
+        ("Mail it to 010 63 Avenue du Golf Arabe, Hellendoorn", "010 63 Avenue du Golf"),
+        ("He lives at 36 rue de pologne now", "36 rue de pologne"),
+        ("Office: 48010 Paseo del Atlántico 81", "48010 Paseo del Atlántico 81"),
+        # a number written before a unit anchor belongs to the address
+        ("Deliver to 77 Suite 318 tomorrow", "77 Suite 318"),
+        # a period closing the street line does not end the block when it continues on the next line
+        ("Ship to 808 Kálmán Imre u. 12.\nLyss 50662", "808 Kálmán Imre u. 12.\nLyss 50662"),
     ],
 )
 def test_more_address_and_phone_forms(pipe: PiiPipeline, text: str, value: str) -> None:

@@ -41,6 +41,10 @@ STRONG = [
     # Via Roma 131 / ul. Słowicza 10 / rue des lieutemants Thomazo
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX}{_S}(?:{_WORD}{_S}){{0,3}}(?:{_CAP}|\d{{1,5}}\b)(?:{_S}\d{{1,5}}\b)?",
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX_NUMBERED}{_S}(?:{_CAP}{_S}){{1,3}}\d{{1,5}}\b",
+    # Avenue du Golf / Paseo del Atlántico 81 / 36 rue de pologne: street type first, then a Romance particle
+    rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b(?i:avenue|av\.|boulevard|bd|paseo|quai|impasse|allée|rue|calle|via|viale|rua"
+    rf"|avenida){_S}(?i:du|de|des|del|della|dei|delle|di|da|do|dos|das|la|le|d’|d')(?:{_S}|(?<=[’']))"
+    rf"(?:(?i:la|le|los|las){_S})?{_WORD}(?:{_S}\d{{1,5}}\b)?",
     # Hansinegata 120 / 0269 Stensås terrasse 38 is caught by the weak rule
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_SUFFIXED}(?:{_S}{_WORD})?{_S}\d{{1,5}}\b",
     # PSC 3294, Box 9168 APO AA 61487 / USS Lorenzen FPO AE 25990
@@ -62,7 +66,11 @@ _ITEM = (
     rf"(?:{_UNIT}|\(\p{{L}}+\)|\d{{3,6}}(?:[ -]\d{{2,4}})?\b"
     rf"|(?:{_CAP}|nan\b)(?:[ \t]+(?:{_CAP}|\d{{3,6}}\b|[A-Z]{{1,3}}\b)){{0,4}})"
 )
-_TAIL = regex.compile(rf"(?:(?:[ \t]*,[ \t]*|[ \t]*\n(?:[ \t>?]*\n)?[ \t>?]*(?:,[ \t]*)?|[ \t]+){_ITEM})+")
+_TAIL = regex.compile(
+    rf"(?:(?:\.(?=[ \t]*\n))?(?:[ \t]*,[ \t]*|[ \t]*\n(?:[ \t>?]*\n)?[ \t>?]*(?:,[ \t]*)?|[ \t]+){_ITEM})+"
+)  # a period may close the street line ("Király u. 15.") only where the block goes on on the next line
+# house or unit numbers written before an anchor that did not take them in: "3747 3911 fourth avenue"
+_HEAD = regex.compile(r"(?:(?<![\d.,:/-])\b\d{1,6}[ \t]+){1,2}\Z")
 
 _BLOCK = regex.compile(rf"{_UNIT}|\n[^\n]*\n")
 STRONG_SCORE, WEAK_SCORE = 0.6, 0.3
@@ -111,6 +119,9 @@ class StreetAddressRecognizer(PatternRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None, regex_flags=None) -> list[RecognizerResult]:
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)
         for r in results:
+            head = _HEAD.search(text, max(0, r.start - 16), r.start)
+            if head:
+                r.start = head.start()
             m = _TAIL.match(text, r.end)
             if m:
                 r.end = m.end()
