@@ -47,15 +47,21 @@ say "install.sh inside the namespace (pip --no-index from the wheelhouse)"
 T0=$(date +%s)
 "${CLEAN[@]}" "PYTHON=$PYTHON" "${NETNS[@]}" bash "$DIR/install.sh" "$T/venv" || die "install.sh failed offline"
 say "  installed in $(( $(date +%s) - T0 )) s"
-"$T/venv/bin/python" - <<'EOF' || die "the installed appliance is not the bundle's copy"
+# from the scratch directory with the clean environment, as the demo runs: from the checkout, `python -` would
+# put the working directory first on sys.path and import the checkout's appliance/ instead
+(cd "$T/run" && "${CLEAN[@]}" "${NETNS[@]}" "$T/venv/bin/python" - <<'EOF') || die "the installed appliance is not the bundle's copy"
 import appliance, sys
 assert appliance.__file__.startswith(sys.prefix), appliance.__file__
 EOF
 
 TRACE=()
 if command -v strace >/dev/null 2>&1; then
-  TRACE=(strace -f -qq -e trace=connect -o "$T/connect.trace")
-  say "tracing connect() with strace"
+  # connect(), and sendto()/sendmsg() for datagrams sent without connect() (a UDP telemetry ping, say)
+  TRACE=(strace -f -qq -e trace=connect,sendto,sendmsg -e signal=none -o "$T/connect.trace")
+  # with seccomp-bpf only the traced calls stop the process: without it every syscall of every thread does
+  # (the torch threads of training and the probes make many syscalls)
+  strace --seccomp-bpf -f -qq -e trace=connect -o /dev/null true 2>/dev/null && TRACE=(strace --seccomp-bpf "${TRACE[@]:1}")
+  say "tracing connect(), sendto() and sendmsg() with ${TRACE[*]:0:2}"
 fi
 say "appliance demo --quick inside the namespace"
 T0=$(date +%s)
@@ -69,7 +75,7 @@ if [ -f "$T/connect.trace" ]; then
     head -5 "$T/inet.trace" >&2
     die "the demo tried to open $(wc -l <"$T/inet.trace") network connection(s)"
   fi
-  say "  connect() calls to the network: 0 ($(wc -l <"$T/connect.trace") connect() calls traced, none to AF_INET/AF_INET6)"
+  say "  network connections or datagrams: 0 ($(wc -l <"$T/connect.trace") connect/sendto/sendmsg calls traced, none to AF_INET/AF_INET6)"
 fi
 
 say "checking the results offline"
