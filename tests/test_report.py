@@ -49,6 +49,7 @@ def test_report_is_self_contained_and_complete(report, workspace):
     for sec in SECTIONS:
         assert f'<section id="{sec}">' in html
     assert "INTACT" in html and "REFUSED" in html and "PASSED" in html and "NON-DP" in html
+    assert "basic composition" in html
     assert "mia_auc: 0.93 (threshold &lt;= 0.6)" in html
     assert "PERSON" in html and "<svg" in html and "@media print" in html
     assert "<script" not in html and "<link" not in html and "<img" not in html

@@ -30,7 +30,7 @@ th { background: #f3f3f3; font-weight: 600; } td.num { text-align: right; font-v
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
 .card b { display: block; font-size: 18px; } figure { margin: 8px 0; } figure svg { max-width: 100%; height: auto; }
 .probe { display: grid; grid-template-columns: 1fr 330px; gap: 12px; align-items: start; }
-section { page-break-inside: auto; }
+section { page-break-inside: auto; } p.note { color: #333; font-size: 12px; margin: 4px 0; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10.5px; }
   h2 { page-break-after: avoid; } table, figure, .card, .probe { page-break-inside: avoid; }

@@ -112,8 +112,24 @@ def runs_section(d: ReportData) -> str:
             ],
             rows,
         )
+        + _runs_notes(d)
         + "</section>"
     )
+
+
+def _runs_notes(d: ReportData) -> str:
+    notes = [
+        "Budget composition: <b>basic composition</b> — the ε and the δ of every DP run on a dataset add up "
+        "(sound for any sequence of runs; conservative, since the runs' RDP curves are not composed)."
+    ]
+    if any(r["noise_mode"] == "os-seeded" for r in d.runs):
+        notes.append(
+            "Noise mode <b>os-seeded</b>: Opacus's secure mode needs torchcsprng, which has no build for this "
+            "torch, so DP noise and Poisson sampling use torch's generators seeded with 64 bits from the OS "
+            "CSPRNG. As in every floating-point DP-SGD implementation, the Gaussian noise is a floating-point "
+            "approximation (Mironov 2012); the (ε, δ) guarantee assumes ideal real-valued noise."
+        )
+    return "".join(f'<p class="note">{n}</p>' for n in notes)
 
 
 def pii_section(d: ReportData) -> str:
