@@ -15,7 +15,14 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"
 DEST = Path(__file__).resolve().parents[1] / "appliance" / "demo" / "data"
-INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "top_up_failed", "pin_blocked", "cash_withdrawal_charge"]
+INTENTS = [
+    "card_arrival",
+    "exchange_rate",
+    "lost_or_stolen_card",
+    "top_up_failed",
+    "pin_blocked",
+    "cash_withdrawal_charge",
+]
 PER_INTENT = 40
 PLANTS = [
     "Hi, this is {name}. {text}",

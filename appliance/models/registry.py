@@ -62,8 +62,9 @@ def load_registry() -> tuple[str, dict[str, ModelSpec]]:
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ConfigError(f"model registry {path} is unreadable or invalid: {exc.__class__.__name__}") from None
     specs = {
-        name: ModelSpec(name, e.file, e.sha256, e.license, e.description, e.optional,
-                        [(p.package, p.member) for p in e.parts])
+        name: ModelSpec(
+            name, e.file, e.sha256, e.license, e.description, e.optional, [(p.package, p.member) for p in e.parts]
+        )
         for name, e in lock.models.items()
     }
     if lock.default not in specs:
