@@ -278,25 +278,21 @@ def prepare_base(home: Path, seeds_csv: Path, *, epochs: int = 1, n: int = 12) -
 # from the shipped one only here: the probe thresholds (not meaningful on a hundred records; tests/
 # test_probes_detect.py tests the probes themselves) and fewer probe samples (speed). DP stays required.
 RELAXED_GATE = {
-    "max_mia_auc": "1.0",
-    "max_tpr_at_1pct_fpr": "1.0",
-    "max_canary_exposure_bits": "64.0",
-    "min_dcr_ratio": "0.0",
-    "probe_canary_candidates": "50",
-    "probe_bootstrap": "100",
+    "max_mia_auc": 1.0,
+    "max_tpr_at_1pct_fpr": 1.0,
+    "max_canary_exposure_bits": 64.0,
+    "min_dcr_ratio": 0.0,
+    "probe_canary_candidates": 50,
+    "probe_bootstrap": 100,
 }
 
 
 def relax_probe_gate(home: Path) -> None:
     """Rewrite the workspace policy's probe thresholds (see RELAXED_GATE) and check it still validates."""
-    import re
+    from appliance.policy.loader import set_numbers
 
     policy = home / "policy.yaml"
-    text = policy.read_text(encoding="utf-8")
-    for key, value in RELAXED_GATE.items():
-        text, n = re.subn(rf"(?m)^(\s+{key}:)\s*[0-9.]+", rf"\g<1> {value}", text)
-        assert n == 1, f"{policy}: expected one {key} line, found {n}"
-    policy.write_text("# crash-test workspace: probe thresholds relaxed (tests/_killer.py)\n" + text, encoding="utf-8")
+    set_numbers(policy, RELAXED_GATE, header="# crash-test workspace: probe thresholds relaxed (tests/_killer.py)")
     must(home, "policy", "validate", str(policy))
 
 

@@ -76,3 +76,16 @@ def test_demo_policy_changes_only_the_holdout_split_and_is_audited(cli, tmp_path
 def test_demo_settings_spread_outputs_over_the_six_intents(settings: demo_run.DemoSettings) -> None:
     assert settings.n_outputs % 6 == 0 and settings.epochs >= 1
     assert demo_run.SAMPLE.is_file() and (demo_run.DATA_DIR / "LICENSE-BANKING77").is_file()
+
+
+def test_set_numbers_edits_one_line_per_key_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    from appliance.errors import BadInput
+    from appliance.policy.loader import set_numbers
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("privacy:\n  holdout_fraction: 0.2   # kept comment\n", encoding="utf-8")
+    set_numbers(policy, {"holdout_fraction": 0.5}, header="# edited")
+    assert policy.read_text(encoding="utf-8") == "# edited\nprivacy:\n  holdout_fraction: 0.5   # kept comment\n"
+    with pytest.raises(BadInput, match="expected one max_mia_auc line to set, found 0"):
+        set_numbers(policy, {"max_mia_auc": 1.0}, header="# again")
+    assert policy.read_text(encoding="utf-8").startswith("# edited\n")  # nothing written on refusal

@@ -11,7 +11,6 @@ intents with fake PII planted in every 6th record, so the import's PII scan has 
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -130,14 +129,14 @@ def demo_policy(home: Path, actor: str | None) -> str:
     """
     from appliance.config import Workspace
     from appliance.context import Context
+    from appliance.policy.loader import set_numbers
 
     ws = Workspace(home)
-    text = ws.policy_path.read_text(encoding="utf-8")
-    new, n = re.subn(r"(?m)^(\s+holdout_fraction:)\s*[0-9.]+", rf"\g<1> {DEMO_HOLDOUT_FRACTION}", text)
-    if n != 1:
-        raise BadInput(f"{ws.policy_path}: expected one privacy.holdout_fraction line to set for the demo, found {n}")
-    header = f"# appliance demo workspace: the shipped default with privacy.holdout_fraction {DEMO_HOLDOUT_FRACTION}\n"
-    ws.policy_path.write_text(header + new, encoding="utf-8")
+    set_numbers(
+        ws.policy_path,
+        {"holdout_fraction": DEMO_HOLDOUT_FRACTION},
+        header=f"# appliance demo workspace: the shipped default with privacy.holdout_fraction {DEMO_HOLDOUT_FRACTION}",
+    )
     ctx = Context.open(ws, actor=actor)  # validates the edited policy (ConfigError, exit 1, if it were broken)
     try:
         if ctx.policy.privacy.holdout_fraction != DEMO_HOLDOUT_FRACTION:

@@ -8,6 +8,8 @@ included) goes into the audit event of every run.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from pydantic import ValidationError
 
 from appliance.audit.chain import canonical_json
 from appliance.config import Workspace, shipped_file
-from appliance.errors import ConfigError
+from appliance.errors import BadInput, ConfigError
 from appliance.policy.schema import Policy
 
 
@@ -76,3 +78,17 @@ def load_effective(ws: Workspace) -> tuple[Policy, str, Path]:
     path = effective_policy_path(ws)
     pol = load_policy_file(path)
     return pol, policy_hash(pol), path
+
+
+def set_numbers(path: Path, values: Mapping[str, float | int], *, header: str) -> None:
+    """Set numeric keys of a policy YAML file in place, its comments and layout kept, under a ``header`` comment.
+
+    Each key (e.g. ``holdout_fraction``) must occur on exactly one line of the file; the result is not
+    validated here — the next :class:`~appliance.context.Context` that opens the workspace does that.
+    """
+    text = path.read_text(encoding="utf-8")
+    for key, value in values.items():
+        text, n = re.subn(rf"(?m)^(\s+{re.escape(key)}:)\s*[0-9.]+", rf"\g<1> {value!r}", text)
+        if n != 1:
+            raise BadInput(f"{path}: expected one {key} line to set, found {n}")
+    path.write_text(header.rstrip("\n") + "\n" + text, encoding="utf-8")
