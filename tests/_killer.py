@@ -8,6 +8,7 @@ interrupted work completes when resumed (train: rerun; generate: ``generate --re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -66,27 +67,21 @@ class Trial:
         return bool(self.checks) and all(self.checks.values())
 
 
-def kill_after(home: Path, args: list[str], delay_s: float) -> tuple[bool, float]:
-    """Start ``appliance ARGS``; SIGKILL it after ``delay_s`` unless it finished. Returns (killed, elapsed)."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen([APPLIANCE, *args], env=env_for(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        proc.wait(timeout=delay_s)
-        return False, time.monotonic() - t0
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return True, time.monotonic() - t0
+def kill_after(home: Path, args: list[str], delay_s: float) -> bool:
+    """Start ``appliance ARGS``; SIGKILL it after ``delay_s`` unless it finished. Returns killed."""
+    return kill_when(home, args, lambda _home: True, extra_s=delay_s)
 
 
 def kill_when(home: Path, args: list[str], ready, extra_s: float, timeout_s: float = 900) -> bool:
-    """Start ``appliance ARGS``; once ``ready(home)`` holds, wait ``extra_s`` and SIGKILL it. Returns killed."""
+    """Start ``appliance ARGS``; once ``ready(home)`` holds, give it ``extra_s`` more and SIGKILL it unless it
+    finished by then (a command that finishes early is not waited for). Returns killed."""
     proc = subprocess.Popen([APPLIANCE, *args], env=env_for(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             if (home / "appliance.db").exists() and ready(home):
-                time.sleep(extra_s)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=extra_s)
                 break
             time.sleep(0.05)
         if proc.poll() is not None:
@@ -206,14 +201,14 @@ def one_trial(stage: str, base: Path, work: Path, delay_s: float, *, n: int = 12
     out_dir = home / "exports"
     if stage == "train":
         before = query(home, "SELECT COUNT(*) FROM prompts WHERE dataset = ?", (DATASET,))[0][0]
-        trial.killed, _ = kill_after(home, train_args(epochs), delay_s)
+        trial.killed = kill_after(home, train_args(epochs), delay_s)
         trial.phase = train_phase(home, before)
     elif stage == "generate":
         batches = {b for (b,) in query(home, "SELECT id FROM batches")}
-        trial.killed, _ = kill_after(home, generate_args(n), delay_s)
+        trial.killed = kill_after(home, generate_args(n), delay_s)
         trial.phase, batch = generate_phase(home, batches)
     elif stage == "export":
-        trial.killed, _ = kill_after(home, export_args(out_dir), delay_s)
+        trial.killed = kill_after(home, export_args(out_dir), delay_s)
         temps = leftover_temps(out_dir / EXPORT_NAME)
         trial.phase = export_state(out_dir / EXPORT_NAME) + (f" + {len(temps)} temporary file(s)" if temps else "")
     else:
