@@ -143,7 +143,7 @@ def test_audit_log_kind_filter(cli, workspace: Path) -> None:
 def test_models_list_and_verify(cli, workspace: Path) -> None:
     if not (REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").exists():
         pytest.fail("default model missing: run `make models`")
-    rows = json.loads(cli("models", "list", "--json").output)
+    rows = json.loads(cli("models", "list", "--json").output)["models"]
     smol = next(r for r in rows if r["name"] == "smollm2-135m")
     assert smol["default"] and smol["architecture"] == "llama" and smol["license"] == "Apache-2.0"
     res = cli("models", "verify", "smollm2-135m")

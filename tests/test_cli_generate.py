@@ -201,7 +201,7 @@ def test_batches_list_and_show(cli: Callable, ds: Path) -> None:
     assert bid.startswith("b-")
     res = cli("batches", "list")
     assert res.exit_code == 0 and bid in res.stdout and "complete" in res.stdout
-    listed = json.loads(cli("batches", "list", "--json").stdout)
+    listed = json.loads(cli("batches", "list", "--json").stdout)["batches"]
     assert listed[0]["id"] == bid and listed[0]["n_outputs"] == 3
     shown = json.loads(cli("batches", "show", bid, "--limit", "2", "--json").stdout)
     assert shown["batch"]["n_outputs"] == 3 and [o["idx"] for o in shown["outputs"]] == [0, 1]

@@ -67,7 +67,7 @@ def test_import_list_show_and_audit(cli, workspace: Path, tmp_path: Path) -> Non
     assert ev["findings"]["PERSON"] >= 2 and ev["actions"]["PERSON"] == "pseudonymize"
     assert ev["model_sha256"].startswith("sha256:") and ev["policy_sha256"].startswith("sha256:")
     listed = cli("seeds", "list", "--json")
-    assert json.loads(listed.stdout)[0]["name"] == "support"
+    assert json.loads(listed.stdout)["datasets"][0]["name"] == "support"
     shown = cli("seeds", "show", "support", "--limit", "3")
     assert shown.exit_code == 0 and ("<US_SSN>" in shown.stdout or "<CREDIT_CARD>" in shown.stdout)
     assert cli("audit", "verify").exit_code == 0

@@ -44,7 +44,7 @@ def _policy(home: Path, **privacy: object) -> None:
 
 
 def _state(ws: SimpleNamespace) -> dict[str, object]:
-    prompts = json.loads(ws.cli("prompts", "list", "--json").stdout)
+    prompts = json.loads(ws.cli("prompts", "list", "--json").stdout)["prompts"]
     budget = json.loads(ws.cli("budget", "show", "bank", "--json").stdout)
     files = sorted(p.name for p in (ws.home / "artifacts").rglob("*.safetensors") if p.parent.name == "prompts")
     return {"prompts": len(prompts), "charges": len(budget["charges"]), "spent": budget["epsilon_spent"],
@@ -97,7 +97,7 @@ def test_two_runs_over_the_cap(ws: SimpleNamespace) -> None:
     assert _state(ws) == after_first  # nothing trained, stored or charged
     canary_files = list((ws.home / "keys" / "canaries").iterdir())
     assert len(canary_files) == 1
-    first = json.loads(ws.cli("prompts", "list", "--json").stdout)[0]["id"]
+    first = json.loads(ws.cli("prompts", "list", "--json").stdout)["prompts"][0]["id"]
     shown = json.loads(ws.cli("prompts", "show", first).stdout)
     meta = shown["meta"]  # labelled dataset: one shared prompt plus the label prefix (contract 3)
     assert meta["labels"] == ["card_arrival", "exchange_rate", "top_up_failed"]
@@ -116,7 +116,7 @@ def test_non_dp_control_run_when_policy_allows(ws: SimpleNamespace) -> None:
     res = ws.cli("train", "bank", "--no-dp", *TINY)
     assert res.exit_code == 0, res.output
     assert "WARNING: --no-dp" in res.stderr and "epsilon spent inf" in res.stdout
-    listed = json.loads(ws.cli("prompts", "list", "--json").stdout)
+    listed = json.loads(ws.cli("prompts", "list", "--json").stdout)["prompts"]
     row = listed[0]
     assert row["dp"] == 0 and row["exportable"] == 0 and row["epsilon"] is None
     budget = json.loads(ws.cli("budget", "show", "bank", "--json").stdout)

@@ -58,4 +58,4 @@ def test_policy_refuse_stops_import_exit_3(cli, workspace: Path, seed_file: Path
     assert res.exit_code == 3
     assert "2 seed records match records this appliance exported earlier" in res.stderr
     assert "export_match_action: flag" in res.stderr
-    assert json.loads(cli("seeds", "list", "--json").stdout or "[]") == []
+    assert json.loads(cli("seeds", "list", "--json").stdout)["datasets"] == []

@@ -123,7 +123,7 @@ def test_budget_and_prompt_listing(run: SimpleNamespace) -> None:
     assert b["epsilon_remaining"] == pytest.approx(16.0 - run.row["epsilon"])
     assert [c["status"] for c in b["charges"]] == ["charged"] and b["charges"][0]["prompt_id"] == run.row["id"]
     res = run.cli("prompts", "list", "--json")
-    assert [p["id"] for p in json.loads(res.stdout)] == [run.row["id"]]
+    assert [p["id"] for p in json.loads(res.stdout)["prompts"]] == [run.row["id"]]
     res = run.cli("prompts", "show", run.row["id"])
     shown = json.loads(res.stdout)
     assert shown["privacy_charge"][0]["epsilon"] == run.row["epsilon"] and "secret" not in res.stdout

@@ -26,6 +26,17 @@ COMPOSITION = "basic"
 _COUNTED = "status IN ('reserved', 'charged')"
 
 
+def dataset_spent(conn: sqlite3.Connection, dataset: str) -> Spent:
+    """The privacy spent on ``dataset``: basic composition of its reserved and charged rows.
+
+    The one place this fact is computed (budget checks, the gate, the compliance report). Released
+    reservations (runs that failed before storing a prompt) are not counted; open reservations are, so a
+    running or crashed run is charged its target ε.
+    """
+    rows = conn.execute(f"SELECT epsilon, delta FROM privacy_charges WHERE dataset = ? AND {_COUNTED}", (dataset,))
+    return compose_basic((float(e), float(d)) for e, d in rows)
+
+
 @dataclass(frozen=True)
 class BudgetView:
     dataset: str
@@ -51,10 +62,6 @@ class BudgetLedger:
         if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (dataset,)).fetchone() is None:
             raise NotFound(f"unknown dataset {dataset!r} — see `appliance seeds list`")
 
-    def _spent(self, conn: sqlite3.Connection, dataset: str) -> Spent:
-        rows = conn.execute(f"SELECT epsilon, delta FROM privacy_charges WHERE dataset = ? AND {_COUNTED}", (dataset,))
-        return compose_basic((float(e), float(d)) for e, d in rows)
-
     def view(self, dataset: str) -> BudgetView:
         conn = self.db.conn
         self._require_dataset(conn, dataset)
@@ -64,7 +71,7 @@ class BudgetLedger:
         non_dp = conn.execute("SELECT COUNT(*) FROM prompts WHERE dataset = ? AND dp = 0", (dataset,)).fetchone()[0]
         return BudgetView(
             dataset,
-            self._spent(conn, dataset),
+            dataset_spent(conn, dataset),
             int(reserved),
             self.policy.dataset_epsilon_cap,
             self.policy.max_epsilon_per_run,
@@ -86,7 +93,7 @@ class BudgetLedger:
         """Record a reservation of ``epsilon`` (or raise :class:`BudgetExhausted`, audited) before training."""
         with transaction(self.db) as conn:
             self._require_dataset(conn, dataset)
-            spent = self._spent(conn, dataset)
+            spent = dataset_spent(conn, dataset)
             why = refusal(
                 requested=epsilon,
                 spent=spent,
@@ -136,7 +143,7 @@ class BudgetLedger:
             " WHERE id = ?",
             (prompt_id, max(epsilon, 0.0), delta, utc_now(), reservation),
         )
-        return self._spent(conn, row[0])
+        return dataset_spent(conn, row[0])
 
     def release(self, reservation: int) -> None:
         """Give back a reservation whose run produced nothing (failed before any prompt was stored)."""

@@ -64,6 +64,7 @@ def verify(
     export_manifest: Path | None = typer.Option(
         None, "--export", help="also verify an export: PATH.manifest.json's signature, file SHA-256 and audit head"
     ),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Verify the chain: exit 0 'OK n events', or exit 4 with the first bad event and why."""
     c = state(ctx).open()
@@ -82,11 +83,17 @@ def verify(
         from appliance.export.verify import verify_manifest
 
         checked = verify_manifest(c.ledger, c.ws.keys, export_manifest)
+        if as_json:
+            print_json({"ok": True, "events": res.count, "export": checked})
+            return
         console.print(
             f"OK export {checked['export_id']}: signature, sha256 {checked['file_sha256']}, "
             f"audit head seq {checked['audit_seq']} in chain",
             markup=False,
         )
+    if as_json:
+        print_json({"ok": True, "events": res.count})
+        return
     console.print(f"OK {res.count} events", markup=False)
 
 
@@ -95,6 +102,7 @@ def report(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained, print-friendly)"),
     dataset: str | None = typer.Option(None, "--dataset", help="only this dataset"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Write the compliance report: chain, budgets, training runs, PII, probes, gate decisions, exports, activity."""
     from appliance.errors import NotFound
@@ -112,4 +120,7 @@ def report(
     path = write_report(c, out, dataset)
     digest = sha256_path(path)
     c.record("audit.report", {"sha256": digest, "dataset": dataset, "bytes": path.stat().st_size})
+    if as_json:
+        print_json({"path": str(path), "sha256": digest, "dataset": dataset})
+        return
     console.print(f"report written to {path} ({digest})", markup=False)

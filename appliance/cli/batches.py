@@ -31,7 +31,7 @@ def list_(
     finally:
         c.close()
     if as_json:
-        print_json([{**r, "tokens_per_s": round(_tps(r), 2)} for r in rows])
+        print_json({"batches": [{**r, "tokens_per_s": round(_tps(r), 2)} for r in rows]})
         return
     t = Table("id", "dataset", "mode", "status", "outputs", "tokens/s")  # more with --json or `batches show`
     for r in rows:

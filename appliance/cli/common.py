@@ -62,5 +62,6 @@ def new_app(help_text: str) -> typer.Typer:
     return typer.Typer(help=help_text, no_args_is_help=True, pretty_exceptions_show_locals=False)
 
 
-def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def print_json(obj: dict[str, Any]) -> None:
+    """A command's result for ``--json``: one JSON object on one line, the last line of stdout."""
+    sys.stdout.write(json.dumps(obj, sort_keys=True, default=str) + "\n")

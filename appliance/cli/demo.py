@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from appliance.cli.common import console, state
+from appliance.cli.common import console, print_json, state
 
 DEFAULT_DEMO_HOME = ".appliance-demo"
 
@@ -17,6 +17,7 @@ def demo(
         None, "--home", help=f"fresh workspace for the demo (default: the global --home, else ./{DEFAULT_DEMO_HOME})"
     ),
     quick: bool = typer.Option(False, "--quick", help="fewer epochs and records (the air-gap test uses this)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Run init → import → train (ε=4) → generate → curate → evaluate → probe → export → report → verify."""
     from appliance.demo import FULL, QUICK, run_demo
@@ -35,6 +36,19 @@ def demo(
         failed = res.steps[-1]
         console.print(f"\ndemo stopped at step {failed.name!r} (exit {failed.exit_code})", markup=False)
         raise typer.Exit(res.exit_code)
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "home": str(res.home),
+                "minutes": round(res.seconds / 60, 2),
+                "export": str(res.export_path),
+                "manifest": str(res.manifest_path),
+                "report": str(res.report_path),
+                "steps": [s.name for s in res.steps],
+            }
+        )
+        return
     console.print(f"\ndemo finished in {res.seconds / 60:.1f} min — every step passed", markup=False)
     console.print(f"  export    {res.export_path}", markup=False)
     console.print(f"  manifest  {res.manifest_path}", markup=False)

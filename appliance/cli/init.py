@@ -9,7 +9,7 @@ import typer
 
 from appliance import __version__
 from appliance.audit import signing
-from appliance.cli.common import console, state
+from appliance.cli.common import console, print_json, state
 from appliance.config import Workspace
 from appliance.context import Context
 from appliance.db import connect, migrate
@@ -27,11 +27,17 @@ def _initialised(ws: Workspace) -> bool:
         db.conn.close()
 
 
-def init(ctx: typer.Context) -> None:
+def init(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
+) -> None:
     """Create the workspace (database, keys, policy) and write the first audit event."""
     st = state(ctx)
     ws = st.ws
     if ws.exists() and _initialised(ws):
+        if as_json:
+            print_json({"home": str(ws.home), "created": False})
+            return
         console.print(f"workspace already initialised at {ws.home}; nothing changed", markup=False)
         return
     load_policy_file(default_policy_path())  # refuse to start from a broken shipped policy
@@ -57,6 +63,16 @@ def init(ctx: typer.Context) -> None:
         },
     )
     c.close()
+    if as_json:
+        print_json(
+            {
+                "home": str(ws.home),
+                "created": True,
+                "public_key_fingerprint": signing.fingerprint(pub),
+                "event": {"seq": ev.seq, "hash": ev.hash},
+            }
+        )
+        return
     console.print(f"initialised appliance workspace at {ws.home}", markup=False)
     console.print(f"signing key fingerprint {signing.fingerprint(pub)}", markup=False)
     console.print(f"audit event {ev.seq} {ev.hash}", markup=False)

@@ -6,8 +6,13 @@ Exit codes (kept exact for every command): 0 ok; 1 bad input or configuration; 2
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import traceback
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
 
 from appliance import __version__
@@ -21,10 +26,68 @@ from appliance.cli import probe as probe_cli
 from appliance.cli import prompts as prompts_cli
 from appliance.cli import seeds as seeds_cli
 from appliance.cli import train as train_cli
-from appliance.cli.common import ApplianceGroup, CliState
+from appliance.cli.common import ApplianceGroup, CliState, err_console
+from appliance.errors import EXIT_BAD_INPUT
+
+# Errors no code path raises on purpose; anything else (MemoryError, a bug's TypeError...) keeps its traceback.
+LAST_RESORT = (ValueError, RuntimeError, KeyError, sqlite3.OperationalError)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost appliance frame of ``exc``'s traceback as ``module.py:line`` (no values, no locals)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/appliance/" in f.filename.replace("\\", "/")]
+    if not frames:
+        return "outside the appliance"
+    f = frames[-1]
+    return f"{f.filename.replace(chr(92), '/').rsplit('/appliance/', 1)[-1]}:{f.lineno} in {f.name}"
+
+
+def last_resort_message(exc: BaseException) -> str:
+    """One line for an unexpected error. Never the exception's text: it may quote a record (``'…' is not …``)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        if "locked" in str(exc) or "busy" in str(exc):
+            return "the workspace database is locked by another appliance command — wait for it to finish and retry"
+        return f"the workspace database refused the operation ({_where(exc)}) — check disk space and permissions"
+    if isinstance(exc, json.JSONDecodeError):
+        return (
+            f"a stored JSON document is damaged (line {exc.lineno}, column {exc.colno}; {_where(exc)}) — "
+            "restore it from a backup or rebuild it"
+        )
+    return (
+        f"unexpected {type(exc).__name__} ({_where(exc)}); nothing was exported — report this line "
+        "(details are not printed: they may quote record text)"
+    )
+
+
+# Typer's and Click's own exits (``typer.Exit`` is a RuntimeError) are control flow, never errors to rewrite.
+_CONTROL_FLOW = (
+    typer.Exit,
+    typer.Abort,
+    typer.TyperException,
+    click.exceptions.Exit,
+    click.exceptions.Abort,
+    click.ClickException,
+)
+
+
+class RootGroup(ApplianceGroup):
+    """The root group plus the last-resort handler: an unexpected error is one line and exit 1, never a traceback.
+
+    Typer's and Click's control flow (``Exit``, ``Abort``: RuntimeErrors) passes through untouched.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _CONTROL_FLOW:
+            raise
+        except LAST_RESORT as exc:
+            err_console.print(f"error: {last_resort_message(exc)}", markup=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
 
 app = typer.Typer(
-    cls=ApplianceGroup,
+    cls=RootGroup,
     help="Privacy-first synthetic text data appliance (air-gapped, audited).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

@@ -51,7 +51,7 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     """List pinned models: file, size, sha256, GGUF architecture, license, whether fetched."""
     rows = _rows(ctx, check=False)
     if as_json:
-        print_json(rows)
+        print_json({"models": rows})
     else:
         console.print(_table(rows))
 
@@ -67,7 +67,7 @@ def verify(
     if name is not None and not rows:
         raise ConfigError(f"unknown model {name!r}; see `appliance models list`")
     if as_json:
-        print_json(rows)
+        print_json({"models": rows})
     else:
         console.print(_table(rows))
     bad = [r["name"] for r in rows if r["status"] == "CHECKSUM MISMATCH"]

@@ -31,8 +31,12 @@ def show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
 def validate(
     ctx: typer.Context,
     file: Path | None = typer.Argument(None, help="policy file (default: the effective policy)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Validate a policy file; exit 1 naming the key path and what is allowed when it is invalid."""
     path = file or effective_policy_path(state(ctx).ws)
     pol = load_policy_file(path)
+    if as_json:
+        print_json({"ok": True, "path": str(path), "sha256": policy_hash(pol)})
+        return
     console.print(f"OK {path} ({policy_hash(pol)})", markup=False)

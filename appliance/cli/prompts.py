@@ -36,7 +36,7 @@ def list_(
     finally:
         c.close()
     if as_json:
-        print_json(rows)
+        print_json({"prompts": rows})
         return
     table = Table("id", "dataset", "model", "k", "DP", "ε", "δ", "steps", "holdout loss", "created")
     for r in rows:
@@ -52,7 +52,9 @@ def list_(
 
 @app.command("show")
 def show(
-    ctx: typer.Context, prompt_id: str = typer.Argument(..., help="prompt id (see `appliance prompts list`)")
+    ctx: typer.Context,
+    prompt_id: str = typer.Argument(..., help="prompt id (see `appliance prompts list`)"),
+    as_json: bool = typer.Option(True, "--json", hidden=True, help="always JSON (accepted for uniformity)"),
 ) -> None:
     """Show one prompt's row, metadata and privacy charge as JSON (canary secrets are never shown)."""
     c = state(ctx).open()

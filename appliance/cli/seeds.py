@@ -41,6 +41,7 @@ def import_(
     label_field: str | None = typer.Option(None, "--label-field", help="JSONL key / CSV column holding a label"),
     fmt: Format | None = FORMAT,
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable records (reported by line number)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Scan a seed file with Presidio, apply the PII policy and store the redacted records as a dataset."""
     from appliance.ingest import import_seeds
@@ -62,6 +63,26 @@ def import_(
         err_console.print(f"skipped {reason}", markup=False)
     if len(s.skipped_reasons) > MAX_SKIPPED_SHOWN:
         err_console.print(f"... and {len(s.skipped_reasons) - MAX_SKIPPED_SHOWN} more skipped lines", markup=False)
+    if as_json:
+        print_json(
+            {
+                "dataset": s.dataset,
+                "format": s.fmt,
+                "source_sha256": s.source_sha256,
+                "read": s.n_read,
+                "skipped_lines": s.skipped_lines,
+                "dropped": s.n_dropped,
+                "stored": s.n_records,
+                "train": s.n_train,
+                "holdout": s.n_holdout,
+                "findings": s.findings,
+                "actions": s.actions,
+                "dropped_by": s.dropped_by,
+                "export_matches": len(s.export_matches),
+                "event": {"seq": s.event_seq, "hash": s.event_hash},
+            }
+        )
+        return
     table = Table(title=f"imported dataset {s.dataset}", show_header=True)
     table.add_column("records")
     table.add_column("count", justify="right")
@@ -168,7 +189,7 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
         c.close()
     keys = ("name", "records", "train", "holdout", "dropped", "created_at", "labels")
     if as_json:
-        print_json([dict(zip(keys, r, strict=True)) for r in rows])
+        print_json({"datasets": [dict(zip(keys, r, strict=True)) for r in rows]})
         return
     if not rows:
         console.print("no datasets yet — run `appliance seeds import FILE --dataset NAME`", markup=False)
@@ -186,6 +207,7 @@ def show(
     ctx: typer.Context,
     dataset: str = typer.Argument(..., help="dataset name"),
     limit: int = typer.Option(20, "--limit", min=1, help="show at most N records"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Show a dataset's stored (redacted) records."""
     c = state(ctx).open()
@@ -197,6 +219,10 @@ def show(
         ).fetchall()
     finally:
         c.close()
+    if as_json:
+        keys = ("id", "split", "label", "text")
+        print_json({"dataset": dataset, "records": [dict(zip(keys, r, strict=True)) for r in rows]})
+        return
     table = Table(title=f"dataset {dataset} (redacted)", show_header=True, show_lines=True)
     for col in ("id", "split", "label", "text"):
         table.add_column(col, overflow="fold")

@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from appliance.cli.common import console, err_console, state
+from appliance.cli.common import console, err_console, print_json, state
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _result(res: Any) -> dict[str, Any]:
+    """What the text output says, as one JSON object."""
+    plan = res.plan
+    return {
+        "prompt_id": res.prompt_id,
+        "dataset": plan.req.dataset,
+        "dp": plan.req.dp,
+        "epsilon": _num(res.epsilon) if plan.req.dp else None,
+        "target_epsilon": plan.req.epsilon,
+        "delta": plan.delta,
+        "noise_multiplier": _num(res.noise_multiplier),
+        "noise_mode": res.noise_mode,
+        "sample_rate": plan.sample_rate,
+        "steps": res.stats.steps,
+        "epochs": plan.epochs,
+        "clip": plan.clip,
+        "dataset_epsilon_spent": _num(res.dataset_epsilon_spent),
+        "train_loss": _num(res.stats.train_loss),
+        "holdout_loss": _num(res.holdout_loss),
+        "holdout_loss_initial": _num(res.holdout_loss_initial),
+        "n_train": res.n_train,
+        "n_canaries": res.n_canaries,
+    }
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -60,6 +90,7 @@ def train_command(
     max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="per-sample clipping norm C"),
     model: str | None = typer.Option(None, "--model", help="model name from `appliance models list`"),
     no_dp: bool = typer.Option(False, "--no-dp", help="non-DP control run (policy privacy.allow_non_dp must be true)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Train a differentially private soft prompt on DATASET and print its id, ε spent and losses."""
     from appliance.train.plan import TrainRequest
@@ -79,6 +110,9 @@ def train_command(
     finally:
         bar.stop()
         c.close()
+    if as_json:
+        print_json(_result(res))
+        return
     console.print(f"prompt {res.prompt_id}")
     if res.plan.req.dp:
         console.print(

@@ -1,15 +1,19 @@
 """`appliance export`: approval → probes (run if missing) → gate → atomic file + signed manifest.
 
 Promises: nothing is written at ``--out`` unless the gate passed; the file appears whole or not at all
-(temporary file beside it, then ``os.replace``); the export's database row, the hashes of its records
-(provenance, so re-imports are flagged), the used approval and the ``export.complete`` audit event
+(temporary file beside it, then a hard link to the final name, which fails rather than replace a file that
+appeared while the probes ran: an export never overwrites anything); the export's database row, the hashes
+of its records (provenance, so re-imports are flagged), the used approval and the ``export.complete`` audit event
 commit in one transaction, and the manifest anchors that event's (seq, hash) under the appliance's
 signature.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +76,45 @@ def _check_out(out: Path, fmt: str) -> Path:
         if p.exists():
             raise BadInput(f"{p} already exists — exports never overwrite; choose another --out")
     return out
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Give the finished ``tmp`` the name ``dest`` only if nothing has it (``FileExistsError`` otherwise).
+
+    ``os.link`` never replaces an existing name, unlike ``os.replace``; on a filesystem without hard links
+    the fallback is an exclusive create (``O_EXCL``) and a copy.
+    """
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        with open(tmp, "rb") as src, open(dest, "xb") as out:
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+
+
+def _publish_pair(tmp: Path, out: Path, tmp_manifest: Path, manifest: Path, eid: str) -> None:
+    """Publish the file, then its manifest; if either name was taken meanwhile, leave nothing of ours there."""
+    try:
+        _publish(tmp, out)
+    except FileExistsError:
+        raise BadInput(
+            f"{out} appeared while export {eid} ran; exports never overwrite, so nothing was written"
+            " (the export is in the audit log without a file) — run the export again with another --out"
+        ) from None
+    try:
+        _publish(tmp_manifest, manifest)
+    except FileExistsError:
+        if out.exists() and os.path.samefile(out, tmp):  # our own link, made a moment ago
+            out.unlink()
+        raise BadInput(
+            f"{manifest} appeared while export {eid} ran; exports never overwrite, so nothing was written"
+            " (the export is in the audit log without a file) — run the export again with another --out"
+        ) from None
 
 
 def _manifest_body(
@@ -157,6 +200,7 @@ def export_batch(
     decision = decide(ctx, bf)  # raises GateRefused (exit 3) after recording the refusal
     labeled = ctx.db.conn.execute("SELECT label_field FROM datasets WHERE name = ?", (batch["dataset"],)).fetchone()
     records = kept_records(ctx, batch_id, labeled is not None and labeled[0] is not None)
+    _check_out(out, fmt)  # again: the probes may have run for minutes
     eid = "x-" + secrets.token_hex(6)
     for leftover in (out, mf.manifest_path(out)):  # temporary files of an export that was killed mid-write
         sweep_stale_temps(leftover)
@@ -219,8 +263,7 @@ def export_batch(
                     utc_now(),
                 ),
             )
-        tmp.replace(out)
-        tmp_manifest.replace(mf.manifest_path(out))
+        _publish_pair(tmp, out, tmp_manifest, mf.manifest_path(out), eid)
     finally:
         tmp.unlink(missing_ok=True)
         tmp_manifest.unlink(missing_ok=True)

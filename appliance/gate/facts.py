@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance.budget.ledger import dataset_spent
 from appliance.gate.checks import GateFacts
 
 
@@ -36,11 +37,9 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def dataset_epsilon(conn: sqlite3.Connection, dataset: str) -> tuple[float, float]:
-    """Privacy spent on ``dataset`` under basic composition: (Σ ε, Σ δ) of its charges."""
-    row = conn.execute(
-        "SELECT COALESCE(SUM(epsilon), 0), COALESCE(SUM(delta), 0) FROM privacy_charges WHERE dataset = ?", (dataset,)
-    ).fetchone()
-    return float(row[0]), float(row[1])
+    """Privacy spent on ``dataset`` (ε, δ): :func:`appliance.budget.ledger.dataset_spent`, the one definition."""
+    spent = dataset_spent(conn, dataset)
+    return spent.epsilon, spent.delta
 
 
 def latest_curation(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:

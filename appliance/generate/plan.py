@@ -232,4 +232,5 @@ def plan_resume(ctx: Context, row: dict[str, Any]) -> Plan:
         few_shot=p.get("few_shot"),
         labels=list(p["labels"]),
         label_arg=row["label"],
+        weights=str(p.get("weights", "native")),  # batches stored before weights existed decoded native weights
     )

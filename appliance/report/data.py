@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.audit import signing
+from appliance.budget.ledger import dataset_spent
 from appliance.context import Context
 
 
@@ -79,11 +80,8 @@ def datasets(conn: sqlite3.Connection, dataset: str | None, cap: float) -> list[
         a,
     )
     for d in out:
-        eps, delta, n = conn.execute(
-            "SELECT COALESCE(SUM(epsilon),0), COALESCE(SUM(delta),0), COUNT(*) FROM privacy_charges WHERE dataset = ?",
-            (d["name"],),
-        ).fetchone()
-        d.update(epsilon_spent=float(eps), delta_spent=float(delta), n_charges=int(n), epsilon_cap=cap)
+        spent = dataset_spent(conn, d["name"])
+        d.update(epsilon_spent=spent.epsilon, delta_spent=spent.delta, n_charges=spent.runs, epsilon_cap=cap)
     return out
 
 

@@ -147,10 +147,14 @@ def _read_cache(target: Path, sha256: str) -> dict[str, Any] | None:
     mf = target / "manifest.json"
     if not mf.is_file():
         return None
-    manifest = json.loads(mf.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        files = dict(manifest["files"]) if manifest.get("version") == CACHE_VERSION else {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ChecksumMismatch(f"model cache manifest {mf} is damaged — delete {target} to rebuild it") from None
     if manifest.get("version") != CACHE_VERSION or manifest.get("model_sha256") != sha256:
         return None
-    for name, digest in manifest["files"].items():
+    for name, digest in files.items():
         f = target / name
         if not f.is_file() or "sha256:" + sha256_file(f) != digest:
             raise ChecksumMismatch(

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 from appliance.budget.accounting import default_delta, planned_steps
 from appliance.context import Context
 from appliance.errors import BadInput, PolicyViolation
+from appliance.policy.schema import TrainingPolicy
 from appliance.train.lm import FrozenLM
 
 
@@ -46,15 +50,59 @@ class Plan:
     delta: float | None
 
 
+# command-line option -> the policy's training key that bounds it (one source of truth for the ranges)
+_OPTIONS = {
+    "epochs": "--epochs",
+    "virtual_tokens": "--virtual-tokens",
+    "lr": "--lr",
+    "batch_size": "--batch-size",
+    "max_grad_norm": "--max-grad-norm",
+}
+
+
+def allowed_range(key: str) -> str:
+    """The range ``training.<key>`` allows in the policy schema, e.g. ``1..1000`` or ``(0, 10]``."""
+    lo = hi = None
+    lo_open = hi_open = False
+    for m in TrainingPolicy.model_fields[key].metadata:
+        if getattr(m, "ge", None) is not None:
+            lo = m.ge
+        if getattr(m, "gt", None) is not None:
+            lo, lo_open = m.gt, True
+        if getattr(m, "le", None) is not None:
+            hi = m.le
+        if getattr(m, "lt", None) is not None:
+            hi, hi_open = m.lt, True
+    if TrainingPolicy.model_fields[key].annotation is int and not (lo_open or hi_open):
+        return f"{lo}..{hi}" if hi is not None else f">= {lo}"
+    left = "(" if lo_open else "["
+    right = ")" if hi_open or hi is None else "]"
+    return f"{left}{lo:g}, {'inf' if hi is None else format(hi, 'g')}{right}"
+
+
+def _check_ranges(req: TrainRequest) -> None:
+    """An explicit option outside the policy's range is an error (never silently the default)."""
+    for key, flag in _OPTIONS.items():
+        value = getattr(req, key)
+        if value is None:
+            continue
+        try:
+            TrainingPolicy.model_validate({key: value})
+        except ValidationError:
+            raise BadInput(f"{flag} {value:g} is out of range: allowed {allowed_range(key)}") from None
+
+
 def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
     """Resolve defaults and derive the Poisson rate, the step count and δ (policy, or 1/n^1.1)."""
+    _check_ranges(req)
     t = ctx.policy.training
-    epochs, k = req.epochs or t.epochs, req.virtual_tokens or t.virtual_tokens
-    bs, clip, lr = req.batch_size or t.batch_size, req.max_grad_norm or t.max_grad_norm, req.lr or t.lr
-    if min(epochs, k, bs) < 1 or k > 256:
-        raise BadInput("--epochs and --batch-size must be at least 1, --virtual-tokens between 1 and 256")
-    if not (clip > 0 and lr > 0):
-        raise BadInput("--max-grad-norm and --lr must be positive")
+
+    def pick(key: str) -> Any:
+        value = getattr(req, key)
+        return getattr(t, key) if value is None else value
+
+    epochs, k, bs = pick("epochs"), pick("virtual_tokens"), pick("batch_size")
+    clip, lr = pick("max_grad_norm"), pick("lr")
     m = math.ceil(n / bs)
     q = 1.0 / m
     delta = None
@@ -67,6 +115,7 @@ def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
 
 def check_request(ctx: Context, req: TrainRequest) -> None:
     """Refuse what the policy forbids before anything else happens."""
+    _check_ranges(req)
     if req.dp:
         if req.epsilon is None or not req.epsilon > 0:
             raise BadInput("--epsilon must be a positive number (or pass --no-dp for the non-DP control)")
