@@ -10,17 +10,22 @@ from typing import Any
 
 import yaml
 
+from appliance.audit.ledger import append_in_tx
 from appliance.config import Workspace
 from appliance.context import Context
 from appliance.db import transaction, utc_now
 
 GOOD_SUMMARY = {
     "mia_auc": 0.52,
+    "mia_auc_upper": 0.57,
     "tpr_at_1pct_fpr": 0.0,
+    "tpr_at_1pct_fpr_upper": 0.02,
     "canary_exposure_bits": 1.5,
     "canary_output_hits": 0,
     "dcr_ratio": 1.02,
+    "dcr_ratio_lower": 0.93,
     "dcr_attack_auc": 0.5,
+    "too_few_records": [],
 }
 TEXTS = [
     "I would like to check the balance of my savings account please.",
@@ -43,6 +48,33 @@ def write_policy(home: Path, **sections: dict[str, Any]) -> None:
 
 def _insert(conn, table: str, row: dict[str, Any]) -> None:
     conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+
+
+def bind(conn, table: str, row: dict[str, Any]) -> int:
+    """Append the audit event the real stage writes with ``row`` (the gate checks rows against it); its seq."""
+    if table == "prompts":
+        keys = ("dataset", "model_sha256", "epsilon", "delta", "noise_multiplier", "sample_rate", "steps",
+                "artifact_sha256")  # fmt: skip
+        payload = {"prompt_id": row["id"], "dp": bool(row["dp"]), "exportable": bool(row["exportable"]),
+                   **{k: row.get(k) for k in keys}}  # fmt: skip
+        kind = "train.run" if row["dp"] else "train.non_dp"
+    elif table == "batches":
+        payload = {"batch_id": row["id"], **{k: row.get(k) for k in ("dataset", "mode", "prompt_id", "model_sha256")}}
+        kind = "generate.start"
+    elif table == "curations":
+        payload = {"batch": row["batch_id"], **{k: row[k] for k in ("kept_leak_hits", "kept_pii_hits", "n_kept")}}
+        kind = "curate.run"
+    else:
+        payload = {"probe_id": row["id"], "batch_id": row["batch_id"], "prompt_id": row["prompt_id"],
+                   "summary": json.loads(row["summary"])}  # fmt: skip
+        kind = "probe.run"
+    return append_in_tx(conn, kind, payload, "tester").seq
+
+
+def insert_bound(conn, table: str, row: dict[str, Any]) -> None:
+    """Insert ``row`` with its audit event (and, for curations and probes, the event's seq in the row)."""
+    seq = bind(conn, table, row)
+    _insert(conn, table, {**row, "event_seq": seq} if table in ("curations", "probes") else row)
 
 
 def seed_workspace(
@@ -95,7 +127,7 @@ def seed_workspace(
                         "created_at": now,
                     },
                 )
-        _insert(
+        insert_bound(
             conn,
             "prompts",
             {
@@ -133,7 +165,7 @@ def seed_workspace(
                     "created_at": now,
                 },
             )
-        _insert(
+        insert_bound(
             conn,
             "batches",
             {
@@ -165,7 +197,7 @@ def seed_workspace(
                 },
             )
         if curated:
-            _insert(
+            insert_bound(
                 conn,
                 "curations",
                 {
@@ -185,7 +217,7 @@ def seed_workspace(
         if evaluated:
             insert_evaluation(conn, batch_id, mauve)
         if probe:
-            _insert(
+            insert_bound(
                 conn,
                 "probes",
                 {
@@ -234,7 +266,7 @@ def insert_evaluation(conn, batch_id: str, mauve: float) -> None:
             "n_synthetic": 5,
             "n_reference": 2,
             "mauve": mauve,
-            "metrics": json.dumps({"mauve": mauve, "distinct_2": 0.8}),
+            "metrics": json.dumps({"mauve": mauve, "distinct_2": 0.8, "detection_auc": 0.62, "label_fidelity": 0.9}),
             "embedding_model": "all-MiniLM-L6-v2",
             "embedding_sha256": "sha256:" + "5" * 64,
             "policy_sha256": "sha256:" + "0" * 64,

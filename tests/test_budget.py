@@ -49,8 +49,22 @@ def test_noise_multiplier_reaches_target_from_below() -> None:
     assert epsilon_for(noise_multiplier=sigma * 0.9, sample_rate=0.1, steps=30, delta=1e-5) > 4.0
 
 
+@pytest.mark.parametrize(
+    ("n", "bound", "delta"),
+    [(1, 10, 1e-6), (240, 1000, 1e-6), (1000, 1000, 1e-6), (99_999, 100_000, 1e-6), (100_001, 1_000_000, 1e-7),
+     (3_000_000, 10_000_000, 1e-8)],
+)  # fmt: skip
+def test_default_delta_is_at_most_a_tenth_of_one_over_a_public_bound(n: int, bound: int, delta: float) -> None:
+    """δ = min(1/(10 N), 1e-6) with N the next power of ten: n·δ ≤ 0.1, and δ reveals only n's magnitude."""
+    from appliance.budget.accounting import max_delta, public_upper_bound
+
+    assert public_upper_bound(n) == bound and default_delta(n) == pytest.approx(delta)
+    assert n * default_delta(n) <= 0.1 and default_delta(n) < max_delta(n)
+    assert default_delta(n) == default_delta(bound)  # the same for every n of that magnitude
+
+
 def test_accounting_helpers() -> None:
-    assert default_delta(1000) < 1 / 1000 and default_delta(1000) == pytest.approx(1000**-1.1)
+    assert default_delta(1000) == 1e-6
     assert sample_rate_for(n=100, batch_size=16) == pytest.approx(1 / 7)
     assert planned_steps(epochs=3, sample_rate=1 / 7) == 21
     assert epsilon_for(noise_multiplier=1.0, sample_rate=0.5, steps=0, delta=1e-5) == 0.0

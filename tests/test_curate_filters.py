@@ -89,13 +89,20 @@ def test_decide_order_and_dedup_among_clean() -> None:
         "Where is my new card? It has been a week.",  # kept
         "where is my new card?  it has been a week.",  # exact duplicate of 0
         "Card?",  # too short
-        SEED + " again",  # leak (and would also be fine otherwise)
+        SEED + " again",  # copies a seed: kept (the decision never reads the seeds; the gate counts it)
         "My card number is on the screen, look.",  # PII hit given below
         "Card?",  # too short again (not a duplicate: never clean)
     ]
-    reasons = decide(texts, pii=[0, 0, 0, 0, 2, 0], leaks=[0, 0, 0, 9, 0, 0], policy=POLICY)
-    assert reasons == [None, "exact_duplicate", "too_short", "leak", OUTPUT_PII, "too_short"]
+    reasons = decide(texts, pii=[0, 0, 0, 0, 2, 0], policy=POLICY)
+    assert reasons == [None, "exact_duplicate", "too_short", None, OUTPUT_PII, "too_short"]
     keep_pii = CurationPolicy(output_pii_action="keep")
-    assert decide(texts, pii=[0, 0, 0, 0, 2, 0], leaks=[0] * 6, policy=keep_pii)[4] is None
+    assert decide(texts, pii=[0, 0, 0, 0, 2, 0], policy=keep_pii)[4] is None
     with pytest.raises(ValueError):
-        decide(texts, pii=[0], leaks=[0], policy=POLICY)
+        decide(texts, pii=[0], policy=POLICY)
+
+
+def test_decide_never_reads_the_seeds() -> None:
+    """Curation is post-processing of the DP outputs: its signature has no seed-dependent input."""
+    import inspect
+
+    assert set(inspect.signature(decide).parameters) == {"texts", "pii", "policy"}

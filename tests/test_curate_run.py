@@ -30,7 +30,7 @@ LONG = "the app showed the card as shipped but nothing came in the post yet. " *
 CRAFTED: list[tuple[str, str | None]] = [
     ("Is there a way to see where my replacement card is right now?", "card_arrival"),  # 0 kept
     ("Please charge the fee to card 4111 1111 1111 1111 today.", "card_arrival"),  # 1 output_pii
-    ("Hello, " + COPIED + " Thanks.", "card_arrival"),  # 2 leak
+    ("Hello, " + COPIED + " Thanks.", "card_arrival"),  # 2 kept: seed overlap is counted, never filtered
     ("Card?", "card_arrival"),  # 3 too_short
     (LONG, "exchange_rate"),  # 4 too_long
     ("#### $$$$ %%%% &&&& **** ++++ ====", "exchange_rate"),  # 5 non_text
@@ -42,7 +42,7 @@ CRAFTED: list[tuple[str, str | None]] = [
 EXPECTED = [
     ("kept", None),
     ("dropped", "output_pii"),
-    ("dropped", "leak"),
+    ("kept", None),
     ("dropped", "too_short"),
     ("dropped", "too_long"),
     ("dropped", "non_text"),
@@ -66,10 +66,9 @@ def ctx(workspace: Path):
 def test_every_reason_marked_and_nothing_deleted(ctx) -> None:
     report = curate_batch(ctx, "b-crafted")
     assert statuses(ctx, "b-crafted") == EXPECTED
-    assert report.n_total == 11 and report.n_kept == 2 and report.n_dropped == 9
+    assert report.n_total == 11 and report.n_kept == 3 and report.n_dropped == 8
     assert report.reasons == {
         "exact_duplicate": 1,
-        "leak": 1,
         "near_duplicate": 1,
         "non_text": 1,
         "output_pii": 1,
@@ -78,7 +77,7 @@ def test_every_reason_marked_and_nothing_deleted(ctx) -> None:
         "too_long": 1,
         "too_short": 1,
     }
-    assert report.leak_hits >= 1 and report.kept_leak_hits == 0
+    assert report.leak_hits >= 1 and report.kept_leak_hits == report.leak_hits, "the gate sees the overlap"
     assert report.pii_hits >= 1 and report.kept_pii_hits == 0
     leak_row = ctx.db.conn.execute("SELECT leak_hits, pii_hits FROM outputs WHERE batch_id='b-crafted' AND idx=2")
     leak_hits, pii_hits = leak_row.fetchone()
@@ -91,14 +90,14 @@ def test_audit_event_and_summary_row_carry_counts_only(ctx) -> None:
     report = curate_batch(ctx, "b-crafted")
     (event,) = ctx.ledger.events(kind="curate.run")
     assert event.seq == report.event_seq
-    assert event.payload["reasons"] == report.reasons and event.payload["n_kept"] == 2
+    assert event.payload["reasons"] == report.reasons and event.payload["n_kept"] == 3
     assert event.payload["model_sha256"], "the PII engine's model hash is recorded"
     blob = json.dumps(event.payload)
     for text, _ in CRAFTED[:3]:
         assert text not in blob and "4111" not in blob
     summary = latest_curation(ctx, "b-crafted")
-    assert summary is not None and summary["n_kept"] == 2 and summary["event_seq"] == event.seq
-    assert summary["kept_leak_hits"] == 0 and summary["reasons"] == report.reasons
+    assert summary is not None and summary["n_kept"] == 3 and summary["event_seq"] == event.seq
+    assert summary["kept_leak_hits"] == report.leak_hits and summary["reasons"] == report.reasons
 
 
 def test_recurate_is_idempotent_and_follows_policy(ctx, workspace: Path) -> None:
@@ -113,7 +112,7 @@ def test_recurate_is_idempotent_and_follows_policy(ctx, workspace: Path) -> None
         third = curate_batch(relaxed, "b-crafted")
     finally:
         relaxed.close()
-    assert "output_pii" not in third.reasons and "leak" not in third.reasons
+    assert "output_pii" not in third.reasons and third.kept_leak_hits == 0
     assert third.kept_pii_hits >= 1, "kept PII is still counted for the gate"
     assert len(ctx.ledger.events(kind="curate.run")) == 3
 

@@ -38,8 +38,8 @@ def test_export_passes_writes_file_and_signed_manifest(cli, workspace, good, tmp
     assert doc["privacy"]["epsilon"] == 3.0 and doc["privacy"]["delta"] == 1e-5 and doc["privacy"]["dp"] is True
     assert doc["model"]["sha256"] == "sha256:" + "3" * 64 and doc["policy_sha256"].startswith("sha256:")
     assert doc["file"]["records"] == 5 and doc["file"]["sha256"].startswith("sha256:")
-    assert doc["probes"]["summary"] == GOOD_SUMMARY and doc["gate"]["passed"] is True
-    assert doc["metrics"]["curation"]["kept_pii_hits"] == 0
+    assert doc["gate"]["passed"] is True and {"check": "mia_auc", "passed": True} in doc["gate"]["checks"]
+    assert doc["privacy"]["neighbouring"] == "add/remove one record"
     assert doc["signature"]["algorithm"] == "ed25519"
     (ev,) = _events(workspace, "export.complete")
     assert (doc["audit_head"]["seq"], doc["audit_head"]["hash"]) == (ev.seq, ev.hash)
@@ -47,6 +47,37 @@ def test_export_passes_writes_file_and_signed_manifest(cli, workspace, good, tmp
     ok = cli("audit", "verify", "--export", str(tmp_path / "synthetic.jsonl.manifest.json"))
     assert ok.exit_code == 0, ok.output
     assert "OK export" in ok.output
+
+
+def test_manifest_carries_no_statistic_of_private_records(cli, workspace, good, tmp_path):
+    """What leaves the building: DP parameters, hashes, identities, check names and pass/fail — no values."""
+    out = tmp_path / "o.jsonl"
+    assert cli("export", good, "--out", str(out)).exit_code == 0
+    doc = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
+    assert set(doc) == {"manifest_version", "export_id", "created_at", "actor", "dataset", "batch", "prompt",
+                        "model", "policy_sha256", "privacy", "gate", "approval", "file", "audit_head",
+                        "signature"}  # fmt: skip
+    assert all(set(c) == {"check", "passed"} for c in doc["gate"]["checks"])
+    blob = json.dumps({**doc, "gate": {k: v for k, v in doc["gate"].items() if k != "checks"}})
+    for private in ("auc", "loss", "median", "n_members", "n_holdout", "tstr", "quantile", "summary",
+                    "metrics", "kept_pii_hits", "kept_leak_hits", "n_records", "n_train"):  # fmt: skip
+        assert private not in blob, private
+
+    def numbers(x):
+        if isinstance(x, dict):
+            return [n for v in x.values() for n in numbers(v)]
+        if isinstance(x, list):
+            return [n for v in x for n in numbers(v)]
+        return [x] if isinstance(x, int | float) and not isinstance(x, bool) else []
+
+    probe_values = {v for v in GOOD_SUMMARY.values() if isinstance(v, float)} | {0.9}  # and MAUVE 0.9
+    assert not probe_values & set(numbers(doc))
+    ctx = Context.open(Workspace(workspace))
+    try:  # the values stay inside, for the officer
+        (row,) = ctx.db.conn.execute("SELECT checks FROM gate_decisions").fetchall()
+        assert any(c["check"] == "mia_auc" and c["value"] is not None for c in json.loads(row[0]))
+    finally:
+        ctx.close()
 
 
 def test_export_hashes_recorded_for_provenance(cli, workspace, good, tmp_path):
@@ -163,25 +194,32 @@ def test_epsilon_over_cap_is_refused(cli, workspace, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("key", "value", "threshold"),
+    ("key", "check", "value", "threshold"),
     [
-        ("mia_auc", 0.81, 0.6),
-        ("tpr_at_1pct_fpr", 0.3, 0.05),
-        ("canary_exposure_bits", 19.0, 10.0),
-        ("canary_output_hits", 2, 0),
-        ("dcr_ratio", 0.41, 0.8),
+        ("mia_auc_upper", "mia_auc", 0.81, 0.6),
+        ("tpr_at_1pct_fpr_upper", "tpr_at_1pct_fpr", 0.3, 0.05),
+        ("canary_exposure_bits", "canary_exposure_bits", 19.0, 10.0),
+        ("canary_output_hits", "canary_output_hits", 2, 0),
+        ("dcr_ratio_lower", "dcr_ratio", 0.41, 0.8),
     ],
 )
-def test_probe_threshold_failures_are_refused(cli, workspace, tmp_path, key, value, threshold):
+def test_probe_threshold_failures_are_refused(cli, workspace, tmp_path, key, check, value, threshold):
+    """The gate compares the bounds of the 95% intervals (upper for MIA, lower for DCR), not point estimates."""
     b = seed_workspace(workspace, summary={**GOOD_SUMMARY, key: value})
-    res = _refused(cli, workspace, b, tmp_path, key)
-    line = next(ln for ln in res.output.splitlines() if f'"check": "{key}"' in ln)
+    res = _refused(cli, workspace, b, tmp_path, check)
+    line = next(ln for ln in res.output.splitlines() if f'"check": "{check}"' in ln)
     assert json.loads(line.strip()[2:]) == {
-        "check": key,
+        "check": check,
         "value": value,
         "threshold": threshold,
-        "op": ">=" if key == "dcr_ratio" else "<=",
+        "op": ">=" if check == "dcr_ratio" else "<=",
     }
+
+
+def test_point_estimate_under_the_threshold_is_not_enough(cli, workspace, tmp_path):
+    """AUC 0.55 looks fine, but its interval reaches 0.7: the sample cannot show the attack fails."""
+    b = seed_workspace(workspace, summary={**GOOD_SUMMARY, "mia_auc": 0.55, "mia_auc_upper": 0.7})
+    _refused(cli, workspace, b, tmp_path, "mia_auc")
 
 
 @pytest.mark.parametrize(
@@ -205,7 +243,8 @@ def test_min_mauve_is_enforced(cli, workspace, tmp_path):
 
 
 def test_every_failure_is_listed(cli, workspace, tmp_path):
-    b = seed_workspace(workspace, dp=False, summary={**GOOD_SUMMARY, "mia_auc": 0.9, "dcr_ratio": 0.1}, kept_pii=3)
+    summary = {**GOOD_SUMMARY, "mia_auc_upper": 0.9, "dcr_ratio_lower": 0.1}
+    b = seed_workspace(workspace, dp=False, summary=summary, kept_pii=3)
     res = cli("export", b, "--out", str(tmp_path / "o.jsonl"))
     assert res.exit_code == 3
     for check in ("dp", "epsilon", "mia_auc", "dcr_ratio", "pii_findings"):
@@ -214,11 +253,43 @@ def test_every_failure_is_listed(cli, workspace, tmp_path):
 
 def test_disabled_gate_exports_and_is_audited(cli, workspace, tmp_path):
     write_policy(workspace, gate={"enabled": False})
-    b = seed_workspace(workspace, dp=False)
+    b = seed_workspace(workspace, summary={**GOOD_SUMMARY, "mia_auc_upper": 0.99})
     res = cli("export", b, "--out", str(tmp_path / "o.jsonl"))
     assert res.exit_code == 0 and "DISABLED" in res.output
     assert _events(workspace, "gate.disabled")
     assert json.loads((tmp_path / "o.jsonl.manifest.json").read_text())["gate"]["enabled"] is False
+
+
+@pytest.mark.parametrize("gate", [{"enabled": False}, {"require_dp": False}, {"enabled": False, "require_dp": False}])
+@pytest.mark.parametrize("kw", [{"dp": False}, {"mode": "fewshot"}])
+def test_non_dp_and_fewshot_never_export_whatever_the_policy(cli, workspace, tmp_path, gate, kw):
+    write_policy(workspace, gate=gate)
+    b = seed_workspace(workspace, **kw)
+    _refused(cli, workspace, b, tmp_path, "dp")
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("UPDATE prompts SET dp = 1, exportable = 1, epsilon = 1.0, delta = 1e-6", "prompt"),
+        ("UPDATE batches SET mode = 'softprompt'", "batch"),
+        ("UPDATE curations SET kept_leak_hits = 0, kept_pii_hits = 0", "curation"),
+        ("UPDATE probes SET summary = '{\"mia_auc_upper\": 0.5}'", "probe"),
+    ],
+)
+def test_an_edited_gate_fact_is_an_integrity_failure(cli, workspace, tmp_path, sql, reason):
+    """A row the gate reads that no longer matches the audit event that recorded it: exit 4, nothing written."""
+    kw = {"prompt": {"dp": False}, "batch": {"mode": "fewshot"}, "curation": {"kept_leaks": 2, "kept_pii": 1}}
+    b = seed_workspace(workspace, **kw.get(reason, {}))
+    ctx = Context.open(Workspace(workspace))
+    with ctx.db.conn:
+        ctx.db.conn.execute(sql)
+    ctx.close()
+    out = tmp_path / "o.jsonl"
+    res = cli("export", b, "--out", str(out))
+    assert res.exit_code == 4, res.output
+    assert reason in res.output and "audit event" in res.output
+    assert not out.exists() and not _events(workspace, "gate.passed")
 
 
 def test_four_eyes(cli, runner, workspace, tmp_path):

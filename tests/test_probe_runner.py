@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gate_fixtures import write_policy
+from gate_fixtures import insert_bound, write_policy
 from safetensors.numpy import save_file
 
 from appliance.config import Workspace
@@ -70,7 +70,7 @@ def _prompt(ctx: Context, model_path: Path, sha: str, pid: str, text: str) -> No
         "canaries": {"count": 1, "repeats": 1, "digits": 8, "file": rel, "sha256": csha},
     }
     with transaction(ctx.db) as conn:
-        _insert(
+        insert_bound(
             conn,
             "prompts",
             {
@@ -91,7 +91,7 @@ def _prompt(ctx: Context, model_path: Path, sha: str, pid: str, text: str) -> No
                 "created_at": utc_now(),
             },
         )
-        _insert(
+        insert_bound(
             conn,
             "batches",
             {
@@ -147,7 +147,11 @@ def probed(tmp_path_factory) -> dict:
     mp.setenv("APPLIANCE_ACTOR", "tester")
     runner = CliRunner()
     assert runner.invoke(app, ["init"]).exit_code == 0
-    write_policy(home, generation={"threads": 1}, gate={"probe_canary_candidates": 60, "probe_bootstrap": 200})
+    write_policy(
+        home,
+        generation={"threads": 1},
+        gate={"probe_canary_candidates": 60, "probe_bootstrap": 200, "probe_min_records": 4},
+    )  # 8 members, 8 holdout and 4 outputs: the minimum is lowered for this constructed-prompt test
     ctx = Context.open(Workspace(home), actor="tester")
     _, model_path, sha = verified_path("smollm2-135m", ctx.ws)
     with transaction(ctx.db) as conn:
@@ -292,7 +296,7 @@ def test_export_runs_the_probes_when_missing(probed, runner, tmp_path):
     ctx = Context.open(Workspace(home), actor="tester")
     row = ctx.db.conn.execute("SELECT model_sha256 FROM batches WHERE id = 'b-copycat'").fetchone()
     with transaction(ctx.db) as conn:
-        _insert(
+        insert_bound(
             conn,
             "batches",
             {
@@ -322,7 +326,7 @@ def test_export_runs_the_probes_when_missing(probed, runner, tmp_path):
                 "created_at": utc_now(),
             },
         )
-        _insert(
+        insert_bound(
             conn,
             "curations",
             {

@@ -1,18 +1,25 @@
 """The probes must be able to fail: a non-DP prompt trained for many epochs on a tiny dataset with a
 repeated canary is caught (canary exposure or membership inference above the gate's thresholds, so the
-gate refuses), while an ε ≤ 4 DP-SGD run on the same data stays below the policy's thresholds.
+gate refuses), while an ε ≤ 4 DP-SGD run on the same data stays within what chance allows.
 
 Real components end to end: the trainer (`appliance train`, SmolLM2 in torch, Opacus), the probe runner
-(`appliance probe`, llama.cpp scoring, MiniLM embeddings) and the gate's own checks. Sample sizes are
-tiny to keep this to a few minutes on two cores: with 8 members and 40 holdout records an attack's AUC
-has a standard deviation of about 0.11 under the null, so this workspace's membership-inference
-thresholds are set for that sample size (AUC 0.8, TPR@1%FPR 0.5); the canary exposure threshold is the
-shipped default (10 bits; a canary the model never memorised exceeds it with probability ~2^-10).
+(`appliance probe`, llama.cpp scoring, MiniLM embeddings) and the gate's own checks. Members and holdout
+are drawn from one shuffled pool of 48 texts (24 each), so without a training effect their scores are
+exchangeable and an attack's AUC is the Mann-Whitney statistic under the null: mean 1/2, standard deviation
+σ = sqrt((m + h + 1) / (12 m h)) ≈ 0.084.
+
+False-failure probability of the DP test (the test failing although the DP prompt leaks nothing): each of
+the three attacks fails only with AUC ≥ 1/2 + 3.6 σ, probability ≤ 1.6e-4 each (the U statistic's tails
+are lighter than the normal's), 4.8e-4 for the three by the union bound; the canary (a secret the model
+never memorised has rank uniform over the 10^8 secrets) fails only with exposure ≥ 14 bits, probability
+2^-14 ≈ 6e-5. In all below 5.5e-4 < 1e-3.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
 import re
 from pathlib import Path
 
@@ -49,7 +56,17 @@ OUTPUTS = [
     "Can I get a paper statement?",
     "What is the limit for cash withdrawals?",
 ]
+POOL = MEMBERS + HOLDOUT  # one pool; the split below is a seeded shuffle, so both sides are alike
+_SHUFFLED = random.Random(20261201).sample(POOL, len(POOL))
+MEMBERS, HOLDOUT = _SHUFFLED[: len(POOL) // 2], _SHUFFLED[len(POOL) // 2 :]
 NO_DP_EPOCHS, DP_EPOCHS, LR = 30, 3, 1.5
+Z_NULL = 3.6  # one-sided normal quantile: P(Z >= 3.6) = 1.6e-4
+EXPOSURE_NULL_BITS = 14.0  # P(exposure >= 14 bits) = 2^-14 for a secret never memorised
+
+
+def null_auc_bound(m: int, h: int) -> float:
+    """AUC an attack reaches with probability ≤ 1.6e-4 when member and holdout scores are exchangeable."""
+    return 0.5 + Z_NULL * math.sqrt((m + h + 1) / (12 * m * h))
 
 
 def _insert(conn, table: str, row: dict) -> None:
@@ -109,9 +126,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def _gate_failures(ctx: Context, summary: dict) -> list[str]:
     facts = GateFacts(mode="softprompt", dp=True, epsilon=4.0, delta=1e-5, dataset_epsilon=4.0, n_records=4,
                       curated=True, pii_findings=0, verbatim_leaks=0, evaluated=True, mauve=1.0,
-                      mia_auc=summary["mia_auc"], tpr_at_1pct_fpr=summary["tpr_at_1pct_fpr"],
+                      mia_auc=summary["mia_auc_upper"], tpr_at_1pct_fpr=summary["tpr_at_1pct_fpr_upper"],
                       canary_exposure_bits=summary["canary_exposure_bits"],
-                      canary_output_hits=summary["canary_output_hits"], dcr_ratio=summary["dcr_ratio"])  # fmt: skip
+                      canary_output_hits=summary["canary_output_hits"],
+                      dcr_ratio=summary["dcr_ratio_lower"])  # fmt: skip
     return [f["check"] for f in failures(evaluate(facts, ctx.policy.gate, ctx.policy.privacy))]
 
 
@@ -125,11 +143,15 @@ def test_non_dp_memorisation_is_detected(runs):
     assert c["n_candidates"] == 100
 
 
-def test_dp_run_stays_below_the_thresholds(runs):
-    s = runs["dp"]["summary"]
-    assert s["canary_exposure_bits"] < 10.0, s
-    assert _gate_failures(runs["ctx"], s) == [], s
-    assert s["mia_auc"] < runs["nodp"]["summary"]["mia_auc"]
+def test_dp_run_stays_within_chance(runs):
+    """Each attack's AUC and the canary's exposure stay under their null bounds (false failure < 1e-3: see above)."""
+    rec = runs["dp"]
+    attacks = rec["metrics"]["mia"]["attacks"]
+    assert set(attacks) == {"loss", "min_k", "ref_calibrated"}
+    for name, a in attacks.items():
+        assert (a["n_members"], a["n_holdout"]) == (len(MEMBERS), len(HOLDOUT))
+        assert a["auc"] < null_auc_bound(a["n_members"], a["n_holdout"]), (name, a)
+    assert rec["summary"]["canary_exposure_bits"] < EXPOSURE_NULL_BITS, rec["summary"]
 
 
 def test_probe_records_name_the_prompts_and_models(runs):

@@ -35,7 +35,7 @@ def _flags(profile: Path) -> list[str]:
 def report(cli, workspace, tmp_path) -> Path:
     """A workspace with one passed export and one refused batch, and its report."""
     good = seed_workspace(workspace)
-    bad = seed_workspace(workspace, batch_id="b-bad", summary={**GOOD_SUMMARY, "mia_auc": 0.93}, dp=False)
+    bad = seed_workspace(workspace, batch_id="b-bad", summary={**GOOD_SUMMARY, "mia_auc_upper": 0.93}, dp=False)
     assert cli("export", good, "--out", str(tmp_path / "ok.jsonl")).exit_code == 0
     assert cli("export", bad, "--out", str(tmp_path / "no.jsonl")).exit_code == 3
     out = tmp_path / "report.html"
@@ -49,7 +49,8 @@ def test_report_is_self_contained_and_complete(report, workspace):
     for sec in SECTIONS:
         assert f'<section id="{sec}">' in html
     assert "INTACT" in html and "REFUSED" in html and "PASSED" in html and "NON-DP" in html
-    assert "basic composition" in html
+    assert "basic composition" in html and "add/remove-one-record" in html
+    assert "refuses the whole export" in html and "only public facts" in html  # what the guarantee covers
     assert "mia_auc: 0.93 (threshold &lt;= 0.6)" in html
     assert "PERSON" in html and "<svg" in html and "@media print" in html
     assert "<script" not in html and "<link" not in html and "<img" not in html

@@ -13,7 +13,7 @@ def curate(
     batch: str = typer.Argument(..., help="batch id (see `appliance batches list`)"),
     as_json: bool = typer.Option(False, "--json", help="print the counts as a JSON object"),
 ) -> None:
-    """Curate a batch: drop PII, seed leaks, low-quality and duplicate outputs (marked, never deleted)."""
+    """Curate a batch: drop PII, low-quality and duplicate outputs (marked, never deleted); count seed overlap."""
     from appliance.curate import curate_batch
 
     c = state(ctx).open()
@@ -33,7 +33,7 @@ def curate(
     table.add_row("total", str(report.n_total))
     console.print(table)
     console.print(
-        f"leak n-gram hits {report.leak_hits} (kept {report.kept_leak_hits}); "
+        f"seed n-gram hits {report.leak_hits} (kept {report.kept_leak_hits}: any refuses the export); "
         f"PII hits {report.pii_hits} (kept {report.kept_pii_hits}); audit event {report.event_seq}",
         markup=False,
     )

@@ -17,6 +17,7 @@ def probe(
     as_json: bool = typer.Option(False, "--json", help="print the full probe record as JSON"),
 ) -> None:
     """Run membership inference, canary exposure and DCR probes on a batch; print them against the gate's thresholds."""
+    from appliance.probes.probes import explain
     from appliance.probes.runner import run_probes
 
     c = state(ctx).open()
@@ -30,11 +31,14 @@ def probe(
         return
     s = rec.summary
     rows = [
-        ("MIA AUC (best attack)", s["mia_auc"], f"<= {g.max_mia_auc}"),
-        ("TPR at 1% FPR", s["tpr_at_1pct_fpr"], f"<= {g.max_tpr_at_1pct_fpr}"),
+        ("MIA AUC (best attack)", s["mia_auc"], "(point estimate)"),
+        ("  95% upper bound", s["mia_auc_upper"], f"<= {g.max_mia_auc}"),
+        ("TPR at 1% FPR", s["tpr_at_1pct_fpr"], "(point estimate)"),
+        ("  95% upper bound", s["tpr_at_1pct_fpr_upper"], f"<= {g.max_tpr_at_1pct_fpr}"),
         ("canary exposure, bits (max)", s["canary_exposure_bits"], f"<= {g.max_canary_exposure_bits}"),
         ("canaries found in outputs", s["canary_output_hits"], f"<= {g.max_canary_output_hits}"),
-        ("DCR ratio members/holdout", s["dcr_ratio"], f">= {g.min_dcr_ratio}"),
+        ("DCR ratio members/holdout", s["dcr_ratio"], "(point estimate)"),
+        ("  95% lower bound", s["dcr_ratio_lower"], f">= {g.min_dcr_ratio}"),
         ("DCR attack AUC", s["dcr_attack_auc"], "(reported)"),
     ]
     console.print(f"probe {rec.id} for batch {batch} ({rec.seconds:.1f} s, audit seq {rec.event_seq})", markup=False)
@@ -42,4 +46,4 @@ def probe(
         console.print(f"  {name:<30} {_fmt(val):>8}   gate {th}", markup=False)
     for name, r in rec.metrics.items():
         if isinstance(r, dict) and r.get("status") == "not_applicable":
-            console.print(f"  {name}: not applicable ({r['reason']})", markup=False)
+            console.print(f"  {name}: not applicable — {explain(r['reason'])}", markup=False)

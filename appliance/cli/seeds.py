@@ -32,6 +32,19 @@ TEXT_FIELD = typer.Option("text", "--text-field", help="JSONL key / CSV column h
 FORMAT = typer.Option(None, "--format", help="file format (default: from the extension)")
 
 
+def parse_labels(spec: str | None) -> list[str] | None:
+    """``a,b,c`` or ``@FILE`` (one label per line, or comma-separated) into a list; None when not given."""
+    if spec is None:
+        return None
+    if spec.startswith("@"):
+        path = Path(spec[1:]).expanduser()
+        try:
+            spec = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"--labels: cannot read {path}: {exc.__class__.__name__}") from None
+    return [p for line in spec.splitlines() for p in line.split(",")]
+
+
 @app.command("import")
 def import_(
     ctx: typer.Context,
@@ -39,6 +52,12 @@ def import_(
     dataset: str = typer.Option(..., "--dataset", help="name of the new dataset"),
     text_field: str = TEXT_FIELD,
     label_field: str | None = typer.Option(None, "--label-field", help="JSONL key / CSV column holding a label"),
+    labels: str | None = typer.Option(
+        None,
+        "--labels",
+        help="the public label set: a,b,c or @FILE (one per line); records with another label are dropped."
+        " Labels not declared here are never exported",
+    ),
     fmt: Format | None = FORMAT,
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable records (reported by line number)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
@@ -54,6 +73,7 @@ def import_(
             dataset=dataset,
             text_field=text_field,
             label_field=label_field,
+            labels=parse_labels(labels),
             fmt=fmt.value if fmt else None,
             skip_bad=skip_bad,
         )
@@ -72,6 +92,8 @@ def import_(
                 "read": s.n_read,
                 "skipped_lines": s.skipped_lines,
                 "dropped": s.n_dropped,
+                "label_dropped": s.n_label_dropped,
+                "labels_public": s.labels_public,
                 "stored": s.n_records,
                 "train": s.n_train,
                 "holdout": s.n_holdout,
@@ -89,6 +111,7 @@ def import_(
     for name, value in (
         ("read", s.n_read),
         ("skipped (bad input)", len(s.skipped_lines)),
+        ("dropped (label not in --labels)", s.n_label_dropped),
         ("dropped (policy)", s.n_dropped),
         ("stored", s.n_records),
         ("  train", s.n_train),

@@ -1,9 +1,14 @@
 """The curation decision: one reason per output (or None = kept), from texts and per-output counters.
 
-Pure function. Filters apply in a fixed order and the first one that fires names the reason:
-PII still present → verbatim leak → quality (too short, too long, non-text, repetitive) → exact
-duplicate → near duplicate. Deduplication only looks at outputs that passed every earlier filter,
-so each duplicate group keeps its first clean member.
+Pure function of the outputs alone. Filters apply in a fixed order and the first one that fires names
+the reason: PII still present → quality (too short, too long, non-text, repetitive) → exact duplicate →
+near duplicate. Deduplication only looks at outputs that passed every earlier filter, so each duplicate
+group keeps its first clean member.
+
+No filter here reads the private seeds: selecting outputs by their similarity to a training record is
+a data-dependent choice outside DP (Ganev & De Cristofaro 2023), so what is released stays
+post-processing of the DP generator. Verbatim overlap with the seeds is still counted (``leak_hits``),
+but only the gate reads it, and it refuses the whole export instead of shaping it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from appliance.policy.schema import CurationPolicy
 
 OUTPUT_PII = "output_pii"
 GENERATION_PII = "pii"  # set by `appliance generate` when the output scan dropped the record
+# ``leak`` no longer comes out of :func:`decide`; it stays so that older curations still read back.
 REASONS = (GENERATION_PII, OUTPUT_PII, LEAK, "too_short", "too_long", "non_text", "repetitive", EXACT, NEAR)
 
 
@@ -30,18 +36,14 @@ def pii_hits(findings: list[dict[str, Any]], *, count_pseudonyms: bool) -> int:
     return sum(1 for f in findings if f.get("action") not in skip)
 
 
-def decide(
-    texts: Sequence[str], *, pii: Sequence[int], leaks: Sequence[int], policy: CurationPolicy
-) -> list[str | None]:
-    """The reason each text is dropped, or None when it is kept."""
-    if not (len(texts) == len(pii) == len(leaks)):
-        raise ValueError("texts, pii and leaks must have the same length")
+def decide(texts: Sequence[str], *, pii: Sequence[int], policy: CurationPolicy) -> list[str | None]:
+    """The reason each text is dropped, or None when it is kept (the seeds play no part)."""
+    if len(texts) != len(pii):
+        raise ValueError("texts and pii must have the same length")
     reasons: list[str | None] = []
-    for text, p, leak in zip(texts, pii, leaks, strict=True):
+    for text, p in zip(texts, pii, strict=True):
         if p > 0 and policy.output_pii_action == "drop":
             reasons.append(OUTPUT_PII)
-        elif leak > 0:
-            reasons.append(LEAK)
         else:
             reasons.append(quality_reason(text, policy))
     clean = [i for i, r in enumerate(reasons) if r is None]

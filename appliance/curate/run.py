@@ -1,7 +1,12 @@
-"""Curate a batch: re-scan, leak-check and filter its outputs, mark each kept or dropped, audit the run.
+"""Curate a batch: re-scan and filter its outputs, mark each kept or dropped, count seed overlap, audit.
 
-Promise: nothing is deleted. Every output of the batch ends with ``status`` ``kept`` or ``dropped``
-and, when dropped, a ``reason``; the per-output leak and PII counters, the run's summary row and one
+Promise: what is kept depends on the outputs alone (output PII, quality, duplicates), never on the
+private seeds, so the released set stays post-processing of the DP generator. Verbatim overlap with a
+training seed (``leak_hits``) is counted per output and in the summary; the gate refuses the whole
+export when a kept output has any, and the count stays in the database and the audit log.
+
+Nothing is deleted: every output of the batch ends with ``status`` ``kept`` or ``dropped`` and, when
+dropped, a ``reason``; the per-output leak and PII counters, the run's summary row and one
 ``curate.run`` audit event (counts only) commit in a single transaction. Running it again re-curates
 the batch under the current policy. Outputs the generator already dropped for PII stay dropped.
 """
@@ -83,7 +88,7 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     pii = [pii_hits(f, count_pseudonyms=policy.pii_count_pseudonyms) for f in findings]
     index = LeakIndex(train_seeds(ctx, batch["dataset"]), policy.leak_ngram_tokens)
     leaks = [index.hits(t) for t in texts]
-    reasons = decide(texts, pii=pii, leaks=leaks, policy=policy)
+    reasons = decide(texts, pii=pii, policy=policy)
 
     counts = Counter(r for r in reasons if r is not None)
     counts.update({GENERATION_PII: sum(pre_dropped)} if any(pre_dropped) else {})

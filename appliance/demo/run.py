@@ -28,6 +28,9 @@ except ImportError:  # pragma: no cover - older Typer uses Click itself
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SAMPLE = DATA_DIR / "banking77_sample.csv"
+# the sample's labels are BANKING77's published intents: public schema, declared as such at import
+DEMO_LABELS = "card_arrival,cash_withdrawal_charge,exchange_rate,lost_or_stolen_card,pin_blocked,top_up_failed"
+LABEL_ARGS = ["--label-field", "category", "--labels", DEMO_LABELS]
 DATASET = "banking77-demo"
 EPSILON = 4.0
 EXPORT_NAME = "banking77-demo-synthetic.jsonl"
@@ -180,7 +183,7 @@ def run_demo(home: Path, settings: DemoSettings, *, actor: str | None = None, ec
         ("demo policy", lambda: ["policy", "validate", policy_file], lambda: demo_policy(home, actor)),
         (
             "seeds import",
-            lambda: ["seeds", "import", str(SAMPLE), "--dataset", DATASET, "--label-field", "category"],
+            lambda: ["seeds", "import", str(SAMPLE), "--dataset", DATASET, *LABEL_ARGS],
             None,
         ),
         ("train", lambda: ["train", DATASET, "--epsilon", f"{EPSILON:g}", "--epochs", str(s.epochs)], None),

@@ -3,6 +3,12 @@ appliance's Ed25519 key, and anchoring the audit chain's head (Certificate Trans
 database rewritten whole is caught by the heads handed out in signed manifests).
 
 The signature covers the canonical JSON of every field except ``signature``.
+
+Promise: the manifest leaves the building with the data, so it carries only public facts — the DP
+parameters (ε, δ, noise multiplier, sample rate, steps, clip norm, accountant, the neighbouring relation),
+hashes, model and policy identity, and each gate check's name and pass/fail. No statistic of a private
+record is in it (losses, MIA AUCs, TSTR accuracy, DCR medians, length quantiles, member counts): those
+values stay in the database, the audit log and the compliance report.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from appliance.audit import signing
 from appliance.errors import BadInput
 
 MANIFEST_SUFFIX = ".manifest.json"
-VERSION = 1
+VERSION = 2
+NEIGHBOURING = "add/remove one record"
+PROMPT_KEYS = ("id", "artifact_sha256", "accountant", "noise_multiplier", "sample_rate", "steps", "clip_norm")
 
 
 def manifest_path(out: Path) -> Path:
@@ -28,6 +36,59 @@ def export_path(manifest: Path, doc: dict[str, Any]) -> Path:
     if not name or "/" in name or name in (".", ".."):
         raise BadInput(f"manifest {manifest} names no exported file")
     return manifest.parent / name
+
+
+def public_body(
+    *,
+    export_id: str,
+    created_at: str,
+    actor: str,
+    batch: dict[str, Any],
+    prompt: dict[str, Any] | None,
+    dp: bool,
+    epsilon: float | None,
+    delta: float | None,
+    dataset_epsilon: float,
+    dataset_epsilon_cap: float,
+    policy_sha256: str,
+    gate: dict[str, Any],
+    approval: dict[str, Any] | None,
+    file: dict[str, Any],
+    audit_head: tuple[int, str],
+) -> dict[str, Any]:
+    """The manifest before signing: public facts only (see the module docstring).
+
+    ``gate`` is a decision's ``as_dict()``: only each check's name and pass/fail are kept, never the
+    measured value. ``prompt`` is a ``prompts`` row: only its DP parameters and artifact hash are kept.
+    """
+    return {
+        "manifest_version": VERSION,
+        "export_id": export_id,
+        "created_at": created_at,
+        "actor": actor,
+        "dataset": batch["dataset"],
+        "batch": {"id": batch["id"], "mode": batch["mode"], "label": batch.get("label")},
+        "prompt": None if prompt is None else {**{k: prompt.get(k) for k in PROMPT_KEYS}, "dp": bool(prompt["dp"])},
+        "model": {"name": batch["model_name"], "sha256": batch["model_sha256"]},
+        "policy_sha256": policy_sha256,
+        "privacy": {
+            "dp": dp,
+            "epsilon": epsilon,
+            "delta": delta,
+            "neighbouring": NEIGHBOURING,
+            "dataset_epsilon_spent": dataset_epsilon,
+            "dataset_epsilon_cap": dataset_epsilon_cap,
+        },
+        "gate": {
+            "enabled": gate["enabled"],
+            "passed": gate["passed"],
+            "decision_id": gate["id"],
+            "checks": [{"check": c["check"], "passed": c["passed"]} for c in gate["checks"]],
+        },
+        "approval": approval,
+        "file": file,
+        "audit_head": {"seq": audit_head[0], "hash": audit_head[1]},
+    }
 
 
 def sign(body: dict[str, Any], keys_dir: Path) -> dict[str, Any]:

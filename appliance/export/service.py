@@ -130,56 +130,26 @@ def _manifest_body(
     decision: Decision,
     head: tuple[int, str],
 ) -> dict[str, Any]:
-    b, p, f = bf.batch, bf.prompt, bf.facts
-    probe = bf.probe
-    return {
-        "manifest_version": mf.VERSION,
-        "export_id": eid,
-        "created_at": utc_now(),
-        "actor": ctx.actor,
-        "dataset": b["dataset"],
-        "batch": {"id": b["id"], "mode": b["mode"], "label": b.get("label"), "created_at": b["created_at"]},
-        "prompt": None
-        if p is None
-        else {
-            "id": p["id"],
-            "artifact_sha256": p["artifact_sha256"],
-            "dp": bool(p["dp"]),
-            "accountant": p["accountant"],
-            "noise_multiplier": p["noise_multiplier"],
-            "steps": p["steps"],
-            "sample_rate": p["sample_rate"],
-        },
-        "model": {"name": b["model_name"], "sha256": b["model_sha256"]},
-        "policy_sha256": ctx.policy_sha256,
-        "privacy": {
-            "dp": f.dp,
-            "epsilon": f.epsilon,
-            "delta": f.delta,
-            "dataset_epsilon_spent": f.dataset_epsilon,
-            "dataset_epsilon_cap": ctx.policy.privacy.dataset_epsilon_cap,
-        },
-        "metrics": {
-            "evaluation": None if bf.evaluation is None else bf.evaluation.get("metrics"),
-            "curation": None
-            if bf.curation is None
-            else {k: bf.curation[k] for k in ("n_total", "n_kept", "n_dropped", "kept_pii_hits", "kept_leak_hits")},
-        },
-        "probes": None
-        if probe is None
-        else {"id": probe["id"], "summary": probe["summary"], "metrics": probe["metrics"]},
-        "gate": {
-            "enabled": decision.enabled,
-            "passed": decision.passed,
-            "decision_id": decision.id,
-            "checks": [c.as_dict() for c in decision.checks],
-        },
-        "approval": None
+    f = bf.facts
+    return mf.public_body(
+        export_id=eid,
+        created_at=utc_now(),
+        actor=ctx.actor,
+        batch=bf.batch,
+        prompt=bf.prompt,
+        dp=f.dp,
+        epsilon=f.epsilon,
+        delta=f.delta,
+        dataset_epsilon=f.dataset_epsilon,
+        dataset_epsilon_cap=ctx.policy.privacy.dataset_epsilon_cap,
+        policy_sha256=ctx.policy_sha256,
+        gate=decision.as_dict(),
+        approval=None
         if req is None
         else {"request_id": req["id"], "requested_by": req["requested_by"], "approved_by": req["approved_by"]},
-        "file": {"name": out.name, "format": fmt, "sha256": digest, "bytes": nbytes, "records": n},
-        "audit_head": {"seq": head[0], "hash": head[1]},
-    }
+        file={"name": out.name, "format": fmt, "sha256": digest, "bytes": nbytes, "records": n},
+        audit_head=head,
+    )
 
 
 def export_batch(

@@ -4,6 +4,10 @@ Every decision — passed, refused, or the gate switched off by policy — is st
 and appended to the audit chain in the same transaction, before anything is written outside the
 appliance. A refusal raises :class:`GateRefused` (exit 3) listing each failed check with its value
 and threshold.
+
+Two checks hold whatever the policy says (``gate.enabled: false`` or ``gate.require_dp: false``): a batch
+whose prompt is not an exportable DP prompt (``--no-dp``, few-shot) is never exported, and neither
+are labels that were not declared public schema at import (:func:`labels_check`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,19 @@ from appliance.db import transaction, utc_now
 from appliance.errors import GateRefused
 from appliance.gate.checks import Check, describe, evaluate, failures
 from appliance.gate.facts import BatchFacts
+
+
+def always_checks(bf: BatchFacts, checks: list[Check]) -> list[Check]:
+    """The checks no policy key turns off, for those ``checks`` lacks: DP (``--no-dp``/few-shot never leave)."""
+    names = {c.check for c in checks}
+    extra = [] if "dp" in names else [Check("dp", "==", bf.facts.dp, True, bf.facts.dp is True)]
+    return [*extra, labels_check(bf)]
+
+
+def labels_check(bf: BatchFacts) -> Check:
+    """Labels leave only as declared public schema (``seeds import --labels``): a label held by one private
+    record would otherwise be disclosed by its presence on the synthetic records."""
+    return Check("labels_public", "==", bf.labels_public, True, bf.labels_public)
 
 
 @dataclass(frozen=True)
@@ -43,10 +60,11 @@ def decide(ctx: Context, bf: BatchFacts) -> Decision:
     """Check ``bf`` against the policy's gate; record the decision; raise :class:`GateRefused` if it failed."""
     gate = ctx.policy.gate
     checks = evaluate(bf.facts, gate, ctx.policy.privacy) if gate.enabled else []
+    checks = [*always_checks(bf, checks), *checks]
     failed = failures(checks)
     passed = not failed
     batch = bf.batch
-    kind = "gate.passed" if passed and gate.enabled else ("gate.refused" if gate.enabled else "gate.disabled")
+    kind = "gate.refused" if not passed else ("gate.passed" if gate.enabled else "gate.disabled")
     payload = {
         "batch_id": batch["id"],
         "dataset": batch["dataset"],
@@ -80,9 +98,13 @@ def decide(ctx: Context, bf: BatchFacts) -> Decision:
         )
         decision_id = int(cur.lastrowid or 0)
     if not passed:
+        few = (bf.probe or {}).get("summary", {}).get("too_few_records") or []
+        note = (
+            f"; too few records to test: {', '.join(few)} (probes need gate.probe_min_records per side)" if few else ""
+        )
         raise GateRefused(
             f"export of batch {batch['id']} refused by the gate: {len(failed)} check(s) failed — {describe(failed)}"
-            " (see `appliance probe`, `appliance audit report`; fix the data or the policy)",
+            f"{note} (see `appliance probe`, `appliance audit report`; fix the data or the policy)",
             failed,
         )
     return Decision(decision_id, passed, gate.enabled, checks, failed, ev.seq)

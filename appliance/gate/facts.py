@@ -1,5 +1,11 @@
 """What the gate knows about a batch: DP and budget from the prompt and ledger, curation counters,
-the evaluation record and the latest probe record — read from the database, numbers only."""
+the evaluation record and the latest probe record — read from the database, numbers only.
+
+Every row read here is first checked against the audit event that recorded it (:mod:`appliance.gate.bound`):
+an edited prompt, batch, curation or probe row is exit 4, never a fact. The MIA facts are the upper ends
+of the probes' 95% bootstrap intervals and the DCR fact the lower end, so the gate decides on what the
+sample can show, not on a point estimate.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from appliance.budget.ledger import dataset_spent
+from appliance.gate import bound
 from appliance.gate.checks import GateFacts
 
 
@@ -24,6 +31,7 @@ class BatchFacts:
     curation: dict[str, Any] | None
     evaluation: dict[str, Any] | None
     probe: dict[str, Any] | None
+    labels_public: bool = True  # every label on a kept output was declared public schema at import
 
 
 def _one(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
@@ -89,6 +97,21 @@ def kept_count(conn: sqlite3.Connection, batch_id: str) -> int:
     )
 
 
+def labels_declared_public(conn: sqlite3.Connection, dataset: str, batch_id: str) -> bool:
+    """True when the kept outputs carry no label, or only labels the dataset's import declared public.
+
+    The declared set is read from the ``seeds.import`` audit event (checked against the chain), not a row.
+    """
+    rows = conn.execute(
+        "SELECT DISTINCT label FROM outputs WHERE batch_id = ? AND status = 'kept' AND label IS NOT NULL", (batch_id,)
+    ).fetchall()
+    if not rows:
+        return True
+    _, payload = bound.import_event(conn, dataset)
+    public = payload.get("labels_public")
+    return isinstance(public, list) and {r[0] for r in rows} <= set(public)
+
+
 def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
     """Collect every fact the gate checks for ``batch`` (a ``batches`` row)."""
     conn = db.conn
@@ -96,6 +119,10 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
     cur = latest_curation(conn, batch["id"])
     ev = latest_evaluation(conn, batch["id"])
     probe = latest_probe(conn, batch["id"])
+    bound.check_batch(conn, batch)
+    for row, check in ((prompt, bound.check_prompt), (cur, bound.check_curation), (probe, bound.check_probe)):
+        if row is not None:
+            check(conn, row)
     summ = probe["summary"] if probe else {}
     dp = bool(prompt and prompt["dp"] and prompt["exportable"] and batch["mode"] == "softprompt")
     facts = GateFacts(
@@ -110,10 +137,11 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
         verbatim_leaks=int(cur["kept_leak_hits"]) if cur else None,
         evaluated=ev is not None,
         mauve=evaluation_value(ev, "mauve"),
-        mia_auc=summ.get("mia_auc"),
-        tpr_at_1pct_fpr=summ.get("tpr_at_1pct_fpr"),
+        mia_auc=summ.get("mia_auc_upper"),
+        tpr_at_1pct_fpr=summ.get("tpr_at_1pct_fpr_upper"),
         canary_exposure_bits=summ.get("canary_exposure_bits"),
         canary_output_hits=summ.get("canary_output_hits"),
-        dcr_ratio=summ.get("dcr_ratio"),
+        dcr_ratio=summ.get("dcr_ratio_lower"),
     )
-    return BatchFacts(facts, batch, prompt, cur, ev, probe)
+    public = labels_declared_public(conn, batch["dataset"], batch["id"])
+    return BatchFacts(facts, batch, prompt, cur, ev, probe, public)

@@ -2,7 +2,12 @@
 
 Promise: nothing is written unless every step succeeded, and what is written is the redacted or
 pseudonymised text only. Labels are category names: stored as given, and a label that holds
-structured PII (an e-mail address, phone, card number ...) makes its record a bad record. The dataset
+structured PII (an e-mail address, phone, card number ...) makes its record a bad record.
+
+A label is released verbatim on every synthetic record, so a label only one record holds would be
+disclosed by its presence. Labels are therefore public schema, declared with ``labels=`` (``--labels``):
+a record with any other label, or none, is dropped at import and counted; the declared set goes into
+the ``seeds.import`` audit event, and the export gate refuses labels that were not declared there. The dataset
 row, its records and one ``seeds.import`` audit event commit in a single SQLite transaction; the event
 carries counts and hashes, never text.
 """
@@ -28,6 +33,7 @@ from appliance.pii.pipeline import PiiResult
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_LINES_IN_EVENT = 200
+MAX_LABEL_CHARS = 64
 
 
 @dataclass
@@ -40,6 +46,8 @@ class ImportSummary:
     n_train: int = 0
     n_holdout: int = 0
     n_dropped: int = 0
+    n_label_dropped: int = 0  # records whose label is not in the declared public label set
+    labels_public: list[str] | None = None
     skipped_lines: list[int] = field(default_factory=list)
     skipped_reasons: list[str] = field(default_factory=list)
     findings: dict[str, int] = field(default_factory=dict)
@@ -66,6 +74,21 @@ def _refuse_existing(name: str) -> BadInput:
     return BadInput(f"dataset {name!r} already exists — import under a new --dataset name (see `appliance seeds list`)")
 
 
+def check_public_labels(labels: list[str] | None, label_field: str | None) -> list[str] | None:
+    """The declared public label set, sorted and unique; :class:`BadInput` for one that cannot be schema."""
+    if labels is None:
+        return None
+    if label_field is None:
+        raise BadInput("--labels declares the public label set of --label-field: pass --label-field F too")
+    out = sorted({lab.strip() for lab in labels if lab.strip()})
+    if not out:
+        raise BadInput("--labels is empty: list the public label names, e.g. --labels billing,bug or --labels @FILE")
+    for lab in out:
+        if len(lab) > MAX_LABEL_CHARS or lab.count(" ") > 3:
+            raise BadInput(f"--labels: {lab[:20]!r}... is not a category name (at most {MAX_LABEL_CHARS} characters)")
+    return out
+
+
 def bad_lines_message(read: ReadResult) -> str:
     first = read.bad[0]
     more = f" (and {len(read.bad) - 1} more bad records)" if len(read.bad) > 1 else ""
@@ -79,12 +102,17 @@ def import_seeds(
     dataset: str,
     text_field: str = "text",
     label_field: str | None = None,
+    labels: list[str] | None = None,
     fmt: str | None = None,
     skip_bad: bool = False,
     pipeline: PiiPipeline | None = None,
 ) -> ImportSummary:
-    """Import ``path`` as ``dataset``; raise :class:`BadInput` (database unchanged) on any bad input."""
+    """Import ``path`` as ``dataset``; raise :class:`BadInput` (database unchanged) on any bad input.
+
+    ``labels``: the public label set of ``label_field``; records with another label are dropped and counted.
+    """
     check_dataset_name(dataset)
+    public = check_public_labels(labels, label_field)
     if dataset_exists(ctx, dataset):
         raise _refuse_existing(dataset)
     read = read_seeds(path, fmt=fmt, text_field=text_field, label_field=label_field)
@@ -92,6 +120,17 @@ def import_seeds(
         raise BadInput(bad_lines_message(read))
     if not read.records:
         raise BadInput(f"{path.name} has no importable records — check --text-field and the file's format")
+    n_label_dropped = 0
+    if public is not None:
+        allowed = set(public)
+        keep = [r for r in read.records if r.label in allowed]
+        if not keep:
+            raise BadInput(
+                f"--labels {','.join(public)[:80]} matches no record's {label_field!r} — check the names"
+                " (they are compared exactly) and --label-field"
+            )
+        n_label_dropped = len(read.records) - len(keep)
+        read.records = keep
     pipe = pipeline or PiiPipeline.from_context(ctx, dataset)
     label_bad = label_problems(pipe, read.records)
     if label_bad:
@@ -109,10 +148,12 @@ def import_seeds(
         dataset,
         read.fmt,
         read.source_sha256,
-        n_read=len(read.records) + len(read.bad),
+        n_read=len(read.records) + len(read.bad) + n_label_dropped,
         skipped_lines=[b.line for b in read.bad],
         skipped_reasons=[str(b) for b in read.bad],
         export_matches=[read.records[i].index for i in matches],
+        n_label_dropped=n_label_dropped,
+        labels_public=public,
     )
     kept = []
     for rec, res in zip(read.records, texts, strict=True):
@@ -124,7 +165,8 @@ def import_seeds(
     if not kept:
         dropped_by = ", ".join(sorted(summary.dropped_by)) or "drop_record"
         raise BadInput(f"the PII policy dropped every record ({dropped_by}) — nothing to import; review pii.entities")
-    splits = assign_splits([record_key(rec.text) for rec, _, _ in kept], ctx.policy.privacy.holdout_fraction)
+    # split on what is stored: records identical after redaction share a split (never train and holdout)
+    splits = assign_splits([record_key(res.text or "") for _, res, _ in kept], ctx.policy.privacy.holdout_fraction)
     rows = [_row(dataset, rec, res, label, split) for (rec, res, label), split in zip(kept, splits, strict=True)]
     summary.n_records = len(rows)
     summary.n_holdout = splits.count("holdout")
@@ -223,6 +265,8 @@ def _store(
             "n_train": s.n_train,
             "n_holdout": s.n_holdout,
             "n_dropped": s.n_dropped,
+            "n_label_dropped": s.n_label_dropped,
+            "labels_public": s.labels_public,
             "n_skipped": len(s.skipped_lines),
             "n_export_matches": len(s.export_matches),
             "export_match_records": s.export_matches[:MAX_LINES_IN_EVENT],

@@ -1,10 +1,13 @@
 """Deterministic train/holdout split by record hash (pure functions).
 
-Each record's key is SHA-256 of its raw text (computed in memory, never stored). Distinct keys are
-ranked by hash value — a uniform, content-defined order — and whole key groups are moved to the
-holdout from the lowest hash up until ``round(fraction * n)`` records are covered. Consequences:
-the same file always splits the same way; exact duplicates always share a split (so the holdout never
-holds a copy of a training record); with two or more records both splits are non-empty.
+Each record's key is SHA-256 of its *redacted*, normalised text (NFKC, case-folded, whitespace
+collapsed) — the text that is stored, trained on and probed, so two records that are the same after
+redaction ("Call <PERSON>" from two different names) are one group. Distinct keys are ranked by hash
+value — a uniform, content-defined order — and whole key groups are moved to the holdout from the lowest
+hash up until ``round(fraction * n)`` records are covered. Consequences: the same file always splits the
+same way; records identical after redaction always share a split (so the holdout never holds a copy of
+a training record and the membership probes are not biased by one); with two or more distinct texts
+both splits are non-empty.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
-_DOMAIN = b"appliance/holdout/v1\x00"
+from appliance.curate.text import normalize
+
+_DOMAIN = b"appliance/holdout/v2\x00"
 
 
-def record_key(text: str) -> str:
-    """The split key of one record's raw text."""
-    return hashlib.sha256(_DOMAIN + text.encode("utf-8")).hexdigest()
+def record_key(redacted: str) -> str:
+    """The split key of one record: its redacted text, normalised (never the raw text)."""
+    return hashlib.sha256(_DOMAIN + normalize(redacted).encode("utf-8")).hexdigest()
 
 
 def holdout_target(n: int, fraction: float) -> int:

@@ -64,6 +64,49 @@ class CustomRecognizer(_Strict):
         return self
 
 
+_PACK_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+
+
+def shipped_packs() -> dict[str, str]:
+    """Pack name -> path of its YAML file (``policies/packs/NAME.yaml``, shipped with the package)."""
+    from appliance.config import shipped_file
+
+    folder = shipped_file("policies/packs")
+    return {p.stem: str(p) for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+
+
+class PiiPack(_Strict):
+    """A domain pack (``policies/packs/NAME.yaml``): recognizers, allow-lists and context words for a kind of
+    text, merged into the ``pii`` section when it is listed in ``pii.packs`` (the policy's own entries win)."""
+
+    description: str = Field(default="", max_length=400)
+    entities: dict[str, EntityRule] = Field(default_factory=dict, description="rules for the pack's own types")
+    custom_recognizers: list[CustomRecognizer] = Field(default_factory=list)
+    allow_list: list[str] = Field(default_factory=list, description="terms never reported as PII")
+    allow_patterns: list[str] = Field(default_factory=list, description="regexes for words that are never names")
+    context_words: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("allow_patterns")
+    @classmethod
+    def _patterns_compile(cls, v: list[str]) -> list[str]:
+        return [PatternSpec(name="allow", regex=p).regex for p in v]
+
+
+def load_pack(name: str) -> PiiPack:
+    """The validated pack ``name``; ValueError naming the file and the problem."""
+    import yaml
+    from pydantic import ValidationError
+
+    path = shipped_packs().get(name)
+    if path is None:
+        raise ValueError(f"unknown pack {name!r}; allowed: {', '.join(shipped_packs()) or 'none shipped'}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return PiiPack.model_validate(yaml.safe_load(fh) or {})
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ValueError(f"pack file {path} is invalid: {exc}".replace("\n", " ")) from None
+
+
 class PiiPolicy(_Strict):
     default_action: PiiAction = PiiAction.redact
     default_threshold: Probability = 0.5
@@ -93,7 +136,17 @@ class PiiPolicy(_Strict):
         description="spaCy NER labels never reported (others map PERSON, NORP, FAC/LOC/GPE, ORG, DATE/TIME)",
     )
     builtin_recognizers: list[
-        Literal["street_address", "phone_context", "card_context", "ssn_format", "person_cues", "proper_nouns"]
+        Literal[
+            "street_address",
+            "phone_context",
+            "card_context",
+            "ssn_format",
+            "person_cues",
+            "proper_nouns",
+            "spoken_names",
+            "date_of_birth",
+            "spoken_digits",
+        ]
     ] = Field(
         default_factory=lambda: [
             "street_address",
@@ -102,11 +155,20 @@ class PiiPolicy(_Strict):
             "ssn_format",
             "person_cues",
             "proper_nouns",
+            "spoken_names",
+            "date_of_birth",
+            "spoken_digits",
         ],
         description="the appliance's own recognizers to add to Presidio's (see appliance/pii/builtin.py)",
     )
     allow_list: list[str] = Field(
         default_factory=list, description="terms never reported as PII, whatever a recognizer says (e.g. 'SSN')"
+    )
+    allow_patterns: list[str] = Field(
+        default_factory=list, description="regexes for words that are never names (NER and proper-noun findings)"
+    )
+    packs: list[str] = Field(
+        default_factory=list, description="domain packs merged in (policies/packs/NAME.yaml: clinical, legal, ...)"
     )
     max_chunk_chars: int = Field(
         default=100_000, ge=1_000, le=1_000_000, description="spaCy max_length; longer texts are chunked"
@@ -114,6 +176,20 @@ class PiiPolicy(_Strict):
     chunk_overlap_chars: int = Field(default=400, ge=50, description="overlap between chunks of a long text")
     batch_size: int = Field(default=256, ge=1, le=10_000, description="texts per spaCy nlp.pipe batch")
     n_process: int = Field(default=0, ge=0, le=64, description="scanning processes; 0: one per idle CPU core")
+
+    @field_validator("packs")
+    @classmethod
+    def _packs_exist(cls, v: list[str]) -> list[str]:
+        for name in v:
+            load_pack(name)  # unknown or invalid: ValueError naming the allowed packs or the file
+        if len(set(v)) != len(v):
+            raise ValueError("a pack is listed twice")
+        return v
+
+    @field_validator("allow_patterns")
+    @classmethod
+    def _allow_patterns_compile(cls, v: list[str]) -> list[str]:
+        return [PatternSpec(name="allow", regex=p).regex for p in v]
 
     @model_validator(mode="after")
     def _overlap(self) -> PiiPolicy:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -78,22 +79,35 @@ def equal_subsample(n_items: int, n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_items, size=k, replace=False))
 
 
-def dcr_summary(d_sm: np.ndarray, d_sh: np.ndarray, *, n_rounds: int = 5, seed: int = 0) -> dict[str, float]:
-    """Ratio and attack AUC from synthetic×member and synthetic×holdout distance matrices.
+def dcr_summary(
+    d_sm: np.ndarray, d_sh: np.ndarray, *, n_rounds: int = 5, seed: int = 0, n_boot: int = 200, alpha: float = 0.05
+) -> dict[str, Any]:
+    """Ratio (with a percentile-bootstrap interval) and attack AUC from synthetic×member and
+    synthetic×holdout distance matrices.
 
     The larger reference set is subsampled to the smaller one's size (a larger set is closer by chance
-    alone) and the ratio averaged over ``n_rounds`` subsamples; the AUC uses every record.
+    alone) and the ratio averaged over ``n_rounds`` subsamples; the AUC uses every record. The interval
+    resamples the synthetic records (rows), the sample the ratio's median is taken over.
     """
     d_sm = np.asarray(d_sm, dtype=np.float64)
     d_sh = np.asarray(d_sh, dtype=np.float64)
     n_m, n_h = d_sm.shape[1], d_sh.shape[1]
-    ratios = []
+    pairs = []
     for r in range(n_rounds if n_m != n_h else 1):
         sm = d_sm[:, equal_subsample(n_m, n_h, seed + r)] if n_m > n_h else d_sm
         sh = d_sh[:, equal_subsample(n_h, n_m, seed + r)] if n_h > n_m else d_sh
-        ratios.append(dcr_ratio(closest(sm), closest(sh)))
+        pairs.append((closest(sm), closest(sh)))
+    ratios = [dcr_ratio(m, h) for m, h in pairs]
+    rng = np.random.default_rng(seed)
+    n_s = d_sm.shape[0]
+    boot = np.empty(n_boot, dtype=np.float64)
+    for b in range(n_boot):
+        rows = rng.integers(0, n_s, n_s)
+        boot[b] = np.mean([dcr_ratio(m[rows], h[rows]) for m, h in pairs])
+    lo, hi = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
     return {
         "ratio": float(np.mean(ratios)),
+        "ratio_ci": [float(lo), float(hi)],
         "median_to_members": float(np.median(closest(d_sm))),
         "median_to_holdout": float(np.median(closest(d_sh))),
         "attack_auc": dcr_attack_auc(d_sm.min(axis=0), d_sh.min(axis=0)),

@@ -1,6 +1,11 @@
 """What the probes look at for one batch: members (train split) and holdout records, the batch's
 synthetic outputs, the prompt's canaries, and lazily-loaded engines (the llama.cpp model with the
 verified soft prompt; the sentence embedder). Use as a context manager: engines are freed on exit.
+
+The outputs are taken *before* curation (every generated text, kept or dropped): curation must not be
+able to hide what the generator produced from the probes. ``all_outputs`` is every one of them (the
+canary search reads them all); ``synthetic`` is a seeded sample of at most ``gate.probe_max_records``
+for the distance probe.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class ProbeInputs:
     holdout: list[Record]
     synthetic: list[str]
     canaries: list[Canary]
+    all_outputs: list[str] = field(default_factory=list)
+    min_records: int = 20
     seed: int = 0
     n_boot: int = 1000
     n_candidates: int = 200
@@ -113,8 +120,7 @@ def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
     syn = [
         t
         for (t,) in conn.execute(
-            "SELECT text FROM outputs WHERE batch_id = ? AND status != 'dropped' AND text != '' ORDER BY idx",
-            (batch["id"],),
+            "SELECT text FROM outputs WHERE batch_id = ? AND text != '' ORDER BY idx", (batch["id"],)
         )
     ]
     canaries = load_canaries(ctx.ws, prompt) if prompt else []
@@ -126,6 +132,8 @@ def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
         holdout=_sample(sides[1], g.probe_max_records, g.probe_seed + 1),
         synthetic=_sample(syn, g.probe_max_records, g.probe_seed + 2),
         canaries=canaries,
+        all_outputs=syn,
+        min_records=g.probe_min_records,
         seed=g.probe_seed,
         n_boot=g.probe_bootstrap,
         n_candidates=g.probe_canary_candidates,

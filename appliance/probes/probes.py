@@ -7,6 +7,11 @@
 - ``dcr``: distance to closest record from the synthetic outputs to members vs holdout.
 
 Results carry numbers and record counts only; canaries are referred to by index, never by secret.
+
+Decisions are made on what the sample can show: the summary carries the upper end of the 95%
+bootstrap interval of each MIA statistic and the lower end of the DCR ratio's, and the gate compares
+those. A probe with fewer than ``gate.probe_min_records`` records on a side is not run: it reports
+``too few records to test`` (and the gate, missing its value, refuses) instead of deciding by chance.
 """
 
 from __future__ import annotations
@@ -24,6 +29,21 @@ from appliance.probes.registry import register
 
 MIN_K = 0.2
 CURVE_POINTS = 200
+TOO_FEW = "too few records to test"
+TOO_FEW_REASON = "too_few_records"  # the reason code (audit payloads take no free text)
+
+
+def too_few(min_records: int, **sides: int) -> str | None:
+    """``too_few_records:members=8<20`` when a side is under the minimum, else None."""
+    short = [f"{name}={n}<{min_records}" for name, n in sides.items() if n < min_records]
+    return f"{TOO_FEW_REASON}:{','.join(short)}" if short else None
+
+
+def explain(reason: str) -> str:
+    """A reason code in words: ``too few records to test (members=8<20)``."""
+    if reason.startswith(TOO_FEW_REASON):
+        return f"{TOO_FEW} ({reason.partition(':')[2]})"
+    return reason
 
 
 def _curve(pos: np.ndarray, neg: np.ndarray) -> dict[str, list[float]]:
@@ -43,7 +63,7 @@ class MembershipProbe:
             return "no_prompt"
         if not inputs.members or not inputs.holdout:
             return "no_holdout" if inputs.members else "no_members"
-        return None
+        return too_few(inputs.min_records, members=len(inputs.members), holdout=len(inputs.holdout))
 
     def run(self, inputs: ProbeInputs) -> dict[str, Any]:
         sc = inputs.scorer()
@@ -73,7 +93,9 @@ class MembershipProbe:
             "attacks": attacks,
             "best_attack": best,
             "mia_auc": max(a["auc"] for a in attacks.values()),
+            "mia_auc_upper": max(a["auc_ci"][1] for a in attacks.values()),
             "tpr_at_1pct_fpr": max(a["tpr_at_1pct_fpr"] for a in attacks.values()),
+            "tpr_at_1pct_fpr_upper": max(a["tpr_at_1pct_fpr_ci"][1] for a in attacks.values()),
             "mean_loss_members": float(-np.mean(scores["loss"][0])),
             "mean_loss_holdout": float(-np.mean(scores["loss"][1])),
             "curves": curves,
@@ -103,7 +125,7 @@ class CanaryProbe:
             texts = [c.text, *(c.template.format(secret=s) for s in sorted(cands))]
             losses = np.array([-float(lp.sum()) for lp in sc.logprobs_many(texts, [c.label] * len(texts))])
             per.append({"canary": i, **estimated_exposure(float(losses[0]), losses[1:], float(space))})
-        hits = sum(1 for t in inputs.synthetic if any(c.secret in t for c in inputs.canaries))
+        hits = sum(1 for t in inputs.all_outputs if any(c.secret in t for c in inputs.canaries))
         exp = [p["exposure_bits"] for p in per]
         return {
             "canaries": per,
@@ -112,7 +134,7 @@ class CanaryProbe:
             "mean_exposure_bits": float(np.mean(exp)),
             "max_sample_exposure_bits": max(p["sample_exposure_bits"] for p in per),
             "output_hits": hits,
-            "n_outputs_searched": len(inputs.synthetic),
+            "n_outputs_searched": len(inputs.all_outputs),
         }
 
 
@@ -125,7 +147,8 @@ class DcrProbe:
             return "no_synthetic"
         if not inputs.members or not inputs.holdout:
             return "no_holdout" if inputs.members else "no_members"
-        return None
+        n = {"outputs": len(inputs.synthetic), "members": len(inputs.members), "holdout": len(inputs.holdout)}
+        return too_few(inputs.min_records, **n)
 
     def run(self, inputs: ProbeInputs) -> dict[str, Any]:
         mem = [r.text for r in inputs.members]
@@ -133,26 +156,36 @@ class DcrProbe:
         syn = list(inputs.synthetic)
         emb, emb_sha = inputs.embed([*mem, *hold, *syn])
         e_m, e_h, e_s = emb[: len(mem)], emb[len(mem) : len(mem) + len(hold)], emb[len(mem) + len(hold) :]
-        embedding = dcr.dcr_summary(dcr.cosine_distances(e_s, e_m), dcr.cosine_distances(e_s, e_h), seed=inputs.seed)
+        embedding = dcr.dcr_summary(
+            dcr.cosine_distances(e_s, e_m), dcr.cosine_distances(e_s, e_h), seed=inputs.seed, n_boot=inputs.n_boot
+        )
         g_m, g_h, g_s = ([dcr.word_ngrams(t) for t in ts] for ts in (mem, hold, syn))
-        ngram = dcr.dcr_summary(dcr.jaccard_distances(g_s, g_m), dcr.jaccard_distances(g_s, g_h), seed=inputs.seed)
+        ngram = dcr.dcr_summary(
+            dcr.jaccard_distances(g_s, g_m), dcr.jaccard_distances(g_s, g_h), seed=inputs.seed, n_boot=inputs.n_boot
+        )
         return {
             "embedding": embedding,
             "ngram": ngram,
             "dcr_ratio": min(embedding["ratio"], ngram["ratio"]),
+            "dcr_ratio_lower": min(embedding["ratio_ci"][0], ngram["ratio_ci"][0]),
             "attack_auc": max(embedding["attack_auc"], ngram["attack_auc"]),
             "embedding_sha256": emb_sha,
         }
 
 
 def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The numbers the gate compares (None where a probe did not apply)."""
+    """The numbers the gate compares — MIA upper bounds, the DCR lower bound — beside the point estimates
+    (None where a probe did not apply), and the probes refused for too few records."""
     mia, can, d = results.get("mia", {}), results.get("canary", {}), results.get("dcr", {})
     return {
         "mia_auc": mia.get("mia_auc"),
+        "mia_auc_upper": mia.get("mia_auc_upper"),
         "tpr_at_1pct_fpr": mia.get("tpr_at_1pct_fpr"),
+        "tpr_at_1pct_fpr_upper": mia.get("tpr_at_1pct_fpr_upper"),
         "canary_exposure_bits": can.get("max_exposure_bits"),
         "canary_output_hits": can.get("output_hits"),
         "dcr_ratio": d.get("dcr_ratio"),
+        "dcr_ratio_lower": d.get("dcr_ratio_lower"),
         "dcr_attack_auc": d.get("attack_auc"),
+        "too_few_records": sorted(k for k, r in results.items() if str(r.get("reason", "")).startswith(TOO_FEW_REASON)),
     }

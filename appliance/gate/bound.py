@@ -1,0 +1,124 @@
+"""Gate facts bound to the audit chain: each row the gate trusts is checked against the event that wrote it.
+
+Rows (``prompts``, ``batches``, ``curations``, ``probes``) can be edited with any SQLite client; the event
+that recorded each of them cannot be changed without breaking the chain. Before the gate decides, every
+fact it reads is compared with that event, whose own hash is recomputed and linked to its successor's
+``prev_hash``. A row without its event, or one that differs from it, is :class:`ChainBroken` (exit 4):
+``UPDATE prompts SET dp = 1, exportable = 1`` on a ``--no-dp`` prompt no longer buys a signed export.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from typing import Any
+
+from appliance.audit.chain import event_hash
+from appliance.errors import ChainBroken
+
+PROMPT_KINDS = ("train.run", "train.non_dp")
+# row column -> audit payload key, for each table the gate reads
+PROMPT_FIELDS = {
+    "dataset": "dataset",
+    "model_sha256": "model_sha256",
+    "dp": "dp",
+    "exportable": "exportable",
+    "epsilon": "epsilon",
+    "delta": "delta",
+    "noise_multiplier": "noise_multiplier",
+    "sample_rate": "sample_rate",
+    "steps": "steps",
+    "artifact_sha256": "artifact_sha256",
+}
+BATCH_FIELDS = {"dataset": "dataset", "mode": "mode", "prompt_id": "prompt_id", "model_sha256": "model_sha256"}
+CURATION_FIELDS = {"kept_leak_hits": "kept_leak_hits", "kept_pii_hits": "kept_pii_hits", "n_kept": "n_kept"}
+PROBE_FIELDS = {"summary": "summary", "batch_id": "batch_id", "prompt_id": "prompt_id"}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is not None and b is not None and bool(a) == bool(b)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    if isinstance(a, str) and isinstance(b, dict):
+        a = json.loads(a)
+    return bool(a == b)
+
+
+def verified_event(conn: sqlite3.Connection, row: tuple[Any, ...] | None, what: str) -> tuple[str, dict[str, Any]]:
+    """(kind, payload) of an ``events`` row after recomputing its hash and its link to the next event."""
+    if row is None:
+        raise ChainBroken(f"{what} has no audit event — the row was inserted outside the appliance", reason="missing")
+    seq, ts, actor, kind, payload, prev, h = row
+    if event_hash(prev, seq, ts, actor, kind, payload) != h:
+        raise ChainBroken(f"audit event {seq} ({what}) was edited", seq=seq, reason="edited")
+    nxt = conn.execute("SELECT prev_hash FROM events WHERE seq = ?", (seq + 1,)).fetchone()
+    if nxt is not None and nxt[0] != h:
+        raise ChainBroken(f"audit event {seq} ({what}) is not linked to its successor", seq=seq, reason="rewritten")
+    return kind, json.loads(payload)
+
+
+_COLS = "seq, ts, actor, kind, payload, prev_hash, hash"
+
+
+def _by_seq(conn: sqlite3.Connection, seq: Any, what: str) -> tuple[str, dict[str, Any]]:
+    row = None if seq is None else conn.execute(f"SELECT {_COLS} FROM events WHERE seq = ?", (seq,)).fetchone()
+    return verified_event(conn, row, what)
+
+
+def _by_key(conn: sqlite3.Connection, kinds: tuple[str, ...], key: str, value: str, what: str):
+    marks = ", ".join("?" * len(kinds))
+    row = conn.execute(
+        f"SELECT {_COLS} FROM events WHERE kind IN ({marks}) AND json_extract(payload, '$.{key}') = ?"
+        " ORDER BY seq LIMIT 1",
+        (*kinds, value),
+    ).fetchone()
+    return verified_event(conn, row, what)
+
+
+def _compare(row: dict[str, Any], payload: dict[str, Any], fields: dict[str, str], what: str, seq: Any) -> None:
+    for col, key in fields.items():
+        if col in row and not _same(row[col], payload.get(key)):
+            raise ChainBroken(
+                f"{what}: column {col} differs from its audit event — the row was edited after it was recorded",
+                seq=seq,
+                reason="row edited",
+            )
+
+
+def check_prompt(conn: sqlite3.Connection, prompt: dict[str, Any]) -> None:
+    """The prompt row is what its ``train.run`` / ``train.non_dp`` event says; a non-DP run is never DP."""
+    what = f"prompt {prompt['id']}"
+    kind, payload = _by_key(conn, PROMPT_KINDS, "prompt_id", prompt["id"], what)
+    _compare(prompt, payload, PROMPT_FIELDS, what, None)
+    if kind == "train.non_dp" and (prompt["dp"] or prompt["exportable"]):
+        raise ChainBroken(f"{what} was trained without DP (train.non_dp) but its row says dp", reason="row edited")
+
+
+def check_batch(conn: sqlite3.Connection, batch: dict[str, Any]) -> None:
+    """The batch's mode, prompt and model are what its ``generate.start`` event says."""
+    what = f"batch {batch['id']}"
+    _, payload = _by_key(conn, ("generate.start",), "batch_id", batch["id"], what)
+    _compare(batch, payload, BATCH_FIELDS, what, None)
+
+
+def check_curation(conn: sqlite3.Connection, cur: dict[str, Any]) -> None:
+    what = f"curation {cur['id']} of batch {cur['batch_id']}"
+    _, payload = _by_seq(conn, cur.get("event_seq"), what)
+    if payload.get("batch") != cur["batch_id"]:
+        raise ChainBroken(f"{what} names another batch's audit event", seq=cur.get("event_seq"), reason="row edited")
+    _compare(cur, payload, CURATION_FIELDS, what, cur.get("event_seq"))
+
+
+def check_probe(conn: sqlite3.Connection, probe: dict[str, Any]) -> None:
+    what = f"probe record {probe['id']}"
+    _, payload = _by_seq(conn, probe.get("event_seq"), what)
+    if payload.get("probe_id") != probe["id"]:
+        raise ChainBroken(f"{what} names another audit event", seq=probe.get("event_seq"), reason="row edited")
+    _compare(probe, payload, PROBE_FIELDS, what, probe.get("event_seq"))
+
+
+def import_event(conn: sqlite3.Connection, dataset: str) -> tuple[str, dict[str, Any]]:
+    """The dataset's verified ``seeds.import`` event (where its public label set is declared)."""
+    return _by_key(conn, ("seeds.import",), "dataset", dataset, f"dataset {dataset}")
