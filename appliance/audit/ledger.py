@@ -167,14 +167,14 @@ class AuditLedger:
             "public_key": signing.public_pem(key.public_key()).decode("ascii"),
         }
 
-    def check_head(self, head: dict[str, Any], keys_dir: Path) -> None:
-        """Raise unless ``head`` is signed by this appliance and its (seq, hash) is in the chain."""
+    def check_head(self, head: dict[str, Any], keys_dir: Path, public_key: Any = None) -> None:
+        """Raise unless ``head`` is signed by this appliance (or by ``public_key``) and is in the chain."""
         try:
             body = {"seq": int(head["seq"]), "hash": str(head["hash"])}
             sig = str(head["signature"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BadInput("head file must be JSON with seq, hash and signature (from `audit head --out`)") from exc
-        own = signing.load_private(keys_dir).public_key()
+        own = public_key if public_key is not None else signing.load_private(keys_dir).public_key()
         signing.verify(own, body, sig)
         have = self.hash_at(body["seq"])
         if have is None:

@@ -2,6 +2,11 @@
 
 The private key lives in ``keys/appliance_ed25519.pem`` (0600); the public key beside it is safe to
 hand to an auditor. Signatures are over canonical JSON, base64-encoded.
+
+Trust model: whoever can write the workspace can read a key kept there, and re-sign anything. Set
+``APPLIANCE_SIGNING_KEY`` to a PEM file outside the workspace, readable only by the appliance's service
+user (mode 0600 or stricter: anything else is refused), and hand its public key to the officer, who
+checks exports and heads with ``appliance audit verify --pubkey FILE``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ from appliance.errors import ConfigError, SignatureInvalid
 
 PRIVATE_NAME = "appliance_ed25519.pem"
 PUBLIC_NAME = "appliance_ed25519.pub.pem"
+KEY_ENV = "APPLIANCE_SIGNING_KEY"
+
+
+def external_key_path() -> Path | None:
+    """The signing key named by ``APPLIANCE_SIGNING_KEY`` (outside the workspace), or None."""
+    env = os.environ.get(KEY_ENV, "").strip()
+    return Path(env).expanduser() if env else None
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -32,7 +44,13 @@ def write_private_file(path: Path, data: bytes) -> None:
 
 
 def ensure_keypair(keys_dir: Path) -> bool:
-    """Create the key pair if missing; returns True when a new key was generated."""
+    """Create the key pair if missing; returns True when a new key was generated.
+
+    With ``APPLIANCE_SIGNING_KEY`` set nothing is created: that key is provisioned by its owner.
+    """
+    if external_key_path() is not None:
+        load_private(keys_dir)  # fails now, naming the fix, if it is missing or readable by others
+        return False
     priv = keys_dir / PRIVATE_NAME
     if priv.exists():
         return False
@@ -44,10 +62,21 @@ def ensure_keypair(keys_dir: Path) -> bool:
 
 
 def load_private(keys_dir: Path) -> Ed25519PrivateKey:
-    path = keys_dir / PRIVATE_NAME
+    """The signing key: ``APPLIANCE_SIGNING_KEY`` when set (must be 0600 or stricter), else the workspace's."""
+    external = external_key_path()
+    path = external or keys_dir / PRIVATE_NAME
     if not path.exists():
+        if external is not None:
+            raise ConfigError(
+                f"{KEY_ENV}={path} does not exist — create an Ed25519 PEM key there (0600), or unset {KEY_ENV}"
+            )
         raise ConfigError(f"signing key {path} is missing — run `appliance init` to create it")
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if external is not None and path.stat().st_mode & 0o077:
+        raise ConfigError(f"{KEY_ENV}={path} is readable by other users — chmod 600 it (service user only)")
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{path} is not an unencrypted PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigError(f"{path} is not an Ed25519 private key")
     return key

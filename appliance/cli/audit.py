@@ -64,9 +64,20 @@ def verify(
     export_manifest: Path | None = typer.Option(
         None, "--export", help="also verify an export: PATH.manifest.json's signature, file SHA-256 and audit head"
     ),
+    pubkey: Path | None = typer.Option(
+        None,
+        "--pubkey",
+        help="check the signatures of --export / --against-head against this Ed25519 public key (PEM) that you hold,"
+        " not the key in the workspace",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Verify the chain: exit 0 'OK n events', or exit 4 with the first bad event and why."""
+    from appliance.export.verify import load_pubkey
+
+    if pubkey is not None and against_head is None and export_manifest is None:
+        raise BadInput("--pubkey checks signatures: pass it with --export MANIFEST or --against-head FILE")
+    officer_key = load_pubkey(pubkey) if pubkey is not None else None
     c = state(ctx).open()
     res = c.ledger.verify_or_raise()
     if against_head is not None:
@@ -76,13 +87,13 @@ def verify(
             raise BadInput(f"cannot read head file {against_head}: {exc.__class__.__name__}") from None
         if not isinstance(head_doc, dict):
             raise BadInput(f"head file {against_head} must hold a JSON object")
-        c.ledger.check_head(head_doc, c.ws.keys)
+        c.ledger.check_head(head_doc, c.ws.keys, public_key=officer_key)
         if int(head_doc["seq"]) > res.count:
             raise ChainBroken(f"signed head seq {head_doc['seq']} is beyond the chain's {res.count} events")
     if export_manifest is not None:
         from appliance.export.verify import verify_manifest
 
-        checked = verify_manifest(c.ledger, c.ws.keys, export_manifest)
+        checked = verify_manifest(c.ledger, c.ws.keys, export_manifest, public_key=officer_key)
         if as_json:
             print_json({"ok": True, "events": res.count, "export": checked})
             return

@@ -13,13 +13,27 @@ from appliance.export.manifest import body_of, export_path, load
 from appliance.export.writers import sha256_path
 
 
-def verify_manifest(ledger: AuditLedger, keys_dir: Path, manifest: Path) -> dict[str, Any]:
-    """Raise an :class:`IntegrityError` subclass (exit 4) on any mismatch; return what was checked."""
+def load_pubkey(path: Path) -> Any:
+    """An Ed25519 public key (PEM) the officer holds; :class:`BadInput` when it cannot be read."""
+    try:
+        return signing.load_public(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BadInput(
+            f"cannot read public key {path}: {exc.__class__.__name__} — pass a PEM Ed25519 public key"
+        ) from None
+
+
+def verify_manifest(ledger: AuditLedger, keys_dir: Path, manifest: Path, *, public_key: Any = None) -> dict[str, Any]:
+    """Raise an :class:`IntegrityError` subclass (exit 4) on any mismatch; return what was checked.
+
+    ``public_key``: check the signature against this key (one the officer holds) instead of the appliance's.
+    """
     doc = load(manifest)
     sig = doc["signature"]
-    own = signing.load_private(keys_dir).public_key()
+    own = public_key if public_key is not None else signing.load_private(keys_dir).public_key()
     if sig.get("public_key_fingerprint") != signing.fingerprint(own):
-        raise SignatureInvalid(f"manifest {manifest.name} was not signed by this appliance's key")
+        whose = "the given --pubkey" if public_key is not None else "this appliance's key"
+        raise SignatureInvalid(f"manifest {manifest.name} was not signed by {whose}")
     signing.verify(own, body_of(doc), str(sig.get("value", "")))
     try:
         want = str(doc["file"]["sha256"])
@@ -56,4 +70,5 @@ def verify_manifest(ledger: AuditLedger, keys_dir: Path, manifest: Path) -> dict
         "audit_seq": seq,
         "export_id": doc.get("export_id"),
         "records": doc.get("file", {}).get("records"),
+        "key_fingerprint": signing.fingerprint(own),
     }
