@@ -5,7 +5,10 @@ Each fills a gap in Presidio's defaults with general rules, not lists of known v
 local or unusual formats that Presidio's validators reject, accepted only next to a context word
 such as "phone" or "card"), ``person_cues`` (names after a title or "my name is", which the small
 spaCy model often misses or calls ORGANIZATION), ``ssn_format`` (SSN-formatted numbers Presidio
-rejects as well-known samples, which must still not be stored).
+rejects as well-known samples, which must still not be stored), ``proper_nouns`` (unexplained proper
+nouns), ``spoken_names`` (names in any letter case after cues, :mod:`.names`), ``date_of_birth``
+(written and spoken dates after a birth cue, :mod:`.birth`) and ``spoken_digits`` (phone numbers read
+out digit by digit, :mod:`.spoken`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ from collections.abc import Callable
 import regex
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 
+from appliance.pii import lexicon
 from appliance.pii.address import StreetAddressRecognizer
+from appliance.pii.birth import date_of_birth_recognizer
+from appliance.pii.names import SpokenNameRecognizer
+from appliance.pii.spoken import spoken_digits_recognizer
 
 Factory = Callable[[], EntityRecognizer]
 _REGISTRY: dict[str, Factory] = {}
@@ -152,44 +159,28 @@ def _person_cues() -> EntityRecognizer:
     )
 
 
-_CALENDAR = frozenset(
-    [
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ]
-)
+_SENTENCE_OPENERS = frozenset({".", "!", "?", ":", ";", '"', "“", "(", "[", "-", "–", "*", "•", "#", ">"})
 
 
 class ProperNounRecognizer(EntityRecognizer):
-    """Runs of proper nouns (spaCy tags NNP/NNPS) that no other recognizer claimed, reported as PERSON.
+    """Runs of proper nouns (spaCy tags NNP/NNPS) that nothing else explains, reported as PERSON.
 
     The small spaCy model misses many names (single first names, lower-resource spellings); treating an
     unexplained proper noun as a name errs on the side of privacy. Scored 0.6 (the default PERSON
-    threshold); a context word ("name", "told", "wife" ...) nearby raises it. Weekday and month names
-    are skipped; acronyms that are never PII belong in ``pii.allow_list``.
+    threshold); a context word ("name", "told", "wife" ...) nearby raises it. Not a name: a word spaCy's
+    NER puts in any entity (a LAW, a DATE ...); a common English word that is not a lexicon name
+    ("Convention", "Court", "Review", :mod:`.lexicon`); an ALL-CAPS word or a sentence's first word unless
+    it is a lexicon name (headers, acronyms, capitalised openers); a run made only of everyday words that
+    are also names ("Will", "Hope"). Acronyms that are never PII belong in ``pii.allow_list``.
     """
 
     TAGS = frozenset({"NNP", "NNPS"})
 
     def __init__(self, score: float = 0.6) -> None:
         self.base_score = score
+        self._names = lexicon.names()
+        self._common = lexicon.common_words()
+        self._everyday = lexicon.everyday()
         super().__init__(
             supported_entities=["PERSON"],
             name="appliance_proper_noun",
@@ -220,23 +211,42 @@ class ProperNounRecognizer(EntityRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         if nlp_artifacts is None or nlp_artifacts.tokens is None:
             return []
+        doc = nlp_artifacts.tokens
         claimed = [(e.start_char, e.end_char) for e in nlp_artifacts.entities]
+        claimed += [(e.start_char, e.end_char) for e in getattr(doc, "ents", ())]
         out: list[RecognizerResult] = []
         run: list = []
-        for tok in [*nlp_artifacts.tokens, None]:
-            if tok is not None and self._candidate(tok):
+        strong = False
+        prev = None
+        for tok in [*doc, None]:
+            kind = self._kind(tok, prev) if tok is not None else None
+            if tok is not None:
+                prev = (None if "\n" in tok.text else prev) if tok.is_space else tok
+            if kind is not None:
                 run.append(tok)
+                strong = strong or kind
                 continue
-            if run:
+            if run and strong:
                 start, end = run[0].idx, run[-1].idx + len(run[-1].text)
                 if not any(s < end and start < e for s, e in claimed):
                     out.append(self._result(start, end))
-            run = []
+            run, strong = [], False
         return out
 
-    def _candidate(self, tok) -> bool:
+    def _kind(self, tok, prev) -> bool | None:
+        """None: not part of a name; False: may continue a name (an everyday name); True: a name."""
         proper = tok.tag_ in self.TAGS if tok.tag_ else (tok.is_title or (tok.is_upper and len(tok.text) > 3))
-        return proper and tok.is_alpha and len(tok.text) > 1 and not tok.is_stop and tok.lower_ not in _CALENDAR
+        if not (proper and tok.is_alpha and len(tok.text) > 1) or tok.is_stop:
+            return None
+        w = tok.lower_
+        if w in lexicon.CALENDAR:
+            return None
+        name = w in self._names
+        if w in self._common and not name:
+            return None  # a capitalised common word: vocabulary, not a name
+        if (tok.is_upper or _sentence_initial(tok, prev)) and not name:
+            return None
+        return not (name and w in self._everyday)
 
     def _result(self, start: int, end: int) -> RecognizerResult:
         return RecognizerResult(
@@ -252,6 +262,26 @@ class ProperNounRecognizer(EntityRecognizer):
         )
 
 
+def _sentence_initial(tok, prev) -> bool:
+    """First word of the text, of a line, or after sentence punctuation, a bracket or a bullet."""
+    return prev is None or prev.text in _SENTENCE_OPENERS or (prev.text.endswith(".") and len(prev.text) > 1)
+
+
 @builtin("proper_nouns")
 def _proper_nouns() -> EntityRecognizer:
     return ProperNounRecognizer()
+
+
+@builtin("spoken_names")
+def _spoken_names() -> EntityRecognizer:
+    return SpokenNameRecognizer()
+
+
+@builtin("date_of_birth")
+def _date_of_birth() -> EntityRecognizer:
+    return date_of_birth_recognizer()
+
+
+@builtin("spoken_digits")
+def _spoken_digits() -> EntityRecognizer:
+    return spoken_digits_recognizer()

@@ -73,10 +73,13 @@ def engine_names() -> list[str]:
 
 
 def build_engine(policy: PiiPolicy, kind: str = "presidio") -> PiiEngine:
-    """The engine for ``policy`` (built once per process and configuration, then reused)."""
+    """The engine for ``policy`` with its packs merged (built once per process and configuration, then reused)."""
+    from appliance.pii.packs import effective
+
     _load_builtin()
     if kind not in _FACTORIES:
         raise ValueError(f"unknown PII engine {kind!r}; known: {', '.join(sorted(_FACTORIES))}")
+    policy = effective(policy)
     key = (kind, _detection_key(policy))
     with _LOCK:
         engine = _CACHE.get(key)

@@ -1,10 +1,11 @@
 """The PII stage's front door: scan texts, then drop, redact or pseudonymise per the policy.
 
 Promise: a text that leaves :meth:`PiiPipeline.process` carries no span the engine found at or above
-its type's threshold, except types the policy marks ``allow``. Findings are reported as types,
-offsets into the *original* text and scores — never values. Types whose action is ``allow`` are not
-reported by :meth:`process` or :meth:`scan` (they are not PII under the policy) unless
-``scan(..., include_allowed=True)`` asks for them.
+its type's threshold, except types the policy marks ``allow``; nothing below its threshold is changed.
+A surrogate keeps the letter case of the value it replaces (lower case, ALL CAPS or as generated).
+Findings are reported as types, offsets into the *original* text and scores — never values. Types whose
+action is ``allow`` are not reported by :meth:`process` or :meth:`scan` (they are not PII under the
+policy) unless ``scan(..., include_allowed=True)`` asks for them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from appliance.pii.engine import PiiEngine, build_engine
-from appliance.pii.pseudonym import Pseudonymizer, load_key
+from appliance.pii.packs import effective
+from appliance.pii.pseudonym import Pseudonymizer, load_key, match_case
 from appliance.pii.spans import Span, admitted, resolve
 from appliance.policy.schema import PiiAction, PiiPolicy
 
@@ -36,7 +38,7 @@ class PiiPipeline:
 
     def __init__(self, engine: PiiEngine, policy: PiiPolicy, pseudonymizer: Pseudonymizer) -> None:
         self.engine = engine
-        self.policy = policy
+        self.policy = effective(policy)
         self.pseudonymizer = pseudonymizer
 
     @classmethod
@@ -82,7 +84,7 @@ class PiiPipeline:
 
     def _replacement(self, span: Span, value: str) -> str:
         if span.action is PiiAction.pseudonymize:
-            return self.pseudonymizer.surrogate(span.type, value)
+            return match_case(value, self.pseudonymizer.surrogate(span.type, value))
         if span.action is PiiAction.allow:
             return value
         return f"<{span.type}>"

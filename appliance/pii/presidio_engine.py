@@ -7,6 +7,9 @@
 * Large inputs are scanned in batches (spaCy ``nlp.pipe``, as Presidio's ``BatchAnalyzerEngine``) in
   ``n_process`` forked workers that share the loaded engine copy-on-write; small inputs run in-process.
   Entity types whose recognizers all need a digit (or an "@") are skipped on texts without one.
+* Name-like findings of spaCy NER and the proper-noun rule get a second opinion
+  (:mod:`appliance.pii.precision`): vocabulary and section headers are not names.
+* The policy's packs (``pii.packs``) are merged in before anything is built (:mod:`appliance.pii.packs`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from spacy.tokens import Doc  # noqa: E402
 from appliance.errors import ConfigError  # noqa: E402
 from appliance.pii.chunking import chunk_bounds  # noqa: E402
 from appliance.pii.engine import Finding, PiiEngine, register_engine  # noqa: E402
+from appliance.pii.packs import effective  # noqa: E402
+from appliance.pii.precision import PrecisionFilter  # noqa: E402
 from appliance.pii.recognizers import LANGUAGE, apply_policy  # noqa: E402
 from appliance.policy.schema import PiiPolicy  # noqa: E402
 
@@ -129,6 +134,7 @@ class PresidioEngine(PiiEngine):
     name = "presidio"
 
     def __init__(self, policy: PiiPolicy) -> None:
+        policy = effective(policy)
         self.policy = policy
         model = policy.spacy_model
         if not spacy.util.is_package(model):
@@ -179,6 +185,7 @@ class PresidioEngine(PiiEngine):
             r.threshold for r in policy.entities.values() if r.threshold is not None
         ]
         self.min_score = min(thresholds)
+        self.precision = PrecisionFilter(policy.allow_list, policy.allow_patterns)
 
     @property
     def nlp(self) -> Any:
@@ -191,7 +198,8 @@ class PresidioEngine(PiiEngine):
     def analyze_one(self, text: str) -> list[Finding]:
         findings: list[Finding] = []
         for start, end in chunk_bounds(text, self.policy.max_chunk_chars, self.policy.chunk_overlap_chars):
-            for r in self.analyzer.analyze(text=text[start:end], **self._analyze_kwargs()):
+            chunk = text[start:end]
+            for r in self.precision.apply(chunk, self.analyzer.analyze(text=chunk, **self._analyze_kwargs())):
                 findings.append(Finding(r.start + start, r.end + start, r.entity_type, float(r.score)))
         return sorted(findings)
 
@@ -213,6 +221,7 @@ class PresidioEngine(PiiEngine):
                 skip |= self._at_only
             entities = [e for e in self.entities if e not in skip] if skip else self.entities
             found = self.analyzer.analyze(text=text, nlp_artifacts=artifacts, **{**kwargs, "entities": entities})
+            found = self.precision.apply(text, found)
             out.append([(r.start, r.end, r.entity_type, float(r.score)) for r in found])
         return out
 

@@ -77,6 +77,18 @@ def _shape(digest: bytes, value: str) -> str:
     return "".join(out)
 
 
+def match_case(original: str, surrogate: str) -> str:
+    """The surrogate in the original's letter case: lower case stays lower, ALL CAPS stays upper."""
+    letters = [c for c in original if c.isalpha()]
+    if not letters or original == surrogate:
+        return surrogate
+    if all(c.islower() for c in letters):
+        return surrogate.lower()
+    if all(c.isupper() for c in letters) and len(letters) > 1:
+        return surrogate.upper()
+    return surrogate
+
+
 class Pseudonymizer:
     """Surrogates for one dataset under one workspace key; memoised per value."""
 

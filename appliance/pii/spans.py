@@ -61,11 +61,13 @@ def admitted(findings: Iterable[Finding], policy: PiiPolicy, text: str, *, inclu
 
 
 CONFIDENT = 0.95  # checksum-validated or context-confirmed findings
+GENERIC = frozenset({"ORGANIZATION", "LOCATION", "NRP", "DATE_TIME"})  # spaCy's broad classes
 
 
-def _rank(s: Span) -> tuple[int, bool, int, float]:
-    """Most severe action first; then a confident finding; then the longest; then the highest score."""
-    return (_SEVERITY[s.action], s.score >= CONFIDENT, s.end - s.start, s.score)
+def _rank(s: Span) -> tuple[int, bool, int, float, bool]:
+    """Most severe action first; then a confident finding; then the longest; then the highest score; then a
+    specific type over one of spaCy's broad classes (a name after a cue beats NER's ORGANIZATION guess)."""
+    return (_SEVERITY[s.action], s.score >= CONFIDENT, s.end - s.start, s.score, s.type not in GENERIC)
 
 
 def resolve(spans: Iterable[Span]) -> list[Span]:

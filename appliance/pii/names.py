@@ -1,0 +1,185 @@
+"""Names in text whose letter case says nothing: speech transcripts, chat, lower-cased exports.
+
+:class:`SpokenNameRecognizer` (built-in ``spoken_names``) reads a name after a cue — a title ("dr.
+patel"), a naming phrase ("my name is x", "patient is nicole miller"), a greeting or vocative ("hi ,
+stephanie .", "thanks , john") — and checks the words against the name lexicon (:mod:`.lexicon`), in
+any letter case. Without a cue, a lexicon name counts only in a text written in lower case (where
+capitals cannot mark names), and only when spaCy's tagger reads it as a noun. Everyday words that are
+also names ("will", "may", "hope") are never taken without a strong cue; common words never.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+import regex
+from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+
+from appliance.pii import lexicon
+
+_TITLE = r"(?:mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau)\.?"
+_STRONG = (
+    r"(?:my|her|his|their|the\s+patient's|patient's|your)\s+(?:full\s+|first\s+|last\s+)?name(?:\s+is|'s|\s*:)"
+    r"|name\s+is|called\s+me|known\s+as|goes\s+by|named"
+)
+_MEDIUM = (
+    r"hi|hello|hey|hiya|bye|goodbye|thanks|thank\s+you|good\s+(?:morning|afternoon|evening)|welcome|dear"
+    r"|(?:nice|pleasure|good)\s+to\s+(?:meet|see)\s+you|patient(?:\s+is|\s+was)?|this\s+is|i'm|i\s+am|it's"
+    r"|speaking\s+with|speak\s+(?:to|with)|spoke\s+(?:to|with)|talk(?:ed)?\s+(?:to|with)|ask(?:ed)?\s+for"
+    r"|(?:my|her|his|your)\s+(?:wife|husband|son|daughter|mother|mom|father|dad|brother|sister|friend|partner"
+    r"|colleague|boss|manager|neighbou?r|doctor|nurse)|(?:wife|husband|son|daughter)\s+is"
+)
+_CUE = regex.compile(
+    rf"(?i)\b(?:(?P<title>{_TITLE})|(?P<strong>{_STRONG})|(?P<medium>{_MEDIUM}))(?:[ \t]*[,:])?[ \t]+(?=\p{{L}})"
+)
+# a vocative: ", name ." / ", name ," — or a name opening an utterance: "name , ..."
+_VOCATIVE = regex.compile(r"(?:,[ \t]*|(?:^|[\]:>])[ \t]*)(?P<w>\p{L}[\p{L}'’-]*)(?=[ \t]*[,.?!](?!\w))", regex.M)
+_WORD = regex.compile(r"\p{L}[\p{L}'’-]*")
+_NEXT_WORD = regex.compile(r"[ \t]+(\p{L}[\p{L}'’-]*)")
+_UPPER_START = regex.compile(r"\b\p{Lu}")
+_WORDS_ANY = regex.compile(r"\b\p{L}")
+
+NOUNISH = frozenset({"NN", "NNS", "NNP", "NNPS", "FW", "UH", "XX", "ADD", ""})
+# after a cue the tagger only vetoes: on a lower-case name it often guesses JJ or RB, but never rightly a verb
+VETO = ("VB", "MD", "PRP", "DT", "IN", "CC", "TO", "WDT", "WP", "WRB", "EX", "POS", "RP")
+SCORES = {"title": 0.85, "strong": 0.85, "medium": 0.8, "vocative": 0.7, "pair": 0.7, "bare": 0.65}
+LOWERCASE_SHARE = 0.05  # a text with at most this share of capitalised words is "written in lower case"
+MAX_WORDS = 3
+
+
+class SpokenNameRecognizer(EntityRecognizer):
+    """PERSON after cues and, in lower-case texts, bare lexicon names the tagger reads as nouns."""
+
+    def __init__(self) -> None:
+        self._names = lexicon.names()
+        self._common = lexicon.common_words()
+        self._everyday = lexicon.everyday()
+        super().__init__(supported_entities=["PERSON"], name="appliance_spoken_names", supported_language="en")
+
+    def load(self) -> None:
+        return None
+
+    # -- word classes ---------------------------------------------------------------------------
+    def _name(self, w: str) -> bool:
+        w = w.casefold()
+        return w in self._names and w not in self._everyday
+
+    def _any_name(self, w: str) -> bool:
+        w = w.casefold()
+        return w in self._names and w not in lexicon.CALENDAR and w not in _STOP
+
+    def _rare(self, w: str) -> bool:
+        w = w.casefold()
+        return len(w) > 2 and w not in self._common and w not in self._names
+
+    # -- recognition ----------------------------------------------------------------------------
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        tags = _Tags(nlp_artifacts)
+        out: dict[tuple[int, int], tuple[float, str]] = {}
+
+        def add(start: int, end: int, how: str) -> None:
+            score = SCORES[how]
+            if out.get((start, end), (0.0, ""))[0] < score:
+                out[(start, end)] = (score, how)
+
+        for m in _CUE.finditer(text):
+            how = m.lastgroup or "medium"
+            first = _WORD.match(text, m.end())
+            if first is None:
+                continue
+            w = first.group()
+            if how in ("title", "strong"):
+                ok = (self._any_name(w) or self._rare(w) or w[0].isupper()) and not lexicon.is_vocabulary(w)
+                ok = ok or self._name(w)
+            else:
+                ok = self._name(w) and not tags.vetoed(first.start())
+            if ok:
+                add(first.start(), self._extend(text, first.end()), how)
+        lower = self._lowercase_text(text)
+        for m in _VOCATIVE.finditer(text):
+            w = m.group("w")
+            if self._name(w) and (lower or w[0].isupper()) and not tags.vetoed(m.start("w")):
+                add(m.start("w"), self._extend(text, m.end("w")), "vocative")
+        if lower:
+            self._bare(text, tags, add)
+        return [self._result(s, e, sc, how) for (s, e), (sc, how) in sorted(out.items())]
+
+    def _extend(self, text: str, end: int) -> int:
+        """Extend a name over following surname-like words (lexicon names or rare words), up to MAX_WORDS."""
+        for _ in range(MAX_WORDS - 1):
+            m = _NEXT_WORD.match(text, end)
+            if m is None:
+                break
+            w = m.group(1)
+            if not (self._any_name(w) or self._rare(w)) or (lexicon.is_vocabulary(w) and not self._any_name(w)):
+                break
+            end = m.end(1)
+        return end
+
+    def _bare(self, text: str, tags: _Tags, add) -> None:
+        """Lower-case text: a first name and surname pair, or one uncommon lexicon name read as a noun."""
+        words = list(_WORD.finditer(text))
+        i = 0
+        while i < len(words):
+            m = words[i]
+            w = m.group()
+            if self._name(w) and tags.nounish(m.start()):
+                j = i + 1
+                while j < len(words) and j - i < MAX_WORDS and self._any_name(words[j].group()):
+                    if text[words[j - 1].end() : words[j].start()].strip():
+                        break  # punctuation between the words: not one name
+                    j += 1
+                if j - i >= 2:
+                    add(m.start(), words[j - 1].end(), "pair")
+                    i = j
+                    continue
+                if w.casefold() not in self._common:
+                    add(m.start(), m.end(), "bare")
+            i += 1
+
+    @staticmethod
+    def _lowercase_text(text: str) -> bool:
+        n = len(_WORDS_ANY.findall(text))
+        return n >= 3 and len(_UPPER_START.findall(text)) <= LOWERCASE_SHARE * n
+
+    def _result(self, start: int, end: int, score: float, how: str) -> RecognizerResult:
+        return RecognizerResult(
+            "PERSON",
+            start,
+            end,
+            score,
+            analysis_explanation=AnalysisExplanation(self.name, score, textual_explanation=f"name ({how})"),
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+            },
+        )
+
+
+class _Tags:
+    """spaCy's fine-grained tag of the token starting at a character offset ('' when unknown)."""
+
+    def __init__(self, nlp_artifacts) -> None:
+        self.doc = getattr(nlp_artifacts, "tokens", None)
+        self.starts = list(getattr(nlp_artifacts, "tokens_indices", None) or [])
+
+    def tag(self, char: int) -> str:
+        if self.doc is None or not self.starts:
+            return ""
+        i = bisect_right(self.starts, char) - 1
+        return self.doc[i].tag_ if i >= 0 and self.starts[i] == char else ""
+
+    def nounish(self, char: int) -> bool:
+        return self.tag(char) in NOUNISH
+
+    def vetoed(self, char: int) -> bool:
+        return self.tag(char).startswith(VETO)
+
+
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+_STOP = _stop_words()

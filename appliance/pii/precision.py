@@ -1,0 +1,70 @@
+"""Second opinion on name-like findings from spaCy NER and the proper-noun rule (pure, per finding).
+
+A PERSON or ORGANIZATION finding is dropped when every content word in it is vocabulary: a common
+English word that is not a lexicon name ("the Court", "Human Rights", "Government"), a term of the
+policy's allow-list (packs add their domain's terms) or a word matching one of its ``allow_patterns``.
+Any name-like finding inside a section header ("REVIEW OF SYSTEMS", "History of Present Illness:") is
+dropped unless it holds a lexicon name. Findings of cue-based and pattern recognizers are never
+touched: the cue already explains them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import regex
+from presidio_analyzer import RecognizerResult
+
+from appliance.pii import lexicon
+
+GUARDED_RECOGNIZERS = frozenset({"SpacyRecognizer", "appliance_proper_noun"})
+VOCABULARY_TYPES = frozenset({"PERSON", "ORGANIZATION"})
+HEADER_TYPES = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP"})
+_WORD = regex.compile(r"\p{L}[\p{L}'’]*")
+_SMALL = r"(?:of|and|or|the|to|for|in|on|with|a|an|&)"
+# a line opening with ALL-CAPS words up to a colon or the line's end, or Title-case words up to a colon
+_HEADER = regex.compile(
+    r"^[ \t#*•>-]*(?:"
+    r"(?:[\p{Lu}\d][\p{Lu}\d'’&/().,-]*[ \t]*)+(?=:|[ \t]*$)"
+    rf"|\p{{Lu}}[\p{{L}}'’-]*(?:[ \t]+(?:{_SMALL}|\p{{Lu}}[\p{{L}}'’-]*|\(\p{{Lu}}+\)))*(?=[ \t]*:)"
+    r")",
+    regex.M,
+)
+
+
+class PrecisionFilter:
+    """Drops vocabulary and header findings; built once per engine from the (pack-merged) policy."""
+
+    def __init__(self, allow_terms: Iterable[str] = (), allow_patterns: Sequence[str] = ()) -> None:
+        self.vocabulary = frozenset(w.casefold() for t in allow_terms for w in _WORD.findall(t))
+        self.patterns = [regex.compile(p, regex.IGNORECASE) for p in allow_patterns]
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        self.stop = frozenset(STOP_WORDS)
+
+    def apply(self, text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+        guarded = [r for r in results if r.entity_type in HEADER_TYPES and _recognizer(r) in GUARDED_RECOGNIZERS]
+        if not guarded:
+            return results
+        headers = [m.span() for m in _HEADER.finditer(text) if _WORD.search(m.group())]
+        drop = {id(r) for r in guarded if self._drop(text, r, headers)}
+        return [r for r in results if id(r) not in drop] if drop else results
+
+    def _drop(self, text: str, r: RecognizerResult, headers: list[tuple[int, int]]) -> bool:
+        words = _WORD.findall(text[r.start : r.end])
+        if not words:
+            return True
+        if any(s <= r.start and r.end <= e for s, e in headers) and not any(lexicon.is_name(w) for w in words):
+            return True
+        if r.entity_type not in VOCABULARY_TYPES:
+            return False
+        content = [w for w in words if w.casefold() not in self.stop] or words
+        return all(self.is_vocabulary(w) for w in content)
+
+    def is_vocabulary(self, word: str) -> bool:
+        w = word.casefold()
+        return w in self.vocabulary or lexicon.is_vocabulary(w) or any(p.fullmatch(w) for p in self.patterns)
+
+
+def _recognizer(r: RecognizerResult) -> str:
+    return (r.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, "")
