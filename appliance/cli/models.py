@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -33,17 +35,48 @@ def _rows(ctx: typer.Context, check: bool, only: str | None = None) -> list[dict
         }
         if check and path is not None:
             row["status"] = "ok" if sha256_file(path) == spec.sha256 else "CHECKSUM MISMATCH"
+            if row["status"] == "ok":
+                row["kernels"] = _kernels(path, "sha256:" + spec.sha256)
         rows.append(row)
     return rows
 
 
+def _kernels(path: Path, sha256: str) -> dict:
+    """The llama.cpp self-test verdict for this model on this machine (runs the test once, then cached)."""
+    from appliance.generate.selftest import BackendUnusable, CpuUnsupported, extra_bufts_safe
+
+    try:
+        v = extra_bufts_safe(path, sha256)
+    except (CpuUnsupported, BackendUnusable) as exc:
+        return {"extra_bufts": None, "outcome": "unusable", "error": str(exc)}
+    return {**v.audit(), "system_info": v.system_info}
+
+
 def _table(rows: list[dict]) -> Table:
-    t = Table("name", "file", "size", "sha256", "architecture", "license", "status")
+    kernels = any("kernels" in r for r in rows)
+    t = Table(
+        "name",
+        "file",
+        "size",
+        "sha256",
+        "architecture",
+        "license",
+        "status",
+        *(["extra buffer types"] if kernels else []),
+    )
     for r in rows:
         size = f"{r['size'] / 1e6:.1f} MB" if r["size"] else "-"
         name = r["name"] + (" (default)" if r["default"] else "")
-        t.add_row(name, r["file"], size, r["sha256"][:16] + "…", r["architecture"] or "-", r["license"], r["status"])
+        cells = [name, r["file"], size, r["sha256"][:16] + "…", r["architecture"] or "-", r["license"], r["status"]]
+        if kernels:
+            k = r.get("kernels")
+            cells.append("-" if k is None else f"{_onoff(k['extra_bufts'])} ({k['outcome']})")
+        t.add_row(*cells)
     return t
+
+
+def _onoff(v: bool | None) -> str:
+    return "n/a" if v is None else ("on" if v else "off")
 
 
 @app.command("list")
@@ -62,7 +95,7 @@ def verify(
     name: str | None = typer.Argument(None, help="model name (default: every fetched model)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Check fetched models against their pinned SHA-256: exit 4 on a mismatch."""
+    """Check fetched models against their pinned SHA-256 (exit 4 on a mismatch) and self-test llama.cpp on them."""
     rows = _rows(ctx, check=True, only=name)
     if name is not None and not rows:
         raise ConfigError(f"unknown model {name!r}; see `appliance models list`")
@@ -76,3 +109,6 @@ def verify(
     missing = [r["name"] for r in rows if r["status"] == "missing" and (r["default"] or name)]
     if missing:
         raise ConfigError(f"model(s) not fetched: {', '.join(missing)} — run `make models`")
+    unusable = [r["kernels"]["error"] for r in rows if (r.get("kernels") or {}).get("outcome") == "unusable"]
+    if unusable:
+        raise ConfigError(unusable[0])

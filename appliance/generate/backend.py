@@ -138,10 +138,31 @@ class GenerationBackend(abc.ABC):
         self.close()
 
 
-def build_backend(kind: str, model_path: Path, **options: Any) -> GenerationBackend:
-    """Construct a backend by kind name (``"llama.cpp"``); options go to its constructor."""
+def build_backend(
+    kind: str,
+    model_path: Path,
+    *,
+    isolate: bool = False,
+    use_extra_bufts: bool | None = None,
+    model_sha256: str | None = None,
+    **options: Any,
+) -> GenerationBackend:
+    """Construct a backend by kind name (``"llama.cpp"``); options go to its constructor.
+
+    Before llama.cpp is even imported, :mod:`appliance.generate.selftest` decides (once per model and machine)
+    whether its extra buffer types are safe, unless ``use_extra_bufts`` is given. ``isolate``: decode in a
+    child process, so that a native crash becomes :class:`~appliance.generate.isolated.DecoderCrashed`.
+    """
     if kind in ("llama.cpp", "llama_cpp", "llamacpp"):
+        if use_extra_bufts is None:
+            from appliance.generate.selftest import extra_bufts_safe
+
+            use_extra_bufts = extra_bufts_safe(model_path, model_sha256).extra_bufts
+        if isolate:
+            from appliance.generate.isolated import IsolatedBackend
+
+            return IsolatedBackend(model_path, use_extra_bufts=use_extra_bufts, **options)
         from appliance.generate.llama import LlamaCppBackend
 
-        return LlamaCppBackend(model_path, **options)
+        return LlamaCppBackend(model_path, use_extra_bufts=use_extra_bufts, **options)
     raise ConfigError(f"unknown generation backend {kind!r}; known: llama.cpp")

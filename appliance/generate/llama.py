@@ -39,6 +39,15 @@ llama_cpp.llama_log_set(_log_errors_only, ctypes.c_void_p(0))
 llama_cpp.llama_backend_init()
 
 
+def system_info() -> str:
+    """llama.cpp's compiled CPU features, e.g. ``CPU : SSE3 = 1 | AVX2 = 1 | ... | REPACK = 1 |``."""
+    return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+
+
+def library_version() -> str:
+    return str(getattr(llama_cpp, "__version__", "unknown"))
+
+
 def default_threads() -> int:
     """Threads for ``n_threads=0``: the cores not already busy (1-minute load), at least one.
 
@@ -197,10 +206,23 @@ class _Session:
 
 
 class LlamaCppBackend(GenerationBackend):
-    """A GGUF model loaded with llama.cpp. ``n_ctx`` is the longest sequence (prefix + output) allowed."""
+    """A GGUF model loaded with llama.cpp. ``n_ctx`` is the longest sequence (prefix + output) allowed.
+
+    ``use_extra_bufts``: let llama.cpp put weights in extra buffer types (CPU repack, AMX), whose kernels
+    have crashed on some CPU/model pairs; :mod:`appliance.generate.selftest` decides it per model and CPU
+    (None: ask it). ``vocab_only``: load the vocabulary and hyperparameters only (text operations; no decoding).
+    """
 
     def __init__(
-        self, model_path: Path, *, n_ctx: int = 2048, n_threads: int = 0, n_seq_max: int = 8, n_batch: int = 512
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int = 0,
+        n_seq_max: int = 8,
+        n_batch: int = 512,
+        use_extra_bufts: bool | None = None,
+        vocab_only: bool = False,
     ) -> None:
         self._stack = ExitStack()
         self.model_path = Path(model_path)
@@ -208,8 +230,16 @@ class LlamaCppBackend(GenerationBackend):
         self.n_threads = n_threads or default_threads()
         self.n_seq_max = n_seq_max
         self.n_batch = n_batch
+        if use_extra_bufts is None and not vocab_only:
+            from appliance.generate.selftest import extra_bufts_safe
+
+            use_extra_bufts = extra_bufts_safe(self.model_path).extra_bufts
+        self.use_extra_bufts = bool(use_extra_bufts)
+        self.vocab_only = vocab_only
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        mparams.use_extra_bufts = self.use_extra_bufts
+        mparams.vocab_only = vocab_only
         model = llama_cpp.llama_model_load_from_file(str(self.model_path).encode("utf-8"), mparams)
         if model is None:
             raise ConfigError(f"llama.cpp could not load {self.model_path.name}; is it a GGUF model file?")
@@ -280,6 +310,8 @@ class LlamaCppBackend(GenerationBackend):
         """A context for ``n_seq`` sequences of up to ``n_ctx_seq`` tokens, freed on exit."""
         if self._model is None:
             raise RuntimeError("backend is closed")
+        if self.vocab_only:
+            raise RuntimeError("a vocab-only backend cannot decode")
         with ExitStack() as stack:
             yield _Session(self, n_seq=n_seq, n_ctx_seq=n_ctx_seq, n_batch=self.n_batch, stack=stack)
 

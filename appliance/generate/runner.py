@@ -2,8 +2,11 @@
 
 Promises: nothing reaches the database before the PII pipeline (same engine and policy as the seeds) has
 processed it; an output index is stored at most once (UNIQUE(batch_id, idx)); an interrupted batch keeps
-every stored output and ``resume`` produces exactly the missing indices. Audit events carry the model and
-prompt hashes, counts and throughput, never text.
+every stored output and ``resume`` produces exactly the missing indices. llama.cpp decodes in a child process
+(:mod:`appliance.generate.isolated`) with the extra buffer types its self-test allows
+(:mod:`appliance.generate.selftest`), so a native crash interrupts the batch like Ctrl-C does, with a one-line
+error, instead of killing the command. Audit events carry the model and prompt hashes, the kernel choice,
+counts and throughput, never text.
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from appliance.errors import BadInput
 from appliance.generate import store
 from appliance.generate.backend import GenerationBackend, Job, Prefix, build_backend
 from appliance.generate.fewshot import fewshot_prefix, pick, train_examples
+from appliance.generate.isolated import DecoderCrashed
 from appliance.generate.plan import GenerateOptions, Plan, job_seed, plan_new, plan_resume
 from appliance.generate.prompts import artifact_path, load_embeddings
+from appliance.generate.selftest import Verdict, extra_bufts_safe
 from appliance.generate.weights import batch_weights, cache_dir
+from appliance.policy.templates import render_label_template
 
 
 class Reporter(Protocol):
@@ -88,10 +94,22 @@ def _weights(ctx: Context, plan: Plan) -> tuple[Path, str]:
 
 
 @contextmanager
-def _backend(ctx: Context, plan: Plan, path: Path) -> Iterator[GenerationBackend]:
+def _backend(ctx: Context, plan: Plan, path: Path, wsha: str) -> Iterator[tuple[GenerationBackend, Verdict]]:
+    """The decoding backend (in a child process) and the self-test verdict it was built with."""
     g = ctx.policy.generation
-    with build_backend("llama.cpp", path, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=plan.batch) as backend:
-        yield backend
+    verdict = extra_bufts_safe(path, wsha)
+    if not verdict.cached:
+        ctx.record("generate.selftest", verdict.audit())
+    with build_backend(
+        "llama.cpp",
+        path,
+        isolate=True,
+        use_extra_bufts=verdict.extra_bufts,
+        n_ctx=g.n_ctx,
+        n_threads=g.threads,
+        n_seq_max=plan.batch,
+    ) as backend:
+        yield backend, verdict
 
 
 def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[int]) -> list[Job]:
@@ -105,7 +123,7 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
             label = plan.label_of(i)
             if label not in cache:
                 templ = meta.label_template
-                text = templ.format(label=label) if templ and label is not None else meta.suffix_text
+                text = render_label_template(templ, label) if templ and label is not None else meta.suffix_text
                 ids = tuple(backend.tokenize(text, add_bos=False)) if text else ()
                 cache[label] = Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb, bos=meta.prefix_bos)
             jobs.append(Job(i, cache[label], job_seed(plan.seed, i)))
@@ -121,7 +139,7 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
     return jobs
 
 
-def _audit_base(ctx: Context, plan: Plan, batch_id: str, weights_sha256: str) -> dict[str, Any]:
+def _audit_base(ctx: Context, plan: Plan, batch_id: str, weights_sha256: str, verdict: Verdict) -> dict[str, Any]:
     base: dict[str, Any] = {
         "batch_id": batch_id,
         "dataset": plan.dataset,
@@ -130,6 +148,8 @@ def _audit_base(ctx: Context, plan: Plan, batch_id: str, weights_sha256: str) ->
         "model_sha256": plan.model_sha256,
         "weights": plan.weights,
         "weights_sha256": weights_sha256,
+        "extra_bufts": verdict.extra_bufts,
+        "kernel_selftest": verdict.outcome,
         "prompt_id": plan.prompt["id"] if plan.prompt else None,
         "prompt_sha256": plan.prompt["artifact_sha256"] if plan.prompt else None,
         "raw_seeds_in_prompt": plan.mode == "fewshot",
@@ -144,7 +164,7 @@ def start(ctx: Context, opts: GenerateOptions, reporter: Reporter | None = None)
     """Create a batch and run it to completion (Ctrl-C or kill: what finished stays stored)."""
     plan = plan_new(ctx, opts)
     path, wsha = _weights(ctx, plan)
-    with _backend(ctx, plan, path) as backend:
+    with _backend(ctx, plan, path, wsha) as (backend, verdict):
         if plan.prompt is not None:  # width and shape checks before the batch exists
             load_embeddings(artifact_path(ctx.ws, plan.prompt), plan.prompt, backend.n_embd)
         batch_id = store.new_batch_id()
@@ -171,7 +191,7 @@ def start(ctx: Context, opts: GenerateOptions, reporter: Reporter | None = None)
                 conn,
                 "generate.start",
                 {
-                    **_audit_base(ctx, plan, batch_id, wsha),
+                    **_audit_base(ctx, plan, batch_id, wsha, verdict),
                     "n_requested": plan.n,
                     "n_labels": len(plan.labels),
                     "exportable": plan.exportable,
@@ -180,7 +200,7 @@ def start(ctx: Context, opts: GenerateOptions, reporter: Reporter | None = None)
                     "sampling": _audit_sampling(plan),
                 },
             )
-        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), wsha)
+        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), _audit_base(ctx, plan, batch_id, wsha, verdict))
 
 
 def resume(ctx: Context, batch_id: str, reporter: Reporter | None = None) -> RunResult:
@@ -193,22 +213,23 @@ def resume(ctx: Context, batch_id: str, reporter: Reporter | None = None) -> Run
         return RunResult(batch_id, "complete", row["n_requested"], n, 0, 0, 0, 0, 0.0)
     plan = plan_resume(ctx, row)
     path, wsha = _weights(ctx, plan)
-    with _backend(ctx, plan, path) as backend:
+    with _backend(ctx, plan, path, wsha) as (backend, verdict):
         store.set_status(ctx.db, batch_id, "running", runner=store.runner_id())
         missing = plan.n - len(store.done_indices(ctx.db, batch_id))
-        ctx.record("generate.resume", {**_audit_base(ctx, plan, batch_id, wsha), "n_missing": missing})
-        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), wsha)
+        base = _audit_base(ctx, plan, batch_id, wsha, verdict)
+        ctx.record("generate.resume", {**base, "n_missing": missing})
+        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), base)
 
 
 def _run(
-    ctx: Context, plan: Plan, backend: GenerationBackend, batch_id: str, reporter: Reporter, wsha: str
+    ctx: Context, plan: Plan, backend: GenerationBackend, batch_id: str, reporter: Reporter, base: dict[str, Any]
 ) -> RunResult:
     from appliance.pii import PiiPipeline
 
     stats = {"new": 0, "dropped": 0, "findings": 0, "tokens": 0}
     t0 = time.perf_counter()
 
-    def close(status: str) -> RunResult:
+    def close(status: str, **why: Any) -> RunResult:
         store.set_status(ctx.db, batch_id, status)
         stored = len(store.done_indices(ctx.db, batch_id))
         result = RunResult(
@@ -223,7 +244,7 @@ def _run(
             time.perf_counter() - t0,
         )
         kind = "generate.finish" if status == "complete" else "generate.interrupted"
-        ctx.record(kind, {**_audit_base(ctx, plan, batch_id, wsha), **result.as_dict()})
+        ctx.record(kind, {**base, **result.as_dict(), **why})
         return result
 
     try:
@@ -256,6 +277,12 @@ def _run(
             reporter.record()
     except KeyboardInterrupt:
         raise BatchInterrupted(close("interrupted")) from None
+    except DecoderCrashed as exc:
+        r = close("interrupted", reason="decoder_crashed")
+        raise DecoderCrashed(
+            f"{exc}; batch {batch_id} keeps its {r.n_stored}/{r.n_requested} stored outputs"
+            f" — finish it with `appliance generate --resume {batch_id}`"
+        ) from None
     except BaseException:
         close("interrupted")
         raise
