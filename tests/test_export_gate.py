@@ -196,8 +196,8 @@ def test_epsilon_over_cap_is_refused(cli, workspace, tmp_path):
 @pytest.mark.parametrize(
     ("key", "check", "value", "threshold"),
     [
-        ("mia_auc_upper", "mia_auc", 0.81, 0.6),
-        ("tpr_at_1pct_fpr_upper", "tpr_at_1pct_fpr", 0.3, 0.05),
+        ("mia_auc_upper", "mia_auc", 0.81, 0.65),
+        ("tpr_at_1pct_fpr_upper", "tpr_at_1pct_fpr", 0.3, 0.2),
         ("canary_exposure_bits", "canary_exposure_bits", 19.0, 10.0),
         ("canary_output_hits", "canary_output_hits", 2, 0),
         ("dcr_ratio_lower", "dcr_ratio", 0.41, 0.8),

@@ -51,7 +51,7 @@ def test_report_is_self_contained_and_complete(report, workspace):
     assert "INTACT" in html and "REFUSED" in html and "PASSED" in html and "NON-DP" in html
     assert "basic composition" in html and "add/remove-one-record" in html
     assert "refuses the whole export" in html and "only public facts" in html  # what the guarantee covers
-    assert "mia_auc: 0.93 (threshold &lt;= 0.6)" in html
+    assert "mia_auc: 0.93 (threshold &lt;= 0.65)" in html
     assert "PERSON" in html and "<svg" in html and "@media print" in html
     assert "<script" not in html and "<link" not in html and "<img" not in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)

@@ -305,8 +305,9 @@ class GatePolicy(_Strict):
     enabled: bool = True
     require_dp: bool = True
     max_epsilon: PositiveEps = 8.0
-    max_mia_auc: Probability = 0.6
-    max_tpr_at_1pct_fpr: Probability = 0.05
+    # compared with the upper end of the probes' 95% bootstrap interval, not the estimate (see probes/probes.py)
+    max_mia_auc: Probability = 0.65
+    max_tpr_at_1pct_fpr: Probability = 0.2
     max_canary_exposure_bits: Annotated[float, Field(ge=0.0)] = 10.0
     min_dcr_ratio: Annotated[float, Field(ge=0.0)] = 0.8
     max_pii_findings: int = Field(default=0, ge=0)
