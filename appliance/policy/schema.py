@@ -226,7 +226,7 @@ class PrivacyPolicy(_Strict):
     max_epsilon_per_run: PositiveEps = 8.0
     dataset_epsilon_cap: PositiveEps = 16.0
     delta: Annotated[float, Field(gt=0.0, lt=1e-2)] | None = Field(
-        default=None, description="null: 1/n^1.1 for n training records"
+        default=None, description="null: min(1/(10 N), 1e-6), N the next power of ten >= n training records"
     )
     composition: Literal["basic"] = "basic"
     accountant: Literal["rdp", "prv"] = Field(default="rdp", description="Opacus accountant for each run's ε")

@@ -93,7 +93,7 @@ def _check_ranges(req: TrainRequest) -> None:
 
 
 def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
-    """Resolve defaults and derive the Poisson rate, the step count and δ (policy, or 1/n^1.1)."""
+    """Resolve defaults and derive the Poisson rate, the step count and δ (policy, or min(1/(10 N), 1e-6))."""
     _check_ranges(req)
     t = ctx.policy.training
 
