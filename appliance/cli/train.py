@@ -82,7 +82,7 @@ def train_command(
     ctx: typer.Context,
     dataset: str = typer.Argument(..., help="dataset to train on (its train split)"),
     epsilon: float | None = typer.Option(None, "--epsilon", help="target ε of this run (required unless --no-dp)"),
-    delta: float | None = typer.Option(None, "--delta", help="δ (default: policy privacy.delta or min(1/(10N), 1e-6), N >= n a power of ten)"),
+    delta: float | None = typer.Option(None, "--delta", help="δ (default: privacy.delta or min(1/(10N), 1e-6))"),
     epochs: int | None = typer.Option(None, "--epochs", help="passes over the data (default: policy)"),
     virtual_tokens: int | None = typer.Option(None, "--virtual-tokens", help="soft prompt length k (default: policy)"),
     lr: float | None = typer.Option(None, "--lr", help="Adam step relative to the model's embedding scale"),
