@@ -240,6 +240,10 @@ def one_trial(stage: str, base: Path, work: Path, delay_s: float, *, n: int = 12
     return trial
 
 
+# the demo sample's labels: BANKING77's published intents, declared public schema at import
+LABELS = "card_arrival,cash_withdrawal_charge,exchange_rate,lost_or_stolen_card,pin_blocked,top_up_failed"
+
+
 def prepare_base(home: Path, seeds_csv: Path, *, epochs: int = 1, n: int = 12) -> dict[str, float]:
     """A workspace with the dataset imported, one DP prompt, and one curated, evaluated, probed batch.
 
@@ -248,7 +252,7 @@ def prepare_base(home: Path, seeds_csv: Path, *, epochs: int = 1, n: int = 12) -
     timings: dict[str, float] = {}
     must(home, "init")
     relax_probe_gate(home)
-    must(home, "seeds", "import", str(seeds_csv), "--dataset", DATASET, "--label-field", "category")
+    must(home, "seeds", "import", str(seeds_csv), "--dataset", DATASET, "--label-field", "category", "--labels", LABELS)
     t0 = time.monotonic()
     must(home, *train_args(epochs))
     timings["train"] = time.monotonic() - t0
@@ -270,9 +274,10 @@ def prepare_base(home: Path, seeds_csv: Path, *, epochs: int = 1, n: int = 12) -
 
 
 # The crash tests need an export that the gate lets through on a small sample. Their workspace policy differs
-# from the shipped one only here: the probe thresholds (not meaningful on a hundred records; tests/
-# test_probes_detect.py tests the probes themselves) and fewer probe samples (speed). DP stays required.
+# from the shipped one only here: the probe thresholds and minimum sample (not meaningful on a hundred records;
+# tests/test_probes_detect.py tests the probes themselves) and fewer probe samples (speed). DP stays required.
 RELAXED_GATE = {
+    "probe_min_records": 10,  # a dozen outputs: below the shipped minimum of 20 the probes refuse to test
     "max_mia_auc": 1.0,
     "max_tpr_at_1pct_fpr": 1.0,
     "max_canary_exposure_bits": 64.0,
