@@ -61,6 +61,9 @@ def bind(conn, table: str, row: dict[str, Any]) -> int:
     elif table == "batches":
         payload = {"batch_id": row["id"], **{k: row.get(k) for k in ("dataset", "mode", "prompt_id", "model_sha256")}}
         kind = "generate.start"
+    elif table == "evaluations":
+        payload = {"batch": row["batch_id"], "metrics": json.loads(row["metrics"])}
+        kind = "evaluate.run"
     elif table == "curations":
         payload = {"batch": row["batch_id"], **{k: row[k] for k in ("kept_leak_hits", "kept_pii_hits", "n_kept")}}
         kind = "curate.run"
@@ -74,7 +77,7 @@ def bind(conn, table: str, row: dict[str, Any]) -> int:
 def insert_bound(conn, table: str, row: dict[str, Any]) -> None:
     """Insert ``row`` with its audit event (and, for curations and probes, the event's seq in the row)."""
     seq = bind(conn, table, row)
-    _insert(conn, table, {**row, "event_seq": seq} if table in ("curations", "probes") else row)
+    _insert(conn, table, {**row, "event_seq": seq} if table in ("curations", "evaluations", "probes") else row)
 
 
 def seed_workspace(
@@ -256,8 +259,8 @@ def seed_workspace(
 
 
 def insert_evaluation(conn, batch_id: str, mauve: float) -> None:
-    """An evaluation record in the evaluation stage's table."""
-    _insert(
+    """An evaluation record in the evaluation stage's table, with its audit event."""
+    insert_bound(
         conn,
         "evaluations",
         {

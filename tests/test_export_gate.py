@@ -274,6 +274,7 @@ def test_non_dp_and_fewshot_never_export_whatever_the_policy(cli, workspace, tmp
         ("UPDATE prompts SET dp = 1, exportable = 1, epsilon = 1.0, delta = 1e-6", "prompt"),
         ("UPDATE batches SET mode = 'softprompt'", "batch"),
         ("UPDATE curations SET kept_leak_hits = 0, kept_pii_hits = 0", "curation"),
+        ("UPDATE evaluations SET mauve = 0.99", "evaluation"),
         ("UPDATE probes SET summary = '{\"mia_auc_upper\": 0.5}'", "probe"),
     ],
 )

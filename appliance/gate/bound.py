@@ -1,10 +1,11 @@
 """Gate facts bound to the audit chain: each row the gate trusts is checked against the event that wrote it.
 
-Rows (``prompts``, ``batches``, ``curations``, ``probes``) can be edited with any SQLite client; the event
-that recorded each of them cannot be changed without breaking the chain. Before the gate decides, every
-fact it reads is compared with that event, whose own hash is recomputed and linked to its successor's
-``prev_hash``. A row without its event, or one that differs from it, is :class:`ChainBroken` (exit 4):
-``UPDATE prompts SET dp = 1, exportable = 1`` on a ``--no-dp`` prompt no longer buys a signed export.
+Rows (``prompts``, ``batches``, ``curations``, ``evaluations``, ``probes``) can be edited with any SQLite
+client; the event that recorded each of them cannot be changed without breaking the chain. Before the
+gate decides, every fact it reads is compared with that event, whose own hash is recomputed and linked to
+its successor's ``prev_hash``. A row without its event, or one that differs from it, is
+:class:`ChainBroken` (exit 4): ``UPDATE prompts SET dp = 1, exportable = 1`` on a ``--no-dp`` prompt no
+longer buys a signed export.
 """
 
 from __future__ import annotations
@@ -109,6 +110,17 @@ def check_curation(conn: sqlite3.Connection, cur: dict[str, Any]) -> None:
     if payload.get("batch") != cur["batch_id"]:
         raise ChainBroken(f"{what} names another batch's audit event", seq=cur.get("event_seq"), reason="row edited")
     _compare(cur, payload, CURATION_FIELDS, what, cur.get("event_seq"))
+
+
+def check_evaluation(conn: sqlite3.Connection, ev: dict[str, Any]) -> None:
+    """The evaluation's metrics (MAUVE and the rest the gate reads) are what its ``evaluate.run`` event says."""
+    what = f"evaluation {ev['id']} of batch {ev['batch_id']}"
+    _, payload = _by_seq(conn, ev.get("event_seq"), what)
+    if payload.get("batch") != ev["batch_id"]:
+        raise ChainBroken(f"{what} names another batch's audit event", seq=ev.get("event_seq"), reason="row edited")
+    metrics = payload.get("metrics") or {}
+    _compare(ev, payload, {"metrics": "metrics"}, what, ev.get("event_seq"))
+    _compare(ev, metrics, {"mauve": "mauve"}, what, ev.get("event_seq"))
 
 
 def check_probe(conn: sqlite3.Connection, probe: dict[str, Any]) -> None:

@@ -2,9 +2,9 @@
 the evaluation record and the latest probe record — read from the database, numbers only.
 
 Every row read here is first checked against the audit event that recorded it (:mod:`appliance.gate.bound`):
-an edited prompt, batch, curation or probe row is exit 4, never a fact. The MIA facts are the upper ends
-of the probes' 95% bootstrap intervals and the DCR fact the lower end, so the gate decides on what the
-sample can show, not on a point estimate.
+an edited prompt, batch, curation, evaluation or probe row is exit 4, never a fact. The MIA facts are the
+upper ends of the probes' 95% bootstrap intervals and the DCR fact the lower end, so the gate decides on
+what the sample can show, not on a point estimate.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
     ev = latest_evaluation(conn, batch["id"])
     probe = latest_probe(conn, batch["id"])
     bound.check_batch(conn, batch)
-    for row, check in ((prompt, bound.check_prompt), (cur, bound.check_curation), (probe, bound.check_probe)):
+    rows = ((prompt, bound.check_prompt), (cur, bound.check_curation), (ev, bound.check_evaluation))
+    for row, check in (*rows, (probe, bound.check_probe)):
         if row is not None:
             check(conn, row)
     summ = probe["summary"] if probe else {}
