@@ -11,6 +11,21 @@ from appliance.cli.common import console, print_json, state
 DEFAULT_DEMO_HOME = ".appliance-demo"
 
 
+def first_records(path: Path, n: int) -> list[dict]:
+    """The first ``n`` records of a JSON Lines export (text and label), for a person to read."""
+    import json
+
+    out: list[dict] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rec = json.loads(line)
+                out.append({"text": " ".join(str(rec.get("text", "")).split()), "label": rec.get("label")})
+            if len(out) >= n:
+                break
+    return out
+
+
 def demo(
     ctx: typer.Context,
     home: Path | None = typer.Option(
@@ -50,6 +65,14 @@ def demo(
         )
         return
     console.print(f"\ndemo finished in {res.seconds / 60:.1f} min — every step passed", markup=False)
+    shown = first_records(res.export_path, 8) if res.export_path else []
+    if shown:
+        console.print(
+            f"\nthe first {len(shown)} exported records (read them: this is what leaves the building):", markup=False
+        )
+        for rec in shown:
+            label = f"[{rec['label']}] " if rec.get("label") else ""
+            console.print(f"  {label}{rec['text']}", markup=False)
     console.print(f"  export    {res.export_path}", markup=False)
     console.print(f"  manifest  {res.manifest_path}", markup=False)
     console.print(f"  report    {res.report_path}", markup=False)

@@ -1,4 +1,5 @@
-"""`appliance evaluate BATCH [--reference holdout|FILE] [--json]`: MAUVE, diversity, length, TSTR."""
+"""`appliance evaluate BATCH [--reference holdout|FILE] [--json]`: detection AUC, label fidelity, TSTR, MAUVE,
+diversity and length, each with its sample size."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def evaluate(
     ),
     as_json: bool = typer.Option(False, "--json", help="print the metrics record as JSON"),
 ) -> None:
-    """Evaluate a curated batch's kept outputs: MAUVE, diversity, length statistics and TSTR utility."""
+    """Evaluate a curated batch's kept outputs: detection AUC, label fidelity, TSTR, MAUVE, diversity, length."""
     from appliance.evaluate import evaluate_batch
 
     c = state(ctx).open()
@@ -39,17 +40,40 @@ def evaluate(
     table.add_column("synthetic", justify="right")
     table.add_column("reference", justify="right")
     table.add_row("samples", str(report.n_synthetic), str(report.n_reference))
-    table.add_row("MAUVE", _fmt(mt["mauve"]), "")
+    rel = mt.get("reliability") or {}
+
+    def flag(metric: str) -> str:
+        r = rel.get(metric)
+        return "" if r is None or r["reliable"] else f" (unreliable: n={r['n']} < {r['min_n']})"
+
+    table.add_row("MAUVE" + flag("mauve"), _fmt(mt["mauve"]), "")
     for key in ("distinct_1", "distinct_2", "distinct_3", "self_bleu", "mean_pairwise_distance"):
         table.add_row(key, _fmt(mt["synthetic"][key]), _fmt(mt["reference"][key]))
     length = mt["length"]
     table.add_row("mean words", _fmt(length["synthetic"]["mean"]), _fmt(length["reference"]["mean"]))
     console.print(table)
+    d = mt.get("detection")
+    if d:
+        console.print(
+            f"detection AUC: {d['auc']:.4f} (95% CI {d['ci_low']:.3f}–{d['ci_high']:.3f}; 0.5 = indistinguishable;"
+            f" n={d['n_real']} per side, {d['folds']}-fold){flag('detection_auc')}",
+            markup=False,
+        )
+    f = mt.get("fidelity")
+    if f:
+        ceiling = "" if f["real_holdout_accuracy"] is None else f"; real holdout {f['real_holdout_accuracy']:.4f}"
+        console.print(
+            f"label fidelity: {f['fidelity']:.4f} (n={f['n_synthetic']}, classifier on {f['n_train']} real records"
+            f"{ceiling}){flag('label_fidelity')}",
+            markup=False,
+        )
     t = mt["tstr"]
     if t:
+        masked = t.get("masked") or {}
         console.print(
             f"TSTR: accuracy trained on synthetic {t['acc_synthetic']:.4f}, on real {t['acc_real']:.4f}, "
-            f"ratio {_fmt(t['ratio'])} (n={t['n_train']} per side, {t['n_labels']} labels, {t['n_test']} test)",
+            f"ratio {_fmt(t['ratio'])}; label words masked: ratio {_fmt(masked.get('ratio'))} "
+            f"(n={t['n_train']} per side, {t['n_labels']} labels, {t['n_test']} test){flag('tstr')}",
             markup=False,
         )
     console.print(f"embeddings: {report.embedding_model} {report.embedding_sha256}", markup=False)

@@ -1,4 +1,10 @@
-"""Evaluate a curated batch: MAUVE, diversity, length and (labeled data) TSTR; one record, one audit event.
+"""Evaluate a curated batch: detection AUC, label fidelity, TSTR (plain and label-masked), MAUVE, diversity and
+length; one record, one audit event.
+
+The figures that decide quality are the ones a junk batch cannot pass (see :mod:`appliance.evaluate.detection`):
+detection AUC (can a classifier tell the real holdout from the outputs) and, for labelled data, label fidelity
+(does a classifier trained on real records give each output the label it was generated for). Every metric
+carries its sample size and a ``reliable`` flag (``metrics["reliability"]``); MAUVE below 500 samples is noise.
 
 Promise: the evaluation reads only curated-kept outputs (a batch that was never curated is refused,
 exit 1, with the command to run); its metrics, the embedding model's name and SHA-256 and the sample
@@ -18,6 +24,7 @@ import numpy as np
 from appliance.audit import append_in_tx
 from appliance.context import Context
 from appliance.db import transaction, utc_now
+from appliance.evaluate import detection as det
 from appliance.evaluate import metrics as m
 from appliance.evaluate.embed import Embedder, default_embedder
 from appliance.evaluate.sources import Texts, kept_outputs, reference_texts, split_records
@@ -78,16 +85,58 @@ def utility(ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap: 
     test = m.sample([(t, lab) for t, lab in zip(test_texts, test_labels, strict=True) if lab in known], cap, seed + 2)
     if len(known) < 2 or not test:
         return None
-    result = tstr(
-        embed([syn_texts[i] for i in s_idx]),
-        [syn_labels[i] for i in s_idx],
-        embed([train_texts[i] for i in r_idx]),
-        [train_labels[i] for i in r_idx],
-        embed([t for t, _ in test]),
-        [lab for _, lab in test],
+    real_x, real_y = embed([train_texts[i] for i in r_idx]), [train_labels[i] for i in r_idx]
+    test_x, test_y = embed([t for t, _ in test]), [lab for _, lab in test]
+    chosen = [(syn_texts[i], syn_labels[i]) for i in s_idx]
+    result = tstr(embed([t for t, _ in chosen]), [lab for _, lab in chosen], real_x, real_y, test_x, test_y, seed=seed)
+    # the same, with the label's own words masked in the synthetic texts: a generator that echoes the label
+    # name instead of writing in-topic text cannot pass this one
+    masked_x = embed([det.mask_label_words(t, lab) for t, lab in chosen])
+    masked = tstr(masked_x, [lab for _, lab in chosen], real_x, real_y, test_x, test_y, seed=seed)
+    return {**result.as_dict(), "masked": masked.as_dict()}
+
+
+def fidelity(ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap: int, seed: int) -> dict | None:
+    """Label fidelity of the labelled outputs against a classifier trained on the real train split, or None."""
+    syn_texts, syn_labels = synthetic.labeled()
+    train_texts, train_labels = split_records(ctx, dataset, "train").labeled()
+    if not syn_texts or len(set(train_labels)) < 2:
+        return None
+    train = m.sample(list(zip(train_texts, train_labels, strict=True)), cap, seed + 3)
+    test_texts, test_labels = split_records(ctx, dataset, "holdout").labeled()
+    test = m.sample(list(zip(test_texts, test_labels, strict=True)), cap, seed + 4)
+    res = det.label_fidelity(
+        embed([t for t, _ in train]),
+        [lab for _, lab in train],
+        embed(syn_texts),
+        syn_labels,
+        test_x=embed([t for t, _ in test]) if test else None,
+        test_y=[lab for _, lab in test] if test else None,
         seed=seed,
     )
-    return result.as_dict()
+    return res.as_dict()
+
+
+def detection(real_emb: np.ndarray, syn_emb: np.ndarray, *, seed: int) -> dict | None:
+    """Detection AUC (real reference vs outputs) with its bootstrap interval, or None below 4 per side."""
+    if min(len(real_emb), len(syn_emb)) < 4:
+        return None
+    return det.detection_auc(real_emb, syn_emb, seed=seed).as_dict()
+
+
+def reliability(metrics: dict[str, Any]) -> dict[str, dict[str, object]]:
+    """Each metric's sample size (the smaller side) and whether it reaches its stated minimum."""
+    out = {
+        "mauve": det.reliability("mauve", min(metrics["n_synthetic"], metrics["n_reference"])),
+        "distinct_n": det.reliability("distinct_n", metrics["n_synthetic"]),
+    }
+    if metrics.get("detection"):
+        out["detection_auc"] = det.reliability("detection_auc", metrics["detection"]["n_real"])
+    if metrics.get("fidelity"):
+        out["label_fidelity"] = det.reliability("label_fidelity", metrics["fidelity"]["n_synthetic"])
+    if metrics.get("tstr"):
+        out["tstr"] = det.reliability("tstr", metrics["tstr"]["n_train"])
+    return out
 
 
 def evaluate_batch(
@@ -117,8 +166,13 @@ def evaluate_batch(
         "self_bleu_samples": min(bleu_n, len(synthetic.texts)),
         "length": m.length_comparison(synthetic.texts, ref_texts),
         "tstr": utility(ctx, batch["dataset"], synthetic, embed, cap=cap, seed=seed),
+        "detection": detection(ref_emb, syn_emb, seed=seed),
+        "fidelity": fidelity(ctx, batch["dataset"], synthetic, embed, cap=cap, seed=seed),
         "seed": seed,
     }
+    metrics["detection_auc"] = (metrics["detection"] or {}).get("auc")
+    metrics["label_fidelity"] = (metrics["fidelity"] or {}).get("fidelity")
+    metrics["reliability"] = reliability(metrics)
     report = EvaluationReport(
         batch_id=batch_id,
         dataset=batch["dataset"],

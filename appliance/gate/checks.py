@@ -36,6 +36,9 @@ class GateFacts:
     canary_exposure_bits: float | None
     canary_output_hits: int | None
     dcr_ratio: float | None
+    detection_auc: float | None = None  # can a classifier tell the real holdout from the outputs (0.5: no)
+    label_fidelity: float | None = None  # share of outputs a real-data classifier gives their own label
+    labelled: bool = False  # the batch's outputs carry labels (label fidelity applies)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +89,11 @@ def evaluate(facts: GateFacts, gate: GatePolicy, privacy: PrivacyPolicy) -> list
         checks.append(_cmp("evaluation", facts.evaluated, "==", True))
     if gate.require_evaluation or facts.mauve is not None:
         checks.append(_cmp("mauve", facts.mauve, ">=", gate.min_mauve))
+    # the quality floor: a batch that does not look like the seeds, or is not about its labels, is refused
+    if gate.require_evaluation or facts.detection_auc is not None:
+        checks.append(_cmp("detection_auc", facts.detection_auc, "<=", gate.max_detection_auc))
+    if facts.labelled and (gate.require_evaluation or facts.label_fidelity is not None):
+        checks.append(_cmp("label_fidelity", facts.label_fidelity, ">=", gate.min_label_fidelity))
     return checks
 
 

@@ -97,6 +97,14 @@ def kept_count(conn: sqlite3.Connection, batch_id: str) -> int:
     )
 
 
+def labelled_outputs(conn: sqlite3.Connection, batch_id: str) -> bool:
+    """True when the batch's kept outputs carry labels (then label fidelity is checked)."""
+    row = conn.execute(
+        "SELECT 1 FROM outputs WHERE batch_id = ? AND status = 'kept' AND label IS NOT NULL LIMIT 1", (batch_id,)
+    ).fetchone()
+    return row is not None
+
+
 def labels_declared_public(conn: sqlite3.Connection, dataset: str, batch_id: str) -> bool:
     """True when the kept outputs carry no label, or only labels the dataset's import declared public.
 
@@ -143,6 +151,9 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
         canary_exposure_bits=summ.get("canary_exposure_bits"),
         canary_output_hits=summ.get("canary_output_hits"),
         dcr_ratio=summ.get("dcr_ratio_lower"),
+        detection_auc=evaluation_value(ev, "detection_auc"),
+        label_fidelity=evaluation_value(ev, "label_fidelity"),
+        labelled=labelled_outputs(conn, batch["id"]),
     )
     public = labels_declared_public(conn, batch["dataset"], batch["id"])
     return BatchFacts(facts, batch, prompt, cur, ev, probe, public)

@@ -56,6 +56,15 @@ class CustomRecognizer(_Strict):
     patterns: list[PatternSpec] = Field(default_factory=list)
     deny_list: list[str] = Field(default_factory=list)
     context: list[str] = Field(default_factory=list)
+    prefilter: str | None = Field(
+        default=None,
+        description="a regex every text a pattern can match contains (e.g. '\\d'); texts without it skip the scan",
+    )
+
+    @field_validator("prefilter")
+    @classmethod
+    def _prefilter_compiles(cls, v: str | None) -> str | None:
+        return None if v is None else PatternSpec(name="prefilter", regex=v).regex
 
     @model_validator(mode="after")
     def _needs_something(self) -> CustomRecognizer:
@@ -248,17 +257,28 @@ class TrainingPolicy(_Strict):
     batch_size: int = Field(default=16, ge=1, le=4096)
     max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
     max_seq_tokens: int = Field(default=96, ge=8, le=2048)
+    subspace_rank: int = Field(
+        default=0, ge=0, le=4096, description="0: train the full rows; r: train k x r coefficients of a public basis"
+    )
     init_text: str = Field(default="Write one more example like the ones in this dataset:", max_length=400)
     suffix_text: str = Field(default="", max_length=200, description="tokens after the soft prompt (unlabelled)")
-    label_template: str = Field(default="Label: {label}\n", max_length=200, description="label prefix; has {label}")
+    label_template: str = Field(
+        default="Label: {label}\n", max_length=200, description="label prefix; {label} / {label_words}"
+    )
     eval_max_records: int = Field(default=200, ge=1, le=100_000, description="holdout records scored per run")
     max_physical_batch: int = Field(default=8, ge=1, le=4096, description="examples per forward pass (memory cap)")
 
     @field_validator("label_template")
     @classmethod
     def _has_label(cls, v: str) -> str:
-        if "{label}" not in v:
-            raise ValueError("label_template must contain {label}")
+        from appliance.policy.templates import FIELDS, render_label_template
+
+        if not any(f in v for f in FIELDS):
+            raise ValueError("label_template must contain {label} or {label_words}")
+        try:
+            render_label_template(v, "example_label")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("label_template may use only {label} and {label_words} (write {{ }} for braces)") from None
         return v
 
 
@@ -313,9 +333,18 @@ class GatePolicy(_Strict):
     max_pii_findings: int = Field(default=0, ge=0)
     max_verbatim_leaks: int = Field(default=0, ge=0)
     min_mauve: Probability = 0.0
+    max_detection_auc: Probability = Field(
+        default=0.85, description="refuse when a classifier tells real holdout from outputs this well (0.5: not at all)"
+    )
+    min_label_fidelity: Probability = Field(
+        default=0.7, description="labelled data: least share of outputs a real-data classifier gives their own label"
+    )
     require_evaluation: bool = True
     max_canary_output_hits: int = Field(default=0, ge=0, description="generated outputs containing a canary secret")
     probe_max_records: int = Field(default=400, ge=10, le=100_000, description="members and holdout scored per side")
+    probe_min_records: int = Field(
+        default=20, ge=2, le=100_000, description="fewer members, holdout records or outputs: 'too few records to test'"
+    )
     probe_canary_candidates: int = Field(default=200, ge=20, le=100_000, description="random secrets per canary")
     probe_bootstrap: int = Field(default=1000, ge=100, le=100_000, description="bootstrap resamples per interval")
     probe_seed: int = Field(default=0, ge=0, description="seed for probe sampling and bootstrap")

@@ -18,6 +18,7 @@ import numpy as np
 from appliance.generate.backend import GenerationBackend, Prefix
 from appliance.probes.forcing import shared_prefix_logprobs
 from appliance.probes.likelihood import token_logprobs
+from appliance.policy.templates import render_label_template
 
 
 class LikelihoodScorer:
@@ -63,7 +64,7 @@ class LikelihoodScorer:
     def context_ids(self, label: str | None) -> list[int]:
         if label not in self._ctx:
             tmpl = self.label_template
-            text = tmpl.format(label=label) if tmpl is not None and label is not None else self.suffix_text
+            text = render_label_template(tmpl, label) if tmpl is not None and label is not None else self.suffix_text
             self._ctx[label] = self.backend.tokenize(text, add_bos=False) if text else []
         return self._ctx[label]
 

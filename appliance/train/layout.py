@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from appliance.policy.templates import render_label_template
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -32,7 +34,7 @@ class Layout:
 
     def context_text(self, label: str | None) -> str:
         if self.label_template is not None and label is not None:
-            return self.label_template.format(label=label)
+            return render_label_template(self.label_template, label)
         return self.suffix_text
 
     def meta(self, labels: list[str] | None) -> dict[str, Any]:

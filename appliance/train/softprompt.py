@@ -1,8 +1,22 @@
 """The soft prompt (the only trainable parameters) and the per-sample loss of a batch under it.
 
-The prompt is ``nn.Embedding(k, n_embd)`` looked up with ``arange(k)`` repeated per sample: a module Opacus
+The trainable part is an ``nn.Embedding`` looked up with ``arange(k)`` repeated per sample: a module Opacus
 supports, whose per-sample gradients are exact and cheap. Per-sample losses are token means, so each sample's
 gradient depends on that sample only (what DP-SGD clips).
+
+Two parameterisations (``training.subspace_rank``):
+
+- full (rank 0): the k × n_embd rows themselves, initialised from ``training.init_text``'s token embeddings;
+- public subspace (rank r > 0): rows = init + C · B, with C (k × r) trainable from zero and B the model's top-r
+  principal directions of its token-embedding matrix, each scaled to the embeddings' spread along it. B comes
+  from the public model weights only. DP-SGD's noise has the same per-coordinate scale whatever the number of
+  coordinates, so its norm grows with √(trainable dimensions) while the clipped signal does not: k·r
+  coordinates instead of k·n_embd cut the noise norm by √(n_embd / r) (Yu et al. 2021, "Do not let privacy
+  overbill utility: gradient embedding perturbation", ICLR; Zhou, Wu & Banerjee 2021, "Bypassing the ambient
+  dimension: private SGD with gradient subspace identification", ICLR). Soft prompts and fine-tuning work in
+  small intrinsic dimensions (Aghajanyan, Zettlemoyer & Gupta 2021, ACL; Qin et al. 2021, "Exploring universal
+  intrinsic task subspace via prompt tuning"), and at ε = 0 the prompt is the init text: DP only refines a public
+  prior (the task description and label verbalisers of ``training.init_text`` / ``label_template``).
 """
 
 from __future__ import annotations
@@ -18,35 +32,72 @@ from appliance.train.loss import head_nll
 
 
 class SoftPrompt(nn.Module):
-    """k virtual-token embeddings in HF ``inputs_embeds`` space."""
+    """k virtual-token embeddings in HF ``inputs_embeds`` space, trained in full or in a public subspace."""
 
-    def __init__(self, init: torch.Tensor) -> None:
+    basis: torch.Tensor | None
+    offset: torch.Tensor | None
+
+    def __init__(self, init: torch.Tensor, basis: torch.Tensor | None = None) -> None:
         super().__init__()
         k, d = init.shape
-        self.embedding = nn.Embedding(k, d)
-        with torch.no_grad():
-            self.embedding.weight.copy_(init)
+        if basis is None:
+            self.embedding = nn.Embedding(k, d)
+            with torch.no_grad():
+                self.embedding.weight.copy_(init)
+            self.basis, self.offset = None, None
+        else:
+            if basis.ndim != 2 or basis.shape[1] != d:
+                raise ValueError(f"subspace basis must be (r, {d}), got {tuple(basis.shape)}")
+            self.embedding = nn.Embedding(k, basis.shape[0])
+            with torch.no_grad():
+                self.embedding.weight.zero_()
+            self.register_buffer("basis", basis.detach().to(torch.float32).clone())
+            self.register_buffer("offset", init.detach().to(torch.float32).clone())
 
     @property
     def k(self) -> int:
         return int(self.embedding.num_embeddings)
 
+    @property
+    def trainable_dims(self) -> int:
+        return int(self.embedding.weight.numel())
+
     def index(self, batch_size: int) -> torch.Tensor:
         return torch.arange(self.k).repeat(batch_size, 1)
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
-        return self.embedding(index)
+        e = self.embedding(index)
+        if self.basis is None or self.offset is None:
+            return e
+        return e @ self.basis + self.offset[index]
 
     def rows(self) -> torch.Tensor:
         """The prompt as a float32 (k, n_embd) tensor, detached."""
-        return self.embedding.weight.detach().to(torch.float32).clone()
+        w = self.embedding.weight.detach().to(torch.float32)
+        if self.basis is None or self.offset is None:
+            return w.clone()
+        return (self.offset + w @ self.basis).clone()
+
+
+def public_basis(embeddings: torch.Tensor, rank: int) -> torch.Tensor:
+    """(rank, d): the top principal directions of a token-embedding matrix (public weights), each scaled to the
+    embeddings' standard deviation along it, so a unit coefficient moves a row by one typical spread."""
+    e = embeddings.detach().to(torch.float32)
+    rank = min(rank, e.shape[1])
+    gen = torch.Generator().manual_seed(0)  # pca_lowrank's random start: fixed, so the basis is a function of E
+    with torch.random.fork_rng():
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        _, s, v = torch.pca_lowrank(e, q=rank, center=True, niter=6)
+    scale = s / max(1.0, (e.shape[0] - 1) ** 0.5)
+    return (v * scale).T.contiguous()
 
 
 def init_rows(lm: FrozenLM, text: str, k: int) -> torch.Tensor:
-    """Embeddings of ``text``'s tokens, repeated or truncated to k rows."""
+    """Embeddings of ``text``'s tokens in k rows: its last k tokens when it is longer; when shorter, the text
+    once, at the end (next to the context it introduces), after its first token repeated to fill the rows."""
     ids = lm.encode(text) or [lm.eos_id]
-    reps = -(-k // len(ids))
-    idx = torch.tensor((ids * reps)[:k], dtype=torch.long)
+    ids = ids[-k:] if len(ids) >= k else [ids[0]] * (k - len(ids)) + ids
+    idx = torch.tensor(ids, dtype=torch.long)
     with torch.no_grad():
         return lm.embed(idx).to(torch.float32).clone()
 

@@ -26,7 +26,7 @@ from appliance.train.layout import Layout, build_examples, collate
 from appliance.train.lm import FrozenLM, load_frozen
 from appliance.train.loop import LoopStats, StepCallback, run_steps
 from appliance.train.plan import Plan, TrainRequest, check_request, make_plan, scaled_lr
-from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll
+from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll, public_basis
 
 
 @dataclass
@@ -115,7 +115,8 @@ class _Run:
         hold = build_examples(lm.encode, layout, [r[0] for r in self.data.holdout], [r[1] for r in self.data.holdout])
         step = t.max_physical_batch
         hold_batches = [collate(hold[i : i + step]) for i in range(0, len(hold), step)]
-        prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k))
+        basis = public_basis(lm.model.get_input_embeddings().weight, t.subspace_rank) if t.subspace_rank else None
+        prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k), basis)
         self.phase("scoring the initial prompt on the holdout split")
         initial = mean_nll(lm, layout, prompt.rows(), hold_batches) if hold_batches else None
         self.phase("training")
@@ -141,7 +142,9 @@ class _Run:
 
     def _optimise(self, lm: FrozenLM, layout: Layout, prompt: SoftPrompt, examples: list) -> tuple:
         plan, pol = self.plan, self.ctx.policy
-        optimizer = torch.optim.Adam(prompt.parameters(), lr=scaled_lr(lm, plan.lr))
+        # full rows: lr is relative to the embeddings' scale; subspace coefficients are already in those units
+        lr = plan.lr if prompt.basis is not None else scaled_lr(lm, plan.lr)
+        optimizer = torch.optim.Adam(prompt.parameters(), lr=lr)
         common = {
             "lm": lm,
             "layout": layout,
@@ -242,6 +245,8 @@ class _Run:
         self.written.append(art_rel)
         run_facts = {
             "target_epsilon": plan.req.epsilon if dp else None,
+            "subspace_rank": pol.training.subspace_rank or None,
+            "trainable_dims": plan.k * (pol.training.subspace_rank or lm.n_embd),
             "epochs": plan.epochs,
             "batch_size": plan.batch_size,
             "lr": plan.lr,

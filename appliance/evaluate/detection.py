@@ -1,0 +1,153 @@
+"""Measures of "does it look like the seeds" that a junk batch cannot pass: pure functions over embeddings.
+
+- :func:`detection_auc` — a classifier two-sample test (C2ST; Lopez-Paz & Oquab 2017, "Revisiting
+  classifier two-sample tests"): a logistic regression is cross-validated at telling real records from
+  synthetic ones on their sentence embeddings; the AUC of its out-of-fold scores is 0.5 when the two are
+  indistinguishable and 1.0 when every record is told apart. It is SDMetrics' and synthcity's "detection"
+  metric. The 95% interval is a bootstrap over the out-of-fold scores (the classifier is not refitted).
+- :func:`label_fidelity` — a classifier trained on the real training split predicts each synthetic record's
+  label; the share that matches the label the record was generated for. Text about something else, or text
+  that could belong to any label, fails it.
+- :func:`mask_label_words` — the label's own words removed from a text, so that TSTR cannot be passed by a
+  generator that echoes the label ("CARD_ARRIVAL card arrival is a recipe...") instead of writing in-topic
+  text.
+- :data:`MIN_N` and :func:`reliability` — the sample size below which each metric is flagged unreliable.
+  MAUVE's authors estimate it from a few thousand samples per side and show that its estimate is biased and
+  noisy with few samples (Pillutla et al., NeurIPS 2021, §4 and Fig. 4; JMLR 2023 §5: "at least a few
+  thousand samples"); at a few dozen it is noise, so it is reported but never trusted below 500.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from appliance.policy.templates import label_words
+
+# Minimum sample sizes (per side) below which a metric is reported with "reliable": false.
+MIN_N = {
+    "detection_auc": 50,  # out-of-fold AUC on fewer than 50 per side has a 95% interval wider than ±0.15
+    "label_fidelity": 30,
+    "tstr": 30,
+    "mauve": 500,  # Pillutla et al. 2021/2023: thousands of samples; below 500 its value is not interpretable
+    "distinct_n": 30,
+}
+
+
+def reliability(metric: str, n: int) -> dict[str, object]:
+    """``{"n": n, "min_n": m, "reliable": n >= m}`` for one metric's sample size."""
+    m = MIN_N[metric]
+    return {"n": int(n), "min_n": m, "reliable": bool(n >= m)}
+
+
+@dataclass(frozen=True)
+class Detection:
+    auc: float
+    ci_low: float
+    ci_high: float
+    n_real: int
+    n_synthetic: int
+    folds: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, s))
+
+
+def detection_auc(
+    real: np.ndarray, synthetic: np.ndarray, *, folds: int = 5, bootstrap: int = 1000, seed: int = 0
+) -> Detection:
+    """Cross-validated AUC of a classifier telling ``real`` rows from ``synthetic`` rows, with a 95% interval.
+
+    Both sides are cut to the smaller one's size (seeded), so the AUC is not an effect of class balance.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    real, synthetic = np.asarray(real, dtype=np.float64), np.asarray(synthetic, dtype=np.float64)
+    n = min(len(real), len(synthetic))
+    if n < 4:
+        raise ValueError(f"detection AUC needs at least 4 records per side (got {len(real)} real, {len(synthetic)})")
+    rng = np.random.default_rng(seed)
+    r = real[np.sort(rng.choice(len(real), n, replace=False))]
+    s = synthetic[np.sort(rng.choice(len(synthetic), n, replace=False))]
+    x = np.vstack([r, s])
+    y = np.r_[np.zeros(n), np.ones(n)]
+    k = max(2, min(folds, n))
+    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
+    scores = cross_val_predict(clf, x, y, cv=cv, method="predict_proba")[:, 1]
+    auc = _auc(y, scores)
+    boots = []
+    for _ in range(bootstrap):
+        i = rng.integers(0, n, n)  # resample within each class, so every resample has both
+        j = n + rng.integers(0, n, n)
+        idx = np.r_[i, j]
+        boots.append(_auc(y[idx], scores[idx]))
+    lo, hi = np.percentile(boots, [2.5, 97.5]) if boots else (auc, auc)
+    return Detection(auc, float(lo), float(hi), n, n, k)
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    fidelity: float  # share of synthetic records whose predicted label is the generated-for label
+    n_synthetic: int
+    n_train: int
+    n_labels: int
+    real_holdout_accuracy: float | None  # the same classifier on the real holdout: the ceiling to compare with
+    per_label: dict[str, float]
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def label_fidelity(
+    train_x: np.ndarray,
+    train_y: Sequence[str],
+    syn_x: np.ndarray,
+    syn_y: Sequence[str],
+    *,
+    test_x: np.ndarray | None = None,
+    test_y: Sequence[str] | None = None,
+    seed: int = 0,
+) -> Fidelity:
+    """A classifier fitted on the real training split labels each synthetic record; the share it agrees."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(train_y)) < 2:
+        raise ValueError("label fidelity needs at least two labels in the real training split")
+    if len(syn_y) == 0:
+        raise ValueError("label fidelity needs at least one synthetic record")
+    clf = LogisticRegression(max_iter=2000, random_state=seed)
+    clf.fit(np.asarray(train_x), list(train_y))
+    pred = clf.predict(np.asarray(syn_x))
+    hit = np.asarray([p == t for p, t in zip(pred, syn_y, strict=True)])
+    per: dict[str, float] = {}
+    for lab in sorted(set(syn_y)):
+        mask = np.asarray([t == lab for t in syn_y])
+        per[lab] = float(hit[mask].mean())
+    ceiling = None
+    if test_x is not None and test_y is not None and len(test_y):
+        ceiling = float(clf.score(np.asarray(test_x), list(test_y)))
+    return Fidelity(float(hit.mean()), len(syn_y), len(train_y), len(set(train_y)), ceiling, per)
+
+
+def mask_label_words(text: str, label: str, token: str = "_") -> str:
+    """``text`` with every word that starts with one of the label's words replaced by ``token``.
+
+    Prefix matching also masks simple inflections (card → cards, arrival → arrivals) and the label written
+    as one token (``CARD_ARRIVAL``, ``card-arrival``).
+    """
+    words = [w for w in label_words(label) if len(w) >= 2]
+    if not words:
+        return text
+    pattern = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\w*", re.IGNORECASE)
+    return pattern.sub(token, text)

@@ -1,0 +1,119 @@
+"""The quality measures a junk batch cannot pass: detection AUC, label fidelity, label-word masking, sample
+sizes — pure functions on synthetic embeddings with known answers — and the gate's quality floor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appliance.evaluate import detection as det
+from appliance.gate.checks import GateFacts, evaluate, failures
+from appliance.policy.schema import GatePolicy, PrivacyPolicy
+from appliance.policy.templates import label_words, render_label_template
+
+
+def _clusters(n: int, centers: np.ndarray, rng: np.random.Generator, spread: float = 0.3) -> np.ndarray:
+    idx = rng.integers(0, len(centers), n)
+    return centers[idx] + spread * rng.standard_normal((n, centers.shape[1])), idx
+
+
+def test_same_distribution_is_not_detected():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((200, 16))
+    b = rng.standard_normal((200, 16))
+    d = det.detection_auc(a, b, seed=1)
+    assert 0.35 < d.auc < 0.65
+    assert d.ci_low < 0.5 < d.ci_high or abs(d.auc - 0.5) < 0.1
+    assert d.n_real == d.n_synthetic == 200 and d.folds == 5
+
+
+def test_different_distribution_is_detected_with_a_tight_interval():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((150, 16))
+    b = rng.standard_normal((150, 16)) + 1.5
+    d = det.detection_auc(a, b, seed=1)
+    assert d.auc > 0.97 and d.ci_low > 0.9 and d.ci_high <= 1.0
+
+
+def test_detection_balances_the_sides_and_needs_four_per_side():
+    rng = np.random.default_rng(0)
+    d = det.detection_auc(rng.standard_normal((300, 4)), rng.standard_normal((40, 4)), seed=0)
+    assert d.n_real == d.n_synthetic == 40
+    with pytest.raises(ValueError, match="at least 4"):
+        det.detection_auc(rng.standard_normal((3, 4)), rng.standard_normal((10, 4)))
+
+
+def test_label_fidelity_is_high_for_on_label_and_low_for_swapped_labels():
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((3, 8)) * 4
+    names = np.array(["a", "b", "c"])
+    train_x, ti = _clusters(150, centers, rng)
+    syn_x, si = _clusters(60, centers, rng)
+    good = det.label_fidelity(train_x, list(names[ti]), syn_x, list(names[si]), test_x=train_x, test_y=list(names[ti]))
+    assert good.fidelity > 0.95 and good.n_synthetic == 60 and good.n_labels == 3
+    assert good.real_holdout_accuracy is not None and good.real_holdout_accuracy > 0.95
+    assert set(good.per_label) == {"a", "b", "c"}
+    swapped = det.label_fidelity(train_x, list(names[ti]), syn_x, list(names[(si + 1) % 3]))
+    assert swapped.fidelity < 0.05
+
+
+def test_label_fidelity_of_off_topic_text_is_chance_or_worse():
+    """Outputs about none of the labels (one far-away cluster) get one label at best: about 1/3 here."""
+    rng = np.random.default_rng(1)
+    centers = rng.standard_normal((3, 8)) * 4
+    names = np.array(["a", "b", "c"])
+    train_x, ti = _clusters(150, centers, rng)
+    junk = rng.standard_normal((60, 8)) * 0.3 + 20.0
+    f = det.label_fidelity(train_x, list(names[ti]), junk, list(names[rng.integers(0, 3, 60)]))
+    assert f.fidelity < 0.5
+
+
+def test_label_words_are_masked_in_any_case_and_inflection():
+    text = "CARD_ARRIVAL: my cards have not arrived, card arrival is late. Arrivals board."
+    masked = det.mask_label_words(text, "card_arrival")
+    assert "card" not in masked.lower() and "arrival" not in masked.lower()
+    assert "arrived" in masked  # a different word stem stays: only the label's own words go
+    assert det.mask_label_words("Why is my top-up pending?", "pending_top_up") == "Why is my _-_ _?"
+    assert det.mask_label_words("unchanged", "") == "unchanged"
+
+
+def test_label_template_renders_label_words():
+    assert label_words("card_arrival") == ["card", "arrival"]
+    assert label_words("Top-Up failed") == ["top", "up", "failed"]
+    assert (
+        render_label_template("About {label_words} ({label}):", "card_arrival") == "About card arrival (card_arrival):"
+    )
+
+
+def test_reliability_flags_small_samples():
+    assert det.reliability("mauve", 44) == {"n": 44, "min_n": 500, "reliable": False}
+    assert det.reliability("detection_auc", 120)["reliable"] is True
+
+
+def _facts(**kw) -> GateFacts:
+    base = dict(mode="softprompt", dp=True, epsilon=4.0, delta=1e-6, dataset_epsilon=4.0, n_records=100,
+                curated=True, pii_findings=0, verbatim_leaks=0, evaluated=True, mauve=0.9, mia_auc=0.5,
+                tpr_at_1pct_fpr=0.0, canary_exposure_bits=1.0, canary_output_hits=0, dcr_ratio=1.0,
+                detection_auc=0.7, label_fidelity=0.9, labelled=True)  # fmt: skip
+    base.update(kw)
+    return GateFacts(**base)
+
+
+def _failed(facts: GateFacts) -> set[str]:
+    return {f["check"] for f in failures(evaluate(facts, GatePolicy(), PrivacyPolicy()))}
+
+
+def test_gate_quality_floor_refuses_junk():
+    assert not {"detection_auc", "label_fidelity"} & _failed(_facts())
+    assert "detection_auc" in _failed(_facts(detection_auc=0.99))
+    assert "label_fidelity" in _failed(_facts(label_fidelity=0.4))
+    assert "detection_auc" in _failed(_facts(detection_auc=None))  # never measured: refused
+
+
+def test_gate_label_fidelity_applies_only_to_labelled_outputs():
+    assert "label_fidelity" not in _failed(_facts(labelled=False, label_fidelity=None))
+
+
+def test_policy_defaults_of_the_quality_floor():
+    g = GatePolicy()
+    assert g.max_detection_auc == 0.85 and g.min_label_fidelity == 0.7
