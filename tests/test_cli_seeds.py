@@ -263,3 +263,22 @@ def test_policy_dropping_every_record_imports_nothing(cli, workspace: Path, tmp_
     path = jsonl(tmp_path / "e.jsonl", [{"text": "My SSN is 219-09-9999."}, {"text": "all good here"}])
     res = cli("seeds", "import", str(path), "--dataset", "kept")
     assert res.exit_code == 0 and len(snapshot(workspace)["records"]) == 1
+
+
+def test_labels_option_declares_the_public_schema(cli, workspace: Path, tmp_path: Path) -> None:
+    rows = [
+        {"text": "Where is my new card?", "y": "card_arrival"},
+        {"text": "Do you support fiat currencies?", "y": "fiat_currency_support"},
+        {"text": "Is my rare condition covered?", "y": "rare_diagnosis"},
+    ]
+    path = jsonl(tmp_path / "l.jsonl", rows)
+    res = cli("seeds", "import", str(path), "--dataset", "lab", "--label-field", "y",
+              "--labels", "card_arrival,fiat_currency_support")  # fmt: skip
+    assert res.exit_code == 0, output(res)
+    assert "dropped (label not in --labels)" in res.stdout and "not declared public" not in res.stderr
+    assert sorted(r[4] for r in snapshot(workspace)["records"]) == ["card_arrival", "fiat_currency_support"]
+    before = snapshot(workspace)
+    res = cli("seeds", "import", str(path), "--dataset", "none", "--label-field", "y", "--labels", "nope")
+    assert res.exit_code == 1 and "matches no record" in res.stderr and snapshot(workspace) == before
+    res = cli("seeds", "import", str(path), "--dataset", "undeclared", "--label-field", "y")
+    assert res.exit_code == 0 and "not declared public" in res.stderr

@@ -79,6 +79,12 @@ def import_(
         )
     finally:
         c.close()
+    if label_field is not None and s.labels_public is None:
+        err_console.print(
+            f"note: the labels of {label_field!r} were not declared public (--labels a,b,c): they stay inside,"
+            " and the gate refuses to export labelled outputs of this dataset",
+            markup=False,
+        )
     for reason in s.skipped_reasons[:MAX_SKIPPED_SHOWN]:
         err_console.print(f"skipped {reason}", markup=False)
     if len(s.skipped_reasons) > MAX_SKIPPED_SHOWN:
