@@ -35,11 +35,12 @@ LAST_RESORT = (ValueError, RuntimeError, KeyError, sqlite3.OperationalError)
 
 def _where(exc: BaseException) -> str:
     """The innermost appliance frame of ``exc``'s traceback as ``module.py:line`` (no values, no locals)."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/appliance/" in f.filename.replace("\\", "/")]
-    if not frames:
+    frames = [(Path(f.filename).as_posix(), f) for f in traceback.extract_tb(exc.__traceback__)]
+    ours = [(name, f) for name, f in frames if "/appliance/" in name]
+    if not ours:
         return "outside the appliance"
-    f = frames[-1]
-    return f"{f.filename.replace(chr(92), '/').rsplit('/appliance/', 1)[-1]}:{f.lineno} in {f.name}"
+    name, f = ours[-1]
+    return f"{name.rsplit('/appliance/', 1)[-1]}:{f.lineno} in {f.name}"
 
 
 def last_resort_message(exc: BaseException) -> str:
@@ -54,8 +55,8 @@ def last_resort_message(exc: BaseException) -> str:
             "restore it from a backup or rebuild it"
         )
     return (
-        f"unexpected {type(exc).__name__} ({_where(exc)}); nothing was exported — report this line "
-        "(details are not printed: they may quote record text)"
+        f"unexpected {type(exc).__name__} ({_where(exc)}) — report this line"
+        " (details are not printed: they may quote record text)"
     )
 
 
