@@ -34,7 +34,8 @@ _CUE = (
     r"\b(?:date[ \t]+of[ \t]+birth|birth[ \t]*date|birthday|d\.?o\.?b\.?|born(?:[ \t]+(?:on|in))?)"
     r"(?:[ \t]+(?:is|was|of))?(?:[ \t]*[:#,-])?[ \t]*"
 )
-CUE_WORDS = ["birth", "dob", "born", "birthday"]
+_CUE_WORD = r"(?:\b(?:birth|birthday|born|dob)\b|\bd\.o\.b\b\.?)"
+BIRTH_PREFILTER = r"(?i)birth|d\.?o\.?b|born"  # a text without it cannot hold a match (see the engine's prefilter)
 
 
 def date_of_birth_recognizer() -> PatternRecognizer:
@@ -43,6 +44,8 @@ def date_of_birth_recognizer() -> PatternRecognizer:
         name="appliance_date_of_birth",
         patterns=[
             Pattern("date_after_birth_cue", rf"(?<={_CUE}){_DATE}(?![\w/])", 0.85),
+            # the answer a few words or a turn later: "date of birth ? [patient] june twelfth , nineteen ninety"
+            Pattern("date_soon_after_birth_cue", rf"(?<={_CUE_WORD}[^\d]{{1,80}}){_DATE}(?![\w/])", 0.7),
             Pattern("year_after_born_in", rf"(?<=\bborn[ \t]+in[ \t]+){_YEAR}\b", 0.6),
         ],
         global_regex_flags=regex.IGNORECASE | regex.MULTILINE,

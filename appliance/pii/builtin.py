@@ -159,6 +159,8 @@ def _person_cues() -> EntityRecognizer:
     )
 
 
+# spaCy labels that say a span is not a name (other labels are often wrong on names it does not know)
+NOT_NAMES = frozenset({"LAW", "DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "ORDINAL", "CARDINAL"})
 _SENTENCE_OPENERS = frozenset({".", "!", "?", ":", ";", '"', "“", "(", "[", "-", "–", "*", "•", "#", ">"})
 
 
@@ -168,9 +170,10 @@ class ProperNounRecognizer(EntityRecognizer):
     The small spaCy model misses many names (single first names, lower-resource spellings); treating an
     unexplained proper noun as a name errs on the side of privacy. Scored 0.6 (the default PERSON
     threshold); a context word ("name", "told", "wife" ...) nearby raises it. Not a name: a word spaCy's
-    NER puts in any entity (a LAW, a DATE ...); a common English word that is not a lexicon name
+    NER puts in a LAW, a DATE or a number; a common English word that is not a lexicon name
     ("Convention", "Court", "Review", :mod:`.lexicon`); an ALL-CAPS word or a sentence's first word unless
-    it is a lexicon name (headers, acronyms, capitalised openers); a run made only of everyday words that
+    it is a lexicon name, and a lone sentence opener unless it is a first name (headers, acronyms,
+    capitalised openers); a run made only of everyday words that
     are also names ("Will", "Hope"). Acronyms that are never PII belong in ``pii.allow_list``.
     """
 
@@ -179,6 +182,7 @@ class ProperNounRecognizer(EntityRecognizer):
     def __init__(self, score: float = 0.6) -> None:
         self.base_score = score
         self._names = lexicon.names()
+        self._first = lexicon.first_names()
         self._common = lexicon.common_words()
         self._everyday = lexicon.everyday()
         super().__init__(
@@ -213,39 +217,54 @@ class ProperNounRecognizer(EntityRecognizer):
             return []
         doc = nlp_artifacts.tokens
         claimed = [(e.start_char, e.end_char) for e in nlp_artifacts.entities]
-        claimed += [(e.start_char, e.end_char) for e in getattr(doc, "ents", ())]
+        claimed += [(e.start_char, e.end_char) for e in getattr(doc, "ents", ()) if e.label_ in NOT_NAMES]
         out: list[RecognizerResult] = []
         run: list = []
-        strong = False
+        strong = initial = False
         prev = None
         for tok in [*doc, None]:
             kind = self._kind(tok, prev) if tok is not None else None
-            if tok is not None:
-                prev = (None if "\n" in tok.text else prev) if tok.is_space else tok
             if kind is not None:
+                if not run:
+                    initial = _sentence_initial(tok, prev)
                 run.append(tok)
                 strong = strong or kind
-                continue
-            if run and strong:
+            elif run and strong and not (initial and len(run) == 1 and not self._opener_is_name(run[0], tok)):
                 start, end = run[0].idx, run[-1].idx + len(run[-1].text)
                 if not any(s < end and start < e for s, e in claimed):
                     out.append(self._result(start, end))
-            run, strong = [], False
+            if kind is None:
+                run, strong = [], False
+            if tok is not None:
+                prev = (None if "\n" in tok.text else prev) if tok.is_space else tok
         return out
+
+    def _opener_is_name(self, tok, nxt) -> bool:
+        """A lone sentence opener is a name when it is a first name ("Stephanie called"), a speaker label
+        ("Vinka: ..."), heads a list of names ("Hleb, Sheila, ..."), or an uncommon word is the subject of a
+        verb ("Irenka is ...") — not a clinical fragment ("Neck: Supple.", "Normocephalic, atraumatic.")."""
+        if tok.lower_ in self._first or nxt is None:
+            return tok.lower_ in self._first
+        after = tok.doc[nxt.i + 1] if nxt.i + 1 < len(tok.doc) else None
+        if nxt.text == ":" and tok.lower_ not in self._common:
+            return _line_start(tok)
+        if nxt.text in {",", "and", "&"}:
+            return after is not None and after.tag_ in self.TAGS and after.is_title
+        return nxt.tag_.startswith(("VB", "MD")) and tok.lower_ not in self._common
 
     def _kind(self, tok, prev) -> bool | None:
         """None: not part of a name; False: may continue a name (an everyday name); True: a name."""
         proper = tok.tag_ in self.TAGS if tok.tag_ else (tok.is_title or (tok.is_upper and len(tok.text) > 3))
-        if not (proper and tok.is_alpha and len(tok.text) > 1) or tok.is_stop:
-            return None
+        if not (proper and tok.is_alpha and len(tok.text) > 1 and tok.text[0].isupper()) or tok.is_stop:
+            return None  # lower-case words are left to spoken_names, which checks them against the lexicon
         w = tok.lower_
         if w in lexicon.CALENDAR:
             return None
         name = w in self._names
         if w in self._common and not name:
             return None  # a capitalised common word: vocabulary, not a name
-        if (tok.is_upper or _sentence_initial(tok, prev)) and not name:
-            return None
+        if tok.is_upper and not name:
+            return None  # an acronym or a header word (a lone sentence opener is judged by _opener_is_name)
         return not (name and w in self._everyday)
 
     def _result(self, start: int, end: int) -> RecognizerResult:
@@ -260,6 +279,13 @@ class ProperNounRecognizer(EntityRecognizer):
                 RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
             },
         )
+
+
+def _line_start(tok) -> bool:
+    """The token opens its line (only spaces before it)."""
+    text = tok.doc.text
+    line = text.rfind("\n", 0, tok.idx) + 1
+    return not text[line : tok.idx].strip()
 
 
 def _sentence_initial(tok, prev) -> bool:

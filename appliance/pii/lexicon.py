@@ -1,23 +1,29 @@
 """Word lists the name rules consult, built once per process (pure lookups, no model).
 
-* ``NAMES`` — first names and surnames from Faker's English-locale person providers (MIT licence), case-folded.
-* ``COMMON`` — the most frequent English words from ``wordfreq`` (code Apache-2.0, word data CC BY-SA 4.0;
-  the package is a dependency, its data is read from the installed package, never downloaded).
-* ``EVERYDAY`` — names that are first of all ordinary words ("will", "may", "hope", "young"): Faker's own
-  English lorem word list, spaCy's stop words, calendar words and the few hundred most frequent words.
+* names — first names and surnames from Faker's person providers (MIT licence), case-folded: every entry of
+  its English locales, and the entries of other Latin-script locales that are not common English words.
+* common words — English words with a Zipf frequency of at least 4 (about once per 100,000 words) in
+  ``wordfreq`` (code Apache-2.0, word data CC BY-SA 4.0; read from the installed package, never downloaded).
+  Rarer words (most surnames: "dubois" 3.2, "patel" 3.5) are not common.
+* everyday names — names that are first of all ordinary words ("will", "may", "hope", "date", "brown"):
+  Faker's English lorem word list, spaCy's stop words, calendar words, words as frequent as "may" (Zipf
+  5.5), and surnames that are not first names and are common words.
 
-A capitalised word that is a common word and not a name ("Convention", "Court", "Review") is vocabulary;
-a name lexicon entry that is not everyday ("stephanie", "miller", "james") may be a name in any case.
+A capitalised common word that is no name at all ("Convention", "Court", "Review") is vocabulary; a name
+that is not an everyday word ("stephanie", "miller", "james") may be a name in any letter case.
 """
 
 from __future__ import annotations
 
 import importlib
+from bisect import bisect_left
 from functools import cache
 
-NAME_LOCALES = ("en_US", "en_GB", "en_IE", "en_IN", "en_NZ")
-COMMON_WORDS = 30_000  # wordfreq's top-n English words (Zipf frequency >= about 3.1)
+ENGLISH_LOCALES = ("en_US", "en_GB", "en_IE", "en_IN", "en_NZ", "en_KE", "en_NG", "en_PK")
+OTHER_LOCALES = ("de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR", "nl_NL", "pl_PL", "tr_TR", "sv_SE")
+COMMON_ZIPF = 4.0  # a word at least this frequent in English is a common word
 EVERYDAY_ZIPF = 5.5  # a name this frequent as a word ("will", "may", "way") is read as the word
+TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "mme", "herr", "frau", "dame"})
 
 CALENDAR = frozenset(
     {
@@ -27,26 +33,46 @@ CALENDAR = frozenset(
 )  # fmt: skip
 
 
+def _locale_names(locale: str, prefix: str) -> set[str]:
+    provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+    out: set[str] = set()
+    for attr in dir(provider):
+        if attr.startswith(prefix):
+            value = getattr(provider, attr)
+            if isinstance(value, dict | tuple | list | set | frozenset):
+                out.update(str(v).casefold() for v in value)
+    return {w for w in out if w.replace("'", "").replace("-", "").isalpha() and len(w) > 1}
+
+
+@cache
+def _names(prefix: str) -> frozenset[str]:
+    out: set[str] = set()
+    for locale in ENGLISH_LOCALES:
+        out |= _locale_names(locale, prefix)
+    common = common_words()
+    for locale in OTHER_LOCALES:
+        out |= {w for w in _locale_names(locale, prefix) if w not in common}
+    return frozenset(out)
+
+
+def first_names() -> frozenset[str]:
+    return _names("first_names")
+
+
 @cache
 def names() -> frozenset[str]:
-    """Case-folded first names and surnames (Faker's English locales)."""
-    out: set[str] = set()
-    for locale in NAME_LOCALES:
-        provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
-        for attr in dir(provider):
-            if attr.startswith(("first_names", "last_names")):
-                value = getattr(provider, attr)
-                if isinstance(value, dict | tuple | list | set | frozenset):
-                    out.update(str(v).casefold() for v in value)
-    return frozenset(w for w in out if w.isalpha() and len(w) > 1)
+    """Case-folded first names and surnames."""
+    return first_names() | _names("last_names")
 
 
 @cache
 def common_words() -> frozenset[str]:
-    """The most frequent English words (wordfreq, case-folded)."""
-    from wordfreq import top_n_list
+    """English words with a Zipf frequency of at least :data:`COMMON_ZIPF` (wordfreq, case-folded)."""
+    from wordfreq import top_n_list, zipf_frequency
 
-    return frozenset(top_n_list("en", COMMON_WORDS))
+    ranked = top_n_list("en", 50_000)  # most frequent first: find where the frequency drops below the bar
+    cut = bisect_left(ranked, True, key=lambda w: zipf_frequency(w, "en") < COMMON_ZIPF)
+    return frozenset(ranked[:cut])
 
 
 @cache
@@ -57,7 +83,8 @@ def everyday() -> frozenset[str]:
     from wordfreq import top_n_list, zipf_frequency
 
     frequent = {w for w in top_n_list("en", 2_000) if zipf_frequency(w, "en") >= EVERYDAY_ZIPF}
-    words = {w.casefold() for w in Lorem.word_list} | set(STOP_WORDS) | CALENDAR | frequent
+    surnames_only = (names() - first_names()) & common_words()
+    words = {w.casefold() for w in Lorem.word_list} | set(STOP_WORDS) | CALENDAR | frequent | surnames_only
     return frozenset(words & names())
 
 
@@ -68,9 +95,9 @@ def is_name(word: str) -> bool:
 
 
 def is_vocabulary(word: str) -> bool:
-    """A common English word that is not a (non-everyday) name, or a calendar word."""
+    """A common English word that is no name at all, a calendar word or a title."""
     w = word.casefold()
-    return w in CALENDAR or (w in common_words() and not is_name(w))
+    return w in CALENDAR or w in TITLES or (w in common_words() and w not in names())
 
 
 def is_rare(word: str) -> bool:

@@ -17,7 +17,7 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerR
 
 from appliance.pii import lexicon
 
-_TITLE = r"(?:mr|mrs|ms|miss|mx|dr|prof|sir|madam|mme|herr|frau)\.?"
+_TITLE = r"(?:mr|mrs|ms|miss|mx|dr|prof|mme|herr|frau)\.?"  # not "sir" / "madam": mostly vocatives
 _STRONG = (
     r"(?:my|her|his|their|the\s+patient's|patient's|your)\s+(?:full\s+|first\s+|last\s+)?name(?:\s+is|'s|\s*:)"
     r"|name\s+is|called\s+me|known\s+as|goes\s+by|named"
@@ -40,8 +40,9 @@ _UPPER_START = regex.compile(r"\b\p{Lu}")
 _WORDS_ANY = regex.compile(r"\b\p{L}")
 
 NOUNISH = frozenset({"NN", "NNS", "NNP", "NNPS", "FW", "UH", "XX", "ADD", ""})
-# after a cue the tagger only vetoes: on a lower-case name it often guesses JJ or RB, but never rightly a verb
-VETO = ("VB", "MD", "PRP", "DT", "IN", "CC", "TO", "WDT", "WP", "WRB", "EX", "POS", "RP")
+# after a cue the tagger only vetoes: on a lower-case name it guesses JJ, RB or (for "ahmed") VBN, but a
+# function-word tag, or a verb tag on a common word, is right
+VETO = ("MD", "PRP", "DT", "IN", "CC", "TO", "WDT", "WP", "WRB", "EX", "POS", "RP")
 SCORES = {"title": 0.85, "strong": 0.85, "medium": 0.8, "vocative": 0.7, "pair": 0.7, "bare": 0.65}
 LOWERCASE_SHARE = 0.05  # a text with at most this share of capitalised words is "written in lower case"
 MAX_WORDS = 3
@@ -88,17 +89,21 @@ class SpokenNameRecognizer(EntityRecognizer):
             if first is None:
                 continue
             w = first.group()
-            if how in ("title", "strong"):
+            if how == "title":  # "dr. cho", "mrs. patel": after a title, any word that is not a function word
+                ok = w.casefold() not in _STOP and not tags.vetoed(first.start(), w)
+            elif how == "strong":
                 ok = (self._any_name(w) or self._rare(w) or w[0].isupper()) and not lexicon.is_vocabulary(w)
                 ok = ok or self._name(w)
             else:
-                ok = self._name(w) and not tags.vetoed(first.start())
+                ok = self._name(w) and not tags.vetoed(first.start(), w)
             if ok:
                 add(first.start(), self._extend(text, first.end()), how)
         lower = self._lowercase_text(text)
-        for m in _VOCATIVE.finditer(text):
+        for m in _VOCATIVE.finditer(text) if lower or "," in text else ():
             w = m.group("w")
-            if self._name(w) and (lower or w[0].isupper()) and not tags.vetoed(m.start("w")):
+            if not (lower or m.group().startswith(",")):
+                continue  # in cased text a capitalised word after a bracket or colon is a header's value
+            if self._name(w) and not tags.vetoed(m.start("w"), w):
                 add(m.start("w"), self._extend(text, m.end("w")), "vocative")
         if lower:
             self._bare(text, tags, add)
@@ -172,8 +177,9 @@ class _Tags:
     def nounish(self, char: int) -> bool:
         return self.tag(char) in NOUNISH
 
-    def vetoed(self, char: int) -> bool:
-        return self.tag(char).startswith(VETO)
+    def vetoed(self, char: int, word: str) -> bool:
+        tag = self.tag(char)
+        return tag.startswith(VETO) or (tag.startswith("VB") and word.casefold() in lexicon.common_words())
 
 
 def _stop_words() -> frozenset[str]:

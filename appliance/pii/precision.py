@@ -1,11 +1,12 @@
 """Second opinion on name-like findings from spaCy NER and the proper-noun rule (pure, per finding).
 
 A PERSON or ORGANIZATION finding is dropped when every content word in it is vocabulary: a common
-English word that is not a lexicon name ("the Court", "Human Rights", "Government"), a term of the
-policy's allow-list (packs add their domain's terms) or a word matching one of its ``allow_patterns``.
-Any name-like finding inside a section header ("REVIEW OF SYSTEMS", "History of Present Illness:") is
-dropped unless it holds a lexicon name. Findings of cue-based and pattern recognizers are never
-touched: the cue already explains them.
+English word that is no name ("the Court", "Human Rights", "Government"), a term of the policy's
+allow-list (packs add their domain's terms) or a word matching one of its ``allow_patterns``; a title
+vouches for a name ("Ms Dubois"). Any name-like finding inside a section header ("REVIEW OF SYSTEMS",
+"History of Present Illness:") is dropped unless it holds a lexicon name or a rare word (a speaker label
+such as "Koppány:" is a name). Findings of cue-based and pattern recognizers are never touched: the cue
+already explains them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ GUARDED_RECOGNIZERS = frozenset({"SpacyRecognizer", "appliance_proper_noun"})
 VOCABULARY_TYPES = frozenset({"PERSON", "ORGANIZATION"})
 HEADER_TYPES = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP"})
 _WORD = regex.compile(r"\p{L}[\p{L}'’]*")
+_ROMAN = regex.compile(r"M{0,3}(?:C[MD]|D?C{0,3})(?:X[CL]|L?X{0,3})(?:I[XV]|V?I{0,3})")
 _SMALL = r"(?:of|and|or|the|to|for|in|on|with|a|an|&)"
 # a line opening with ALL-CAPS words up to a colon or the line's end, or Title-case words up to a colon
 _HEADER = regex.compile(
@@ -54,15 +56,25 @@ class PrecisionFilter:
         words = _WORD.findall(text[r.start : r.end])
         if not words:
             return True
-        if any(s <= r.start and r.end <= e for s, e in headers) and not any(lexicon.is_name(w) for w in words):
-            return True
+        if any(s <= r.start and r.end <= e for s, e in headers) and not any(
+            lexicon.is_name(w) or lexicon.is_rare(w) for w in words
+        ):
+            return True  # a header of ordinary words; a rare word may be a speaker's name ("Koppány: ...")
         if r.entity_type not in VOCABULARY_TYPES:
             return False
+        titled = [w for w in words if w.casefold() in lexicon.TITLES]
+        if len(titled) == len(words):
+            return True  # a title alone ("dr.") is no name
+        before = _WORD.findall(text[max(0, r.start - 6) : r.start])
+        if titled or any(w.casefold() in lexicon.TITLES for w in before[-1:]):
+            return False  # "Ms Dubois", "Dr. Bernstein": a title vouches for the name
         content = [w for w in words if w.casefold() not in self.stop] or words
         return all(self.is_vocabulary(w) for w in content)
 
     def is_vocabulary(self, word: str) -> bool:
         w = word.casefold()
+        if word.isupper() and _ROMAN.fullmatch(word):
+            return True  # "Cranial nerves II through XII", "Part IV"
         return w in self.vocabulary or lexicon.is_vocabulary(w) or any(p.fullmatch(w) for p in self.patterns)
 
 

@@ -6,7 +6,7 @@
   chunks (:mod:`appliance.pii.chunking`) and their findings mapped back to full-text offsets.
 * Large inputs are scanned in batches (spaCy ``nlp.pipe``, as Presidio's ``BatchAnalyzerEngine``) in
   ``n_process`` forked workers that share the loaded engine copy-on-write; small inputs run in-process.
-  Entity types whose recognizers all need a digit (or an "@") are skipped on texts without one.
+  Entity types whose recognizers all need a digit, an "@" or a cue are skipped on texts without it.
 * Name-like findings of spaCy NER and the proper-noun rule get a second opinion
   (:mod:`appliance.pii.precision`): vocabulary and section headers are not names.
 * The policy's packs (``pii.packs``) are merged in before anything is built (:mod:`appliance.pii.packs`).
@@ -30,6 +30,7 @@ from appliance.pii.offline import assert_offline_suffix_list, configure_offline
 
 configure_offline()
 
+import regex  # noqa: E402
 import spacy  # noqa: E402
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry  # noqa: E402
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer  # noqa: E402
@@ -39,11 +40,13 @@ from spacy.language import Language  # noqa: E402
 from spacy.tokens import Doc  # noqa: E402
 
 from appliance.errors import ConfigError  # noqa: E402
+from appliance.pii.birth import BIRTH_PREFILTER  # noqa: E402
 from appliance.pii.chunking import chunk_bounds  # noqa: E402
 from appliance.pii.engine import Finding, PiiEngine, register_engine  # noqa: E402
 from appliance.pii.packs import effective  # noqa: E402
 from appliance.pii.precision import PrecisionFilter  # noqa: E402
 from appliance.pii.recognizers import LANGUAGE, apply_policy  # noqa: E402
+from appliance.pii.spoken import SPOKEN_PREFILTER  # noqa: E402
 from appliance.policy.schema import PiiPolicy  # noqa: E402
 
 logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
@@ -60,7 +63,8 @@ NER_MAPPING = {
     "TIME": "DATE_TIME",
 }
 # Recognizers that can only match text containing a digit (their patterns or number parsers require one),
-# and those that need an "@". The batched scan skips their entity types on texts that lack it: same findings.
+# those that need an "@", and built-ins that need their cue. The batched scan skips an entity type on a text
+# when none of its recognizers' prefilters occurs in it: same findings, less work.
 NEEDS_DIGIT = frozenset(
     {
         "PhoneRecognizer", "CreditCardRecognizer", "UsSsnRecognizer", "UsItinRecognizer", "UsBankRecognizer",
@@ -70,6 +74,12 @@ NEEDS_DIGIT = frozenset(
     }
 )  # fmt: skip
 NEEDS_AT = frozenset({"EmailRecognizer"})
+PREFILTERS = {
+    **dict.fromkeys(NEEDS_DIGIT, r"\d"),
+    **dict.fromkeys(NEEDS_AT, "@"),
+    "appliance_spoken_digits": SPOKEN_PREFILTER,
+    "appliance_date_of_birth": BIRTH_PREFILTER,
+}
 MIN_PARALLEL = 256  # below this many chunks, forking workers costs more than it saves
 
 Raw = list[tuple[int, int, str, float]]
@@ -110,13 +120,19 @@ class _LowercaseLemmaSpacyEngine(SpacyNlpEngine):
         )
 
 
-def _entities_served_only_by(registry: RecognizerRegistry, names: frozenset[str], entities: list[str]) -> set[str]:
-    """Entity types every one of whose recognizers is named in ``names``."""
-    out = set()
+def _prefilters(registry: RecognizerRegistry, policy: PiiPolicy, entities: list[str]) -> dict[str, list[Any]]:
+    """Entity type -> the prefilter regexes of its recognizers, for types every one of whose recognizers has one."""
+    known = dict(PREFILTERS)
+    for spec in policy.custom_recognizers:
+        if spec.prefilter and not spec.deny_list:
+            known[f"policy_{spec.entity.lower()}_patterns"] = spec.prefilter
+    compiled = {rx: regex.compile(rx) for rx in set(known.values())}
+    out: dict[str, list[Any]] = {}
     for entity in entities:
         recs = [r for r in registry.recognizers if entity in r.supported_entities]
-        if recs and all(r.name in names or type(r).__name__ in names for r in recs):
-            out.add(entity)
+        names = [known.get(r.name) or known.get(type(r).__name__) for r in recs]
+        if recs and all(names):
+            out[entity] = [compiled[rx] for rx in dict.fromkeys(names)]
     return out
 
 
@@ -179,8 +195,7 @@ class PresidioEngine(PiiEngine):
         )
         ignored = set(policy.ignore_entities)
         self.entities = sorted(e for e in registry.get_supported_entities([LANGUAGE]) if e not in ignored)
-        self._digit_only = _entities_served_only_by(registry, NEEDS_DIGIT, self.entities)
-        self._at_only = _entities_served_only_by(registry, NEEDS_AT, self.entities)
+        self._prefilters = _prefilters(registry, policy, self.entities)
         thresholds = [policy.default_threshold] + [
             r.threshold for r in policy.entities.values() if r.threshold is not None
         ]
@@ -208,22 +223,32 @@ class PresidioEngine(PiiEngine):
         """spaCy ``nlp.pipe`` over ``texts`` (each within max_length), then the recognizers, in this process.
 
         Like ``BatchAnalyzerEngine.analyze_iterator``, plus a per-text prefilter: entity types whose
-        recognizers all need a digit (or an "@") are not requested for texts without one.
+        recognizers all need something (a digit, an "@", a cue) are not requested for texts without it.
         """
         out: list[Raw] = []
         kwargs = self._analyze_kwargs()
         batches = self.nlp_engine.process_batch(texts, LANGUAGE, batch_size=self.policy.batch_size)
         for text, artifacts in batches:
-            skip = set()
-            if not any(c.isdigit() for c in text):
-                skip |= self._digit_only
-            if "@" not in text:
-                skip |= self._at_only
+            skip = self._skipped(text)
             entities = [e for e in self.entities if e not in skip] if skip else self.entities
             found = self.analyzer.analyze(text=text, nlp_artifacts=artifacts, **{**kwargs, "entities": entities})
             found = self.precision.apply(text, found)
             out.append([(r.start, r.end, r.entity_type, float(r.score)) for r in found])
         return out
+
+    def _skipped(self, text: str) -> set[str]:
+        """Entity types none of whose recognizers' prefilters occur in ``text``."""
+        seen: dict[Any, bool] = {}
+        skip = set()
+        for entity, patterns in self._prefilters.items():
+            for p in patterns:
+                if p not in seen:
+                    seen[p] = p.search(text) is not None
+                if seen[p]:
+                    break
+            else:
+                skip.add(entity)
+        return skip
 
     def n_process(self) -> int:
         """``pii.n_process``, or with 0 one worker per idle core: on a machine already busier than its

@@ -8,6 +8,8 @@ from presidio_analyzer import Pattern, PatternRecognizer
 
 _ONE = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 _DIGIT = rf"(?:{_ONE}|(?:double|triple)[ \t]+{_ONE})"
+# a text without two digit words in a row cannot hold a match (see the engine's prefilter)
+SPOKEN_PREFILTER = rf"(?i)\b(?:{_ONE}|double|triple)[ \t,.-]+{_ONE}\b"
 _SEP = r"(?:[ \t]*[,.-]?[ \t]+|[ \t]*-[ \t]*)"
 
 
