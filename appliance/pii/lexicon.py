@@ -22,6 +22,7 @@ from functools import cache
 ENGLISH_LOCALES = ("en_US", "en_GB", "en_IE", "en_IN", "en_NZ", "en_KE", "en_NG", "en_PK")
 OTHER_LOCALES = ("de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR", "nl_NL", "pl_PL", "tr_TR", "sv_SE")
 COMMON_ZIPF = 4.0  # a word at least this frequent in English is a common word
+KNOWN_ZIPF = 2.5  # a word at least this frequent is an English word, even if a rare one
 EVERYDAY_ZIPF = 5.5  # a name this frequent as a word ("will", "may", "way") is read as the word
 TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "mme", "herr", "frau", "dame"})
 
@@ -98,6 +99,15 @@ def is_vocabulary(word: str) -> bool:
     """A common English word that is no name at all, a calendar word or a title."""
     w = word.casefold()
     return w in CALENDAR or w in TITLES or (w in common_words() and w not in names())
+
+
+@cache
+def is_known(word: str) -> bool:
+    """A word English text uses at all (Zipf >= :data:`KNOWN_ZIPF`): "prescribed", "addendum" — unlike most
+    foreign surnames and made-up names ("lindqvist", "koppány")."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word.casefold(), "en") >= KNOWN_ZIPF
 
 
 def is_rare(word: str) -> bool:

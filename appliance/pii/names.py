@@ -30,7 +30,8 @@ _MEDIUM = (
     r"|colleague|boss|manager|neighbou?r|doctor|nurse)|(?:wife|husband|son|daughter)\s+is"
 )
 _CUE = regex.compile(
-    rf"(?i)\b(?:(?P<title>{_TITLE})|(?P<strong>{_STRONG})|(?P<medium>{_MEDIUM}))(?:[ \t]*[,:])?[ \t]+(?=\p{{L}})"
+    rf"(?i)\b(?:(?P<title>{_TITLE})[ \t]+"  # a title right before the name ("TL;DR: bank" is no title)
+    rf"|(?:(?P<strong>{_STRONG})|(?P<medium>{_MEDIUM}))(?:[ \t]*[,:])?[ \t]+)(?=\p{{L}})"
 )
 # a vocative: ", name ." / ", name ," — or a name opening an utterance: "name , ..."
 _VOCATIVE = regex.compile(r"(?:,[ \t]*|(?:^|[\]:>])[ \t]*)(?P<w>\p{L}[\p{L}'’-]*)(?=[ \t]*[,.?!](?!\w))", regex.M)
@@ -94,8 +95,8 @@ class SpokenNameRecognizer(EntityRecognizer):
             elif how == "strong":
                 ok = (self._any_name(w) or self._rare(w) or w[0].isupper()) and not lexicon.is_vocabulary(w)
                 ok = ok or self._name(w)
-            else:
-                ok = self._name(w) and not tags.vetoed(first.start(), w)
+            else:  # a lexicon name, or a word English does not know ("nice to meet you , kwame")
+                ok = (self._name(w) or not lexicon.is_known(w)) and not tags.vetoed(first.start(), w)
             if ok:
                 add(first.start(), self._extend(text, first.end()), how)
         lower = self._lowercase_text(text)
@@ -110,13 +111,14 @@ class SpokenNameRecognizer(EntityRecognizer):
         return [self._result(s, e, sc, how) for (s, e), (sc, how) in sorted(out.items())]
 
     def _extend(self, text: str, end: int) -> int:
-        """Extend a name over following surname-like words (lexicon names or rare words), up to MAX_WORDS."""
+        """Extend a name over following surname-like words (lexicon names, or words English does not know:
+        "nicole miller", "marcus o'neill", not "patel prescribed"), up to MAX_WORDS."""
         for _ in range(MAX_WORDS - 1):
             m = _NEXT_WORD.match(text, end)
             if m is None:
                 break
             w = m.group(1)
-            if not (self._any_name(w) or self._rare(w)) or (lexicon.is_vocabulary(w) and not self._any_name(w)):
+            if not (self._any_name(w) or (self._rare(w) and not lexicon.is_known(w))):
                 break
             end = m.end(1)
         return end

@@ -4,9 +4,9 @@ A PERSON or ORGANIZATION finding is dropped when every content word in it is voc
 English word that is no name ("the Court", "Human Rights", "Government"), a term of the policy's
 allow-list (packs add their domain's terms) or a word matching one of its ``allow_patterns``; a title
 vouches for a name ("Ms Dubois"). Any name-like finding inside a section header ("REVIEW OF SYSTEMS",
-"History of Present Illness:") is dropped unless it holds a lexicon name or a rare word (a speaker label
-such as "Koppány:" is a name). Findings of cue-based and pattern recognizers are never touched: the cue
-already explains them.
+"History of Present Illness:") is dropped unless it holds a lexicon name or a word English does not
+use (a speaker label such as "Koppány:" is a name); so is a lone acronym ("DMV", "MD"). Findings of
+cue-based and pattern recognizers are never touched: the cue already explains them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ VOCABULARY_TYPES = frozenset({"PERSON", "ORGANIZATION"})
 HEADER_TYPES = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP"})
 _WORD = regex.compile(r"\p{L}[\p{L}'’]*")
 _ROMAN = regex.compile(r"M{0,3}(?:C[MD]|D?C{0,3})(?:X[CL]|L?X{0,3})(?:I[XV]|V?I{0,3})")
+_ACRONYM = regex.compile(r"\p{Lu}{2,5}s?")
 _SMALL = r"(?:of|and|or|the|to|for|in|on|with|a|an|&)"
 # a line opening with ALL-CAPS words up to a colon or the line's end, or Title-case words up to a colon
 _HEADER = regex.compile(
@@ -57,9 +58,11 @@ class PrecisionFilter:
         if not words:
             return True
         if any(s <= r.start and r.end <= e for s, e in headers) and not any(
-            lexicon.is_name(w) or lexicon.is_rare(w) for w in words
+            lexicon.is_name(w) or not lexicon.is_known(w) for w in words
         ):
-            return True  # a header of ordinary words; a rare word may be a speaker's name ("Koppány: ...")
+            return True  # a header of English words; an unknown word may be a speaker's name ("Koppány: ...")
+        if len(words) == 1 and _ACRONYM.fullmatch(words[0]) and not lexicon.is_name(words[0]):
+            return True  # an acronym ("DMV", "ISP", "MD") names an agency, a title or a unit, not a person
         if r.entity_type not in VOCABULARY_TYPES:
             return False
         titled = [w for w in words if w.casefold() in lexicon.TITLES]
