@@ -166,3 +166,43 @@ def test_physical_chunks_give_the_same_step(dp: bool) -> None:
             parts.module._close()
     assert moved[0].abs().sum() > 0
     torch.testing.assert_close(moved[0], moved[1], rtol=1e-5, atol=1e-7)
+
+
+def test_public_basis_is_the_embeddings_principal_directions() -> None:
+    from appliance.train.softprompt import public_basis
+
+    gen = torch.Generator().manual_seed(0)
+    # embeddings with most spread along two known directions
+    e = torch.randn(500, 6, generator=gen) * torch.tensor([5.0, 3.0, 0.1, 0.1, 0.1, 0.1])
+    b = public_basis(e, 2)
+    assert b.shape == (2, 6)
+    unit = b / b.norm(dim=1, keepdim=True)
+    assert abs(float(unit[0, 0])) > 0.99 and abs(float(unit[1, 1])) > 0.99
+    assert float(b[0].norm()) == pytest.approx(5.0, rel=0.15) and float(b[1].norm()) == pytest.approx(3.0, rel=0.15)
+    torch.testing.assert_close(public_basis(e, 2), b)  # a function of the (public) weights alone
+
+
+def test_subspace_prompt_starts_at_its_init_and_dp_clips_k_times_r_coordinates() -> None:
+    """Rows = init + C·B with C trainable from zero: k·r noised coordinates instead of k·d, per-sample clipped."""
+    k, d, r, clip = 3, 8, 2, 1.0
+    init = torch.randn(k, d, generator=torch.Generator().manual_seed(2))
+    basis = torch.eye(d)[:r] * 2.0
+    prompt = SoftPrompt(init, basis)
+    assert prompt.trainable_dims == k * r
+    torch.testing.assert_close(prompt.rows(), init)
+    parts = _private(prompt, clip=clip)
+    parts.optimizer.noise_multiplier = 0.0
+    scales = torch.tensor([100.0, 100.0])
+    rows = parts.module(prompt.index(2))
+    assert rows.shape == (2, k, d)
+    (rows[:, :, 0].sum(dim=1) * scales).mean().backward()  # each sample pulls coordinate 0 only
+    parts.optimizer.step()
+    coeff = prompt.embedding.weight.detach()
+    assert coeff.shape == (k, r) and float(coeff[:, 1].abs().sum()) == 0.0
+    # each sample's gradient on C is 2·s in column 0 of every row: norm 2·s·sqrt(k), clipped to 1, so each entry
+    # is 1/sqrt(k); two samples summed, averaged over the expected batch size; SGD lr 1 from zero: C = -grad
+    expected = -2 * (1 / k**0.5) / parts.optimizer.expected_batch_size
+    torch.testing.assert_close(coeff[:, 0], torch.full((k,), float(expected)))
+    moved = prompt.rows() - init
+    assert float(moved[:, 1:].abs().sum()) == 0.0  # only along the basis
+    parts.module._close()
