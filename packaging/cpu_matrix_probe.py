@@ -6,7 +6,11 @@ refused with the one-line error ``appliance generate`` prints), then llama.cpp l
 ``appliance.generate.llama`` and, for native and F16 weights, a few-shot prefix and a soft prompt (raw
 embeddings), decoded as a batch of two sequences. Prints one JSON object; exit 0 ok, 3 refused (clean).
 
-    python packaging/cpu_matrix_probe.py NATIVE.gguf F16.gguf [--no-extra-bufts] [--tokens N]
+    python packaging/cpu_matrix_probe.py NATIVE.gguf F16.gguf [--no-extra-bufts] [--tokens N] [--positions P]
+
+``--positions P`` keeps only the last P prefix positions of each case (the prefix is still built by the
+appliance: chat template, tokenizer, soft prompt rows): an emulated CPU decodes about one position per
+several seconds, so the matrix feeds it the same code paths with short inputs.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ def main() -> int:
     ap.add_argument("f16", type=Path)
     ap.add_argument("--no-extra-bufts", action="store_true")
     ap.add_argument("--tokens", type=int, default=4)
+    ap.add_argument("--positions", type=int, default=0, help="keep only this many prefix positions (0: all)")
     a = ap.parse_args()
     out: dict[str, object] = {"cpu_flags": sorted(f for f in selftest.cpu_flags() if f in selftest.BASELINE)}
     try:
@@ -50,10 +55,12 @@ def main() -> int:
     for weights, path in (("native", a.native), ("f16", a.f16)):
         with LlamaCppBackend(path, n_ctx=512, n_seq_max=2, n_threads=1, use_extra_bufts=not a.no_extra_bufts) as be:
             soft = token_embeddings(a.native, be.tokenize("Write one more customer support ticket:", add_bos=False))
-            prefixes = {
-                "fewshot": fewshot_prefix(be, EXAMPLES, None, key="fs"),
-                "softprompt": Prefix(key="sp", tokens=tuple(be.tokenize("\nTicket:", add_bos=False)), soft_prompt=soft),
-            }
+            fs = fewshot_prefix(be, EXAMPLES, None, key="fs")
+            suffix = tuple(be.tokenize("\nTicket:", add_bos=False))
+            if a.positions:
+                fs = Prefix(key="fs", tokens=fs.tokens[-a.positions :])
+                soft, suffix = soft[: max(1, a.positions - 1)], suffix[-1:]
+            prefixes = {"fewshot": fs, "softprompt": Prefix(key="sp", tokens=suffix, soft_prompt=soft)}
             for mode, prefix in prefixes.items():
                 t0 = time.perf_counter()
                 done = list(be.generate([Job(0, prefix, 1), Job(1, prefix, 2)], params, batch=2))
