@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,9 +87,7 @@ class Verdict:
     @property
     def build_features(self) -> list[str]:
         """The llama.cpp build's enabled CPU features (``AVX2``, ``REPACK`` ...) from its system info."""
-        return sorted(
-            {part.split("=")[0].strip() for part in self.system_info.split("|") if part.strip().endswith("= 1")}
-        )
+        return sorted(set(re.findall(r"(\w+) = 1\b", self.system_info)))
 
     def audit(self) -> dict[str, object]:
         """The verdict as an audit payload (no free text)."""
