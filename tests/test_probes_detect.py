@@ -4,9 +4,11 @@ gate refuses), while an ε ≤ 4 DP-SGD run on the same data stays within what c
 
 Real components end to end: the trainer (`appliance train`, SmolLM2 in torch, Opacus), the probe runner
 (`appliance probe`, llama.cpp scoring, MiniLM embeddings) and the gate's own checks. Members and holdout
-are drawn from one shuffled pool of 48 texts (24 each), so without a training effect their scores are
-exchangeable and an attack's AUC is the Mann-Whitney statistic under the null: mean 1/2, standard deviation
-σ = sqrt((m + h + 1) / (12 m h)) ≈ 0.084.
+are drawn from one shuffled pool of 48 texts (8 members, 40 holdout: few members keep training to a few
+minutes), so without a training effect their scores are exchangeable and an attack's AUC is the
+Mann-Whitney statistic under the null: mean 1/2, standard deviation σ = sqrt((m + h + 1) / (12 m h)) ≈ 0.11.
+The shuffle is drawn afresh on every run (its seed is in each assertion message, to replay a failure), so
+the probability below is per run. This workspace lowers ``gate.probe_min_records`` to 8 for that sample.
 
 False-failure probability of the DP test (the test failing although the DP prompt leaks nothing): each of
 the three attacks fails only with AUC ≥ 1/2 + 3.6 σ, probability ≤ 1.6e-4 each (the U statistic's tails
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 from pathlib import Path
@@ -57,8 +60,9 @@ OUTPUTS = [
     "What is the limit for cash withdrawals?",
 ]
 POOL = MEMBERS + HOLDOUT  # one pool; the split below is a seeded shuffle, so both sides are alike
-_SHUFFLED = random.Random(20261201).sample(POOL, len(POOL))
-MEMBERS, HOLDOUT = _SHUFFLED[: len(POOL) // 2], _SHUFFLED[len(POOL) // 2 :]
+SPLIT_SEED = int.from_bytes(os.urandom(4), "big")  # a fresh split each run: the false-failure bound is per run
+_SHUFFLED = random.Random(SPLIT_SEED).sample(POOL, len(POOL))
+MEMBERS, HOLDOUT = _SHUFFLED[:8], _SHUFFLED[8:]
 NO_DP_EPOCHS, DP_EPOCHS, LR = 30, 3, 1.5
 Z_NULL = 3.6  # one-sided normal quantile: P(Z >= 3.6) = 1.6e-4
 EXPOSURE_NULL_BITS = 14.0  # P(exposure >= 14 bits) = 2^-14 for a secret never memorised
@@ -89,7 +93,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
                  "canaries": {"count": 1, "template": "my account number is {secret}", "digits": 8, "repeats": 8}},
         training={"virtual_tokens": 8, "batch_size": 16},
         generation={"threads": 1},
-        gate={"max_mia_auc": 0.8, "max_tpr_at_1pct_fpr": 0.5, "probe_canary_candidates": 100, "probe_bootstrap": 200},
+        gate={"max_mia_auc": 0.8, "max_tpr_at_1pct_fpr": 0.5, "probe_canary_candidates": 100, "probe_bootstrap": 200,
+              "probe_min_records": 8},
     )  # fmt: skip
     ctx = Context.open(Workspace(home), actor="auditor")
     with transaction(ctx.db) as conn:  # the split is fixed here; `seeds import` and its split are tested elsewhere
@@ -150,8 +155,8 @@ def test_dp_run_stays_within_chance(runs):
     assert set(attacks) == {"loss", "min_k", "ref_calibrated"}
     for name, a in attacks.items():
         assert (a["n_members"], a["n_holdout"]) == (len(MEMBERS), len(HOLDOUT))
-        assert a["auc"] < null_auc_bound(a["n_members"], a["n_holdout"]), (name, a)
-    assert rec["summary"]["canary_exposure_bits"] < EXPOSURE_NULL_BITS, rec["summary"]
+        assert a["auc"] < null_auc_bound(a["n_members"], a["n_holdout"]), (name, a, SPLIT_SEED)
+    assert rec["summary"]["canary_exposure_bits"] < EXPOSURE_NULL_BITS, (rec["summary"], SPLIT_SEED)
 
 
 def test_probe_records_name_the_prompts_and_models(runs):
