@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from appliance.generate.backend import GenerationBackend, Prefix
+from appliance.policy.templates import render_label_template
 from appliance.probes.forcing import shared_prefix_logprobs
 from appliance.probes.likelihood import token_logprobs
-from appliance.policy.templates import render_label_template
 
 
 class LikelihoodScorer:
