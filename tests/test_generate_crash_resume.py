@@ -7,6 +7,7 @@ hook); everything else is the real command, model, PII pipeline and SQLite.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from _generate_data import TICKETS, add_dataset, add_prompt
 from appliance.config import Workspace
 from appliance.context import Context
 from appliance.generate import plan as plan_mod
+from appliance.generate import selftest
 from appliance.generate.backend import SamplingParams
 
 FAST = ["--max-tokens", "10", "--seed", "5"]
@@ -75,6 +77,8 @@ def test_crash_mid_batch_is_one_line_and_resume_finishes(
     weights: str,
 ) -> None:
     monkeypatch.setenv("APPLIANCE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "weights-cache"))
+    selftest._MEMO.clear()
+    shutil.rmtree(selftest.cache_root(), ignore_errors=True)  # a fresh verdict: extra buffer types on
     _policy(workspace, threads=1, weights=weights)
     add_dataset(workspace, "tickets", TICKETS)
     pid = add_prompt(workspace, "tickets")
@@ -90,6 +94,9 @@ def test_crash_mid_batch_is_one_line_and_resume_finishes(
     assert status == "interrupted" and stored == 2
     ev = _events(workspace, "generate.interrupted")[-1]
     assert ev["reason"] == "decoder_crashed" and ev["n_stored"] == 2 and ev["weights"] == weights
+    assert ev["signal"] == "SIGSEGV" and ev["extra_bufts"] is True
+    assert "extra buffer types are now off" in lines[0]
+    assert _events(workspace, "generate.selftest")[-1]["outcome"] == "fallback:generate-SIGSEGV"
 
     monkeypatch.delenv("APPLIANCE_WORKER_SIMULATE")
     _policy(workspace, weights="native" if weights == "f16" else "f16")  # the batch's own mode must win
@@ -98,4 +105,5 @@ def test_crash_mid_batch_is_one_line_and_resume_finishes(
     assert json.loads(res.stdout.splitlines()[-1])["n_new"] == 3
     resumed = _events(workspace, "generate.resume")[-1]
     assert resumed["weights"] == weights and resumed["weights_sha256"] == ev["weights_sha256"]
-    assert resumed["extra_bufts"] in (True, False) and resumed["kernel_selftest"]
+    assert resumed["extra_bufts"] is False and resumed["kernel_selftest"] == "fallback:generate-SIGSEGV"
+    selftest._MEMO.clear()

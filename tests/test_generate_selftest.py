@@ -4,7 +4,7 @@ buffers, SIGILL is a one-line error naming the missing CPU flags; verdicts are c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,11 +24,12 @@ def model() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv(selftest.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(selftest.FORCE_ENV, raising=False)
     selftest._MEMO.clear()
-    return tmp_path / "cache" / "selftest"
+    yield tmp_path / "cache" / "selftest"
+    selftest._MEMO.clear()  # simulated verdicts must not outlive the test
 
 
 def test_real_child_passes_and_is_cached(model: Path, fresh_cache: Path) -> None:

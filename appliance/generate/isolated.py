@@ -26,9 +26,20 @@ import numpy as np
 from appliance.errors import ApplianceError
 from appliance.generate.backend import Completion, GenerationBackend, Job, SamplingParams
 
+# signals that mean llama.cpp's own code failed (not a kill from outside, such as SIGKILL by the OOM killer)
+NATIVE_FAULTS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")
+
 
 class DecoderCrashed(ApplianceError):
     """Raised when the llama.cpp worker process dies (a native crash, or killed) while decoding."""
+
+    def __init__(self, message: str, signal_name: str = "") -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+
+    @property
+    def native_fault(self) -> bool:
+        return self.signal_name in NATIVE_FAULTS
 
 
 def _signame(rc: int | None) -> str:
@@ -122,7 +133,8 @@ class IsolatedBackend(GenerationBackend):
         self._drop()
         return DecoderCrashed(
             f"llama.cpp stopped ({_signame(rc)}) while decoding with {self.model_path.name}"
-            f" (extra buffer types {'on' if self.use_extra_bufts else 'off'})"
+            f" (extra buffer types {'on' if self.use_extra_bufts else 'off'})",
+            _signame(rc),
         )
 
     def _drop(self) -> None:

@@ -30,7 +30,7 @@ from appliance.generate.fewshot import fewshot_prefix, pick, train_examples
 from appliance.generate.isolated import DecoderCrashed
 from appliance.generate.plan import GenerateOptions, Plan, job_seed, plan_new, plan_resume
 from appliance.generate.prompts import artifact_path, load_embeddings
-from appliance.generate.selftest import Verdict, extra_bufts_safe
+from appliance.generate.selftest import Verdict, extra_bufts_safe, record_crash
 from appliance.generate.weights import batch_weights, cache_dir
 from appliance.policy.templates import render_label_template
 
@@ -200,7 +200,8 @@ def start(ctx: Context, opts: GenerateOptions, reporter: Reporter | None = None)
                     "sampling": _audit_sampling(plan),
                 },
             )
-        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), _audit_base(ctx, plan, batch_id, wsha, verdict))
+        base = _audit_base(ctx, plan, batch_id, wsha, verdict)
+        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), base, verdict)
 
 
 def resume(ctx: Context, batch_id: str, reporter: Reporter | None = None) -> RunResult:
@@ -218,11 +219,17 @@ def resume(ctx: Context, batch_id: str, reporter: Reporter | None = None) -> Run
         missing = plan.n - len(store.done_indices(ctx.db, batch_id))
         base = _audit_base(ctx, plan, batch_id, wsha, verdict)
         ctx.record("generate.resume", {**base, "n_missing": missing})
-        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), base)
+        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), base, verdict)
 
 
 def _run(
-    ctx: Context, plan: Plan, backend: GenerationBackend, batch_id: str, reporter: Reporter, base: dict[str, Any]
+    ctx: Context,
+    plan: Plan,
+    backend: GenerationBackend,
+    batch_id: str,
+    reporter: Reporter,
+    base: dict[str, Any],
+    verdict: Verdict,
 ) -> RunResult:
     from appliance.pii import PiiPipeline
 
@@ -278,10 +285,16 @@ def _run(
     except KeyboardInterrupt:
         raise BatchInterrupted(close("interrupted")) from None
     except DecoderCrashed as exc:
-        r = close("interrupted", reason="decoder_crashed")
+        r = close("interrupted", reason="decoder_crashed", signal=exc.signal_name)
+        after = ""
+        if exc.native_fault and verdict.extra_bufts and verdict.outcome != "forced":
+            demoted = record_crash(verdict, exc.signal_name)
+            ctx.record("generate.selftest", demoted.audit())
+            after = "; extra buffer types are now off for this model on this machine"
         raise DecoderCrashed(
-            f"{exc}; batch {batch_id} keeps its {r.n_stored}/{r.n_requested} stored outputs"
-            f" — finish it with `appliance generate --resume {batch_id}`"
+            f"{exc}; batch {batch_id} keeps its {r.n_stored}/{r.n_requested} stored outputs{after}"
+            f" — finish it with `appliance generate --resume {batch_id}`",
+            exc.signal_name,
         ) from None
     except BaseException:
         close("interrupted")

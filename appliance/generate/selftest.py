@@ -297,6 +297,21 @@ def extra_bufts_safe(model: Path, model_sha256: str | None = None) -> Verdict:
     return verdict
 
 
+def record_crash(verdict: Verdict, signal_name: str) -> Verdict:
+    """llama.cpp crashed in real use with extra buffer types on: cache "off" for this model and machine.
+
+    The self-test's few tokens passed, but a longer run found a kernel fault; the next run (the batch's
+    ``--resume``) then decodes without extra buffer types.
+    """
+    demoted = Verdict(
+        **{**verdict.as_dict(), "extra_bufts": False, "outcome": f"fallback:generate-{signal_name}", "cached": False}
+    )
+    demoted = Verdict(**{**demoted.as_dict(), "checked_at": _now()})
+    _store(demoted)
+    _MEMO[demoted.key] = Verdict(**{**demoted.as_dict(), "cached": True})
+    return demoted
+
+
 def _info(out: str) -> str:
     try:
         return str(json.loads(out.strip().splitlines()[-1]).get("system_info", ""))
