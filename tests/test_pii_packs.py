@@ -155,3 +155,25 @@ def test_only_findings_above_threshold_are_replaced(policy: PiiPolicy) -> None:
     assert [f["type"] for f in strict.scan([text], include_allowed=True)[0]] == []
     [res] = strict.process([text])
     assert res.text == text and res.findings == []
+
+
+def test_prefilters_skip_work_not_findings(pipe: PiiPipeline) -> None:
+    texts = [
+        "application no. 51234/07 and MRN 88273105",
+        "my passport number is P77120934 and my NI number is AB 12 34 56 D",
+        "born on march third , nineteen seventy-eight ; call five five five two one four eight",
+        "nothing to see here",
+    ]
+    engine = pipe.engine
+    assert engine.analyze(texts) == [engine.analyze_one(t) for t in texts]
+    assert "PASSPORT_NUMBER" in engine._skipped("nothing to see here")
+
+
+def test_custom_recognizer_prefilter_must_compile() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_policy(
+            {"pii": {"custom_recognizers": [{"entity": "X_ID", "patterns": [{"name": "x", "regex": "X\\d+"}],
+                                             "prefilter": "(unclosed"}]}},
+            "p.yaml",
+        )  # fmt: skip
+    assert "prefilter" in str(err.value)
