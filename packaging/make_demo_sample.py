@@ -1,6 +1,6 @@
 """Build the demo sample shipped in the repo: a small BANKING77 subset (CC BY 4.0) with planted fake PII.
 
-Deterministic: 6 intents × 40 queries from ../shared/data/banking77/train.csv (first rows per intent in
+Deterministic: 6 intents × 80 queries from ../shared/data/banking77/train.csv (first rows per intent in
 file order), then fake PII (names, emails, phone numbers, card numbers — generated, not real) planted in
 every 6th record so the PII scan has something to do. Run from the repo root:
     .venv/bin/python packaging/make_demo_sample.py
@@ -23,7 +23,7 @@ INTENTS = [
     "pin_blocked",
     "cash_withdrawal_charge",
 ]
-PER_INTENT = 40
+PER_INTENT = 80
 PLANTS = [
     "Hi, this is {name}. {text}",
     "{text} You can email me at {email}.",

@@ -56,7 +56,7 @@ def test_demo_stops_at_the_first_failure_with_its_exit_code(cli, tmp_path: Path,
     assert not list((home / "exports").iterdir())
 
 
-def test_demo_policy_changes_only_the_holdout_split_and_is_audited(cli, tmp_path: Path) -> None:
+def test_demo_policy_changes_only_the_split_and_the_domain_description_and_is_audited(cli, tmp_path: Path) -> None:
     home = tmp_path / "demo"
     assert cli("--home", str(home), "init").exit_code == 0
     reason = demo_run.demo_policy(home, "tester")
@@ -64,11 +64,16 @@ def test_demo_policy_changes_only_the_holdout_split_and_is_audited(cli, tmp_path
     shipped = load_policy_file(default_policy_path()).model_dump()
     demo = load_policy_file(home / "policy.yaml").model_dump()
     assert demo["privacy"]["holdout_fraction"] == demo_run.DEMO_HOLDOUT_FRACTION
-    demo["privacy"]["holdout_fraction"] = shipped["privacy"]["holdout_fraction"]
+    assert demo["training"]["label_template"] == demo_run.DEMO_DOMAIN["label_template"]
+    assert demo["generation"]["stop"] == ["\n"]
+    for key in demo_run.DEMO_POLICY_KEYS:
+        section, leaf = key.split(".")
+        demo[section][leaf] = shipped[section][leaf]
     assert demo == shipped  # every other key, the gate thresholds included, is the default
     kinds = [k for k, _ in _events(home)]
     assert kinds[-1] == "demo.policy"
-    assert json.loads(_events(home)[-1][1])["holdout_fraction"] == demo_run.DEMO_HOLDOUT_FRACTION
+    event = json.loads(_events(home)[-1][1])
+    assert event["holdout_fraction"] == demo_run.DEMO_HOLDOUT_FRACTION and event["changed"] == demo_run.DEMO_POLICY_KEYS
     assert cli("--home", str(home), "audit", "verify").exit_code == 0
 
 

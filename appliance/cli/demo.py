@@ -36,13 +36,13 @@ def demo(
 ) -> None:
     """Run init → import → train (ε=4) → generate → curate → evaluate → probe → export → report → verify."""
     from appliance.demo import FULL, QUICK, run_demo
-    from appliance.demo.run import DEMO_HOLDOUT_FRACTION
+    from appliance.demo.run import DEMO_POLICY_KEYS
 
     st = state(ctx)
     where = Path(home or st.home or DEFAULT_DEMO_HOME)
     settings = QUICK if quick else FULL
     console.print(
-        f"appliance demo{' --quick' if quick else ''}: BANKING77 sample (240 queries, 6 intents, CC BY 4.0, "
+        f"appliance demo{' --quick' if quick else ''}: BANKING77 sample (480 queries, 6 intents, CC BY 4.0, "
         f"fake PII planted) in {where.expanduser().resolve()}",
         markup=False,
     )
@@ -78,6 +78,6 @@ def demo(
     console.print(f"  report    {res.report_path}", markup=False)
     console.print(f"  workspace {res.home} (audit log: appliance --home {res.home} audit log)", markup=False)
     console.print(
-        f"  policy    the shipped default except privacy.holdout_fraction {DEMO_HOLDOUT_FRACTION} (why: step 2 above)",
+        f"  policy    the shipped default except {', '.join(DEMO_POLICY_KEYS)} (why: step 2 above)",
         markup=False,
     )

@@ -5,7 +5,7 @@ each stage writes its own audit event and prints its own summary); the demo stop
 fails and exits with that step's exit code. It adds no shortcuts: the DP soft prompt is trained with ε=4,
 generation is conditioned on it only, and the export goes through the real policy gate.
 
-The sample (``data/banking77_sample.csv``, CC BY 4.0, see ``data/PROVENANCE.md``) holds 240 queries in 6
+The sample (``data/banking77_sample.csv``, CC BY 4.0, see ``data/PROVENANCE.md``) holds 480 queries in 6
 intents with fake PII planted in every 6th record, so the import's PII scan has something to do.
 """
 
@@ -35,12 +35,25 @@ DATASET = "banking77-demo"
 EPSILON = 4.0
 EXPORT_NAME = "banking77-demo-synthetic.jsonl"
 REPORT_NAME = "compliance-report.html"
-# The demo workspace's one departure from the shipped policy: a data split, not a threshold (see demo_policy).
-DEMO_HOLDOUT_FRACTION = 0.5
+# The demo workspace's departures from the shipped policy (see demo_policy): a data split, and the public
+# description of the domain the operator writes for any data set. No gate threshold changes.
+DEMO_HOLDOUT_FRACTION = 0.25
+DEMO_DOMAIN = {
+    # what the data are: a public fact about the sample (BANKING77's own description), not read from its records
+    "init_text": "Customers wrote these short messages to the support chat of their bank.",
+    # a label verbaliser: the intent's words, so the untrained prompt already writes about the intent
+    "label_template": "A customer message about {label_words}:\n",
+    # one message per line, as in the sample
+    "stop": ["\n"],
+}
+DEMO_POLICY = {"holdout_fraction": DEMO_HOLDOUT_FRACTION, **DEMO_DOMAIN}
+DEMO_POLICY_KEYS = ["privacy.holdout_fraction", "training.init_text", "training.label_template", "generation.stop"]
 DEMO_POLICY_REASON = (
-    "privacy.holdout_fraction 0.5 instead of 0.2: the probes then compare 120 members with 120 held-out records "
-    "instead of 192 with 48 — with fewer than 100 non-members a 1% false-positive rate cannot be measured at "
-    "all, and the MIA AUC's sampling error (about ±0.05 at 48) is as wide as the gate's margin. "
+    "privacy.holdout_fraction 0.25 instead of 0.2: the probes then compare 360 members with 120 held-out records "
+    "instead of 384 with 96 — with fewer than 100 non-members a 1% false-positive rate cannot be measured at all. "
+    "training.init_text, training.label_template and generation.stop describe the domain as an operator would "
+    "(short customer messages to a bank, one per line; the label's words as its verbaliser): public facts, so "
+    "the untrained prompt already writes on topic and DP training only refines it. "
     "Every gate threshold stays the shipped default."
 )
 
@@ -55,8 +68,8 @@ class DemoSettings:
     seed: int = 7
 
 
-FULL = DemoSettings(epochs=3, n_outputs=48, max_tokens=48)
-QUICK = DemoSettings(epochs=1, n_outputs=24, max_tokens=40)
+FULL = DemoSettings(epochs=3, n_outputs=144, max_tokens=48)
+QUICK = DemoSettings(epochs=1, n_outputs=60, max_tokens=40)
 
 
 @dataclass
@@ -124,27 +137,35 @@ def check_fresh(home: Path) -> None:
 
 
 def demo_policy(home: Path, actor: str | None) -> str:
-    """Give the demo workspace its own policy: the shipped default with a larger holdout split, audited.
+    """Give the demo workspace its own policy: the shipped default with a larger holdout split and the domain's
+    public description (:data:`DEMO_POLICY`), audited as ``demo.policy``.
 
-    Why: the sample has 240 records; the default 0.2 holdout leaves 48 non-members, too few for the
-    membership probes to measure TPR at 1% FPR, and an AUC whose noise alone can cross the 0.6 threshold.
-    Half the sample held out makes the probes meaningful without touching any gate threshold.
+    Why the split: the sample has 480 records; the default 0.2 holdout leaves 96 non-members, too few for the
+    membership probes to measure TPR at 1% FPR. Why the description: it is what an operator declares about
+    their data (public), and a prior the DP prompt refines instead of learning from noise.
     """
     from appliance.config import Workspace
     from appliance.context import Context
-    from appliance.policy.loader import set_numbers
+    from appliance.policy.loader import set_values
 
     ws = Workspace(home)
-    set_numbers(
+    set_values(
         ws.policy_path,
-        {"holdout_fraction": DEMO_HOLDOUT_FRACTION},
-        header=f"# appliance demo workspace: the shipped default with privacy.holdout_fraction {DEMO_HOLDOUT_FRACTION}",
+        DEMO_POLICY,
+        header="# appliance demo workspace: the shipped default with " + ", ".join(DEMO_POLICY_KEYS) + " set",
     )
     ctx = Context.open(ws, actor=actor)  # validates the edited policy (ConfigError, exit 1, if it were broken)
     try:
-        if ctx.policy.privacy.holdout_fraction != DEMO_HOLDOUT_FRACTION:
-            raise BadInput(f"{ws.policy_path}: the demo's holdout fraction did not take effect")
-        ctx.record("demo.policy", {"changed": ["privacy.holdout_fraction"], "holdout_fraction": DEMO_HOLDOUT_FRACTION})
+        p = ctx.policy
+        seen = {
+            "holdout_fraction": p.privacy.holdout_fraction,
+            "init_text": p.training.init_text,
+            "label_template": p.training.label_template,
+            "stop": p.generation.stop,
+        }
+        if seen != DEMO_POLICY:
+            raise BadInput(f"{ws.policy_path}: the demo's policy settings did not take effect")
+        ctx.record("demo.policy", {"changed": DEMO_POLICY_KEYS, "holdout_fraction": DEMO_HOLDOUT_FRACTION})
     finally:
         ctx.close()
     return DEMO_POLICY_REASON

@@ -8,6 +8,7 @@ included) goes into the audit event of every run.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,14 +82,26 @@ def load_effective(ws: Workspace) -> tuple[Policy, str, Path]:
 
 
 def set_numbers(path: Path, values: Mapping[str, float | int], *, header: str) -> None:
-    """Set numeric keys of a policy YAML file in place, its comments and layout kept, under a ``header`` comment.
+    """Set numeric keys of a policy YAML file in place (see :func:`set_values`)."""
+    set_values(path, values, header=header)
 
-    Each key (e.g. ``holdout_fraction``) must occur on exactly one line of the file; the result is not
-    validated here — the next :class:`~appliance.context.Context` that opens the workspace does that.
+
+# a key's value on its line: a double-quoted string, a flow list, or a plain scalar; a trailing comment is kept
+_VALUE = r'(?:"(?:[^"\\\n]|\\.)*"|\[[^\]\n]*\]|[^#\n]*?)'
+
+
+def set_values(path: Path, values: Mapping[str, float | int | str | list[str]], *, header: str) -> None:
+    """Set keys of a policy YAML file in place, its comments and layout kept, under a ``header`` comment.
+
+    Each key (e.g. ``holdout_fraction``) must occur on exactly one line of the file; values are written as
+    JSON, which YAML reads as the same number, string or list. The result is not validated here — the next
+    :class:`~appliance.context.Context` that opens the workspace does that.
     """
     text = path.read_text(encoding="utf-8")
     for key, value in values.items():
-        text, n = re.subn(rf"(?m)^(\s+{re.escape(key)}:)\s*[0-9.]+", rf"\g<1> {value!r}", text)
+        rendered = repr(value) if isinstance(value, int | float) else json.dumps(value, ensure_ascii=False)
+        pattern = rf"(?m)^(\s+{re.escape(key)}:)[ \t]*{_VALUE}([ \t]*#.*)?$"
+        text, n = re.subn(pattern, lambda m, v=rendered: f"{m.group(1)} {v}{m.group(2) or ''}", text)
         if n != 1:
             raise BadInput(f"{path}: expected one {key} line to set, found {n}")
     path.write_text(header.rstrip("\n") + "\n" + text, encoding="utf-8")

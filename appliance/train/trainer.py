@@ -18,6 +18,7 @@ import torch
 
 from appliance.budget.ledger import BudgetLedger
 from appliance.context import Context
+from appliance.cpu import idle_cores
 from appliance.train import canaries as canary_store
 from appliance.train.artifact import PromptRecord, new_prompt_id, store, write_artifact
 from appliance.train.data import DatasetRecords, load_records
@@ -70,6 +71,8 @@ def train(
             policy_sha256=ctx.policy_sha256,
         )
     run = _Run(ctx, plan, data, planted, reservation, on_step, on_phase or (lambda _s: None))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(idle_cores())  # oversubscribed OpenMP threads stall at every barrier (appliance.cpu)
     try:
         return run.execute(lm)
     except BaseException:
@@ -78,6 +81,8 @@ def train(
         for rel in run.written:
             (ctx.ws.home / rel).unlink(missing_ok=True)
         raise
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Run:
