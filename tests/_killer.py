@@ -274,7 +274,7 @@ def prepare_base(home: Path, seeds_csv: Path, *, epochs: int = 1, n: int = 12) -
 
 
 # The crash tests need an export that the gate lets through on a small sample. Their workspace policy differs
-# from the shipped one only here: the probe thresholds and minimum sample (not meaningful on a hundred records;
+# from the shipped one only here: the probe thresholds and minimum sample, the quality floor (not meaningful on a hundred records;
 # tests/test_probes_detect.py tests the probes themselves) and fewer probe samples (speed). DP stays required.
 RELAXED_GATE = {
     "probe_min_records": 10,  # a dozen outputs: below the shipped minimum of 20 the probes refuse to test
@@ -284,6 +284,8 @@ RELAXED_GATE = {
     "min_dcr_ratio": 0.0,
     "probe_canary_candidates": 50,
     "probe_bootstrap": 100,
+    "max_detection_auc": 1.0,  # the quality floor: a dozen outputs from a one-epoch prompt are not the point here
+    "min_label_fidelity": 0.0,
 }
 
 
