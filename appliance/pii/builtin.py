@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy
 import regex
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from spacy.attrs import TAG
 
 from appliance.pii import lexicon
 from appliance.pii.address import StreetAddressRecognizer
@@ -181,6 +183,7 @@ class ProperNounRecognizer(EntityRecognizer):
 
     def __init__(self, score: float = 0.6) -> None:
         self.base_score = score
+        self._tag_ids: list[int] = []
         self._names = lexicon.names()
         self._first = lexicon.first_names()
         self._common = lexicon.common_words()
@@ -218,25 +221,32 @@ class ProperNounRecognizer(EntityRecognizer):
         doc = nlp_artifacts.tokens
         claimed = [(e.start_char, e.end_char) for e in nlp_artifacts.entities]
         claimed += [(e.start_char, e.end_char) for e in getattr(doc, "ents", ()) if e.label_ in NOT_NAMES]
+        if doc.has_annotation("TAG"):  # visit only the tokens tagged NNP/NNPS (no Python object per token)
+            if not self._tag_ids:
+                self._tag_ids = [doc.vocab.strings.add(t) for t in sorted(self.TAGS)]  # stable string hashes
+            tags = doc.to_array([TAG])
+            visit = numpy.flatnonzero(numpy.isin(tags, self._tag_ids)).tolist()
+        else:
+            visit = list(range(len(doc)))
         out: list[RecognizerResult] = []
         run: list = []
         strong = initial = False
-        prev = None
-        for tok in [*doc, None]:
-            kind = self._kind(tok, prev) if tok is not None else None
+        for i in [*visit, None]:
+            tok = doc[i] if i is not None else None
+            contiguous = tok is not None and run and run[-1].i == i - 1
+            kind = self._kind(tok, _previous(tok)) if tok is not None else None
+            if run and (kind is None or not contiguous):
+                nxt = doc[run[-1].i + 1] if run[-1].i + 1 < len(doc) else None
+                if strong and not (initial and len(run) == 1 and not self._opener_is_name(run[0], nxt)):
+                    start, end = run[0].idx, run[-1].idx + len(run[-1].text)
+                    if not any(s < end and start < e for s, e in claimed):
+                        out.append(self._result(start, end))
+                run, strong = [], False
             if kind is not None:
                 if not run:
-                    initial = _sentence_initial(tok, prev)
+                    initial = _sentence_initial(tok, _previous(tok))
                 run.append(tok)
                 strong = strong or kind
-            elif run and strong and not (initial and len(run) == 1 and not self._opener_is_name(run[0], tok)):
-                start, end = run[0].idx, run[-1].idx + len(run[-1].text)
-                if not any(s < end and start < e for s, e in claimed):
-                    out.append(self._result(start, end))
-            if kind is None:
-                run, strong = [], False
-            if tok is not None:
-                prev = (None if "\n" in tok.text else prev) if tok.is_space else tok
         return out
 
     def _opener_is_name(self, tok, nxt) -> bool:
@@ -279,6 +289,17 @@ class ProperNounRecognizer(EntityRecognizer):
                 RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
             },
         )
+
+
+def _previous(tok):
+    """The word before ``tok`` on its line (None at the start of the text or of a line)."""
+    doc = tok.doc
+    j = tok.i - 1
+    while j >= 0 and doc[j].is_space:
+        if "\n" in doc[j].text:
+            return None
+        j -= 1
+    return doc[j] if j >= 0 else None
 
 
 def _line_start(tok) -> bool:

@@ -168,7 +168,7 @@ class _Tags:
 
     def __init__(self, nlp_artifacts) -> None:
         self.doc = getattr(nlp_artifacts, "tokens", None)
-        self.starts = list(getattr(nlp_artifacts, "tokens_indices", None) or [])
+        self.starts = getattr(nlp_artifacts, "tokens_indices", None) or []
 
     def tag(self, char: int) -> str:
         if self.doc is None or not self.starts:
