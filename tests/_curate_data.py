@@ -10,11 +10,12 @@ import hashlib
 import json
 from pathlib import Path
 
+from _shared_data import find_shared_data
+
 from appliance.config import Workspace
 from appliance.context import Context
 from appliance.db import transaction, utc_now
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 LABELS = ("card_arrival", "lost_or_stolen_card", "exchange_rate", "top_up_failed")
 
 
@@ -22,7 +23,7 @@ def banking(split: str = "train", labels: tuple[str, ...] = LABELS, per_label: i
     """(text, label) pairs of BANKING77, the first ``per_label`` of each label, in file order."""
     out: list[tuple[str, str]] = []
     counts = dict.fromkeys(labels, 0)
-    with (SHARED_DATA / "banking77" / f"{split}.csv").open(newline="", encoding="utf-8") as f:
+    with (find_shared_data() / "banking77" / f"{split}.csv").open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             lab = row["category"]
             if lab in counts and counts[lab] < per_label:

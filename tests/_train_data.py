@@ -13,12 +13,13 @@ import random
 import shutil
 from pathlib import Path
 
+from _shared_data import find_shared_data
+
 from appliance.config import Workspace
 from appliance.models.registry import verified_path
 from appliance.train.lm import _build_cache, cache_dir
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 CACHE = Path(os.environ.get("APPLIANCE_TEST_MODEL_CACHE", REPO / ".pytest_cache" / "appliance-model-cache"))
 
 
@@ -43,7 +44,7 @@ def seed_model_cache(home: Path, model: str = "smollm2-135m") -> None:
 
 def banking_csv(path: Path, *, n: int, categories: list[str] | None = None, seed: int = 0) -> Path:
     """A CSV (text, category) of ``n`` BANKING77 training questions, optionally from some categories only."""
-    with open(SHARED_DATA / "banking77" / "train.csv", newline="", encoding="utf-8") as fh:
+    with open(find_shared_data() / "banking77" / "train.csv", newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if categories is None or r["category"] in categories]
     random.Random(seed).shuffle(rows)
     with open(path, "w", newline="", encoding="utf-8") as fh:

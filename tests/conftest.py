@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _shared_data import find_shared_data
 from typer.testing import CliRunner
 
 from appliance.cli.main import app
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Air-gapped by design: nothing may reach a model hub or a suffix list at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,6 +28,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("APPLIANCE_ACTOR", "tester")
     monkeypatch.setenv("APPLIANCE_MODELS_DIR", str(REPO / "models"))
     return h
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The public data sets (../shared/data): found once per session; the test is skipped when absent."""
+    return find_shared_data()
 
 
 @pytest.fixture

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
-from _curate_data import SHARED_DATA, banking
+from _curate_data import banking
 
 from appliance.evaluate import metrics as m
 from appliance.evaluate.embed import Embedder, default_embedder
@@ -63,11 +64,11 @@ def test_mauve_on_feature_blobs() -> None:
     assert m.mauve_buckets(80, 200) == 8 and m.mauve_buckets(5, 5) == 2
 
 
-def test_mauve_minilm_identical_same_and_disjoint(embedder: Embedder) -> None:
+def test_mauve_minilm_identical_same_and_disjoint(embedder: Embedder, shared_data: Path) -> None:
     rows = banking("train", labels=("card_arrival", "exchange_rate", "lost_or_stolen_card"), per_label=40)
     order = np.random.default_rng(1).permutation(len(rows))
     bank = [rows[i][0] for i in order]
-    with (SHARED_DATA / "gsm8k" / "train.jsonl").open() as f:
+    with (shared_data / "gsm8k" / "train.jsonl").open() as f:
         gsm = [json.loads(next(f))["question"] for _ in range(60)]
     a, b, g = embedder.encode(bank[:60]), embedder.encode(bank[60:120]), embedder.encode(gsm)
     assert a.shape == (60, 384) and np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-4)
