@@ -274,8 +274,9 @@ def prepare_base(home: Path, seeds_csv: Path, *, epochs: int = 1, n: int = 12) -
 
 
 # The crash tests need an export that the gate lets through on a small sample. Their workspace policy differs
-# from the shipped one only here: the probe thresholds and minimum sample, the quality floor (not meaningful on a hundred records;
-# tests/test_probes_detect.py tests the probes themselves) and fewer probe samples (speed). DP stays required.
+# from the shipped one only here: the probe thresholds and minimum sample, the quality floor (not meaningful on
+# a hundred records; tests/test_probes_detect.py tests the probes themselves) and fewer probe samples (speed).
+# DP stays required.
 RELAXED_GATE = {
     "probe_min_records": 10,  # a dozen outputs: below the shipped minimum of 20 the probes refuse to test
     "max_mia_auc": 1.0,
