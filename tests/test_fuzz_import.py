@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 
 from appliance.cli.main import app
 
+pytestmark = pytest.mark.slow  # real Presidio over every hypothesis example (minutes)
+
 MAX_EXAMPLES = 40
 FUZZ = settings(
     max_examples=MAX_EXAMPLES,

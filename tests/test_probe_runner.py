@@ -203,6 +203,7 @@ def probed(tmp_path_factory) -> dict:
     mp.undo()
 
 
+@pytest.mark.slow
 def test_copying_prompt_is_detected(probed):
     s = probed["copycat"]["summary"]
     assert s["mia_auc"] >= 0.9, s
@@ -286,6 +287,7 @@ def test_shared_prefix_scoring_matches_one_pass_per_record():
             np.testing.assert_allclose(lp, one, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_export_runs_the_probes_when_missing(probed, runner, tmp_path):
     """A batch without a probe record is probed by `export` before the gate decides."""
     from gate_fixtures import insert_evaluation
