@@ -212,6 +212,7 @@ def test_copying_prompt_is_detected(probed):
     assert s["dcr_ratio"] < 0.8, s
 
 
+@pytest.mark.slow
 def test_neutral_prompt_is_not_flagged(probed):
     s = probed["neutral"]["summary"]
     assert s["canary_exposure_bits"] < 10.0, s
@@ -220,6 +221,7 @@ def test_neutral_prompt_is_not_flagged(probed):
     assert s["mia_auc"] < probed["copycat"]["summary"]["mia_auc"]
 
 
+@pytest.mark.slow
 def test_probe_record_shape(probed):
     rec = probed["copycat"]
     mia = rec["metrics"]["mia"]
@@ -232,6 +234,7 @@ def test_probe_record_shape(probed):
     assert "MIA AUC" in probed["text_output"] and "gate <=" in probed["text_output"]
 
 
+@pytest.mark.slow
 def test_probe_audit_event_has_metrics_and_no_text(probed):
     ctx = Context.open(Workspace(probed["home"]))
     events = ctx.ledger.events(kind="probe.run")
@@ -248,6 +251,7 @@ def test_probe_unknown_batch(cli, workspace):
     assert cli("probe", "b-missing").exit_code == 1
 
 
+@pytest.mark.slow
 def test_probe_refuses_a_tampered_prompt(probed, runner):
     from appliance.cli.main import app
 
@@ -269,6 +273,7 @@ def test_duplicate_probe_registration_is_refused():
     np.testing.assert_equal(len(registry.names()), 3)
 
 
+@pytest.mark.slow
 def test_shared_prefix_scoring_matches_one_pass_per_record():
     """The KV-sharing path gives the same log-probabilities as prompt_logits, record by record."""
     from appliance.config import SOURCE_ROOT
