@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # every test imports seeds through real Presidio
+
 PLANTED = {
     "name": "Laura Whitfield",
     "email": "laura.whitfield@northwind-mail.com",

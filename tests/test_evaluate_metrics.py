@@ -64,6 +64,7 @@ def test_mauve_on_feature_blobs() -> None:
     assert m.mauve_buckets(80, 200) == 8 and m.mauve_buckets(5, 5) == 2
 
 
+@pytest.mark.slow
 def test_mauve_minilm_identical_same_and_disjoint(embedder: Embedder, shared_data: Path) -> None:
     rows = banking("train", labels=("card_arrival", "exchange_rate", "lost_or_stolen_card"), per_label=40)
     order = np.random.default_rng(1).permutation(len(rows))

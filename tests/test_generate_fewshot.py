@@ -37,6 +37,7 @@ def test_pick_is_seeded_distinct_and_bounded() -> None:
         pick([], 3, seed=0)
 
 
+@pytest.mark.slow
 def test_prefix_uses_the_chat_template_with_special_tokens() -> None:
     text = instruction(["first example", "second example"], "billing")
     assert "Example 2:\nsecond example" in text and "'billing'" in text

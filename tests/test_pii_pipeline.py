@@ -9,6 +9,8 @@ from appliance.pii import PiiPipeline, build_engine
 from appliance.policy import default_policy_path, load_policy_file
 from appliance.policy.schema import PiiPolicy
 
+pytestmark = pytest.mark.slow  # real Presidio in every test
+
 KEY = b"p" * 32
 NAME_TEXT = "Please ask Laura Whitfield to call back."
 SSN_TEXT = "My SSN is 219-09-9999."
