@@ -7,6 +7,8 @@ import pytest
 from appliance.pii import PiiPipeline, lexicon
 from appliance.policy import default_policy_path, load_policy_file
 
+pytestmark = pytest.mark.slow  # real Presidio (the shipped recognizers) in every test
+
 
 @pytest.fixture(scope="module")
 def pipe() -> PiiPipeline:

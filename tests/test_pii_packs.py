@@ -11,6 +11,8 @@ from appliance.pii.pseudonym import match_case
 from appliance.policy import default_policy_path, load_policy_file, parse_policy
 from appliance.policy.schema import PiiPolicy, load_pack, shipped_packs
 
+pytestmark = pytest.mark.slow  # real Presidio (the shipped recognizers) in every test
+
 PACKS = ["clinical", "legal", "support", "forum"]
 
 
