@@ -45,6 +45,7 @@ def _last_object(stdout: str) -> dict:
     return obj
 
 
+@pytest.mark.slow
 def test_json_is_one_object_on_the_last_line(cli, workspace: Path, tmp_path: Path) -> None:
     batch = seed_workspace(workspace)
     runs = [

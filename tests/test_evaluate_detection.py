@@ -17,6 +17,7 @@ def _clusters(n: int, centers: np.ndarray, rng: np.random.Generator, spread: flo
     return centers[idx] + spread * rng.standard_normal((n, centers.shape[1])), idx
 
 
+@pytest.mark.slow
 def test_same_distribution_is_not_detected():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((200, 16))
@@ -27,6 +28,7 @@ def test_same_distribution_is_not_detected():
     assert d.n_real == d.n_synthetic == 200 and d.folds == 5
 
 
+@pytest.mark.slow
 def test_different_distribution_is_detected_with_a_tight_interval():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((150, 16))
