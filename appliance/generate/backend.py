@@ -4,82 +4,24 @@ A backend loads one model file and offers tokenization, teacher-forced logits (`
 the trainer's parity test and the probes) and batched sampling (``generate``). Prompts are
 :class:`Prefix` objects: an optional BOS, an optional soft prompt (raw input embeddings, ``(k, n_embd)``
 float32 in the model's ``inputs_embeds`` space) and text tokens. Jobs that share a prefix ``key`` share
-its KV cache. Backends are built by :func:`build_backend` from a kind name.
+its KV cache (the value types are in :mod:`appliance.generate.jobs`). Backends are built by
+:func:`build_backend` from a kind name.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from appliance.errors import ConfigError
+from appliance.generate.jobs import Completion, Job, Prefix, SamplingParams
 
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """Sampling settings, applied in llama.cpp's order: penalties, top-k, top-p, min-p, temperature."""
-
-    temperature: float = 0.9
-    top_p: float = 0.95
-    top_k: int = 50
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    repeat_last_n: int = 64
-    max_tokens: int = 96
-    stop: tuple[str, ...] = ()
-    ignore_eos: bool = False  # benchmarks only: generate exactly max_tokens tokens
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "min_p": self.min_p,
-            "repeat_penalty": self.repeat_penalty,
-            "repeat_last_n": self.repeat_last_n,
-            "max_tokens": self.max_tokens,
-            "stop": list(self.stop),
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class Prefix:
-    """What every sequence of a job starts with: ``[bos?] + soft_prompt rows + tokens``."""
-
-    key: str
-    tokens: tuple[int, ...] = ()
-    soft_prompt: np.ndarray | None = None
-    bos: bool = True
-
-    @property
-    def n_soft(self) -> int:
-        return 0 if self.soft_prompt is None else int(self.soft_prompt.shape[0])
-
-
-@dataclass(frozen=True)
-class Job:
-    """One output to produce: its index in the batch, its prefix and its own RNG seed."""
-
-    index: int
-    prefix: Prefix
-    seed: int
-
-
-@dataclass
-class Completion:
-    index: int
-    text: str
-    tokens: list[int] = field(default_factory=list)
-    finish_reason: str = "length"  # stop | eos | length
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.tokens)
+# the value types live in appliance.generate.jobs; re-exported here for existing imports
+__all__ = ["Completion", "GenerationBackend", "Job", "Prefix", "SamplingParams", "build_backend"]
 
 
 class GenerationBackend(abc.ABC):

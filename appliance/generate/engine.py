@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from appliance.generate.backend import Completion, Job, Prefix, SamplingParams
+from appliance.generate.jobs import Completion, Job, Prefix, SamplingParams
 from appliance.generate.sampling import sample_rows
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import sqlite_utils
 
 from appliance.errors import BadInput
-from appliance.generate.backend import GenerationBackend, Prefix
+from appliance.generate.backend import GenerationBackend
+from appliance.generate.jobs import Prefix
 
 
 def train_examples(db: sqlite_utils.Database, dataset: str, label: str | None) -> list[tuple[int, str]]:

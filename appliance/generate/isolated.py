@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from appliance.errors import ApplianceError
-from appliance.generate.backend import Completion, GenerationBackend, Job, SamplingParams
+from appliance.generate.backend import GenerationBackend
+from appliance.generate.jobs import Completion, Job, SamplingParams
 
 # signals that mean llama.cpp's own code failed (not a kill from outside, such as SIGKILL by the OOM killer)
 NATIVE_FAULTS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT")

@@ -22,8 +22,9 @@ import llama_cpp
 import numpy as np
 
 from appliance.errors import BadInput, ConfigError
-from appliance.generate.backend import Completion, GenerationBackend, Job, Prefix, SamplingParams
+from appliance.generate.backend import GenerationBackend
 from appliance.generate.engine import Scheduler, prefix_length
+from appliance.generate.jobs import Completion, Job, Prefix, SamplingParams
 
 log = logging.getLogger("appliance.llama")
 _CTX_ALIGN = 256

@@ -14,7 +14,7 @@ from typing import Any
 
 from appliance.context import Context
 from appliance.errors import BadInput, NotFound, PolicyViolation
-from appliance.generate.backend import SamplingParams
+from appliance.generate.jobs import SamplingParams
 from appliance.generate.prompts import PromptMeta, artifact_path, check_model, get_prompt, newest_dp_prompt
 from appliance.models.registry import verified_path
 

@@ -25,9 +25,10 @@ from appliance.context import Context
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
 from appliance.generate import store
-from appliance.generate.backend import GenerationBackend, Job, Prefix, build_backend
+from appliance.generate.backend import GenerationBackend, build_backend
 from appliance.generate.fewshot import fewshot_prefix, pick, train_examples
 from appliance.generate.isolated import DecoderCrashed
+from appliance.generate.jobs import Job, Prefix
 from appliance.generate.plan import GenerateOptions, Plan, job_seed, plan_new, plan_resume
 from appliance.generate.prompts import artifact_path, load_embeddings
 from appliance.generate.selftest import Verdict, extra_bufts_safe, record_crash

@@ -15,7 +15,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from appliance.generate.backend import SamplingParams
+from appliance.generate.jobs import SamplingParams
 
 
 def apply_repeat_penalty(logits: np.ndarray, histories: Sequence[Sequence[int]], penalty: float, last_n: int) -> None:

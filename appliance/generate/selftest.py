@@ -328,7 +328,7 @@ def _decode_test(model: Path, extra_bufts: bool) -> dict[str, object]:
     """Everything generation does, a few tokens each: token prefill, raw-embedding prefill, batched steps."""
     import numpy as np
 
-    from appliance.generate.backend import Job, Prefix, SamplingParams
+    from appliance.generate.jobs import Job, Prefix, SamplingParams
     from appliance.generate.llama import LlamaCppBackend, library_version, system_info
 
     simulate = os.environ.get(CRASH_ENV, "")
