@@ -60,7 +60,7 @@ def test_demo_policy_changes_only_the_split_and_the_domain_description_and_is_au
     home = tmp_path / "demo"
     assert cli("--home", str(home), "init").exit_code == 0
     reason = demo_run.demo_policy(home, "tester")
-    assert "Every gate threshold stays the shipped default" in reason
+    assert "keeps every gate threshold at the shipped default" in reason
     shipped = load_policy_file(default_policy_path()).model_dump()
     demo = load_policy_file(home / "policy.yaml").model_dump()
     assert demo["privacy"]["holdout_fraction"] == demo_run.DEMO_HOLDOUT_FRACTION
@@ -94,3 +94,17 @@ def test_set_numbers_edits_one_line_per_key_and_refuses_a_missing_one(tmp_path: 
     with pytest.raises(BadInput, match="expected one max_mia_auc line to set, found 0"):
         set_numbers(policy, {"max_mia_auc": 1.0}, header="# again")
     assert policy.read_text(encoding="utf-8").startswith("# edited\n")  # nothing written on refusal
+
+
+def test_quick_demo_lifts_only_the_quality_floor_and_says_so(cli, tmp_path: Path) -> None:
+    home = tmp_path / "quick"
+    assert cli("--home", str(home), "init").exit_code == 0
+    reason = demo_run.demo_policy(home, "tester", quality_floor=demo_run.QUICK.quality_floor)
+    assert "lifts the quality floor" in reason
+    demo = load_policy_file(home / "policy.yaml").model_dump()
+    full = load_policy_file(default_policy_path()).model_dump()
+    assert demo["gate"]["max_detection_auc"] == 1.0 and demo["gate"]["min_label_fidelity"] == 0.0
+    for key in ("max_mia_auc", "max_tpr_at_1pct_fpr", "max_canary_exposure_bits", "min_dcr_ratio", "require_dp"):
+        assert demo["gate"][key] == full["gate"][key]  # every privacy check stays
+    event = json.loads(_events(home)[-1][1])
+    assert "gate.max_detection_auc" in event["changed"] and demo_run.FULL.quality_floor
