@@ -41,6 +41,7 @@ def _private(prompt: SoftPrompt, *, n: int = 40, steps_per_epoch: int = 4, clip:
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])
 def test_empty_batch_is_a_noised_counted_step(accountant: str) -> None:
     prompt = SoftPrompt(torch.zeros(3, 8))
