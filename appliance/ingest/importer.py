@@ -165,8 +165,12 @@ def import_seeds(
     if not kept:
         dropped_by = ", ".join(sorted(summary.dropped_by)) or "drop_record"
         raise BadInput(f"the PII policy dropped every record ({dropped_by}) — nothing to import; review pii.entities")
-    # split on what is stored: records identical after redaction share a split (never train and holdout)
-    splits = assign_splits([record_key(res.text or "") for _, res, _ in kept], ctx.policy.privacy.holdout_fraction)
+    # split on the redacted text with pseudonyms as <TYPE>: records identical after redaction share a split (never
+    # train and holdout), and the same file splits the same way under any dataset name
+    splits = assign_splits(
+        [record_key(res.key_text if res.key_text is not None else res.text or "") for _, res, _ in kept],
+        ctx.policy.privacy.holdout_fraction,
+    )
     rows = [_row(dataset, rec, res, label, split) for (rec, res, label), split in zip(kept, splits, strict=True)]
     summary.n_records = len(rows)
     summary.n_holdout = splits.count("holdout")

@@ -31,6 +31,10 @@ class PiiResult:
     text: str | None
     dropped: bool
     findings: list[dict[str, Any]] = field(default_factory=list)
+    # the text with every changed span as ``<TYPE>`` (pseudonyms too): what the train/holdout split and
+    # dedup key on, so the same file splits the same way under any dataset name (pseudonyms differ per
+    # dataset) and records identical after redaction share a split; never raw PII
+    key_text: str | None = None
 
 
 class PiiPipeline:
@@ -74,13 +78,18 @@ class PiiPipeline:
         if any(s.action is PiiAction.drop_record for s in spans):
             return PiiResult(text=None, dropped=True, findings=findings)
         parts: list[str] = []
+        keys: list[str] = []
         pos = 0
         for s in spans:
             parts.append(text[pos : s.start])
-            parts.append(self._replacement(s, text[s.start : s.end]))
+            keys.append(text[pos : s.start])
+            value = text[s.start : s.end]
+            parts.append(self._replacement(s, value))
+            keys.append(value if s.action is PiiAction.allow else f"<{s.type}>")
             pos = s.end
         parts.append(text[pos:])
-        return PiiResult(text="".join(parts), dropped=False, findings=findings)
+        keys.append(text[pos:])
+        return PiiResult(text="".join(parts), dropped=False, findings=findings, key_text="".join(keys))
 
     def _replacement(self, span: Span, value: str) -> str:
         if span.action is PiiAction.pseudonymize:
