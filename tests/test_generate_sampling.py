@@ -93,3 +93,23 @@ def test_rows_are_independent() -> None:
     x = np.stack([LOGITS, LOGITS[::-1]])
     out = sample_rows(x.copy(), [[], []], np.array([0.0, 0.0]), _params())
     assert out.tolist() == [0, 3]
+
+
+def test_a_stop_string_ends_a_text_but_never_stops_one_before_it_begins() -> None:
+    """Leading newlines (the model's habit after a prompt ending in a newline) do not end an empty output."""
+    from appliance.generate.backend import Job, Prefix
+    from appliance.generate.engine import Scheduler, _Slot
+
+    class _Pieces:
+        def is_eog(self, tok: int) -> bool:
+            return False
+
+        def piece(self, tok: int) -> bytes:
+            return {1: b"\n", 2: b"Hi", 3: b" there", 4: b"\nmore"}[tok]
+
+    sched = Scheduler(_Pieces(), 1, None, SamplingParams(stop=("\n",), max_tokens=10))  # type: ignore[arg-type]
+    slot = _Slot(job=Job(0, Prefix(key="k", tokens=(5,)), seed=0), plen=1, rng=np.random.default_rng(0))
+    assert sched._accept(slot, 1) is None and sched._accept(slot, 1) is None  # leading newlines: go on
+    assert sched._accept(slot, 2) is None and sched._accept(slot, 3) is None
+    done = sched._accept(slot, 4)
+    assert done is not None and done.finish_reason == "stop" and done.text == "\n\nHi there"

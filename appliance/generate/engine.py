@@ -159,7 +159,7 @@ class Scheduler:
         s.text += self.dec.piece(tok)
         for stop in self.stops:
             at = s.text.find(stop, max(0, before - len(stop) + 1))
-            if at >= 0:
+            if at >= 0 and s.text[:at].strip():  # a stop string ends a text, never stops one before it begins
                 del s.text[at:]
                 return self._finish(s, "stop")
         if len(s.tokens) >= self.params.max_tokens:
