@@ -125,7 +125,11 @@ def test_f16_logits_track_the_quantized_kernels(pair: tuple[LlamaCppBackend, Lla
     lsb = lb - lb.max(-1, keepdims=True)
     lsb -= np.log(np.exp(lsb).sum(-1, keepdims=True))
     kl = (pa * (lsa - lsb)).sum(-1)
-    assert (la.argmax(-1) == lb.argmax(-1)).mean() >= 0.9
+    # top-1 may differ only where the reference is nearly tied between its two best tokens (kernel rounding
+    # decides a near-tie; the portable AVX2 build and an AVX-512 build break different ties)
+    top2 = np.sort(pa, axis=-1)[:, -2:]
+    differ = la.argmax(-1) != lb.argmax(-1)
+    assert differ.mean() <= 0.2 and bool(np.all(top2[differ, 1] - top2[differ, 0] < 0.1)), (differ, top2[differ])
     assert float(kl.mean()) < 0.01 and float(kl.max()) < 0.05
 
 
