@@ -18,6 +18,7 @@ from opacus.accountants import RDPAccountant
 from safetensors import safe_open
 from typer.testing import CliRunner
 
+from appliance.budget.accounting import default_delta
 from appliance.cli.main import app
 from appliance.config import Workspace
 from appliance.context import Context
@@ -65,7 +66,7 @@ def test_recorded_epsilon_is_opacus_accountant_value(run: SimpleNamespace) -> No
     n = n_train + run.meta["canaries"]["count"]
     m = -(-n // BATCH)
     assert row["sample_rate"] == pytest.approx(1 / m) and row["steps"] == EPOCHS * m
-    assert row["delta"] == pytest.approx(1 / n**1.1)
+    assert row["delta"] == pytest.approx(default_delta(n)) and row["delta"] <= 1 / (10 * n)  # issue 15's δ
     acc = RDPAccountant()
     acc.history = [(row["noise_multiplier"], row["sample_rate"], row["steps"])]
     assert row["epsilon"] == pytest.approx(acc.get_epsilon(delta=row["delta"]), rel=1e-12)
