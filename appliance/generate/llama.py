@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
+from appliance.cpu import idle_cores
 from appliance.errors import BadInput, ConfigError
 from appliance.generate.backend import GenerationBackend
 from appliance.generate.engine import Scheduler, prefix_length
@@ -56,17 +56,9 @@ def default_threads() -> int:
     waiting there loses whole scheduler slices (measured: 2 threads on a loaded 2-core host, 0.6-3.5 s per
     decode step instead of ~0.1-0.3 s with one). libgomp's spin count could be lowered (GOMP_SPINCOUNT), but
     it is read once, when libgomp loads, which in the CLI is torch's doing; so the thread count follows the
-    idle cores instead.
+    idle cores instead (:func:`appliance.cpu.idle_cores`, which the trainer uses too).
     """
-    try:
-        cores = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        cores = max(1, os.cpu_count() or 1)
-    try:
-        idle = cores - os.getloadavg()[0]
-    except OSError:
-        return cores
-    return max(1, min(cores, int(idle + 0.5)))
+    return idle_cores()
 
 
 def _align(n: int) -> int:
