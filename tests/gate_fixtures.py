@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from appliance.audit.ledger import append_in_tx
+from appliance.budget.ledger import dataset_units, insert_charge_in_tx
 from appliance.config import Workspace
 from appliance.context import Context
 from appliance.db import transaction, utc_now
@@ -154,19 +155,17 @@ def seed_workspace(
                 "created_at": now,
             },
         )
-        if dp:
-            _insert(
+        if dp:  # what a settled run leaves: a charge on every train record, bound to its event
+            insert_charge_in_tx(
                 conn,
-                "privacy_charges",
-                {
-                    "dataset": "bank",
-                    "prompt_id": prompt_id,
-                    "epsilon": epsilon,
-                    "delta": 1e-5,
-                    "accountant": "rdp",
-                    "composition": "basic",
-                    "created_at": now,
-                },
+                "bank",
+                epsilon=epsilon,
+                delta=1e-5,
+                accountant="rdp",
+                actor="tester",
+                units=dataset_units(conn, "bank"),
+                prompt_id=prompt_id,
+                status="charged",
             )
         insert_bound(
             conn,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gate_fixtures import seed_workspace
+from gate_fixtures import seed_workspace, write_policy
 
 from appliance.budget import BudgetLedger
 from appliance.budget.ledger import dataset_spent
@@ -18,6 +18,7 @@ from appliance.report import data as report_data
 
 @pytest.fixture
 def ctx(workspace: Path):
+    write_policy(workspace, privacy={"max_total_delta": 1e-4})  # room for three runs of δ 1e-5 per record
     seed_workspace(workspace, epsilon=3.0)  # one charged run: ε 3, δ 1e-5
     c = Context.open(Workspace(workspace), actor="tester")
     yield c

@@ -63,13 +63,21 @@ def test_real_stage_events_bind_every_gate_fact(pipeline):
         bf = gather(ctx.db, get_batch(ctx, pipeline["batch"]))  # raises ChainBroken on any mismatch
         assert bf.facts.dp and bf.facts.curated and bf.facts.evaluated and bf.labels_public
         assert bf.prompt is not None and bf.prompt["id"] == pipeline["prompt"]
+        # the run charged every train record its accounted ε (the per-record ledger, bound by train.run)
+        assert bf.facts.record_epsilon == pytest.approx(bf.facts.epsilon)
+        assert bf.facts.record_delta == pytest.approx(bf.facts.delta)
     finally:
         ctx.close()
 
 
 @pytest.mark.parametrize(
     ("table", "column", "factor"),
-    [("prompts", "epsilon", 0.25), ("curations", "kept_pii_hits", None), ("evaluations", "mauve", 0.5)],
+    [
+        ("prompts", "epsilon", 0.25),
+        ("privacy_charges", "epsilon", 0.25),
+        ("curations", "kept_pii_hits", None),
+        ("evaluations", "mauve", 0.5),
+    ],
 )
 def test_an_edited_real_row_is_caught(pipeline, table, column, factor):
     """The row is edited with any SQLite client, then restored: while edited, gathering the facts is exit 4."""

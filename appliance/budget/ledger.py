@@ -1,40 +1,197 @@
-"""The privacy budget ledger: per-dataset ε/δ charges in ``privacy_charges`` (stateful; the math is pure).
+"""The privacy budget ledger: charges per run (``privacy_charges``) and per unit (``unit_charges``).
+
+The unit is one record, keyed by its redacted, normalised text, or — when the import declared
+``--subject-field`` — also one subject (:mod:`appliance.budget.units`). Every run charges its ε and δ to
+every unit it trained on, so the budget follows the records, not the dataset name: importing the same file,
+or an overlapping one, under a new name charges the same units. ``privacy.dataset_epsilon_cap`` bounds each
+unit's Σε and ``privacy.max_total_delta`` its Σδ.
 
 Protocol of a DP run: :meth:`BudgetLedger.reserve` checks the policy limits and records the run's *target* ε
-as ``reserved`` in one ``BEGIN IMMEDIATE`` transaction — so two concurrent runs cannot both slip under the
-cap — *before* any training. After training, :meth:`settle_in_tx` turns the reservation into the ε the
-accountant reports (≤ target), atomically with the prompt row and its audit event; a run that fails is
-:meth:`release`\\d. Reserved and charged rows both count as spent; a crashed run's reservation stays
-charged (conservative). Composition is basic: ε and δ add (:mod:`appliance.budget.composition`).
-Non-DP control runs charge nothing here — they are never exportable — and are counted separately.
+as ``reserved`` — with one unit row per trained unit — in one ``BEGIN IMMEDIATE`` transaction, so two
+concurrent runs cannot both slip under a cap, *before* any training. After training, :meth:`settle_in_tx`
+turns the reservation into the ε the accountant reports (≤ target), atomically with the prompt row and its
+audit event; a run that fails is :meth:`release`\\d. Reserved and charged rows both count as spent; a
+crashed run's reservation stays charged (conservative). Composition is basic: ε and δ add
+(:mod:`appliance.budget.composition`). Non-DP control runs charge nothing here — they are never exportable —
+and are counted separately.
+
+Every charge row's content hash goes into the audit event that wrote it (``budget.reserve``, ``train.run``,
+``budget.release``), with the hash of its unit rows, so the gate can check what it reads (:mod:`appliance.gate.bound`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
+from appliance.audit.chain import canonical_json
 from appliance.audit.ledger import append_in_tx
-from appliance.budget.composition import Spent, compose_basic, refusal, remaining
+from appliance.budget.composition import Overrun, Spent, compose_basic, group_charge, refusal, unit_overruns
+from appliance.budget.units import RECORD, SUBJECT, Unit, record_unit, units_digest
 from appliance.db import transaction, utc_now
 from appliance.errors import BudgetExhausted, NotFound
 from appliance.policy.schema import PrivacyPolicy
 
 COMPOSITION = "basic"
 _COUNTED = "status IN ('reserved', 'charged')"
+CHARGE_FIELDS = (
+    "id",
+    "dataset",
+    "prompt_id",
+    "epsilon",
+    "delta",
+    "accountant",
+    "composition",
+    "status",
+    "units_sha256",
+)
+CHARGE_EVENTS = ("budget.reserve", "budget.bind", "budget.release", "train.run")
 
 
 def dataset_spent(conn: sqlite3.Connection, dataset: str) -> Spent:
-    """The privacy spent on ``dataset``: basic composition of its reserved and charged rows.
+    """The privacy spent by runs on ``dataset``: basic composition of its reserved and charged rows.
 
     The one place this fact is computed (budget checks, the gate, the compliance report). Released
     reservations (runs that failed before storing a prompt) are not counted; open reservations are, so a
-    running or crashed run is charged its target ε.
+    running or crashed run is charged its target ε. What one record has spent over every dataset it is in
+    is :func:`unit_spent`.
     """
     rows = conn.execute(f"SELECT epsilon, delta FROM privacy_charges WHERE dataset = ? AND {_COUNTED}", (dataset,))
     return compose_basic((float(e), float(d)) for e, d in rows)
+
+
+def dataset_units(conn: sqlite3.Connection, dataset: str, split: str | None = "train") -> Counter[Unit]:
+    """The units of a dataset's records (train split by default): (kind, key) -> records it covers."""
+    sql = "SELECT unit_key, subject_key, text FROM records WHERE dataset = ?"
+    args: tuple[Any, ...] = (dataset,)
+    if split is not None:
+        sql += " AND split = ?"
+        args = (dataset, split)
+    units: Counter[Unit] = Counter()
+    for key, subject, text in conn.execute(sql, args):
+        units[(RECORD, key or record_unit(text))] += 1
+        if subject is not None:
+            units[(SUBJECT, subject)] += 1
+    return units
+
+
+def unit_spent(conn: sqlite3.Connection, units: Iterable[Unit] | None = None) -> dict[Unit, Spent]:
+    """Σε and Σδ per unit over every reserved or charged run (of any dataset); only ``units`` if given.
+
+    A record is charged each run's (ε, δ); a subject with k records in a run, the group charge of k.
+    """
+    wanted = None if units is None else set(units)
+    acc: dict[Unit, list[float]] = {}
+    rows = conn.execute(
+        "SELECT u.kind, u.unit, u.multiplicity, c.epsilon, c.delta FROM unit_charges u"
+        f" JOIN privacy_charges c ON c.id = u.charge_id WHERE c.{_COUNTED}"
+    )
+    for kind, key, m, eps, delta in rows:
+        if wanted is not None and (kind, key) not in wanted:
+            continue
+        e, d = (float(eps), float(delta)) if kind == RECORD else group_charge(epsilon=eps, delta=delta, size=int(m))
+        a = acc.setdefault((kind, key), [0.0, 0.0, 0])
+        a[0] += e
+        a[1] += d
+        a[2] += 1
+    return {u: Spent(a[0], a[1], int(a[2])) for u, a in acc.items()}
+
+
+def most_charged(conn: sqlite3.Connection, dataset: str) -> tuple[str, Spent] | None:
+    """The most-charged unit among ``dataset``'s records (any split, charges from any dataset): (kind, spent)."""
+    spent = unit_spent(conn, dataset_units(conn, dataset, split=None))
+    if not spent:
+        return None
+    unit = max(spent, key=lambda u: (spent[u].epsilon, spent[u].delta))
+    return unit[0], spent[unit]
+
+
+def charge_row(conn: sqlite3.Connection, charge_id: int) -> dict[str, Any] | None:
+    cur = conn.execute(f"SELECT {', '.join(CHARGE_FIELDS)} FROM privacy_charges WHERE id = ?", (charge_id,))
+    row = cur.fetchone()
+    return None if row is None else dict(zip(CHARGE_FIELDS, row, strict=True))
+
+
+def charge_digest(row: dict[str, Any]) -> str:
+    """``sha256:`` of a charge row's bound columns (what its audit event carries as ``charge_sha256``)."""
+    body = {k: row.get(k) for k in CHARGE_FIELDS}
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def stored_units_digest(conn: sqlite3.Connection, charge_id: int) -> str:
+    """:func:`units_digest` of a charge's unit rows as they are stored now."""
+    rows = conn.execute("SELECT kind, unit, multiplicity FROM unit_charges WHERE charge_id = ?", (charge_id,))
+    return units_digest(rows)
+
+
+def _bind(conn: sqlite3.Connection, kind: str, charge_id: int, actor: str | None, extra: dict[str, Any]) -> None:
+    row = charge_row(conn, charge_id)
+    assert row is not None
+    payload = {
+        "charge_id": charge_id,
+        "dataset": row["dataset"],
+        "status": row["status"],
+        "epsilon": row["epsilon"],
+        "delta": row["delta"],
+        "units_sha256": row["units_sha256"],
+        "charge_sha256": charge_digest(row),
+        **extra,
+    }
+    append_in_tx(conn, kind, payload, actor)
+
+
+def _insert_units(conn: sqlite3.Connection, charge_id: int, units: Counter[Unit]) -> dict[str, int]:
+    conn.executemany(
+        "INSERT INTO unit_charges (charge_id, kind, unit, multiplicity) VALUES (?, ?, ?, ?)",
+        [(charge_id, kind, key, m) for (kind, key), m in units.items()],
+    )
+    digest = units_digest((kind, key, m) for (kind, key), m in units.items())
+    conn.execute(
+        "UPDATE privacy_charges SET units_sha256 = ?, n_units = ? WHERE id = ?", (digest, len(units), charge_id)
+    )
+    counts = Counter(kind for kind, _ in units)
+    return {"n_record_units": counts[RECORD], "n_subject_units": counts[SUBJECT]}
+
+
+def insert_charge_in_tx(
+    conn: sqlite3.Connection,
+    dataset: str,
+    *,
+    epsilon: float,
+    delta: float,
+    accountant: str,
+    actor: str | None,
+    units: Counter[Unit],
+    prompt_id: str | None = None,
+    status: str = "reserved",
+) -> int:
+    """Insert one charge with its unit rows and its ``budget.reserve`` event (caller's transaction); its id."""
+    cur = conn.execute(
+        "INSERT INTO privacy_charges (dataset, prompt_id, epsilon, delta, accountant, composition,"
+        " created_at, status, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (dataset, prompt_id, epsilon, delta, accountant, COMPOSITION, utc_now(), status, actor),
+    )
+    charge_id = int(cur.lastrowid or 0)
+    counts = _insert_units(conn, charge_id, units)
+    _bind(conn, "budget.reserve", charge_id, actor, counts)
+    return charge_id
+
+
+def bind_legacy_charges(conn: sqlite3.Connection) -> int:
+    """Charges written before units existed: charge their dataset's train units now and bind them (migration)."""
+    ids = [r[0] for r in conn.execute("SELECT id, dataset FROM privacy_charges WHERE units_sha256 IS NULL")]
+    for charge_id in ids:
+        row = charge_row(conn, charge_id)
+        assert row is not None
+        counts = _insert_units(conn, charge_id, dataset_units(conn, row["dataset"]))
+        _bind(conn, "budget.bind", charge_id, "migration", counts)
+    return len(ids)
 
 
 @dataclass(frozen=True)
@@ -45,14 +202,19 @@ class BudgetView:
     cap: float
     max_per_run: float
     non_dp_runs: int
+    delta_cap: float = 1e-5
+    most_charged_kind: str | None = None  # "record" or "subject"
+    most_charged: Spent | None = None  # Σε, Σδ of the dataset's most-charged unit, over every dataset
 
     @property
     def remaining(self) -> float:
-        return remaining(spent=self.spent, cap=self.cap)
+        """ε still available to a run on this dataset: the cap less its most-charged unit's ε."""
+        worst = self.most_charged.epsilon if self.most_charged else self.spent.epsilon
+        return max(0.0, self.cap - max(worst, self.spent.epsilon))
 
 
 class BudgetLedger:
-    """Reserve, settle, release and show the privacy budget of datasets."""
+    """Reserve, settle, release and show the privacy budget of datasets and their records."""
 
     def __init__(self, db: sqlite_utils.Database, policy: PrivacyPolicy) -> None:
         self.db = db
@@ -69,6 +231,7 @@ class BudgetLedger:
             "SELECT COUNT(*) FROM privacy_charges WHERE dataset = ? AND status = 'reserved'", (dataset,)
         ).fetchone()[0]
         non_dp = conn.execute("SELECT COUNT(*) FROM prompts WHERE dataset = ? AND dp = 0", (dataset,)).fetchone()[0]
+        worst = most_charged(conn, dataset)
         return BudgetView(
             dataset,
             dataset_spent(conn, dataset),
@@ -76,12 +239,15 @@ class BudgetLedger:
             self.policy.dataset_epsilon_cap,
             self.policy.max_epsilon_per_run,
             int(non_dp),
+            self.policy.max_total_delta,
+            worst[0] if worst else None,
+            worst[1] if worst else None,
         )
 
     def charges(self, dataset: str) -> list[dict]:
         cur = self.db.conn.execute(
-            "SELECT id, prompt_id, epsilon, delta, accountant, composition, status, actor, created_at, settled_at"
-            " FROM privacy_charges WHERE dataset = ? ORDER BY id",
+            "SELECT id, prompt_id, epsilon, delta, accountant, composition, status, actor, created_at, settled_at,"
+            " n_units FROM privacy_charges WHERE dataset = ? ORDER BY id",
             (dataset,),
         )
         cols = [c[0] for c in cur.description]
@@ -90,24 +256,30 @@ class BudgetLedger:
     def reserve(
         self, dataset: str, *, epsilon: float, delta: float, accountant: str, actor: str, policy_sha256: str
     ) -> int:
-        """Record a reservation of ``epsilon`` (or raise :class:`BudgetExhausted`, audited) before training."""
+        """Record a reservation of ``epsilon`` on every unit of ``dataset``'s train split (or raise
+        :class:`BudgetExhausted`, audited) before training."""
+        pol = self.policy
         with transaction(self.db) as conn:
             self._require_dataset(conn, dataset)
+            units = dataset_units(conn, dataset)
+            over = unit_overruns(
+                unit_spent(conn, units),
+                units,
+                epsilon=epsilon,
+                delta=delta,
+                epsilon_cap=pol.dataset_epsilon_cap,
+                delta_cap=pol.max_total_delta,
+            )
             spent = dataset_spent(conn, dataset)
-            why = refusal(
-                requested=epsilon,
-                spent=spent,
-                max_per_run=self.policy.max_epsilon_per_run,
-                cap=self.policy.dataset_epsilon_cap,
+            why = self._refusal(epsilon, over) or refusal(
+                requested=epsilon, spent=spent, max_per_run=pol.max_epsilon_per_run, cap=pol.dataset_epsilon_cap
             )
             if why is None:
-                cur = conn.execute(
-                    "INSERT INTO privacy_charges (dataset, prompt_id, epsilon, delta, accountant, composition,"
-                    " created_at, status, actor) VALUES (?, NULL, ?, ?, ?, ?, ?, 'reserved', ?)",
-                    (dataset, epsilon, delta, accountant, COMPOSITION, utc_now(), actor),
+                return insert_charge_in_tx(
+                    conn, dataset, epsilon=epsilon, delta=delta, accountant=accountant, actor=actor, units=units
                 )
-                return int(cur.lastrowid)
-        left = remaining(spent=spent, cap=self.policy.dataset_epsilon_cap)
+        worst = max([spent.epsilon, *(o.max_epsilon_before for o in over)])
+        left = max(0.0, pol.dataset_epsilon_cap - worst)
         with transaction(self.db) as conn:
             append_in_tx(
                 conn,
@@ -115,24 +287,52 @@ class BudgetLedger:
                 {
                     "dataset": dataset,
                     "requested_epsilon": epsilon,
+                    "requested_delta": delta,
                     "spent_epsilon": spent.epsilon,
+                    "most_charged_epsilon": worst,
                     "remaining_epsilon": left,
-                    "dataset_epsilon_cap": self.policy.dataset_epsilon_cap,
-                    "max_epsilon_per_run": self.policy.max_epsilon_per_run,
+                    "units_over": {o.kind: {"epsilon": o.over_epsilon, "delta": o.over_delta} for o in over},
+                    "dataset_epsilon_cap": pol.dataset_epsilon_cap,
+                    "max_total_delta": pol.max_total_delta,
+                    "max_epsilon_per_run": pol.max_epsilon_per_run,
                     "policy_sha256": policy_sha256,
                 },
                 actor,
             )
         raise BudgetExhausted(
-            f"refused before training: {why}; dataset {dataset} has ε {left:.4g} of "
-            f"{self.policy.dataset_epsilon_cap:g} remaining (max {min(left, self.policy.max_epsilon_per_run):.4g}"
-            " per run) — lower --epsilon"
+            f"refused before training: {why}; the most-charged record of dataset {dataset} has ε {left:.4g} of "
+            f"{pol.dataset_epsilon_cap:g} remaining (max {min(left, pol.max_epsilon_per_run):.4g} per run"
+            f"{'; a subject with k records pays kε' if any(o.kind == SUBJECT for o in over) else ''}) — lower"
+            " --epsilon, or train on records that have not been charged"
         )
+
+    def _refusal(self, epsilon: float, over: list[Overrun]) -> str | None:
+        pol = self.policy
+        if epsilon > pol.max_epsilon_per_run:
+            return f"ε {epsilon:g} exceeds privacy.max_epsilon_per_run {pol.max_epsilon_per_run:g}"
+        for o in over:
+            noun = f"{o.over_epsilon} of its {o.units} {o.kind}s" if o.units > 1 else f"its {o.kind}"
+            if o.over_epsilon:
+                return (
+                    f"ε {epsilon:g} would take {noun} past privacy.dataset_epsilon_cap {pol.dataset_epsilon_cap:g}"
+                    f" (per {o.kind}: the most-charged would reach ε {o.max_epsilon:.4g}, counting runs under every"
+                    " dataset name that holds it)"
+                )
+        for o in over:
+            noun = f"{o.over_delta} of its {o.units} {o.kind}s" if o.units > 1 else f"its {o.kind}"
+            if o.over_delta:
+                group = " (a subject with k records is charged k·e^((k−1)ε)·δ)" if o.kind == SUBJECT else ""
+                return (
+                    f"δ would take {noun} past privacy.max_total_delta {pol.max_total_delta:g} (per {o.kind}: Σδ"
+                    f" would reach {o.max_delta:.3g}){group}"
+                )
+        return None
 
     def settle_in_tx(
         self, conn: sqlite3.Connection, reservation: int, *, prompt_id: str, epsilon: float, delta: float
     ) -> Spent:
-        """Replace a reservation by the run's accounted ε/δ (inside the caller's transaction); returns the new total."""
+        """Replace a reservation by the run's accounted ε/δ (inside the caller's transaction); returns the new
+        dataset total. The caller's ``train.run`` event carries :meth:`binding` of the settled row."""
         row = conn.execute(
             "SELECT dataset, status, epsilon FROM privacy_charges WHERE id = ?", (reservation,)
         ).fetchone()
@@ -145,10 +345,19 @@ class BudgetLedger:
         )
         return dataset_spent(conn, row[0])
 
+    @staticmethod
+    def binding(conn: sqlite3.Connection, charge_id: int) -> dict[str, Any]:
+        """What an event that changes a charge row carries so the row can be checked later."""
+        row = charge_row(conn, charge_id)
+        assert row is not None
+        return {"charge_id": charge_id, "charge_sha256": charge_digest(row), "units_sha256": row["units_sha256"]}
+
     def release(self, reservation: int) -> None:
         """Give back a reservation whose run produced nothing (failed before any prompt was stored)."""
         with transaction(self.db) as conn:
-            conn.execute(
+            n = conn.execute(
                 "UPDATE privacy_charges SET status = 'released', settled_at = ? WHERE id = ? AND status = 'reserved'",
                 (utc_now(), reservation),
-            )
+            ).rowcount
+            if n:
+                _bind(conn, "budget.release", reservation, None, {})

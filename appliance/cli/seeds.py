@@ -58,6 +58,12 @@ def import_(
         help="the public label set: a,b,c or @FILE (one per line); records with another label are dropped."
         " Labels not declared here are never exported",
     ),
+    subject_field: str | None = typer.Option(
+        None,
+        "--subject-field",
+        help="JSONL key / CSV column holding the id of the person a record is about: the privacy budget then"
+        " follows each person (every record needs one; the id is never stored, only its keyed hash)",
+    ),
     fmt: Format | None = FORMAT,
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable records (reported by line number)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
@@ -76,6 +82,7 @@ def import_(
             labels=parse_labels(labels),
             fmt=fmt.value if fmt else None,
             skip_bad=skip_bad,
+            subject_field=subject_field,
         )
     finally:
         c.close()
@@ -100,6 +107,8 @@ def import_(
                 "dropped": s.n_dropped,
                 "label_dropped": s.n_label_dropped,
                 "labels_public": s.labels_public,
+                "budget_unit": "subject" if s.subject_field else "record",
+                "subjects": s.n_subjects,
                 "stored": s.n_records,
                 "train": s.n_train,
                 "holdout": s.n_holdout,
@@ -122,6 +131,7 @@ def import_(
         ("stored", s.n_records),
         ("  train", s.n_train),
         ("  holdout", s.n_holdout),
+        *((("subjects (budget unit)", s.n_subjects),) if s.n_subjects is not None else ()),
     ):
         table.add_row(name, str(value))
     console.print(table)

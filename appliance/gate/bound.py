@@ -1,6 +1,7 @@
 """Gate facts bound to the audit chain: each row the gate trusts is checked against the event that wrote it.
 
-Rows (``prompts``, ``batches``, ``curations``, ``evaluations``, ``probes``) can be edited with any SQLite
+Rows (``prompts``, ``batches``, ``privacy_charges`` and ``unit_charges``, ``curations``, ``evaluations``,
+``probes``) can be edited with any SQLite
 client; the event that recorded each of them cannot be changed without breaking the chain. Before the
 gate decides, every fact it reads is compared with that event, whose own hash is recomputed and linked to
 its successor's ``prev_hash``. A row without its event, or one that differs from it, is
@@ -16,6 +17,7 @@ import sqlite3
 from typing import Any
 
 from appliance.audit.chain import event_hash
+from appliance.budget.ledger import CHARGE_EVENTS, CHARGE_FIELDS, charge_digest, stored_units_digest
 from appliance.errors import ChainBroken
 
 PROMPT_KINDS = ("train.run", "train.non_dp")
@@ -134,3 +136,42 @@ def check_probe(conn: sqlite3.Connection, probe: dict[str, Any]) -> None:
 def import_event(conn: sqlite3.Connection, dataset: str) -> tuple[str, dict[str, Any]]:
     """The dataset's verified ``seeds.import`` event (where its public label set is declared)."""
     return _by_key(conn, ("seeds.import",), "dataset", dataset, f"dataset {dataset}")
+
+
+def check_charges(conn: sqlite3.Connection) -> None:
+    """Every privacy charge (all datasets: a record's budget spans them) is what its latest audit event says.
+
+    The event carries the hash of the charge row and of its unit rows; a changed ε, δ or status, a deleted
+    unit row or a deleted charge is exit 4, so no edit can lower what a record has spent.
+    """
+    latest: dict[int, tuple[Any, ...]] = {}
+    marks = ", ".join("?" * len(CHARGE_EVENTS))
+    for row in conn.execute(
+        f"SELECT {_COLS}, json_extract(payload, '$.charge_id') FROM events WHERE kind IN ({marks})"
+        " AND json_extract(payload, '$.charge_id') IS NOT NULL ORDER BY seq",
+        CHARGE_EVENTS,
+    ):
+        latest[int(row[-1])] = row[:-1]
+    cur = conn.execute(f"SELECT {', '.join(CHARGE_FIELDS)} FROM privacy_charges ORDER BY id")
+    seen = set()
+    for values in cur.fetchall():
+        charge = dict(zip(CHARGE_FIELDS, values, strict=True))
+        cid = int(charge["id"])
+        seen.add(cid)
+        what = f"privacy charge {cid} of dataset {charge['dataset']}"
+        _, payload = verified_event(conn, latest.get(cid), what)
+        if payload.get("charge_sha256") != charge_digest(charge):
+            raise ChainBroken(
+                f"{what} differs from its audit event — the row was edited after it was recorded", reason="row edited"
+            )
+        if stored_units_digest(conn, cid) != charge["units_sha256"]:
+            raise ChainBroken(
+                f"{what}: its per-record charges differ from its audit event — unit rows were edited or deleted",
+                reason="row edited",
+            )
+    gone = sorted(set(latest) - seen)
+    if gone:
+        raise ChainBroken(
+            f"privacy charge {gone[0]} is in the audit chain but not in the database — the row was deleted",
+            reason="row deleted",
+        )

@@ -39,6 +39,8 @@ class GateFacts:
     detection_auc: float | None = None  # can a classifier tell the real holdout from the outputs (0.5: no)
     label_fidelity: float | None = None  # share of outputs a real-data classifier gives their own label
     labelled: bool = False  # the batch's outputs carry labels (label fidelity applies)
+    record_epsilon: float | None = None  # Σε of the dataset's most-charged record (or subject), any dataset name
+    record_delta: float | None = None  # its Σδ
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,8 @@ def evaluate(facts: GateFacts, gate: GatePolicy, privacy: PrivacyPolicy) -> list
         checks.append(_cmp("dp", facts.dp, "==", True))
     checks.append(_cmp("epsilon", facts.epsilon if facts.dp else None, "<=", gate.max_epsilon))
     checks.append(_cmp("dataset_epsilon", facts.dataset_epsilon, "<=", privacy.dataset_epsilon_cap))
+    checks.append(_cmp("record_epsilon", facts.record_epsilon, "<=", privacy.dataset_epsilon_cap))
+    checks.append(_cmp("record_delta", facts.record_delta, "<=", privacy.max_total_delta))
     checks.append(_cmp("records", facts.n_records, ">=", 1))
     checks.append(_cmp("curated", facts.curated, "==", True))
     checks.append(_cmp("mia_auc", facts.mia_auc, "<=", gate.max_mia_auc))

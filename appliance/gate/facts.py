@@ -2,8 +2,8 @@
 the evaluation record and the latest probe record — read from the database, numbers only.
 
 Every row read here is first checked against the audit event that recorded it (:mod:`appliance.gate.bound`):
-an edited prompt, batch, curation, evaluation or probe row is exit 4, never a fact. The MIA facts are the
-upper ends of the probes' 95% bootstrap intervals and the DCR fact the lower end, so the gate decides on
+an edited prompt, batch, privacy charge, curation, evaluation or probe row is exit 4, never a fact. The MIA
+facts are the upper ends of the probes' 95% bootstrap intervals and the DCR fact the lower end, so the gate decides on
 what the sample can show, not on a point estimate.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlite_utils
 
-from appliance.budget.ledger import dataset_spent
+from appliance.budget.ledger import dataset_spent, most_charged
 from appliance.gate import bound
 from appliance.gate.checks import GateFacts
 
@@ -128,6 +128,7 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
     ev = latest_evaluation(conn, batch["id"])
     probe = latest_probe(conn, batch["id"])
     bound.check_batch(conn, batch)
+    bound.check_charges(conn)
     rows = ((prompt, bound.check_prompt), (cur, bound.check_curation), (ev, bound.check_evaluation))
     for row, check in (*rows, (probe, bound.check_probe)):
         if row is not None:
@@ -154,6 +155,12 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
         detection_auc=evaluation_value(ev, "detection_auc"),
         label_fidelity=evaluation_value(ev, "label_fidelity"),
         labelled=labelled_outputs(conn, batch["id"]),
+    )
+    worst = most_charged(conn, batch["dataset"])
+    facts = replace(
+        facts,
+        record_epsilon=worst[1].epsilon if worst else 0.0,
+        record_delta=worst[1].delta if worst else 0.0,
     )
     public = labels_declared_public(conn, batch["dataset"], batch["id"])
     return BatchFacts(facts, batch, prompt, cur, ev, probe, public)

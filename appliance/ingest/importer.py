@@ -10,6 +10,11 @@ a record with any other label, or none, is dropped at import and counted; the de
 the ``seeds.import`` audit event, and the export gate refuses labels that were not declared there. The dataset
 row, its records and one ``seeds.import`` audit event commit in a single SQLite transaction; the event
 carries counts and hashes, never text.
+
+Each record's budget unit is stored with it (:mod:`appliance.budget.units`): the hash of its redacted text
+with PII as ``<TYPE>``, and with ``subject_field=`` (``--subject-field``) also the keyed hash of its subject
+id, which makes a person the unit of the privacy budget. A record without a subject id is a bad record; the
+id itself is never stored.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.audit import append_in_tx
+from appliance.budget.units import record_unit, subject_unit
 from appliance.context import Context
 from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
@@ -30,6 +36,7 @@ from appliance.ingest.readers import BadRecord, ReadResult, SeedRecord, read_see
 from appliance.ingest.split import assign_splits, record_key
 from appliance.pii import PiiPipeline
 from appliance.pii.pipeline import PiiResult
+from appliance.pii.pseudonym import load_key
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_LINES_IN_EVENT = 200
@@ -48,6 +55,8 @@ class ImportSummary:
     n_dropped: int = 0
     n_label_dropped: int = 0  # records whose label is not in the declared public label set
     labels_public: list[str] | None = None
+    subject_field: str | None = None
+    n_subjects: int | None = None  # distinct subjects among the stored records (with subject_field)
     skipped_lines: list[int] = field(default_factory=list)
     skipped_reasons: list[str] = field(default_factory=list)
     findings: dict[str, int] = field(default_factory=dict)
@@ -106,6 +115,7 @@ def import_seeds(
     fmt: str | None = None,
     skip_bad: bool = False,
     pipeline: PiiPipeline | None = None,
+    subject_field: str | None = None,
 ) -> ImportSummary:
     """Import ``path`` as ``dataset``; raise :class:`BadInput` (database unchanged) on any bad input.
 
@@ -115,7 +125,7 @@ def import_seeds(
     public = check_public_labels(labels, label_field)
     if dataset_exists(ctx, dataset):
         raise _refuse_existing(dataset)
-    read = read_seeds(path, fmt=fmt, text_field=text_field, label_field=label_field)
+    read = read_seeds(path, fmt=fmt, text_field=text_field, label_field=label_field, subject_field=subject_field)
     if read.bad and not skip_bad:
         raise BadInput(bad_lines_message(read))
     if not read.records:
@@ -154,6 +164,7 @@ def import_seeds(
         export_matches=[read.records[i].index for i in matches],
         n_label_dropped=n_label_dropped,
         labels_public=public,
+        subject_field=subject_field,
     )
     kept = []
     for rec, res in zip(read.records, texts, strict=True):
@@ -171,7 +182,13 @@ def import_seeds(
         [record_key(res.key_text if res.key_text is not None else res.text or "") for _, res, _ in kept],
         ctx.policy.privacy.holdout_fraction,
     )
-    rows = [_row(dataset, rec, res, label, split) for (rec, res, label), split in zip(kept, splits, strict=True)]
+    secret = load_key(ctx.ws.keys) if subject_field is not None else b""
+    rows = [
+        _row(dataset, rec, res, label, split, secret if subject_field is not None else None)
+        for (rec, res, label), split in zip(kept, splits, strict=True)
+    ]
+    if subject_field is not None:
+        summary.n_subjects = len({r[9] for r in rows})
     summary.n_records = len(rows)
     summary.n_holdout = splits.count("holdout")
     summary.n_train = summary.n_records - summary.n_holdout
@@ -218,11 +235,13 @@ def _count(summary: ImportSummary, res: PiiResult) -> None:
             summary.dropped_by[f["type"]] = summary.dropped_by.get(f["type"], 0) + 1
 
 
-def _row(dataset: str, rec: Any, res: PiiResult, label: str | None, split: str) -> tuple:
+def _row(dataset: str, rec: Any, res: PiiResult, label: str | None, split: str, secret: bytes | None) -> tuple:
     text = res.text or ""
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     findings = json.dumps(res.findings, separators=(",", ":"), sort_keys=True)
-    return (dataset, rec.index, text, label, split, digest, findings, utc_now())
+    unit = record_unit(res.key_text if res.key_text is not None else text)
+    subject = subject_unit(secret, rec.subject) if secret is not None and rec.subject is not None else None
+    return (dataset, rec.index, text, label, split, digest, findings, utc_now(), unit, subject)
 
 
 def _store(
@@ -235,12 +254,13 @@ def _store(
     engine: dict[str, Any],
 ) -> None:
     records_sha = hashlib.sha256("\n".join(r[5] for r in rows).encode()).hexdigest()
+    units_sha = hashlib.sha256("\n".join(sorted(f"{r[8]}:{r[9]}" for r in rows)).encode()).hexdigest()
     with transaction(ctx.db) as conn:
         if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (s.dataset,)).fetchone():
             raise _refuse_existing(s.dataset)
         conn.execute(
             "INSERT INTO datasets (name, created_at, text_field, label_field, source_sha256, policy_sha256,"
-            " n_records, n_train, n_holdout, n_dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " n_records, n_train, n_holdout, n_dropped, subject_field) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 s.dataset,
                 utc_now(),
@@ -252,11 +272,12 @@ def _store(
                 s.n_train,
                 s.n_holdout,
                 s.n_dropped,
+                s.subject_field,
             ),
         )
         conn.executemany(
-            "INSERT INTO records (dataset, source_index, text, label, split, text_sha256, findings, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO records (dataset, source_index, text, label, split, text_sha256, findings, created_at,"
+            " unit_key, subject_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         payload = {
@@ -271,6 +292,10 @@ def _store(
             "n_dropped": s.n_dropped,
             "n_label_dropped": s.n_label_dropped,
             "labels_public": s.labels_public,
+            "budget_unit": "subject" if s.subject_field else "record",
+            "subject_field": s.subject_field,
+            "n_subjects": s.n_subjects,
+            "units_sha256": "sha256:" + units_sha,
             "n_skipped": len(s.skipped_lines),
             "n_export_matches": len(s.export_matches),
             "export_match_records": s.export_matches[:MAX_LINES_IN_EVENT],

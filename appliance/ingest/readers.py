@@ -33,6 +33,7 @@ class SeedRecord:
     line: int
     text: str
     label: str | None = None
+    subject: str | None = None  # the declared subject id (never stored: only its keyed hash is)
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,24 @@ def detect_format(path: Path, fmt: str | None) -> str:
 
 
 def read_seeds(
-    path: Path, *, fmt: str | None = None, text_field: str = "text", label_field: str | None = None
+    path: Path,
+    *,
+    fmt: str | None = None,
+    text_field: str = "text",
+    label_field: str | None = None,
+    subject_field: str | None = None,
 ) -> ReadResult:
     """Read ``path``; raise :class:`BadInput` for whole-file problems, collect per-line ones."""
     kind = detect_format(path, fmt)
-    for name in (text_field, label_field):
+    for name in (text_field, label_field, subject_field):
         if name is not None and not 0 < len(name) <= _MAX_FIELD_NAME:
             raise BadInput(f"field names must be 1 to {_MAX_FIELD_NAME} characters")
     if kind == "txt" and label_field:
         raise BadInput("TXT files have no fields: --label-field needs a JSONL or CSV file")
+    if kind == "txt" and subject_field:
+        raise BadInput("TXT files have no fields: --subject-field needs a JSONL or CSV file")
+    if subject_field is not None and subject_field in (text_field, label_field):
+        raise BadInput("--subject-field must name its own field, not the text or the label field")
     if not path.is_file():
         raise BadInput(f"{path} is not a readable file — check the path")
     data = path.read_bytes()
@@ -85,21 +95,33 @@ def read_seeds(
         raise BadInput(f"{path.name} is empty — nothing to import")
     result = ReadResult(fmt=kind, source_sha256="sha256:" + hashlib.sha256(data).hexdigest())
     text = data.decode("utf-8", errors="surrogateescape")
-    rows = {"jsonl": _jsonl, "csv": _csv, "txt": _txt}[kind](text, text_field, label_field)
+    fields = Fields(text_field, label_field, subject_field)
+    rows = {"jsonl": _jsonl, "csv": _csv, "txt": _txt}[kind](text, fields)
     for item in rows:
         if isinstance(item, BadRecord):
             result.bad.append(item)
         else:
-            line, body, label = item
-            problem = _unicode_problem(body) or (label is not None and _unicode_problem(label))
+            line, body, label, subject = item
+            problem = (
+                _unicode_problem(body)
+                or (label is not None and _unicode_problem(label))
+                or (subject is not None and _unicode_problem(subject))
+            )
             if problem:
                 result.bad.append(BadRecord(line, problem))
             else:
-                result.records.append(SeedRecord(len(result.records), line, body, label))
+                result.records.append(SeedRecord(len(result.records), line, body, label, subject))
     return result
 
 
-Row = tuple[int, str, str | None] | BadRecord
+@dataclass(frozen=True)
+class Fields:
+    text: str
+    label: str | None = None
+    subject: str | None = None
+
+
+Row = tuple[int, str, str | None, str | None] | BadRecord
 
 
 def _unicode_problem(value: str) -> str | None:
@@ -115,10 +137,10 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         yield i, line.removesuffix("\r")
 
 
-def _txt(text: str, _text_field: str, _label_field: str | None) -> Iterator[Row]:
+def _txt(text: str, _fields: Fields) -> Iterator[Row]:
     for no, line in _lines(text):
         if line.strip():
-            yield no, line, None
+            yield no, line, None, None
 
 
 def _field(obj: dict, name: str, what: str, no: int) -> str | BadRecord:
@@ -130,7 +152,7 @@ def _field(obj: dict, name: str, what: str, no: int) -> str | BadRecord:
     return str(value)
 
 
-def _jsonl(text: str, text_field: str, label_field: str | None) -> Iterator[Row]:
+def _jsonl(text: str, fields: Fields) -> Iterator[Row]:
     for no, line in _lines(text):
         if not line.strip():
             continue
@@ -145,10 +167,11 @@ def _jsonl(text: str, text_field: str, label_field: str | None) -> Iterator[Row]
         if not isinstance(obj, dict):
             yield BadRecord(no, "expected a JSON object per line")
             continue
-        yield from _pick(obj, no, text_field, label_field)
+        yield from _pick(obj, no, fields)
 
 
-def _pick(obj: dict, no: int, text_field: str, label_field: str | None) -> Iterator[Row]:
+def _pick(obj: dict, no: int, fields: Fields) -> Iterator[Row]:
+    text_field, label_field = fields.text, fields.label
     body = _field(obj, text_field, "text", no)
     if isinstance(body, BadRecord):
         yield body
@@ -169,10 +192,21 @@ def _pick(obj: dict, no: int, text_field: str, label_field: str | None) -> Itera
             yield BadRecord(no, f"label field {label_field!r} must be a category name of 1 to {MAX_LABEL} characters")
             return
         label = got
-    yield no, body, label
+    subject = None
+    if fields.subject is not None:
+        got = _field(obj, fields.subject, "subject", no)
+        if isinstance(got, BadRecord) or not got.strip():
+            yield BadRecord(
+                no,
+                f"subject field {fields.subject!r} is missing or empty — every record needs its subject's id when"
+                " --subject-field is given (add it, or pass --skip-bad to leave such records out)",
+            )
+            return
+        subject = got
+    yield no, body, label, subject
 
 
-def _csv(text: str, text_field: str, label_field: str | None) -> Iterator[Row]:
+def _csv(text: str, fields: Fields) -> Iterator[Row]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
@@ -194,11 +228,11 @@ def _csv(text: str, text_field: str, label_field: str | None) -> Iterator[Row]:
             continue
         if header is None:
             header = [h.strip() for h in row]
-            missing = [f for f in (text_field, label_field) if f is not None and f not in header]
+            missing = [f for f in (fields.text, fields.label, fields.subject) if f is not None and f not in header]
             if missing:
                 raise BadInput(
                     f"the CSV header (line {start}, {len(header)} columns) has no column {missing[0]!r} — "
-                    "pass --text-field/--label-field naming header columns"
+                    "pass --text-field/--label-field/--subject-field naming header columns"
                 )
             continue
         if len(row) != len(header):
@@ -207,4 +241,4 @@ def _csv(text: str, text_field: str, label_field: str | None) -> Iterator[Row]:
         if any(_unicode_problem(cell) for cell in row):
             yield BadRecord(start, "not valid UTF-8 — re-encode the file as UTF-8")
             continue
-        yield from _pick(dict(zip(header, row, strict=True)), start, text_field, label_field)
+        yield from _pick(dict(zip(header, row, strict=True)), start, fields)

@@ -233,7 +233,13 @@ class CanaryPolicy(_Strict):
 class PrivacyPolicy(_Strict):
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     max_epsilon_per_run: PositiveEps = 8.0
-    dataset_epsilon_cap: PositiveEps = 16.0
+    dataset_epsilon_cap: PositiveEps = Field(
+        default=16.0,
+        description="the most ε any one record (or declared subject) may accumulate, over every run and dataset name",
+    )
+    max_total_delta: Annotated[float, Field(gt=0.0, lt=1e-2)] = Field(
+        default=1e-5, description="the most Σδ any one record (or declared subject) may accumulate over every run"
+    )
     delta: Annotated[float, Field(gt=0.0, lt=1e-2)] | None = Field(
         default=None, description="null: min(1/(10 N), 1e-6), N the next power of ten >= n training records"
     )
@@ -247,6 +253,8 @@ class PrivacyPolicy(_Strict):
     def _cap(self) -> PrivacyPolicy:
         if self.max_epsilon_per_run > self.dataset_epsilon_cap:
             raise ValueError("max_epsilon_per_run must not exceed dataset_epsilon_cap")
+        if self.delta is not None and self.delta > self.max_total_delta:
+            raise ValueError("delta must not exceed max_total_delta (every run would be refused)")
         return self
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.audit import signing
-from appliance.budget.ledger import dataset_spent
+from appliance.budget.ledger import dataset_spent, most_charged
 from appliance.context import Context
 
 
@@ -70,11 +70,14 @@ def chain_status(ctx: Context) -> dict[str, Any]:
     }
 
 
-def datasets(conn: sqlite3.Connection, dataset: str | None, cap: float) -> list[dict[str, Any]]:
+def datasets(
+    conn: sqlite3.Connection, dataset: str | None, cap: float, delta_cap: float | None = None
+) -> list[dict[str, Any]]:
+    """Each dataset with the ε/δ of its runs and of its most-charged record (or subject) over every dataset."""
     w, a = _where(dataset, "name")
     out = _rows(
         conn,
-        "SELECT name, created_at, n_records, n_train, n_holdout, n_dropped, label_field FROM datasets"
+        "SELECT name, created_at, n_records, n_train, n_holdout, n_dropped, label_field, subject_field FROM datasets"
         + w
         + " ORDER BY created_at",
         a,
@@ -82,6 +85,14 @@ def datasets(conn: sqlite3.Connection, dataset: str | None, cap: float) -> list[
     for d in out:
         spent = dataset_spent(conn, d["name"])
         d.update(epsilon_spent=spent.epsilon, delta_spent=spent.delta, n_charges=spent.runs, epsilon_cap=cap)
+        worst = most_charged(conn, d["name"])
+        d.update(
+            unit="subject" if d["subject_field"] else "record",
+            unit_epsilon=worst[1].epsilon if worst else 0.0,
+            unit_delta=worst[1].delta if worst else 0.0,
+            unit_most_charged=worst[0] if worst else None,
+            delta_cap=delta_cap,
+        )
     return out
 
 
@@ -195,7 +206,8 @@ def gather(ctx: Context, dataset: str | None, generated_at: str) -> ReportData:
     conn = ctx.db.conn
     g = ctx.policy.gate
     data = ReportData(generated_at, ctx.actor, dataset, ctx.policy_sha256, chain_status(ctx))
-    data.datasets = datasets(conn, dataset, ctx.policy.privacy.dataset_epsilon_cap)
+    p = ctx.policy.privacy
+    data.datasets = datasets(conn, dataset, p.dataset_epsilon_cap, p.max_total_delta)
     data.runs = runs(ctx, dataset)
     data.pii_import = pii_import(conn, dataset)
     data.pii_output = pii_output(conn, dataset)

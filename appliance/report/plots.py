@@ -34,16 +34,16 @@ def _svg(fig: Any) -> str:
 
 
 def budget_chart(rows: Sequence[dict[str, Any]]) -> str:
-    """Horizontal bars: ε spent per dataset against its cap."""
+    """Horizontal bars: ε of each dataset's most-charged record (or subject) against the per-record cap."""
     fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * max(1, len(rows))))
     names = [r["name"] for r in rows] or ["(none)"]
-    spent = [r["epsilon_spent"] for r in rows] or [0.0]
+    spent = [r.get("unit_epsilon", r["epsilon_spent"]) for r in rows] or [0.0]
     cap = max([r["epsilon_cap"] for r in rows] or [1.0])
     colors = [_COLORS[1] if s > cap else _COLORS[0] for s in spent]
     ax.barh(names, spent, color=colors)
     ax.axvline(cap, color="#333", linestyle="--", linewidth=1)
     ax.text(cap, len(names) - 0.45, f" cap ε={cap:g}", va="bottom", fontsize=8)
-    ax.set_xlabel("privacy budget spent (ε, basic composition)")
+    ax.set_xlabel("ε of the most-charged record (basic composition, every dataset name)")
     ax.set_xlim(0, max(cap, *spent) * 1.15)
     return _svg(fig)
 

@@ -44,8 +44,11 @@ def datasets_section(d: ReportData) -> str:
             fmt(r["n_train"]),
             fmt(r["n_holdout"]),
             fmt(r["n_dropped"]),
-            f'<span class="{"fail" if r["epsilon_spent"] > r["epsilon_cap"] else "pass"}">'
-            f"{fmt(r['epsilon_spent'])} / {fmt(r['epsilon_cap'])}</span>",
+            fmt(r["unit"]),
+            f'<span class="{"fail" if r["unit_epsilon"] > r["epsilon_cap"] else "pass"}">'
+            f"{fmt(r['unit_epsilon'])} / {fmt(r['epsilon_cap'])}</span>",
+            f"{fmt(r['unit_delta'])} / {fmt(r['delta_cap'])}",
+            fmt(r["epsilon_spent"]),
             fmt(r["delta_spent"]),
             fmt(r["n_charges"]),
         ]
@@ -62,14 +65,22 @@ def datasets_section(d: ReportData) -> str:
                 "train",
                 "holdout",
                 "dropped (PII)",
-                "ε spent / cap",
-                "δ spent",
+                "budget unit",
+                "most-charged unit: ε / cap",
+                "its Σδ / cap",
+                "ε of runs on it",
+                "δ of runs on it",
                 "charges",
             ],
             rows,
         )
-        + chart
-        + "</section>"
+        + '<p class="note">The budget follows records, not dataset names: every DP run charges its ε and δ to'
+        " each record it trained on, keyed by a hash of the record's redacted, normalised text (or, when the"
+        " import declared <code>--subject-field</code>, also to each subject, a subject with k records in a run"
+        " being charged as a group of k: kε, k·e<sup>(k−1)ε</sup>·δ). The most-charged unit's Σε and Σδ count runs"
+        " under every dataset name that holds it; <code>privacy.dataset_epsilon_cap</code> and"
+        " <code>privacy.max_total_delta</code> bound them, and a run that would pass either is refused before"
+        " training.</p>" + chart + "</section>"
     )
 
 
@@ -121,11 +132,13 @@ def _runs_notes(d: ReportData) -> str:
     notes = [
         "Guarantee: each DP run is (ε, δ)-differentially private for the <b>add/remove-one-record</b> neighbouring"
         " relation: adding or removing any one training record changes the distribution of the trained soft prompt"
-        " by at most e<sup>ε</sup> plus δ. A person with several records is protected by group privacy only"
-        " (k records: kε). Default δ = min(1/(10·N), 10<sup>−6</sup>), with N the next power of ten at or above the"
-        " number of training records (a public upper bound: δ reveals only its order of magnitude); a δ at or"
-        " above 1/n is refused.",
-        "Budget composition: <b>basic composition</b> — the ε and the δ of every DP run on a dataset add up "
+        " by at most e<sup>ε</sup> plus δ. With <code>--subject-field</code> the unit is <b>one subject</b> (add or"
+        " remove all of one person's records), charged by group privacy: a person with k records in a run, kε and"
+        " k·e<sup>(k−1)ε</sup>·δ. Without it a person with several records is protected by group privacy only,"
+        " and the budget does not know it. Default δ = min(1/(10·N), 10<sup>−6</sup>), with N the next power of"
+        " ten at or above the number of training records (a public upper bound: δ reveals only its order of"
+        " magnitude); a δ at or above 1/n is refused.",
+        "Budget composition: <b>basic composition</b> — the ε and the δ of every DP run on a record add up "
         "(sound for any sequence of runs; conservative, since the runs' RDP curves are not composed).",
     ]
     if any(r["noise_mode"] == "os-seeded" for r in d.runs):

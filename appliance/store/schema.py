@@ -1,7 +1,9 @@
 """Schema of the appliance's data tables (redacted seeds, prompts, batches, outputs, budget).
 
 Nothing here ever holds raw PII: ``records.text`` is the redacted/pseudonymised text; findings are
-stored as types, offsets into the *original* text and scores — never values.
+stored as types, offsets into the *original* text and scores — never values. ``records.unit_key`` and
+``records.subject_key`` are the record's budget units (:mod:`appliance.budget.units`): hashes, never the
+text or the subject id.
 
 Note for writers: inside :func:`appliance.db.transaction` use ``conn.execute`` only; sqlite-utils'
 ``insert``/``insert_all`` wrap themselves in ``with conn:``, which would commit early.
@@ -107,3 +109,16 @@ def _core(db: sqlite_utils.Database) -> None:
     for statement in _SQL.split(";"):
         if statement.strip():
             db.conn.execute(statement)
+
+
+@migration("0110_store_units", "store: each record's budget units (text key, subject key); datasets.subject_field")
+def _units(db: sqlite_utils.Database) -> None:
+    from appliance.budget.units import record_unit
+
+    db.conn.execute("ALTER TABLE records ADD COLUMN unit_key TEXT")
+    db.conn.execute("ALTER TABLE records ADD COLUMN subject_key TEXT")
+    db.conn.execute("ALTER TABLE datasets ADD COLUMN subject_field TEXT")
+    # records imported before units existed: key on the stored redacted text (pseudonyms included)
+    rows = db.conn.execute("SELECT id, text FROM records").fetchall()
+    db.conn.executemany("UPDATE records SET unit_key = ? WHERE id = ?", [(record_unit(t), i) for i, t in rows])
+    db.conn.execute("CREATE INDEX records_unit ON records(unit_key)")

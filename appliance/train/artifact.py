@@ -114,6 +114,7 @@ def store(ctx: Context, rec: PromptRecord, *, reservation: int | None, audit: di
                 conn, reservation, prompt_id=rec.id, epsilon=float(rec.epsilon or 0.0), delta=float(rec.delta or 0.0)
             )
             total = spent.epsilon
+            audit = {**audit, **ledger.binding(conn, reservation)}
         payload = {
             **audit,
             "prompt_id": rec.id,
