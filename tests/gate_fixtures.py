@@ -14,6 +14,7 @@ from appliance.audit.ledger import append_in_tx
 from appliance.budget.ledger import dataset_units, insert_charge_in_tx
 from appliance.config import Workspace
 from appliance.context import Context
+from appliance.curate.kept import kept_digest
 from appliance.db import transaction, utc_now
 
 GOOD_SUMMARY = {
@@ -66,7 +67,8 @@ def bind(conn, table: str, row: dict[str, Any]) -> int:
         payload = {"batch": row["batch_id"], "metrics": json.loads(row["metrics"])}
         kind = "evaluate.run"
     elif table == "curations":
-        payload = {"batch": row["batch_id"], **{k: row[k] for k in ("kept_leak_hits", "kept_pii_hits", "n_kept")}}
+        payload = {"batch": row["batch_id"], **{k: row[k] for k in ("kept_leak_hits", "kept_pii_hits", "n_kept")},
+                   "kept_sha256": kept_digest(conn, row["batch_id"])}  # fmt: skip
         kind = "curate.run"
     else:
         payload = {"probe_id": row["id"], "batch_id": row["batch_id"], "prompt_id": row["prompt_id"],

@@ -350,3 +350,36 @@ def test_legacy_charges_are_charged_to_their_records_and_bound(cli, workspace: P
     assert ctx.ledger.events(kind="budget.bind")[-1].actor == "migration"
     ctx.close()
     assert _export(cli, b, tmp_path).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE outputs SET text = 'my name is Alice Example' WHERE idx = 0",
+        "UPDATE outputs SET label = 'secret_label' WHERE idx = 1",
+        "UPDATE outputs SET status = 'dropped' WHERE idx = 2",
+        "INSERT INTO outputs (batch_id, idx, text, n_tokens, findings, status, created_at)"
+        " VALUES ('b-test', 99, 'an injected record', 3, '[]', 'kept', 'now')",
+    ],
+)
+def test_kept_outputs_edited_after_curation_are_exit_4(cli, workspace: Path, tmp_path: Path, sql: str):
+    """What export writes (the kept outputs' text and label) is bound to the curate.run event."""
+    b = seed_workspace(workspace)
+    con = sqlite3.connect(workspace / "appliance.db")
+    with con:
+        con.execute(sql)
+    con.close()
+    res = _export(cli, b, tmp_path)
+    assert res.exit_code == 4, res.output
+    assert "kept outputs differ from its audit event" in res.output and not (tmp_path / "o.jsonl").exists()
+
+
+def test_curation_event_binds_kept_outputs(cli, workspace: Path, tmp_path: Path):
+    from appliance.curate.kept import kept_digest
+
+    b = seed_workspace(workspace)
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    ev = ctx.ledger.events(kind="curate.run")[-1].payload
+    assert ev["kept_sha256"] == kept_digest(ctx.db.conn, b)
+    ctx.close()
+    assert _export(cli, b, tmp_path).exit_code == 0

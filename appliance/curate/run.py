@@ -7,7 +7,8 @@ export when a kept output has any, and the count stays in the database and the a
 
 Nothing is deleted: every output of the batch ends with ``status`` ``kept`` or ``dropped`` and, when
 dropped, a ``reason``; the per-output leak and PII counters, the run's summary row and one
-``curate.run`` audit event (counts only) commit in a single transaction. Running it again re-curates
+``curate.run`` audit event (counts, and the hash of the kept outputs the gate checks before export) commit
+in a single transaction. Running it again re-curates
 the batch under the current policy. Outputs the generator already dropped for PII stay dropped.
 """
 
@@ -23,6 +24,7 @@ from appliance.audit import append_in_tx
 from appliance.context import Context
 from appliance.curate.decide import GENERATION_PII, decide, pii_hits
 from appliance.curate.filters import LeakIndex
+from appliance.curate.kept import kept_digest
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput, NotFound
 
@@ -136,6 +138,7 @@ def _store(
             "pii_hits": report.pii_hits,
             "kept_leak_hits": report.kept_leak_hits,
             "kept_pii_hits": report.kept_pii_hits,
+            "kept_sha256": kept_digest(conn, report.batch_id),
             "leak_ngram_tokens": policy.leak_ngram_tokens,
             "near_dup_jaccard": policy.near_dup_jaccard,
             "output_pii_action": policy.output_pii_action,

@@ -18,6 +18,7 @@ from typing import Any
 
 from appliance.audit.chain import event_hash
 from appliance.budget.ledger import CHARGE_EVENTS, CHARGE_FIELDS, charge_digest, stored_units_digest
+from appliance.curate.kept import kept_digest
 from appliance.errors import ChainBroken
 
 PROMPT_KINDS = ("train.run", "train.non_dp")
@@ -107,11 +108,28 @@ def check_batch(conn: sqlite3.Connection, batch: dict[str, Any]) -> None:
 
 
 def check_curation(conn: sqlite3.Connection, cur: dict[str, Any]) -> None:
+    """The curation's counters, and the batch's kept outputs (what export writes), are what ``curate.run`` says."""
     what = f"curation {cur['id']} of batch {cur['batch_id']}"
-    _, payload = _by_seq(conn, cur.get("event_seq"), what)
+    seq = cur.get("event_seq")
+    _, payload = _by_seq(conn, seq, what)
     if payload.get("batch") != cur["batch_id"]:
-        raise ChainBroken(f"{what} names another batch's audit event", seq=cur.get("event_seq"), reason="row edited")
-    _compare(cur, payload, CURATION_FIELDS, what, cur.get("event_seq"))
+        raise ChainBroken(f"{what} names another batch's audit event", seq=seq, reason="row edited")
+    _compare(cur, payload, CURATION_FIELDS, what, seq)
+    bound = payload.get("kept_sha256")
+    if bound is None:
+        raise ChainBroken(
+            f"{what}: its audit event does not bind the kept outputs (curated by an older version) — run"
+            f" `appliance curate {cur['batch_id']}` again",
+            seq=seq,
+            reason="unbound",
+        )
+    if kept_digest(conn, cur["batch_id"]) != bound:
+        raise ChainBroken(
+            f"{what}: the kept outputs differ from its audit event — an output's status, text or label was edited"
+            " after curation",
+            seq=seq,
+            reason="row edited",
+        )
 
 
 def check_evaluation(conn: sqlite3.Connection, ev: dict[str, Any]) -> None:
