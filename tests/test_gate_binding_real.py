@@ -74,6 +74,7 @@ def test_real_stage_events_bind_every_gate_fact(pipeline):
     ("table", "column", "factor"),
     [
         ("prompts", "epsilon", 0.25),
+        ("prompts", "clip_norm", 4.0),  # not a field the gate compares: caught by the row's content hash
         ("privacy_charges", "epsilon", 0.25),
         ("curations", "kept_pii_hits", None),
         ("evaluations", "mauve", 0.5),

@@ -44,6 +44,15 @@ def event_hash(prev_hash: str, seq: int, ts: str, actor: str, kind: str, payload
     return _PREFIX + sha256(material.encode("utf-8")).hexdigest()
 
 
+def row_digest(row: dict[str, Any]) -> str:
+    """``sha256:`` over the canonical JSON of a whole database row (column -> value): a row's content hash.
+
+    An event that records a row carries this, and a reader recomputes it from the row as stored: any
+    edited column is a mismatch.
+    """
+    return _PREFIX + sha256(canonical_json(row).encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Break:
     """The first place a chain fails verification."""

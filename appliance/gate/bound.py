@@ -16,7 +16,7 @@ import math
 import sqlite3
 from typing import Any
 
-from appliance.audit.chain import event_hash
+from appliance.audit.chain import event_hash, row_digest
 from appliance.budget.ledger import CHARGE_EVENTS, CHARGE_FIELDS, charge_digest, stored_units_digest
 from appliance.curate.kept import kept_digest
 from appliance.errors import ChainBroken
@@ -96,6 +96,13 @@ def check_prompt(conn: sqlite3.Connection, prompt: dict[str, Any]) -> None:
     what = f"prompt {prompt['id']}"
     kind, payload = _by_key(conn, PROMPT_KINDS, "prompt_id", prompt["id"], what)
     _compare(prompt, payload, PROMPT_FIELDS, what, None)
+    bound = payload.get("row_sha256")  # the whole row's content hash (events written since issue 15)
+    cols = payload.get("row_columns") or []
+    if bound is not None and row_digest({c: prompt.get(c) for c in cols}) != bound:
+        raise ChainBroken(
+            f"{what}: the row differs from the content hash in its audit event — it was edited after it was recorded",
+            reason="row edited",
+        )
     if kind == "train.non_dp" and (prompt["dp"] or prompt["exportable"]):
         raise ChainBroken(f"{what} was trained without DP (train.non_dp) but its row says dp", reason="row edited")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.audit.chain import row_digest
 from appliance.audit.ledger import append_in_tx
 from appliance.budget.ledger import BudgetLedger
 from appliance.context import Context
@@ -109,6 +110,10 @@ def store(ctx: Context, rec: PromptRecord, *, reservation: int | None, audit: di
                 utc_now(),
             ),
         )
+        cur = conn.execute("SELECT * FROM prompts WHERE id = ?", (rec.id,))
+        row = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
+        # the gate checks the stored row against its content hash (over the columns it had when written)
+        audit = {**audit, "row_sha256": row_digest(row), "row_columns": sorted(row)}
         if rec.dp and reservation is not None:
             spent = ledger.settle_in_tx(
                 conn, reservation, prompt_id=rec.id, epsilon=float(rec.epsilon or 0.0), delta=float(rec.delta or 0.0)
