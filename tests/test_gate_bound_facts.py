@@ -1,0 +1,131 @@
+"""Issue 15 §5: every fact the gate reads is bound to the audit chain — charges, kept outputs, prompts.
+
+Rows are edited with the sqlite3 module, as anyone who can write the workspace could; the events are left
+alone. The export must then fail with exit 4 and write nothing, whatever the gate's policy says.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from gate_fixtures import seed_workspace, write_policy
+
+from appliance.budget.ledger import dataset_units, insert_charge_in_tx, most_charged, unit_spent
+from appliance.config import Workspace
+from appliance.context import Context
+from appliance.db import transaction
+
+# --- charges are gate facts bound to the chain (§5) ----------------------------------------------------------
+
+
+def _export(cli, batch: str, tmp_path: Path):
+    return cli("export", batch, "--out", str(tmp_path / "o.jsonl"))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE privacy_charges SET epsilon = 0.1",
+        "UPDATE privacy_charges SET status = 'released'",
+        "DELETE FROM unit_charges WHERE rowid IN (SELECT rowid FROM unit_charges LIMIT 1)",
+        "DELETE FROM unit_charges; DELETE FROM privacy_charges",
+    ],
+)
+def test_an_edited_charge_is_exit_4(cli, workspace: Path, tmp_path: Path, sql: str):
+    b = seed_workspace(workspace)
+    con = sqlite3.connect(workspace / "appliance.db")
+    con.executescript(sql)
+    con.close()
+    res = _export(cli, b, tmp_path)
+    assert res.exit_code == 4, res.output
+    assert "privacy charge" in res.output and not (tmp_path / "o.jsonl").exists()
+
+
+def test_gate_refuses_a_record_over_the_cap_through_another_dataset(cli, workspace: Path, tmp_path: Path):
+    b = seed_workspace(workspace, epsilon=3.0)
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    with transaction(ctx.db) as conn:
+        conn.execute(
+            "INSERT INTO datasets (name, created_at, source_sha256, policy_sha256) VALUES ('copy', 'now', ?, ?)",
+            ("sha256:" + "1" * 64, ctx.policy_sha256),
+        )
+        units = dataset_units(conn, "bank")
+        insert_charge_in_tx(conn, "copy", epsilon=14.0, delta=1e-7, accountant="rdp", actor="t", units=units)
+    assert unit_spent(ctx.db.conn)[next(iter(units))].epsilon == pytest.approx(17.0)
+    ctx.close()
+    res = _export(cli, b, tmp_path)
+    assert res.exit_code == 3 and '"check": "record_epsilon"' in res.output
+
+
+@pytest.mark.parametrize("gate", [{}, {"enabled": False}, {"enabled": False, "require_dp": False}])
+def test_sqlite_edit_of_a_non_dp_prompt_is_exit_4(cli, workspace: Path, tmp_path: Path, gate: dict):
+    """The issue's attack, verbatim: flip a --no-dp prompt to DP with sqlite3, leave the events alone —
+    whatever the gate's policy says (the facts are checked before any policy is applied)."""
+    write_policy(workspace, gate=gate)
+    b = seed_workspace(workspace, dp=False)
+    con = sqlite3.connect(workspace / "appliance.db")
+    with con:
+        con.execute("UPDATE prompts SET dp=1, exportable=1")
+    con.close()
+    res = _export(cli, b, tmp_path)
+    assert res.exit_code == 4, res.output
+    assert "audit event" in res.output and not (tmp_path / "o.jsonl").exists()
+
+
+def test_legacy_charges_are_charged_to_their_records_and_bound(cli, workspace: Path, tmp_path: Path):
+    """A charge written before per-record charges existed (no unit rows, no event) is bound by the migration."""
+    from appliance.budget.ledger import bind_legacy_charges
+
+    write_policy(workspace, privacy={"max_total_delta": 1e-4})
+    b = seed_workspace(workspace, epsilon=3.0)
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    with transaction(ctx.db) as conn:
+        conn.execute(
+            "INSERT INTO privacy_charges (dataset, prompt_id, epsilon, delta, accountant, composition, created_at)"
+            " VALUES ('bank', NULL, 2.0, 1e-6, 'rdp', 'basic', 'then')"
+        )
+    ctx.close()
+    assert _export(cli, b, tmp_path).exit_code == 4  # a charge without its event is not a fact
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    with transaction(ctx.db) as conn:
+        assert bind_legacy_charges(conn) == 1
+    worst = most_charged(ctx.db.conn, "bank")
+    assert worst is not None and worst[1].epsilon == pytest.approx(5.0)
+    assert ctx.ledger.events(kind="budget.bind")[-1].actor == "migration"
+    ctx.close()
+    assert _export(cli, b, tmp_path).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE outputs SET text = 'my name is Alice Example' WHERE idx = 0",
+        "UPDATE outputs SET label = 'secret_label' WHERE idx = 1",
+        "UPDATE outputs SET status = 'dropped' WHERE idx = 2",
+        "INSERT INTO outputs (batch_id, idx, text, n_tokens, findings, status, created_at)"
+        " VALUES ('b-test', 99, 'an injected record', 3, '[]', 'kept', 'now')",
+    ],
+)
+def test_kept_outputs_edited_after_curation_are_exit_4(cli, workspace: Path, tmp_path: Path, sql: str):
+    """What export writes (the kept outputs' text and label) is bound to the curate.run event."""
+    b = seed_workspace(workspace)
+    con = sqlite3.connect(workspace / "appliance.db")
+    with con:
+        con.execute(sql)
+    con.close()
+    res = _export(cli, b, tmp_path)
+    assert res.exit_code == 4, res.output
+    assert "kept outputs differ from its audit event" in res.output and not (tmp_path / "o.jsonl").exists()
+
+
+def test_curation_event_binds_kept_outputs(cli, workspace: Path, tmp_path: Path):
+    from appliance.curate.kept import kept_digest
+
+    b = seed_workspace(workspace)
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    ev = ctx.ledger.events(kind="curate.run")[-1].payload
+    assert ev["kept_sha256"] == kept_digest(ctx.db.conn, b)
+    ctx.close()
+    assert _export(cli, b, tmp_path).exit_code == 0
