@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,18 @@ def test_report_shows_the_most_charged_record(cli, ctx: Context, tmp_path: Path)
     assert cli("audit", "report", "--out", str(out)).exit_code == 0
     html = out.read_text(encoding="utf-8")
     assert "most-charged unit" in html and "add/remove-one-record" in html and "one subject" in html
+
+
+@pytest.mark.slow
+def test_cli_import_with_subject_field_real_presidio(cli, workspace: Path, tmp_path: Path):
+    """The happy path through the CLI and the real PII engine: the person is the unit, the id is stored nowhere."""
+    rows = [{"text": f"Please check the card payment number {i} again", "person": f"anna.k{i % 3}@example.com"}
+            for i in range(12)]  # fmt: skip
+    src = _jsonl(tmp_path / "s.jsonl", rows)
+    res = cli("seeds", "import", str(src), "--dataset", "people", "--subject-field", "person", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc["budget_unit"] == "subject" and doc["subjects"] == 3
+    assert "example.com" not in res.output
+    dump = "\n".join(sqlite3.connect(workspace / "appliance.db").iterdump())
+    assert "anna.k" not in dump and "example.com" not in dump
