@@ -129,3 +129,29 @@ def test_curation_event_binds_kept_outputs(cli, workspace: Path, tmp_path: Path)
     assert ev["kept_sha256"] == kept_digest(ctx.db.conn, b)
     ctx.close()
     assert _export(cli, b, tmp_path).exit_code == 0
+
+
+@pytest.mark.parametrize("subject_field", [None, "person"])
+def test_manifest_states_the_budget_unit_from_the_import_event(cli, workspace: Path, tmp_path: Path, subject_field):
+    """The signed manifest says what bounds every unit over all runs: caps per record, or per declared subject."""
+    import json
+
+    from appliance.audit.ledger import append_in_tx
+
+    b = seed_workspace(workspace)
+    if subject_field:
+        ctx = Context.open(Workspace(workspace), actor="tester")
+        with transaction(ctx.db) as conn:
+            append_in_tx(conn, "seeds.import", {"dataset": "bank", "subject_field": subject_field}, "tester")
+        ctx.close()
+    assert _export(cli, b, tmp_path).exit_code == 0
+    doc = json.loads((tmp_path / "o.jsonl.manifest.json").read_text())
+    unit = "subject" if subject_field else "record"
+    assert doc["privacy"]["neighbouring"] == "add/remove one record"  # the run's own (ε, δ)
+    assert doc["privacy"]["budget"] == {
+        "unit": unit,
+        "neighbouring": f"add/remove one {unit}",
+        "epsilon_cap_per_unit": 16.0,
+        "delta_cap_per_unit": 1e-5,
+        "composition": "basic",
+    }

@@ -5,7 +5,8 @@ database rewritten whole is caught by the heads handed out in signed manifests).
 The signature covers the canonical JSON of every field except ``signature``.
 
 Promise: the manifest leaves the building with the data, so it carries only public facts — the DP
-parameters (ε, δ, noise multiplier, sample rate, steps, clip norm, accountant, the neighbouring relation),
+parameters (ε, δ, noise multiplier, sample rate, steps, clip norm, accountant, the neighbouring relation of
+the run's (ε, δ), and the per-record or per-subject budget caps that bound every unit over all runs),
 hashes, model and policy identity, and each gate check's name and pass/fail. No statistic of a private
 record is in it (losses, MIA AUCs, TSTR accuracy, DCR medians, length quantiles, member counts): those
 values stay in the database, the audit log and the compliance report.
@@ -51,6 +52,7 @@ def public_body(
     dataset_epsilon: float,
     dataset_epsilon_cap: float,
     policy_sha256: str,
+    budget: dict[str, Any] | None = None,
     gate: dict[str, Any],
     approval: dict[str, Any] | None,
     file: dict[str, Any],
@@ -60,6 +62,8 @@ def public_body(
 
     ``gate`` is a decision's ``as_dict()``: only each check's name and pass/fail are kept, never the
     measured value. ``prompt`` is a ``prompts`` row: only its DP parameters and artifact hash are kept.
+    ``budget`` states what bounds every unit over all runs (policy values, not measurements): its unit
+    (one record, or one declared subject), the Σε and Σδ caps, and the composition.
     """
     return {
         "manifest_version": VERSION,
@@ -78,6 +82,7 @@ def public_body(
             "neighbouring": NEIGHBOURING,
             "dataset_epsilon_spent": dataset_epsilon,
             "dataset_epsilon_cap": dataset_epsilon_cap,
+            "budget": budget,
         },
         "gate": {
             "enabled": gate["enabled"],

@@ -143,6 +143,13 @@ def _manifest_body(
         dataset_epsilon=f.dataset_epsilon,
         dataset_epsilon_cap=ctx.policy.privacy.dataset_epsilon_cap,
         policy_sha256=ctx.policy_sha256,
+        budget={
+            "unit": bf.budget_unit,
+            "neighbouring": f"add/remove one {bf.budget_unit}",
+            "epsilon_cap_per_unit": ctx.policy.privacy.dataset_epsilon_cap,
+            "delta_cap_per_unit": ctx.policy.privacy.max_total_delta,
+            "composition": "basic",
+        },
         gate=decision.as_dict(),
         approval=None
         if req is None

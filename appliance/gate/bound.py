@@ -200,3 +200,20 @@ def check_charges(conn: sqlite3.Connection) -> None:
             f"privacy charge {gone[0]} is in the audit chain but not in the database — the row was deleted",
             reason="row deleted",
         )
+
+
+def budget_unit(conn: sqlite3.Connection, dataset: str) -> str:
+    """``"subject"`` when the dataset's verified ``seeds.import`` event declared a subject field, else ``"record"``.
+
+    Read from the event, not the mutable ``datasets`` row, since it goes into the signed manifest; a dataset
+    without an import event (written before events bound it) is claimed at the weaker, record level.
+    """
+    row = conn.execute(
+        f"SELECT {_COLS} FROM events WHERE kind = 'seeds.import' AND json_extract(payload, '$.dataset') = ?"
+        " ORDER BY seq LIMIT 1",
+        (dataset,),
+    ).fetchone()
+    if row is None:
+        return "record"
+    _, payload = verified_event(conn, row, f"dataset {dataset}")
+    return "subject" if payload.get("subject_field") else "record"

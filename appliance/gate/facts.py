@@ -32,6 +32,7 @@ class BatchFacts:
     evaluation: dict[str, Any] | None
     probe: dict[str, Any] | None
     labels_public: bool = True  # every label on a kept output was declared public schema at import
+    budget_unit: str = "record"  # what the per-unit caps bound: one record, or one declared subject
 
 
 def _one(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
@@ -163,4 +164,4 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
         record_delta=worst[1].delta if worst else 0.0,
     )
     public = labels_declared_public(conn, batch["dataset"], batch["id"])
-    return BatchFacts(facts, batch, prompt, cur, ev, probe, public)
+    return BatchFacts(facts, batch, prompt, cur, ev, probe, public, bound.budget_unit(conn, batch["dataset"]))
