@@ -208,6 +208,16 @@ def test_subject_field_makes_the_person_the_unit(ctx: Context, tmp_path: Path):
         ledger.reserve("people", epsilon=8.0, delta=1e-9, accountant="rdp", actor="t", policy_sha256="x")
 
 
+def test_a_subjects_records_share_a_split(ctx: Context, tmp_path: Path):
+    _import(ctx, _jsonl(tmp_path / "s.jsonl", _rows(60)), "people", subject_field="person")
+    rows = ctx.db.conn.execute("SELECT subject_key, split FROM records WHERE dataset = 'people'").fetchall()
+    by_subject: dict[str, set[str]] = {}
+    for subject, split in rows:
+        by_subject.setdefault(subject, set()).add(split)
+    assert all(len(s) == 1 for s in by_subject.values())
+    assert {"train", "holdout"} == {next(iter(s)) for s in by_subject.values()}
+
+
 def test_subject_group_delta_is_charged(ctx: Context, tmp_path: Path):
     _import(ctx, _jsonl(tmp_path / "s.jsonl", _rows(30)), "people", subject_field="person")
     with pytest.raises(BudgetExhausted, match=r"privacy\.max_total_delta.*k·e\^\(\(k−1\)ε\)·δ"):

@@ -47,3 +47,13 @@ def test_duplicates_share_a_split() -> None:
 def test_key_is_content_defined() -> None:
     assert record_key("a") == record_key(" A ") != record_key("b")  # normalised: case and spacing do not count
     assert len(record_key("x")) == 64
+
+
+def test_group_keys_joins_records_through_shared_subjects_and_texts() -> None:
+    from appliance.ingest.split import group_keys
+
+    keys = ["k3", "k1", "k2", "k4", "k3", "k5"]
+    subjects = ["s1", "s2", "s1", None, "s9", None]
+    # k3 and k2 share s1; k3 appears again under s9: one group {k2, k3} with representative k2
+    assert group_keys(keys, subjects) == ["k2", "k1", "k2", "k4", "k2", "k5"]
+    assert group_keys(keys, [None] * 6) == keys  # without subjects: the text keys unchanged

@@ -33,7 +33,7 @@ from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
 from appliance.ingest.readers import BadRecord, ReadResult, SeedRecord, read_seeds
-from appliance.ingest.split import assign_splits, record_key
+from appliance.ingest.split import assign_splits, group_keys, record_key
 from appliance.pii import PiiPipeline
 from appliance.pii.pipeline import PiiResult
 from appliance.pii.pseudonym import load_key
@@ -178,14 +178,17 @@ def import_seeds(
         raise BadInput(f"the PII policy dropped every record ({dropped_by}) — nothing to import; review pii.entities")
     # split on the redacted text with pseudonyms as <TYPE>: records identical after redaction share a split (never
     # train and holdout), and the same file splits the same way under any dataset name
-    splits = assign_splits(
-        [record_key(res.key_text if res.key_text is not None else res.text or "") for _, res, _ in kept],
-        ctx.policy.privacy.holdout_fraction,
-    )
-    secret = load_key(ctx.ws.keys) if subject_field is not None else b""
+    # with declared subjects, all of one person's records share a split too
+    keys = [record_key(res.key_text if res.key_text is not None else res.text or "") for _, res, _ in kept]
+    secret = load_key(ctx.ws.keys) if subject_field is not None else None
+    subjects = [
+        subject_unit(secret, rec.subject) if secret is not None and rec.subject is not None else None
+        for rec, _, _ in kept
+    ]
+    splits = assign_splits(group_keys(keys, subjects), ctx.policy.privacy.holdout_fraction)
     rows = [
-        _row(dataset, rec, res, label, split, secret if subject_field is not None else None)
-        for (rec, res, label), split in zip(kept, splits, strict=True)
+        _row(dataset, rec, res, label, split, subject)
+        for (rec, res, label), split, subject in zip(kept, splits, subjects, strict=True)
     ]
     if subject_field is not None:
         summary.n_subjects = len({r[9] for r in rows})
@@ -235,12 +238,11 @@ def _count(summary: ImportSummary, res: PiiResult) -> None:
             summary.dropped_by[f["type"]] = summary.dropped_by.get(f["type"], 0) + 1
 
 
-def _row(dataset: str, rec: Any, res: PiiResult, label: str | None, split: str, secret: bytes | None) -> tuple:
+def _row(dataset: str, rec: Any, res: PiiResult, label: str | None, split: str, subject: str | None) -> tuple:
     text = res.text or ""
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     findings = json.dumps(res.findings, separators=(",", ":"), sort_keys=True)
     unit = record_unit(res.key_text if res.key_text is not None else text)
-    subject = subject_unit(secret, rec.subject) if secret is not None and rec.subject is not None else None
     return (dataset, rec.index, text, label, split, digest, findings, utc_now(), unit, subject)
 
 

@@ -7,7 +7,9 @@ value — a uniform, content-defined order — and whole key groups are moved to
 hash up until ``round(fraction * n)`` records are covered. Consequences: the same file always splits the
 same way; records identical after redaction always share a split (so the holdout never holds a copy of
 a training record and the membership probes are not biased by one); with two or more distinct texts
-both splits are non-empty.
+both splits are non-empty. With declared subjects, :func:`group_keys` joins the groups of records that share
+a subject, so all of one person's records also share a split (the membership probes then compare members
+with people the prompt never saw).
 """
 
 from __future__ import annotations
@@ -48,3 +50,25 @@ def assign_splits(keys: Sequence[str], fraction: float) -> list[str]:
         chosen.add(key)
         covered += counts[key]
     return ["holdout" if k in chosen else "train" for k in keys]
+
+
+def group_keys(keys: Sequence[str], subjects: Sequence[str | None]) -> list[str]:
+    """One split key per record: its text key, or, when records are linked through shared text keys or shared
+    subjects, the smallest text key of its connected group (union-find)."""
+    parent = {k: k for k in keys}
+
+    def find(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    first: dict[str, str] = {}
+    for key, subject in zip(keys, subjects, strict=True):
+        if subject is None:
+            continue
+        other = first.setdefault(subject, key)
+        a, b = find(key), find(other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return [find(k) for k in keys]
