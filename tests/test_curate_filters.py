@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.curate.decide import OUTPUT_PII, decide, pii_hits
+from appliance.curate.decide import OUTPUT_PII, UNFINISHED, decide, pii_hits
 from appliance.curate.dedup import exact_duplicates, jaccard, near_duplicates
 from appliance.curate.filters import LeakIndex, alpha_ratio, has_binary, quality_reason, repeated_ngram_ratio
 from appliance.curate.text import char_shingles, normalize, text_hash, words
@@ -105,4 +105,16 @@ def test_decide_never_reads_the_seeds() -> None:
     """Curation is post-processing of the DP outputs: its signature has no seed-dependent input."""
     import inspect
 
-    assert set(inspect.signature(decide).parameters) == {"texts", "pii", "policy"}
+    assert set(inspect.signature(decide).parameters) == {"texts", "pii", "policy", "finish_reasons"}
+
+
+def test_decide_drops_outputs_cut_off_at_the_token_limit() -> None:
+    """An output that hit max_tokens is a half sentence; dropping it reads only the engine's finish reason."""
+    texts = ["How long until my new card arrives?", "I ordered a card last week and it still has not", "Where is it?"]
+    finish = ["eos", "length", None]  # None: a batch from before the finish reason was stored
+    assert decide(texts, pii=[0, 0, 0], policy=POLICY, finish_reasons=finish) == [None, UNFINISHED, None]
+    keep = CurationPolicy(drop_unfinished=False)
+    assert decide(texts, pii=[0, 0, 0], policy=keep, finish_reasons=finish) == [None, None, None]
+    assert decide(texts, pii=[0, 0, 0], policy=POLICY) == [None, None, None]  # unknown: never dropped for it
+    with pytest.raises(ValueError):
+        decide(texts, pii=[0, 0, 0], policy=POLICY, finish_reasons=["eos"])

@@ -1,7 +1,8 @@
 """The curation decision: one reason per output (or None = kept), from texts and per-output counters.
 
 Pure function of the outputs alone. Filters apply in a fixed order and the first one that fires names
-the reason: PII still present → quality (too short, too long, non-text, repetitive) → exact duplicate →
+the reason: PII still present → unfinished (cut off at ``generation.max_tokens``, when
+``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive) → exact duplicate →
 near duplicate. Deduplication only looks at outputs that passed every earlier filter, so each duplicate
 group keeps its first clean member.
 
@@ -23,7 +24,8 @@ from appliance.policy.schema import CurationPolicy
 OUTPUT_PII = "output_pii"
 GENERATION_PII = "pii"  # set by `appliance generate` when the output scan dropped the record
 # ``leak`` no longer comes out of :func:`decide`; it stays so that older curations still read back.
-REASONS = (GENERATION_PII, OUTPUT_PII, LEAK, "too_short", "too_long", "non_text", "repetitive", EXACT, NEAR)
+UNFINISHED = "unfinished"  # the output hit max_tokens before EOS or a stop string: cut mid-sentence
+REASONS = (GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", EXACT, NEAR)
 
 
 def pii_hits(findings: list[dict[str, Any]], *, count_pseudonyms: bool) -> int:
@@ -36,14 +38,27 @@ def pii_hits(findings: list[dict[str, Any]], *, count_pseudonyms: bool) -> int:
     return sum(1 for f in findings if f.get("action") not in skip)
 
 
-def decide(texts: Sequence[str], *, pii: Sequence[int], policy: CurationPolicy) -> list[str | None]:
-    """The reason each text is dropped, or None when it is kept (the seeds play no part)."""
-    if len(texts) != len(pii):
-        raise ValueError("texts and pii must have the same length")
+def decide(
+    texts: Sequence[str],
+    *,
+    pii: Sequence[int],
+    policy: CurationPolicy,
+    finish_reasons: Sequence[str | None] | None = None,
+) -> list[str | None]:
+    """The reason each text is dropped, or None when it is kept (the seeds play no part).
+
+    ``finish_reasons`` (the engine's ``eos`` / ``stop`` / ``length`` per output; None for unknown, as in
+    batches from before it was stored) lets ``policy.drop_unfinished`` drop outputs cut off at the token limit.
+    """
+    finish = list(finish_reasons) if finish_reasons is not None else [None] * len(texts)
+    if not (len(texts) == len(pii) == len(finish)):
+        raise ValueError("texts, pii and finish_reasons must have the same length")
     reasons: list[str | None] = []
-    for text, p in zip(texts, pii, strict=True):
+    for text, p, fin in zip(texts, pii, finish, strict=True):
         if p > 0 and policy.output_pii_action == "drop":
             reasons.append(OUTPUT_PII)
+        elif fin == "length" and policy.drop_unfinished:
+            reasons.append(UNFINISHED)
         else:
             reasons.append(quality_reason(text, policy))
     clean = [i for i, r in enumerate(reasons) if r is None]

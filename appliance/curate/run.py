@@ -72,7 +72,7 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         )
     policy = ctx.policy.curation
     rows = ctx.db.conn.execute(
-        "SELECT id, text, status, reason FROM outputs WHERE batch_id = ? ORDER BY idx", (batch_id,)
+        "SELECT id, text, status, reason, finish_reason FROM outputs WHERE batch_id = ? ORDER BY idx", (batch_id,)
     ).fetchall()
     if not rows:
         raise BadInput(f"batch {batch_id} has no outputs to curate — run `appliance generate --resume {batch_id}`")
@@ -90,7 +90,7 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     pii = [pii_hits(f, count_pseudonyms=policy.pii_count_pseudonyms) for f in findings]
     index = LeakIndex(train_seeds(ctx, batch["dataset"]), policy.leak_ngram_tokens)
     leaks = [index.hits(t) for t in texts]
-    reasons = decide(texts, pii=pii, policy=policy)
+    reasons = decide(texts, pii=pii, policy=policy, finish_reasons=[r[4] for r in live])
 
     counts = Counter(r for r in reasons if r is not None)
     counts.update({GENERATION_PII: sum(pre_dropped)} if any(pre_dropped) else {})

@@ -318,6 +318,11 @@ class CurationPolicy(_Strict):
     min_alpha_ratio: Probability = 0.5
     repeated_ngram_tokens: int = Field(default=3, ge=1, le=20, description="n of the repeated n-gram ratio")
     output_pii_action: Literal["drop", "keep"] = "drop"
+    drop_unfinished: bool = Field(
+        default=True,
+        description="drop outputs cut off at generation.max_tokens (no EOS or stop string): a half sentence is not"
+        " a record; a rule on the output alone, so the export stays post-processing of the DP generator",
+    )
     pii_count_pseudonyms: bool = Field(
         default=False, description="true: a re-scan hit of a pseudonymised type (a surrogate) also counts as PII"
     )
