@@ -105,7 +105,7 @@ def test_decide_never_reads_the_seeds() -> None:
     """Curation is post-processing of the DP outputs: its signature has no seed-dependent input."""
     import inspect
 
-    assert set(inspect.signature(decide).parameters) == {"texts", "pii", "policy", "finish_reasons"}
+    assert set(inspect.signature(decide).parameters) == {"texts", "pii", "policy", "finish_reasons", "label_ok"}
 
 
 def test_decide_drops_outputs_cut_off_at_the_token_limit() -> None:

@@ -66,6 +66,12 @@ def test_real_stage_events_bind_every_gate_fact(pipeline):
         # the run charged every train record its accounted ε (the per-record ledger, bound by train.run)
         assert bf.facts.record_epsilon == pytest.approx(bf.facts.epsilon)
         assert bf.facts.record_delta == pytest.approx(bf.facts.delta)
+        # curation read the batch with its own DP generator (real llama.cpp scoring under all three labels)
+        (payload,) = ctx.db.conn.execute(
+            "SELECT payload FROM events WHERE kind = 'curate.run' ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        check = json.loads(payload)["label_check"]
+        assert check["label_consistency"] == "on" and check["labels"] == len(CATEGORIES)
     finally:
         ctx.close()
 

@@ -2,9 +2,9 @@
 
 Pure function of the outputs alone. Filters apply in a fixed order and the first one that fires names
 the reason: PII still present → unfinished (cut off at ``generation.max_tokens``, when
-``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive) → exact duplicate →
-near duplicate. Deduplication only looks at outputs that passed every earlier filter, so each duplicate
-group keeps its first clean member.
+``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive) → off-label
+(``label_ok``: the DP generator's own reading) → exact duplicate → near duplicate. Deduplication only
+looks at outputs that passed every earlier filter, so each duplicate group keeps its first clean member.
 
 No filter here reads the private seeds: selecting outputs by their similarity to a training record is
 a data-dependent choice outside DP (Ganev & De Cristofaro 2023), so what is released stays
@@ -24,8 +24,12 @@ from appliance.policy.schema import CurationPolicy
 OUTPUT_PII = "output_pii"
 GENERATION_PII = "pii"  # set by `appliance generate` when the output scan dropped the record
 # ``leak`` no longer comes out of :func:`decide`; it stays so that older curations still read back.
+OFF_LABEL = "off_label"  # the DP generator itself reads the output as another label (curate/consistency.py)
 UNFINISHED = "unfinished"  # the output hit max_tokens before EOS or a stop string: cut mid-sentence
-REASONS = (GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", EXACT, NEAR)
+REASONS = (
+    GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", OFF_LABEL, EXACT,
+    NEAR,
+)  # fmt: skip
 
 
 def pii_hits(findings: list[dict[str, Any]], *, count_pseudonyms: bool) -> int:
@@ -44,15 +48,19 @@ def decide(
     pii: Sequence[int],
     policy: CurationPolicy,
     finish_reasons: Sequence[str | None] | None = None,
+    label_ok: Sequence[bool] | None = None,
 ) -> list[str | None]:
     """The reason each text is dropped, or None when it is kept (the seeds play no part).
 
     ``finish_reasons`` (the engine's ``eos`` / ``stop`` / ``length`` per output; None for unknown, as in
     batches from before it was stored) lets ``policy.drop_unfinished`` drop outputs cut off at the token limit.
+    ``label_ok`` (None: not checked) marks outputs the DP generator reads as their own label; the others are
+    dropped as ``off_label`` after the quality filters (a function of the DP artifact and the outputs).
     """
     finish = list(finish_reasons) if finish_reasons is not None else [None] * len(texts)
-    if not (len(texts) == len(pii) == len(finish)):
-        raise ValueError("texts, pii and finish_reasons must have the same length")
+    ok = list(label_ok) if label_ok is not None else [True] * len(texts)
+    if not (len(texts) == len(pii) == len(finish) == len(ok)):
+        raise ValueError("texts, pii, finish_reasons and label_ok must have the same length")
     reasons: list[str | None] = []
     for text, p, fin in zip(texts, pii, finish, strict=True):
         if p > 0 and policy.output_pii_action == "drop":
@@ -61,6 +69,7 @@ def decide(
             reasons.append(UNFINISHED)
         else:
             reasons.append(quality_reason(text, policy))
+    reasons = [OFF_LABEL if r is None and not good else r for r, good in zip(reasons, ok, strict=True)]
     clean = [i for i, r in enumerate(reasons) if r is None]
     for local in exact_duplicates([texts[i] for i in clean]):
         reasons[clean[local]] = EXACT

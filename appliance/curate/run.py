@@ -51,10 +51,42 @@ class CurationReport:
 
 def batch_row(ctx: Context, batch_id: str) -> dict[str, Any]:
     """The batch's dataset and status; :class:`NotFound` (exit 1) for an unknown id."""
-    row = ctx.db.conn.execute("SELECT id, dataset, status FROM batches WHERE id = ?", (batch_id,)).fetchone()
+    cur = ctx.db.conn.execute(
+        "SELECT id, dataset, status, mode, prompt_id, model_name, model_sha256 FROM batches WHERE id = ?", (batch_id,)
+    )
+    row = cur.fetchone()
     if row is None:
         raise NotFound(f"unknown batch {batch_id!r} — see `appliance batches list`")
-    return {"id": row[0], "dataset": row[1], "status": row[2]}
+    return dict(zip([c[0] for c in cur.description], row, strict=True))
+
+
+def label_check(
+    ctx: Context, batch: dict[str, Any], texts: Sequence[str], labels: Sequence[str | None]
+) -> tuple[list[bool] | None, dict[str, Any]]:
+    """Which outputs the batch's own DP generator reads as their label (:mod:`appliance.curate.consistency`),
+    or None when the check does not apply: ``off`` (curation.label_consistency false), ``no_soft_prompt`` (a
+    few-shot batch), ``under_two_labels`` (an unlabelled or one-label prompt), as the audit event records."""
+    policy = ctx.policy.curation
+    if not policy.label_consistency:
+        return None, {"label_consistency": "off"}
+    if batch.get("mode") != "softprompt" or not batch.get("prompt_id"):
+        return None, {"label_consistency": "no_soft_prompt"}
+    cur = ctx.db.conn.execute("SELECT * FROM prompts WHERE id = ?", (batch["prompt_id"],))
+    row = cur.fetchone()
+    prompt = dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
+    label_set = list(json.loads((prompt or {}).get("meta") or "{}").get("labels") or [])
+    if prompt is None or len(label_set) < 2 or not texts or any(lab not in label_set for lab in labels):
+        return None, {"label_consistency": "under_two_labels"}
+    from appliance.curate.consistency import consistent, score_labels
+    from appliance.probes.scoring import open_scorer
+
+    backend, scorer = open_scorer(ctx, batch, prompt)
+    try:
+        scores = score_labels(scorer, texts, label_set)
+    finally:
+        backend.close()
+    ok = consistent(scores, [label_set.index(str(lab)) for lab in labels], margin=policy.label_margin_nats)
+    return ok, {"label_consistency": "on", "label_margin_nats": policy.label_margin_nats, "labels": len(label_set)}
 
 
 def train_seeds(ctx: Context, dataset: str) -> list[str]:
@@ -72,7 +104,8 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         )
     policy = ctx.policy.curation
     rows = ctx.db.conn.execute(
-        "SELECT id, text, status, reason, finish_reason FROM outputs WHERE batch_id = ? ORDER BY idx", (batch_id,)
+        "SELECT id, text, status, reason, finish_reason, label FROM outputs WHERE batch_id = ? ORDER BY idx",
+        (batch_id,),
     ).fetchall()
     if not rows:
         raise BadInput(f"batch {batch_id} has no outputs to curate — run `appliance generate --resume {batch_id}`")
@@ -90,7 +123,8 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     pii = [pii_hits(f, count_pseudonyms=policy.pii_count_pseudonyms) for f in findings]
     index = LeakIndex(train_seeds(ctx, batch["dataset"]), policy.leak_ngram_tokens)
     leaks = [index.hits(t) for t in texts]
-    reasons = decide(texts, pii=pii, policy=policy, finish_reasons=[r[4] for r in live])
+    label_ok, check_info = label_check(ctx, batch, texts, [r[5] for r in live])
+    reasons = decide(texts, pii=pii, policy=policy, finish_reasons=[r[4] for r in live], label_ok=label_ok)
 
     counts = Counter(r for r in reasons if r is not None)
     counts.update({GENERATION_PII: sum(pre_dropped)} if any(pre_dropped) else {})
@@ -107,7 +141,7 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         kept_leak_hits=sum(leaks[i] for i in kept),
         kept_pii_hits=sum(pii[i] for i in kept),
     )
-    _store(ctx, report, [r[0] for r in live], reasons, leaks, pii, engine_info)
+    _store(ctx, report, [r[0] for r in live], reasons, leaks, pii, engine_info, check_info)
     return report
 
 
@@ -119,6 +153,7 @@ def _store(
     leaks: list[int],
     pii: list[int],
     engine: dict[str, Any],
+    checks: dict[str, Any],
 ) -> None:
     policy = ctx.policy.curation
     updates = [
@@ -143,6 +178,7 @@ def _store(
             "near_dup_jaccard": policy.near_dup_jaccard,
             "output_pii_action": policy.output_pii_action,
             "pii_engine": engine,
+            "label_check": checks,
             "model_sha256": engine.get("model_sha256"),
             "policy_sha256": ctx.policy_sha256,
         }

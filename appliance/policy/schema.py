@@ -318,6 +318,14 @@ class CurationPolicy(_Strict):
     min_alpha_ratio: Probability = 0.5
     repeated_ngram_tokens: int = Field(default=3, ge=1, le=20, description="n of the repeated n-gram ratio")
     output_pii_action: Literal["drop", "keep"] = "drop"
+    label_consistency: bool = Field(
+        default=True,
+        description="labelled soft-prompt batches: drop outputs the DP generator itself scores higher under another"
+        " label (its own class posterior); reads the DP prompt and the outputs, never the seeds",
+    )
+    label_margin_nats: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        default=0.0, description="an output's own label must beat every other label by more than this (nats)"
+    )
     drop_unfinished: bool = Field(
         default=True,
         description="drop outputs cut off at generation.max_tokens (no EOS or stop string): a half sentence is not"

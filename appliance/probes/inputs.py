@@ -17,7 +17,7 @@ import numpy as np
 
 from appliance.context import Context
 from appliance.errors import BadInput
-from appliance.probes.scoring import LikelihoodScorer
+from appliance.probes.scoring import LikelihoodScorer, open_scorer
 from appliance.train.canaries import Canary
 from appliance.train.canaries import load as load_canaries
 
@@ -55,28 +55,9 @@ class ProbeInputs:
     def scorer(self) -> LikelihoodScorer:
         """The batch's model with the prompt's verified soft prompt (loaded once)."""
         if self._scorer is None:
-            from appliance.generate.backend import build_backend
-            from appliance.generate.prompts import load_soft_prompt
-            from appliance.models.registry import verified_path
-
             if self.prompt is None:
                 raise BadInput(f"batch {self.batch['id']} has no soft prompt to probe")
-            _, path, sha = verified_path(self.batch["model_name"], self.ctx.ws)
-            if sha != self.batch["model_sha256"]:
-                raise BadInput(
-                    f"batch {self.batch['id']} was generated with a different model file than"
-                    f" {self.batch['model_name']} now is — re-generate the batch"
-                )
-            g = self.ctx.policy.generation
-            self._backend = build_backend("llama.cpp", path, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=1)
-            sp = load_soft_prompt(
-                self.ctx.ws,
-                self.prompt,
-                model_name=self.batch["model_name"],
-                model_sha256=sha,
-                n_embd=self._backend.n_embd,
-            )
-            self._scorer = LikelihoodScorer.from_prompt(self._backend, sp.embeddings, self.prompt)
+            self._backend, self._scorer = open_scorer(self.ctx, self.batch, self.prompt)
         return self._scorer
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, str]:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from appliance.context import Context
+from appliance.errors import BadInput
 from appliance.generate.backend import GenerationBackend, Prefix
 from appliance.policy.templates import render_label_template
 from appliance.probes.forcing import shared_prefix_logprobs
@@ -113,3 +115,28 @@ class LikelihoodScorer:
             for i, lp in zip(idx, shared_prefix_logprobs(self.backend, prefix, ids), strict=True):
                 out[i] = lp
         return out
+
+
+def open_scorer(
+    ctx: Context, batch: dict[str, Any], prompt: dict[str, Any]
+) -> tuple[GenerationBackend, LikelihoodScorer]:
+    """The batch's model (SHA-256 checked against the batch) with the prompt's verified soft prompt, in the
+    trainer's layout. The caller closes the backend."""
+    from appliance.generate.backend import build_backend
+    from appliance.generate.prompts import load_soft_prompt
+    from appliance.models.registry import verified_path
+
+    _, path, sha = verified_path(batch["model_name"], ctx.ws)
+    if sha != batch["model_sha256"]:
+        raise BadInput(
+            f"batch {batch['id']} was generated with a different model file than {batch['model_name']} now is"
+            " — re-generate the batch"
+        )
+    g = ctx.policy.generation
+    backend = build_backend("llama.cpp", path, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=1)
+    try:
+        sp = load_soft_prompt(ctx.ws, prompt, model_name=batch["model_name"], model_sha256=sha, n_embd=backend.n_embd)
+    except BaseException:
+        backend.close()
+        raise
+    return backend, LikelihoodScorer.from_prompt(backend, sp.embeddings, prompt)
