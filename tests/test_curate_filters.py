@@ -118,3 +118,40 @@ def test_decide_drops_outputs_cut_off_at_the_token_limit() -> None:
     assert decide(texts, pii=[0, 0, 0], policy=POLICY) == [None, None, None]  # unknown: never dropped for it
     with pytest.raises(ValueError):
         decide(texts, pii=[0, 0, 0], policy=POLICY, finish_reasons=["eos"])
+
+
+def test_chance_leak_rate_is_the_held_out_records_overlap_with_the_seeds() -> None:
+    from appliance.curate.filters import chance_leak_rate, leak_allowance
+
+    seeds = ["I'm not sure if my card has been lost or stolen, please help", "Why was my top-up declined today?"]
+    index = LeakIndex(seeds, 8)
+    holdout = [
+        "I'm not sure if my card has been lost or stolen or just misplaced",  # formulaic: shares an 8-gram
+        "How long does a transfer take?",
+        "Where can I see the exchange rate?",
+        "My PIN is blocked, what now?",
+    ]
+    assert chance_leak_rate(index, holdout) == 0.25
+    assert chance_leak_rate(index, []) is None
+    assert leak_allowance(0.25, 142) == 35 and leak_allowance(4 / 120, 142) == 4
+    assert leak_allowance(None, 142) == 0 and leak_allowance(0.0, 142) == 0
+
+
+def test_gate_allows_only_the_overlap_chance_explains() -> None:
+    from appliance.gate.checks import GateFacts, evaluate, failures
+    from appliance.policy.schema import GatePolicy, PrivacyPolicy
+
+    def failed(gate: GatePolicy, **kw: object) -> bool:
+        base = dict(mode="softprompt", dp=True, epsilon=4.0, delta=1e-6, dataset_epsilon=4.0, n_records=142,
+                    curated=True, pii_findings=0, verbatim_leaks=0, evaluated=True, mauve=0.9, mia_auc=0.5,
+                    tpr_at_1pct_fpr=0.0, canary_exposure_bits=1.0, canary_output_hits=0, dcr_ratio=1.0,
+                    detection_auc=0.7, label_fidelity=0.9, labelled=True)  # fmt: skip
+        base.update(kw)
+        return "verbatim_leaks" in {f["check"] for f in failures(evaluate(GateFacts(**base), gate, PrivacyPolicy()))}  # type: ignore[arg-type]
+
+    on = GatePolicy()
+    assert not failed(on, verbatim_leaks=1, leak_allowance=4)  # 1 overlapping output; held-out rate explains 4
+    assert not failed(on, verbatim_leaks=4, leak_allowance=4)
+    assert failed(on, verbatim_leaks=5, leak_allowance=4)  # more than chance: refused (a memorising run)
+    assert failed(on, verbatim_leaks=1, leak_allowance=0)
+    assert failed(GatePolicy(leak_chance_baseline=False), verbatim_leaks=1, leak_allowance=4)  # off: every one

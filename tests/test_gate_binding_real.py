@@ -72,6 +72,9 @@ def test_real_stage_events_bind_every_gate_fact(pipeline):
         ).fetchone()
         check = json.loads(payload)["label_check"]
         assert check["label_consistency"] == "on" and check["labels"] == len(CATEGORIES)
+        # the verbatim-overlap check's chance baseline: held-out real records' overlap rate, and its allowance
+        event = json.loads(payload)
+        assert 0.0 <= event["holdout_leak_rate"] <= 1.0 and event["leak_allowance"] >= 0
     finally:
         ctx.close()
 

@@ -6,8 +6,9 @@ the reasons are the values stored in ``outputs.reason``.
 
 from __future__ import annotations
 
+import math
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from appliance.curate.text import ngrams, words
 from appliance.policy.schema import CurationPolicy
@@ -81,3 +82,17 @@ class LeakIndex:
     def hits(self, text: str) -> int:
         """Number of the output's n-gram positions that occur in a training seed."""
         return sum(1 for g in ngrams(words(text), self.n) if g in self._grams)
+
+
+def chance_leak_rate(index: LeakIndex, holdout: Sequence[str]) -> float | None:
+    """Share of held-out real records (never trained on) that share an n-gram with the training seeds: how
+    often a record that did *not* see the seeds overlaps them by chance (formulaic phrases of short texts:
+    "I'm not sure if my card has been lost or stolen"). None without a holdout."""
+    if not holdout:
+        return None
+    return sum(1 for t in holdout if index.hits(t) > 0) / len(holdout)
+
+
+def leak_allowance(rate: float | None, n_kept: int) -> int:
+    """Kept outputs with a seed n-gram that chance alone explains: ⌊rate × n_kept⌋ (0 without a baseline)."""
+    return 0 if rate is None else math.floor(rate * n_kept + 1e-9)

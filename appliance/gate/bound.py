@@ -114,8 +114,9 @@ def check_batch(conn: sqlite3.Connection, batch: dict[str, Any]) -> None:
     _compare(batch, payload, BATCH_FIELDS, what, None)
 
 
-def check_curation(conn: sqlite3.Connection, cur: dict[str, Any]) -> None:
-    """The curation's counters, and the batch's kept outputs (what export writes), are what ``curate.run`` says."""
+def check_curation(conn: sqlite3.Connection, cur: dict[str, Any]) -> dict[str, Any]:
+    """The curation's counters, and the batch's kept outputs (what export writes), are what ``curate.run`` says;
+    returns that verified event's payload."""
     what = f"curation {cur['id']} of batch {cur['batch_id']}"
     seq = cur.get("event_seq")
     _, payload = _by_seq(conn, seq, what)
@@ -137,6 +138,7 @@ def check_curation(conn: sqlite3.Connection, cur: dict[str, Any]) -> None:
             seq=seq,
             reason="row edited",
         )
+    return payload
 
 
 def check_evaluation(conn: sqlite3.Connection, ev: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ class GateFacts:
     labelled: bool = False  # the batch's outputs carry labels (label fidelity applies)
     record_epsilon: float | None = None  # Σε of the dataset's most-charged record (or subject), any dataset name
     record_delta: float | None = None  # its Σδ
+    leak_allowance: int = 0  # kept outputs with a seed n-gram that chance explains (held-out real records' rate)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,7 +89,8 @@ def evaluate(facts: GateFacts, gate: GatePolicy, privacy: PrivacyPolicy) -> list
     checks.append(_cmp("canary_output_hits", facts.canary_output_hits, "<=", gate.max_canary_output_hits))
     checks.append(_cmp("dcr_ratio", facts.dcr_ratio, ">=", gate.min_dcr_ratio))
     checks.append(_cmp("pii_findings", facts.pii_findings, "<=", gate.max_pii_findings))
-    checks.append(_cmp("verbatim_leaks", facts.verbatim_leaks, "<=", gate.max_verbatim_leaks))
+    allowance = facts.leak_allowance if gate.leak_chance_baseline else 0
+    checks.append(_cmp("verbatim_leaks", facts.verbatim_leaks, "<=", gate.max_verbatim_leaks + allowance))
     if gate.require_evaluation:
         checks.append(_cmp("evaluation", facts.evaluated, "==", True))
     if gate.require_evaluation or facts.mauve is not None:

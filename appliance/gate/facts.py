@@ -130,7 +130,8 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
     probe = latest_probe(conn, batch["id"])
     bound.check_batch(conn, batch)
     bound.check_charges(conn)
-    rows = ((prompt, bound.check_prompt), (cur, bound.check_curation), (ev, bound.check_evaluation))
+    cur_event = bound.check_curation(conn, cur) if cur is not None else {}
+    rows = ((prompt, bound.check_prompt), (ev, bound.check_evaluation))
     for row, check in (*rows, (probe, bound.check_probe)):
         if row is not None:
             check(conn, row)
@@ -145,7 +146,9 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
         n_records=kept_count(conn, batch["id"]),
         curated=cur is not None,
         pii_findings=int(cur["kept_pii_hits"]) if cur else None,
-        verbatim_leaks=int(cur["kept_leak_hits"]) if cur else None,
+        # kept outputs sharing an n-gram with a training seed (older curations: the n-gram hits themselves)
+        verbatim_leaks=int(cur_event.get("kept_leaking_outputs", cur["kept_leak_hits"])) if cur else None,
+        leak_allowance=int(cur_event.get("leak_allowance") or 0),
         evaluated=ev is not None,
         mauve=evaluation_value(ev, "mauve"),
         mia_auc=summ.get("mia_auc_upper"),

@@ -352,7 +352,14 @@ class GatePolicy(_Strict):
     max_canary_exposure_bits: Annotated[float, Field(ge=0.0)] = 10.0
     min_dcr_ratio: Annotated[float, Field(ge=0.0)] = 0.8
     max_pii_findings: int = Field(default=0, ge=0)
-    max_verbatim_leaks: int = Field(default=0, ge=0)
+    max_verbatim_leaks: int = Field(
+        default=0, ge=0, description="kept outputs sharing an n-gram with a training seed, beyond what chance explains"
+    )
+    leak_chance_baseline: bool = Field(
+        default=True,
+        description="allow as many seed-overlapping outputs as held-out real records (never trained on) show at the"
+        " same rate (floor(rate x kept)); false: every overlap counts, which refuses most short-text exports",
+    )
     min_mauve: Probability = 0.0
     max_detection_auc: Probability = Field(
         default=0.85, description="refuse when a classifier tells real holdout from outputs this well (0.5: not at all)"

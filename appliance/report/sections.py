@@ -271,8 +271,10 @@ def _gate_notes() -> str:
     notes = [
         "What is released is post-processing of the DP soft prompt: curation keeps or drops outputs on the outputs"
         " alone (PII re-scan, quality, duplicates), never by comparing them with the seeds. Verbatim overlap with a"
-        " training seed (a shared span of <code>curation.leak_ngram_tokens</code> words) is counted, and any in a"
-        " kept output <b>refuses the whole export</b> (<code>verbatim_leaks</code>); the count stays in the database"
+        " training seed (a shared span of <code>curation.leak_ngram_tokens</code> words) is counted; more overlapping"
+        " kept outputs than chance explains (held-out real records' overlap rate,"
+        " <code>gate.leak_chance_baseline</code>) <b>refuse the whole export</b> (<code>verbatim_leaks</code>);"
+        " the counts stay in the database"
         " and the audit log. The probe checks (membership inference, canaries, DCR) refuse whole exports the same"
         " way. Whether an export happens at all is therefore one seed-dependent bit outside the DP guarantee.",
         "A <code>--no-dp</code> or few-shot batch is never exported, and labels leave only when they were declared"
