@@ -56,6 +56,29 @@ def test_demo_stops_at_the_first_failure_with_its_exit_code(cli, tmp_path: Path,
     assert not list((home / "exports").iterdir())
 
 
+def test_a_refused_export_still_writes_the_report_and_verifies_the_chain(cli, tmp_path: Path, monkeypatch) -> None:
+    """The gate refusing the export (exit 3) is an outcome to show the officer, not a crash: the audit report
+    and the chain check still run, the export's verification is skipped, and the demo exits 3."""
+    calls: list[list[str]] = []
+    real = demo_run.invoke
+
+    def fake(argv):  # orchestration only: real init, policy, report and verify; the middle stages are no-ops
+        calls.append(list(argv))
+        if argv[2] == "export":
+            return 3
+        return real(argv) if argv[2] in ("init", "policy", "audit") else 0
+
+    monkeypatch.setattr(demo_run, "invoke", fake)
+    home = tmp_path / "demo"
+    res = cli("demo", "--home", str(home), "--quick")
+    assert res.exit_code == 3, res.output
+    assert "the gate REFUSED the export" in res.output and "nothing left the building" in res.output
+    steps = [" ".join(c[2:4]) for c in calls]
+    assert steps[-3:] == ["export " + "none", "audit report", "audit verify"]  # no `audit verify --export`
+    assert (home / demo_run.REPORT_NAME).exists()
+    assert not list((home / "exports").iterdir())
+
+
 def test_demo_policy_changes_only_the_split_and_the_domain_description_and_is_audited(cli, tmp_path: Path) -> None:
     home = tmp_path / "demo"
     assert cli("--home", str(home), "init").exit_code == 0

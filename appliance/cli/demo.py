@@ -47,6 +47,14 @@ def demo(
         markup=False,
     )
     res = run_demo(where, settings, actor=st.actor, echo=lambda line: console.print(line, markup=False))
+    if res.refused:
+        console.print(
+            f"\ndemo finished in {res.seconds / 60:.1f} min; the gate REFUSED the export (exit 3, reasons above and"
+            f" in the report): nothing left the building. The batch's kept outputs stay inside — read them with"
+            f" `appliance --home {res.home} batches show {res.batch_id}`; the compliance report is {res.report_path}.",
+            markup=False,
+        )
+        raise typer.Exit(res.exit_code)
     if not res.ok:
         failed = res.steps[-1]
         console.print(f"\ndemo stopped at step {failed.name!r} (exit {failed.exit_code})", markup=False)

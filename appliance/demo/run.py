@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from appliance.errors import ApplianceError, BadInput
+from appliance.errors import ApplianceError, BadInput, GateRefused
 
 try:  # Typer ≥ 0.2x vendors Click; its exceptions are the ones raised with standalone_mode=False
     from typer._click.exceptions import Abort, ClickException
@@ -98,6 +98,7 @@ class DemoResult:
     export_path: Path | None = None
     manifest_path: Path | None = None
     report_path: Path | None = None
+    refused: bool = False  # the gate refused the export (exit 3); the report and the chain check still ran
 
     @property
     def ok(self) -> bool:
@@ -183,8 +184,15 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
 Echo = Callable[[str], None]
 
 
+GATE_REFUSED = GateRefused.exit_code
+
+
 def run_demo(home: Path, settings: DemoSettings, *, actor: str | None = None, echo: Echo = typer.echo) -> DemoResult:
-    """Run the pipeline in ``home``; stop at the first failing step (its exit code is ``result.exit_code``)."""
+    """Run the pipeline in ``home``; stop at the first failing step (its exit code is ``result.exit_code``).
+
+    One exception: when the gate refuses the export (exit 3), the audit report and the chain check still run,
+    so the compliance report shows the refusal and its reasons; the export's own verification is skipped (there
+    is no export) and the result keeps exit 3 (``result.refused``)."""
     home = home.expanduser().resolve()
     check_fresh(home)
     result = DemoResult(home)
@@ -231,6 +239,8 @@ def run_demo(home: Path, settings: DemoSettings, *, actor: str | None = None, ec
         ("audit verify --export", lambda: ["audit", "verify", "--export", f"{export_path}.manifest.json"], None),
     ]
     for i, (name, build, before) in enumerate(steps, start=1):
+        if result.refused and name == "audit verify --export":
+            break  # nothing was exported, so there is no manifest to verify
         argv = build()
         echo(f"\n── step {i}/{len(steps)}: {name} — appliance {' '.join(argv)}")
         t0 = time.monotonic()
@@ -246,8 +256,15 @@ def run_demo(home: Path, settings: DemoSettings, *, actor: str | None = None, ec
         step = StepResult(name, argv, code, time.monotonic() - t0)
         result.steps.append(step)
         echo(f"── {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {step.seconds:.1f} s")
+        if name == "export" and code == GATE_REFUSED:
+            result.refused = True
+            echo("── the gate refused the export: the demo still writes the audit report and verifies the chain")
+            continue
         if code != 0:
             return result
+    if result.refused:
+        result.report_path = report_path
+        return result
     result.export_path = export_path
     result.manifest_path = Path(f"{export_path}.manifest.json")
     result.report_path = report_path
