@@ -33,7 +33,8 @@ def curate(
     table.add_row("total", str(report.n_total))
     console.print(table)
     console.print(
-        f"seed n-gram hits {report.leak_hits} (kept {report.kept_leak_hits}: any refuses the export); "
+        f"seed n-gram hits {report.leak_hits} (kept {report.kept_leak_hits}, in {report.kept_leaking_outputs}"
+        f" outputs; chance explains {report.leak_allowance}: more refuses the export); "
         f"PII hits {report.pii_hits} (kept {report.kept_pii_hits}); audit event {report.event_seq}",
         markup=False,
     )

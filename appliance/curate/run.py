@@ -43,6 +43,8 @@ class CurationReport:
     pii_hits: int = 0
     kept_leak_hits: int = 0
     kept_pii_hits: int = 0
+    kept_leaking_outputs: int = 0  # kept outputs with any seed n-gram hit (what the gate counts)
+    leak_allowance: int = 0  # how many of them chance explains (held-out real records' overlap rate)
     event_seq: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,6 +149,8 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         "holdout_leak_rate": chance,
         "leak_allowance": leak_allowance(chance, len(kept)),
     }
+    report.kept_leaking_outputs = int(leak_info["kept_leaking_outputs"] or 0)
+    report.leak_allowance = int(leak_info["leak_allowance"] or 0)
     _store(ctx, report, [r[0] for r in live], reasons, leaks, pii, engine_info, {**check_info, **leak_info})
     return report
 
