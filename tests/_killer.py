@@ -287,6 +287,9 @@ RELAXED_GATE = {
     "probe_bootstrap": 100,
     "max_detection_auc": 1.0,  # the quality floor: a dozen outputs from a one-epoch prompt are not the point here
     "min_label_fidelity": 0.0,
+    # curation's quality rules: a dozen 32-token outputs of a one-epoch prompt are mostly cut off or off-label
+    "drop_unfinished": False,
+    "label_consistency": False,
 }
 
 

@@ -35,6 +35,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
         return res
 
     cli("init")
+    from appliance.policy.loader import set_values
+
+    # 12-token outputs are cut off by design here; the label check (what this test reads) stays on
+    set_values(home / "policy.yaml", {"drop_unfinished": False}, header="# test: short outputs kept")
     seed_model_cache(home)
     seeds = banking_csv(home.parent / "s.csv", n=30, categories=CATEGORIES)
     cli(
@@ -50,7 +54,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     out = cli("train", "bank", "--epsilon", "4", "--epochs", "1", "--batch-size", "64", "--virtual-tokens", "4").stdout
     pid = re.search(r"prompt (\S+)", out).group(1)
-    res = cli("generate", "bank", "--prompt", pid, "--n", "6", "--max-tokens", "12", "--seed", "1", "--json")
+    res = cli("generate", "bank", "--prompt", pid, "--n", "12", "--max-tokens", "12", "--seed", "1", "--json")
     batch = json.loads(res.stdout.strip().splitlines()[-1])["id"]
     cli("curate", batch)
     cli("evaluate", batch)
