@@ -270,11 +270,11 @@ def gate_section(d: ReportData) -> str:
 def _gate_notes() -> str:
     notes = [
         "What is released is post-processing of the DP soft prompt: curation keeps or drops outputs on the outputs"
-        " alone (PII re-scan, quality, duplicates), never by comparing them with the seeds. Verbatim overlap with a"
-        " training seed (a shared span of <code>curation.leak_ngram_tokens</code> words) is counted; more overlapping"
-        " kept outputs than chance explains (held-out real records' overlap rate,"
-        " <code>gate.leak_chance_baseline</code>) <b>refuse the whole export</b> (<code>verbatim_leaks</code>);"
-        " the counts stay in the database"
+        " alone (PII re-scan, quality, duplicates, unfinished, off-label by the DP generator's own reading), never by"
+        " comparing them with the seeds. Verbatim overlap with a training seed (a shared span of"
+        " <code>curation.leak_ngram_tokens</code> words) is counted; overlap in more kept outputs than chance explains"
+        " (held-out real records' overlap rate, <code>gate.leak_chance_baseline</code>) <b>refuses the whole"
+        " export</b> (<code>verbatim_leaks</code>); the counts stay in the database"
         " and the audit log. The probe checks (membership inference, canaries, DCR) refuse whole exports the same"
         " way. Whether an export happens at all is therefore one seed-dependent bit outside the DP guarantee.",
         "A <code>--no-dp</code> or few-shot batch is never exported, and labels leave only when they were declared"
