@@ -2,8 +2,9 @@
 
 Promise: what is kept depends on the outputs alone (output PII, quality, duplicates), never on the
 private seeds, so the released set stays post-processing of the DP generator. Verbatim overlap with a
-training seed (``leak_hits``) is counted per output and in the summary; the gate refuses the whole
-export when a kept output has any, and the count stays in the database and the audit log.
+training seed (``leak_hits``) is counted per output and in the summary, beside the share of held-out
+records that overlap the seeds by chance; the gate refuses the whole export when more kept outputs overlap
+than that share explains, and the counts stay in the database and the audit log.
 
 Nothing is deleted: every output of the batch ends with ``status`` ``kept`` or ``dropped`` and, when
 dropped, a ``reason``; the per-output leak and PII counters, the run's summary row and one
@@ -91,7 +92,7 @@ def label_check(
     return ok, {"label_consistency": "on", "label_margin_nats": policy.label_margin_nats, "labels": len(label_set)}
 
 
-def train_seeds(ctx: Context, dataset: str, split: str = "train") -> list[str]:
+def split_texts(ctx: Context, dataset: str, split: str) -> list[str]:
     sql = "SELECT text FROM records WHERE dataset = ? AND split = ? ORDER BY id"
     return [r[0] for r in ctx.db.conn.execute(sql, (dataset, split))]
 
@@ -123,9 +124,9 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         scan, engine_info = pipe.scan, pipe.engine.describe()
     findings = scan(texts) if texts else []
     pii = [pii_hits(f, count_pseudonyms=policy.pii_count_pseudonyms) for f in findings]
-    index = LeakIndex(train_seeds(ctx, batch["dataset"]), policy.leak_ngram_tokens)
+    index = LeakIndex(split_texts(ctx, batch["dataset"], "train"), policy.leak_ngram_tokens)
     leaks = [index.hits(t) for t in texts]
-    chance = chance_leak_rate(index, train_seeds(ctx, batch["dataset"], "holdout"))
+    chance = chance_leak_rate(index, split_texts(ctx, batch["dataset"], "holdout"))
     label_ok, check_info = label_check(ctx, batch, texts, [r[5] for r in live])
     reasons = decide(texts, pii=pii, policy=policy, finish_reasons=[r[4] for r in live], label_ok=label_ok)
 
@@ -143,15 +144,10 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         pii_hits=sum(pii),
         kept_leak_hits=sum(leaks[i] for i in kept),
         kept_pii_hits=sum(pii[i] for i in kept),
+        kept_leaking_outputs=sum(1 for i in kept if leaks[i] > 0),
+        leak_allowance=leak_allowance(chance, len(kept)),
     )
-    leak_info = {
-        "kept_leaking_outputs": sum(1 for i in kept if leaks[i] > 0),
-        "holdout_leak_rate": chance,
-        "leak_allowance": leak_allowance(chance, len(kept)),
-    }
-    report.kept_leaking_outputs = int(leak_info["kept_leaking_outputs"] or 0)
-    report.leak_allowance = int(leak_info["leak_allowance"] or 0)
-    _store(ctx, report, [r[0] for r in live], reasons, leaks, pii, engine_info, {**check_info, **leak_info})
+    _store(ctx, report, [r[0] for r in live], reasons, leaks, pii, engine_info, check_info, chance)
     return report
 
 
@@ -163,7 +159,8 @@ def _store(
     leaks: list[int],
     pii: list[int],
     engine: dict[str, Any],
-    checks: dict[str, Any],
+    label_info: dict[str, Any],
+    holdout_leak_rate: float | None,
 ) -> None:
     policy = ctx.policy.curation
     updates = [
@@ -188,11 +185,11 @@ def _store(
             "near_dup_jaccard": policy.near_dup_jaccard,
             "output_pii_action": policy.output_pii_action,
             "pii_engine": engine,
-            "label_check": {k: v for k, v in checks.items() if k.startswith("label")},
+            "label_check": label_info,
             # verbatim overlap that chance explains: held-out real records overlap the seeds at this rate
-            "kept_leaking_outputs": checks.get("kept_leaking_outputs"),
-            "holdout_leak_rate": checks.get("holdout_leak_rate"),
-            "leak_allowance": checks.get("leak_allowance"),
+            "kept_leaking_outputs": report.kept_leaking_outputs,
+            "holdout_leak_rate": holdout_leak_rate,
+            "leak_allowance": report.leak_allowance,
             "model_sha256": engine.get("model_sha256"),
             "policy_sha256": ctx.policy_sha256,
         }
