@@ -70,6 +70,17 @@ class GenerationBackend(abc.ABC):
         ``on_step(n)`` is called after each decode step with the number of tokens just sampled.
         """
 
+    def continuation_logprobs(
+        self, prefix: Prefix, seqs: Sequence[Sequence[int]], *, n_par: int = 16
+    ) -> list[np.ndarray] | None:
+        """Teacher-forced log-probabilities of many token lists after one shared ``prefix``, decoding it once.
+
+        Item i: the log-probability of each token of ``seqs[i]`` given the prefix and the tokens before it.
+        None when the backend has no multi-sequence context to share the prefix in; the caller then scores
+        each text with :meth:`prompt_logits`.
+        """
+        return None
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

@@ -340,6 +340,13 @@ class LlamaCppBackend(GenerationBackend):
             return np.zeros((0, self._n_vocab), dtype=np.float32)
         return np.concatenate(rows, axis=0).astype(np.float32, copy=False)
 
+    def continuation_logprobs(
+        self, prefix: Prefix, seqs: Sequence[Sequence[int]], *, n_par: int = 16
+    ) -> list[np.ndarray] | None:
+        from appliance.generate.forcing import shared_prefix_logprobs
+
+        return shared_prefix_logprobs(self, prefix, seqs, n_par=n_par)
+
     def generate(
         self,
         jobs: Sequence[Job],

@@ -19,7 +19,6 @@ from appliance.context import Context
 from appliance.errors import BadInput
 from appliance.generate.backend import GenerationBackend, Prefix
 from appliance.policy.templates import render_label_template
-from appliance.probes.forcing import shared_prefix_logprobs
 from appliance.probes.likelihood import token_logprobs
 
 
@@ -106,13 +105,15 @@ class LikelihoodScorer:
         for lab, idx in groups.items():
             ctx = self.context_ids(lab)
             has_bos = self.prefix_bos and self.backend.bos_token_id is not None
-            if not hasattr(self.backend, "session") or (soft is None and not ctx and not has_bos):
-                for i in idx:  # nothing to share (or no multi-sequence backend): one forward pass per record
+            shared = None
+            if soft is not None or ctx or has_bos:  # else there is no prefix to share
+                prefix = Prefix(key=f"probe:{lab}", tokens=tuple(ctx), soft_prompt=soft, bos=self.prefix_bos)
+                shared = self.backend.continuation_logprobs(prefix, [self.record_ids(texts[i]) for i in idx])
+            if shared is None:  # nothing to share, or no multi-sequence backend: one forward pass per record
+                for i in idx:
                     out[i] = self.logprobs(texts[i], lab, with_prompt=with_prompt)
                 continue
-            prefix = Prefix(key=f"probe:{lab}", tokens=tuple(ctx), soft_prompt=soft, bos=self.prefix_bos)
-            ids = [self.record_ids(texts[i]) for i in idx]
-            for i, lp in zip(idx, shared_prefix_logprobs(self.backend, prefix, ids), strict=True):
+            for i, lp in zip(idx, shared, strict=True):
                 out[i] = lp
         return out
 

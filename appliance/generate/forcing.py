@@ -9,11 +9,15 @@ instead of one full forward pass per text (the way the generator's scheduler sha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from appliance.generate.backend import Prefix
 from appliance.generate.engine import prefix_length
+from appliance.generate.jobs import Prefix
+
+if TYPE_CHECKING:
+    from appliance.generate.llama import LlamaCppBackend
 
 
 def _log_softmax_at(logits: np.ndarray, target: int) -> float:
@@ -23,17 +27,20 @@ def _log_softmax_at(logits: np.ndarray, target: int) -> float:
 
 
 def shared_prefix_logprobs(
-    backend: object, prefix: Prefix, seqs: Sequence[Sequence[int]], *, n_par: int = 16
+    backend: LlamaCppBackend, prefix: Prefix, seqs: Sequence[Sequence[int]], *, n_par: int = 16
 ) -> list[np.ndarray]:
-    """For each token list, the log-probability of every token given the prefix and the tokens before it."""
+    """For each token list, the log-probability of every token given the prefix and the tokens before it.
+
+    The body of :meth:`LlamaCppBackend.continuation_logprobs`.
+    """
     out: list[np.ndarray] = [np.zeros(0) for _ in seqs]
     todo = [i for i, s in enumerate(seqs) if len(s) > 0]
     if not todo:
         return out
-    plen = prefix_length(prefix, backend.bos_token_id)  # type: ignore[attr-defined]
+    plen = prefix_length(prefix, backend.bos_token_id)
     longest = max(len(seqs[i]) for i in todo)
     n = max(1, min(n_par, len(todo)))
-    with backend.session(n_seq=n, n_ctx_seq=plen + longest + 1) as sess:  # type: ignore[attr-defined]
+    with backend.session(n_seq=n, n_ctx_seq=plen + longest + 1) as sess:
         first = np.array(sess.prefill(0, prefix), dtype=np.float64)
         for s in range(1, n):
             sess.copy(0, s, plen)
