@@ -19,7 +19,6 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "300000")
 from appliance.generate.backend import Job, Prefix, SamplingParams
 from appliance.generate.embeddings import token_embeddings
 from appliance.generate.llama import LlamaCppBackend
-from appliance.generate.weights import CACHE_ENV, batch_weights
+from appliance.generate.weights import batch_weights
 from appliance.models.registry import verified_path
 
 INSTRUCTION = "Write one more customer support ticket like the ones in this dataset:"
@@ -112,8 +111,7 @@ def main() -> None:
     a = ap.parse_args()
     threads = a.threads or len(os.sched_getaffinity(0))  # all cores: the bench measures the machine
     spec, path, digest = verified_path(a.model)
-    cache = Path(os.environ.get(CACHE_ENV) or tempfile.gettempdir()) / "appliance-bench-cache"
-    weights = batch_weights(path, digest, cache)[0] if a.weights == "f16" else path
+    weights = batch_weights(path, digest)[0] if a.weights == "f16" else path  # the machine-level model cache
     model_mb = path.stat().st_size / 1e6
     weights_mb = weights.stat().st_size / 1e6
     s = SamplingParams(

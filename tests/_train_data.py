@@ -1,8 +1,8 @@
-"""Helpers for the trainer's tests: a dequantized-model cache built once per machine, and small seed files.
+"""Helpers for the trainer's tests: the dequantized-model cache built before a test times anything, and seed files.
 
-Dequantizing the GGUF into torch takes 15–60 s; the trainer caches it per workspace under
-``artifacts/cache/<sha256>/``. Tests build that cache once in ``.pytest_cache/appliance-model-cache`` (or
-``APPLIANCE_TEST_MODEL_CACHE``) with the trainer's own code and link it into each test workspace.
+Dequantizing the GGUF into torch takes 15–60 s; the trainer caches it once per machine
+(:mod:`appliance.models.cache`). The tests' machine cache is ``.pytest_cache/appliance-cache`` (conftest sets
+``APPLIANCE_CACHE_DIR``), so it is built once and shared by every test workspace.
 """
 
 from __future__ import annotations
@@ -17,29 +17,22 @@ from _shared_data import find_shared_data
 
 from appliance.config import Workspace
 from appliance.models.registry import verified_path
-from appliance.train.lm import _build_cache, cache_dir
-
-REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("APPLIANCE_TEST_MODEL_CACHE", REPO / ".pytest_cache" / "appliance-model-cache"))
+from appliance.train.lm import cache_dir, ensure_cache
 
 
-def _link_or_copy(src: str, dst: str) -> None:
+def link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst`` (a copy across file systems); for ``shutil.copytree(copy_function=...)``."""
     try:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
 
 
-def seed_model_cache(home: Path, model: str = "smollm2-135m") -> None:
-    """Put the model's dequantized cache into the workspace at ``home`` (built on first use)."""
+def seed_model_cache(home: Path, model: str = "smollm2-135m") -> Path:
+    """The model's dequantized cache in the machine-level cache (built on first use); ``home`` finds the model."""
     _, path, sha = verified_path(model, Workspace(home))
-    src = CACHE / sha.removeprefix("sha256:")
-    if not (src / "manifest.json").is_file():
-        _build_cache(path, sha, src)
-    dst = cache_dir(Workspace(home), sha)
-    if not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(src, dst, copy_function=_link_or_copy)
+    ensure_cache(path, sha, cache_dir(sha))
+    return cache_dir(sha)
 
 
 def banking_csv(path: Path, *, n: int, categories: list[str] | None = None, seed: int = 0) -> Path:

@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+# The machine-level cache (dequantized model, F16 GGUF, self-test verdicts) of the test runs: never the user's
+# ~/.cache; persistent under .pytest_cache so the real model is dequantized once, not once per test. Set here,
+# not in a fixture, so module- and session-scoped fixtures see it too.
+TEST_CACHE = Path(os.environ.get("APPLIANCE_TEST_CACHE_DIR") or REPO / ".pytest_cache" / "appliance-cache")
+os.environ["APPLIANCE_CACHE_DIR"] = str(TEST_CACHE)
 
 
 @pytest.fixture(autouse=True)

@@ -256,10 +256,7 @@ def test_resume_after_kill_9_completes_without_duplicates_or_losses(cli: Callabl
     assert _events(ds, "generate.resume")[-1]["n_missing"] == n - before
 
 
-def test_f16_weights_are_audited_and_generate(
-    cli: Callable, ds: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("APPLIANCE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "weights-cache"))
+def test_f16_weights_are_audited_and_generate(cli: Callable, ds: Path) -> None:
     _set_generation_policy(ds, weights="f16")
     pid = add_prompt(ds, "tickets")
     res = cli("generate", "tickets", "--n", "4", "--prompt", pid, *FAST, "--json")

@@ -15,16 +15,12 @@ from appliance.generate import weights
 from appliance.generate.backend import Job, Prefix, SamplingParams
 from appliance.generate.llama import LlamaCppBackend
 from appliance.generate.weights import batch_weights, slow_tensors
+from appliance.models.cache import model_dir
 from appliance.models.registry import get_spec, locate, sha256_file, verified_path
 
 pytestmark = pytest.mark.slow
 
 TEXT = "Please update the shipping address on my open order to the new office, and send a receipt"
-
-
-def shared_cache(factory: pytest.TempPathFactory) -> Path:
-    """One cache per test session (the CLI tests use the same directory), so the F16 file is built once."""
-    return factory.getbasetemp() / "weights-cache"
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +30,11 @@ def native() -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def f16(native: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    return batch_weights(*native, shared_cache(tmp_path_factory))
+def f16(native: tuple[Path, str]) -> tuple[Path, str]:
+    """In the tests' machine-level cache (conftest), so the F16 file is built once for every test and run."""
+    path, digest = batch_weights(*native)
+    assert path == model_dir(native[1]) / "f16.gguf"
+    return path, digest
 
 
 def test_q4_1_tensors_become_their_dequantized_values_the_rest_is_copied(
@@ -66,13 +65,12 @@ def test_q4_1_tensors_become_their_dequantized_values_the_rest_is_copied(
 def test_cache_is_reused_and_a_tampered_file_is_rebuilt(
     native: tuple[Path, str],
     f16: tuple[Path, str],
-    tmp_path_factory: pytest.TempPathFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path, digest = f16
     mtime = path.stat().st_mtime_ns
-    assert batch_weights(*native, shared_cache(tmp_path_factory)) == (path, digest)
+    assert batch_weights(*native) == (path, digest)
     assert path.stat().st_mtime_ns == mtime
     # a tampered copy in another cache is detected and rebuilt (conversion replaced by a copy of the good file)
     cache = tmp_path / "cache"

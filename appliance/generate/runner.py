@@ -32,7 +32,7 @@ from appliance.generate.jobs import Job, Prefix
 from appliance.generate.plan import GenerateOptions, Plan, job_seed, plan_new, plan_resume
 from appliance.generate.prompts import artifact_path, load_embeddings
 from appliance.generate.selftest import Verdict, extra_bufts_safe, record_crash
-from appliance.generate.weights import batch_weights, cache_dir
+from appliance.generate.weights import batch_weights
 from appliance.policy.templates import render_label_template
 
 
@@ -90,7 +90,7 @@ class BatchInterrupted(KeyboardInterrupt):
 def _weights(ctx: Context, plan: Plan) -> tuple[Path, str]:
     """The file to decode with: the verified model, or its cached F16 derivative (policy generation.weights)."""
     if plan.weights == "f16":
-        return batch_weights(plan.model_path, plan.model_sha256, cache_dir(ctx.ws.home))
+        return batch_weights(plan.model_path, plan.model_sha256)
     return plan.model_path, plan.model_sha256
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from appliance.errors import ConfigError
 
-CACHE_ENV = "APPLIANCE_CACHE_DIR"
+CACHE_ENV = "APPLIANCE_CACHE_DIR"  # read by appliance.models.cache
 FORCE_ENV = "APPLIANCE_EXTRA_BUFTS"  # "0" / "1": skip the test and use this setting (recorded as forced)
 CRASH_ENV = "APPLIANCE_SELFTEST_SIMULATE"  # tests only: "segv" (with extra buffer types) or "sigill"
 TIMEOUT_S = 600.0  # an emulated CPU (qemu) decodes slowly
@@ -166,10 +166,10 @@ def file_sha256(path: Path) -> str:
 
 
 def cache_root() -> Path:
-    """Machine-level: ``$APPLIANCE_CACHE_DIR/selftest``, else ``~/.cache/synth-appliance/selftest``."""
-    env = os.environ.get(CACHE_ENV)
-    base = Path(env).expanduser() if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "selftest" if env else base / "synth-appliance" / "selftest"
+    """Machine-level: ``<cache>/selftest`` (:func:`appliance.models.cache.cache_root`)."""
+    from appliance.models.cache import cache_root as machine_cache
+
+    return machine_cache() / "selftest"
 
 
 def _key(model_sha: str, flags_sha: str) -> str:

@@ -6,10 +6,11 @@ the llamafile GEMM kernels and decode a batch about twice as fast. Every value i
 weight (``d * q + m``) rounded to half precision (relative error <= 2^-11, below the 2^-8 of the 8-bit
 activations the quantized kernels use); every other tensor is copied byte for byte.
 
-The derived file lives in a cache keyed by the source's hash, next to a ``.sha256`` sidecar; it is rebuilt
-from the (verified) source whenever the sidecar does not match, so a corrupted file is never loaded. The cache
-is as trusted as the workspace it sits in (someone who can rewrite both file and sidecar can also rewrite the
-database); every batch's audit event records the hash of the weights it actually used.
+The derived file lives in the machine-level model cache (:mod:`appliance.models.cache`:
+``<cache>/models/<source sha256>/f16.gguf``, shared by every workspace), next to a ``.sha256`` sidecar; it is
+rebuilt from the (verified) source whenever the sidecar does not match, so a corrupted file is never loaded.
+One process builds it while others wait on its lock; every batch's audit event records the hash of the
+weights it actually used.
 """
 
 from __future__ import annotations
@@ -21,16 +22,11 @@ import numpy as np
 
 from appliance.errors import ConfigError
 from appliance.generate.ggufinfo import read_header
+from appliance.models.cache import CACHE_ENV, build_lock, model_dir, temp_name
 from appliance.models.registry import sha256_file
 
-CACHE_ENV = "APPLIANCE_CACHE_DIR"
 _SLOW_TYPES = ("Q4_1", "Q5_1")
-
-
-def cache_dir(home: Path) -> Path:
-    """``APPLIANCE_CACHE_DIR`` if set, else ``<workspace>/cache``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else home / "cache"
+_F16 = "f16.gguf"
 
 
 def slow_tensors(model_path: Path) -> int:
@@ -41,35 +37,52 @@ def slow_tensors(model_path: Path) -> int:
     return sum(1 for t in read_header(model_path).tensors.values() if t.type_id in slow)
 
 
-def batch_weights(model_path: Path, model_sha256: str, cache: Path) -> tuple[Path, str]:
-    """The model file to use for batched decoding and its sha256: the source itself, or its F16 derivative."""
+def batch_weights(model_path: Path, model_sha256: str, cache: Path | None = None) -> tuple[Path, str]:
+    """The model file to use for batched decoding and its sha256: the source itself, or its F16 derivative.
+
+    The derivative is ``f16.gguf`` in ``cache``, by default the model's directory in the machine-level cache.
+    """
     if slow_tensors(model_path) == 0:
         return model_path, model_sha256
+    out = (cache if cache is not None else model_dir(model_sha256)) / _F16
     try:
-        return _cached(model_path, model_sha256, cache)
+        return _cached(model_path, out)
     except OSError as exc:
         raise ConfigError(
-            f"cannot build the F16 batch weights in {cache} ({exc.__class__.__name__}) — set {CACHE_ENV} to a "
-            "writable directory or policy generation.weights: native"
+            f"cannot build the F16 batch weights in {out.parent} ({exc.__class__.__name__}) — set {CACHE_ENV} to "
+            "a writable directory or policy generation.weights: native"
         ) from None
 
 
-def _cached(model_path: Path, model_sha256: str, cache: Path) -> tuple[Path, str]:
-    cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"{model_sha256.removeprefix('sha256:')[:32]}.f16.gguf"
-    sidecar = out.with_suffix(".gguf.sha256")
-    if out.is_file() and sidecar.is_file():
-        want = sidecar.read_text(encoding="utf-8").strip()
-        if want == "sha256:" + sha256_file(out):
-            return out, want
-    tmp = out.with_suffix(f".tmp{os.getpid()}")
-    try:
-        _convert(model_path, tmp)
-        digest = "sha256:" + sha256_file(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    sidecar.write_text(digest + "\n", encoding="utf-8")
+def _verified(out: Path) -> str | None:
+    """The F16 file's sha256 when it matches its sidecar; None when either is missing or they differ."""
+    sidecar = out.with_name(out.name + ".sha256")
+    if not (out.is_file() and sidecar.is_file()):
+        return None
+    want = sidecar.read_text(encoding="utf-8").strip()
+    return want if want == "sha256:" + sha256_file(out) else None
+
+
+def _cached(model_path: Path, out: Path) -> tuple[Path, str]:
+    """``out`` (built from ``model_path`` under the build lock unless a matching copy is there) and its sha256."""
+    digest = _verified(out)
+    if digest is not None:
+        return out, digest
+    with build_lock(out):
+        digest = _verified(out)  # another process may have built it while we waited
+        if digest is not None:
+            return out, digest
+        tmp = temp_name(out)
+        side_tmp = tmp.with_name(tmp.name + ".sha256")
+        try:
+            _convert(model_path, tmp)
+            digest = "sha256:" + sha256_file(tmp)
+            side_tmp.write_text(digest + "\n", encoding="utf-8")
+            os.replace(tmp, out)
+            os.replace(side_tmp, out.with_name(out.name + ".sha256"))
+        finally:
+            tmp.unlink(missing_ok=True)
+            side_tmp.unlink(missing_ok=True)
     return out, digest
 
 

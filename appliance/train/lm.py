@@ -1,9 +1,10 @@
 """The generator's GGUF model, loaded into torch (dequantized, frozen) for training soft prompts.
 
 The *same* file llama.cpp runs is read with ``transformers`` + ``gguf`` from the local path only
-(``HF_HUB_OFFLINE=1``; never a hub). Dequantizing takes 15–60 s, so the float32 weights are cached as
-safetensors under ``artifacts/cache/<model sha256>/`` (quantization config stripped first) with a manifest
-holding each cached file's SHA-256; a cache whose files do not match is refused (exit 4), never used.
+(``HF_HUB_OFFLINE=1``; never a hub). Dequantizing takes 15–60 s, so the float32 weights are cached once per
+machine as safetensors under ``<cache>/models/<model sha256>/torch/`` (:mod:`appliance.models.cache`, shared by
+every workspace; quantization config stripped first) with a manifest holding each cached file's SHA-256; a
+cache whose files do not match is refused (exit 4), never used. One process builds it while others wait.
 
 Everything here works in HF ``inputs_embeds`` space (for Gemma: after the sqrt(n_embd) scale), the space
 the soft prompt lives in and llama.cpp receives unchanged.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 
 from appliance.config import Workspace
 from appliance.errors import ChecksumMismatch, ConfigError
+from appliance.models.cache import build_lock, model_dir, temp_name
 from appliance.models.registry import sha256_file, verified_path
 
 CACHE_VERSION = 1
@@ -85,8 +86,9 @@ def _gguf_add_bos(path: Path) -> bool:
     return bool(fld.parts[fld.data[0]][0]) if fld is not None else False
 
 
-def cache_dir(ws: Workspace, sha256: str) -> Path:
-    return ws.artifacts / "cache" / sha256.removeprefix("sha256:")
+def cache_dir(sha256: str) -> Path:
+    """The dequantized model of the GGUF with this hash: ``<cache>/models/<hex>/torch``."""
+    return model_dir(sha256) / "torch"
 
 
 def _freeze(model: Any) -> Any:
@@ -103,8 +105,23 @@ def _quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
+def ensure_cache(path: Path, sha256: str, target: Path) -> dict[str, Any]:
+    """The checked manifest of the cache at ``target``, built first (under the build lock) when there is none."""
+    manifest = _read_cache(target, sha256)
+    if manifest is not None:
+        return manifest
+    with build_lock(target):
+        manifest = _read_cache(target, sha256)  # another process may have built it while we waited
+        if manifest is None:
+            _build_cache(path, sha256, target)
+            manifest = _read_cache(target, sha256)
+    if manifest is None:
+        raise ConfigError(f"the model cache {target} was built but cannot be read back; delete it and retry")
+    return manifest
+
+
 def _build_cache(path: Path, sha256: str, target: Path) -> None:
-    """Dequantize the GGUF once and write model + tokenizer + manifest atomically into ``target``."""
+    """Dequantize the GGUF and write model + tokenizer + manifest into ``target`` (caller holds the build lock)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
@@ -116,8 +133,9 @@ def _build_cache(path: Path, sha256: str, target: Path) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config.__dict__.pop("quantization_config", None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    tmp = temp_name(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o700, parents=True)
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
@@ -131,12 +149,9 @@ def _build_cache(path: Path, sha256: str, target: Path) -> None:
             "files": files,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        if target.exists() and not (target / "manifest.json").exists():
-            shutil.rmtree(target)  # an incomplete cache left by a crash
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished the same cache first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
+        if target.exists():
+            shutil.rmtree(target)  # no complete cache for this model (checked under the lock): replace it
+        os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -179,12 +194,8 @@ def load_frozen(ws: Workspace, model_name: str | None) -> FrozenLM:
         hit = _LOADED[sha256]
         return FrozenLM(hit.model, hit.tokenizer, spec.name, sha256, path, hit.add_bos)
     _quiet_transformers()
-    target = cache_dir(ws, sha256)
-    manifest = _read_cache(target, sha256)
-    if manifest is None:
-        _build_cache(path, sha256, target)
-        manifest = _read_cache(target, sha256)
-        assert manifest is not None
+    target = cache_dir(sha256)
+    manifest = ensure_cache(path, sha256, target)
     tok = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
     tok.padding_side = "right"  # Gemma's GGUF tokenizer pads left; the layout needs right padding
     model = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32, local_files_only=True)
