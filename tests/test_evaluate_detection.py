@@ -37,6 +37,7 @@ def test_different_distribution_is_detected_with_a_tight_interval():
     assert d.auc > 0.97 and d.ci_low > 0.9 and d.ci_high <= 1.0
 
 
+@pytest.mark.slow  # fits the cross-validated detector, like the two tests above
 def test_detection_balances_the_sides_and_needs_four_per_side():
     rng = np.random.default_rng(0)
     d = det.detection_auc(rng.standard_normal((300, 4)), rng.standard_normal((40, 4)), seed=0)

@@ -73,6 +73,7 @@ def test_report_on_an_empty_workspace(cli, workspace, tmp_path):
     assert "none recorded" in (tmp_path / "r.html").read_text()
 
 
+@pytest.mark.slow  # starts a real headless Chromium
 @pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (Debian package `chromium`; `make chromium`)")
 def test_report_renders_in_headless_chromium(report, tmp_path):
     from matplotlib.image import imread

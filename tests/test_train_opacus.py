@@ -71,6 +71,7 @@ def test_empty_batch_is_a_noised_counted_step(accountant: str) -> None:
     assert parts.epsilon(1e-5) == pytest.approx(eps, rel=1e-12)
 
 
+@pytest.mark.slow  # an Opacus DP step (the engine's first use costs seconds)
 def test_per_sample_clipping_bounds_each_contribution() -> None:
     """Loss_i = s_i · sum(rows): sample i's gradient has norm |s_i|·sqrt(k·d); clipped to C before averaging."""
     k, d, clip = 2, 4, 1.0
@@ -87,6 +88,7 @@ def test_per_sample_clipping_bounds_each_contribution() -> None:
     parts.module._close()
 
 
+@pytest.mark.slow  # an Opacus DP step (the engine's first use costs seconds)
 def test_noise_differs_between_runs() -> None:
     a, b = SoftPrompt(torch.zeros(2, 4)), SoftPrompt(torch.zeros(2, 4))
     for p in (a, b):
@@ -132,6 +134,7 @@ def _tiny_lm():
     return FrozenLM(model, None, "tiny", "sha256:" + "0" * 64, None, add_bos=False)
 
 
+@pytest.mark.slow  # a training step through a (tiny) transformers model
 @pytest.mark.parametrize("dp", [True, False])
 def test_physical_chunks_give_the_same_step(dp: bool) -> None:
     """A logical batch run in chunks of 2 moves the prompt exactly as in one pass (noise off to compare)."""
@@ -183,6 +186,7 @@ def test_public_basis_is_the_embeddings_principal_directions() -> None:
     torch.testing.assert_close(public_basis(e, 2), b)  # a function of the (public) weights alone
 
 
+@pytest.mark.slow  # an Opacus DP step (the engine's first use costs seconds)
 def test_subspace_prompt_starts_at_its_init_and_dp_clips_k_times_r_coordinates() -> None:
     """Rows = init + C·B with C trainable from zero: k·r noised coordinates instead of k·d, per-sample clipped."""
     k, d, r, clip = 3, 8, 2, 1.0
