@@ -15,16 +15,13 @@ import sqlite_utils
 from appliance.errors import BadInput
 from appliance.generate.backend import GenerationBackend
 from appliance.generate.jobs import Prefix
+from appliance.store import datasets
 
 
 def train_examples(db: sqlite_utils.Database, dataset: str, label: str | None) -> list[tuple[int, str]]:
     """(record id, text) of the dataset's training records (of ``label`` when given), in id order."""
-    sql = "SELECT id, text FROM records WHERE dataset = ? AND split = 'train'"
-    args: tuple[str, ...] = (dataset,)
-    if label is not None:
-        sql += " AND label = ?"
-        args = (dataset, label)
-    return [(int(r[0]), str(r[1])) for r in db.conn.execute(sql + " ORDER BY id", args)]
+    found = datasets.split_rows(db, dataset, "train", label=label, select="id, text")
+    return [(int(r["id"]), str(r["text"])) for r in found]
 
 
 def pick(pool: Sequence[tuple[int, str]], k: int, seed: int) -> list[tuple[int, str]]:

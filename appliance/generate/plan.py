@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from appliance.context import Context
-from appliance.errors import BadInput, NotFound, PolicyViolation
+from appliance.errors import BadInput, PolicyViolation
 from appliance.generate.jobs import SamplingParams
 from appliance.generate.prompts import PromptMeta, artifact_path, check_model, get_prompt, newest_dp_prompt
 from appliance.models.registry import verified_path
+from appliance.store import datasets
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,11 @@ def job_seed(seed: int, idx: int) -> int:
 
 
 def dataset_labels(ctx: Context, dataset: str) -> list[str]:
-    rows = ctx.db.conn.execute(
-        "SELECT DISTINCT label FROM records WHERE dataset = ? AND label IS NOT NULL ORDER BY label", (dataset,)
-    )
-    return [str(r[0]) for r in rows]
+    return datasets.labels(ctx.db, dataset)
 
 
 def _require_dataset(ctx: Context, name: str) -> None:
-    if ctx.db.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
-        raise NotFound(f"unknown dataset {name!r} — import seeds first with `appliance seeds import`")
+    datasets.require(ctx.db, name, "import seeds first with `appliance seeds import`")
 
 
 def _pick_prompt(ctx: Context, opts: GenerateOptions) -> dict[str, Any] | None:

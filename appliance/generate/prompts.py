@@ -19,6 +19,7 @@ import sqlite_utils
 from appliance.config import Workspace
 from appliance.errors import BadInput, ChecksumMismatch, IntegrityError, NotFound
 from appliance.models.registry import sha256_file
+from appliance.store import prompts
 
 
 @dataclass(frozen=True)
@@ -66,22 +67,15 @@ class SoftPrompt:
 
 def get_prompt(db: sqlite_utils.Database, prompt_id: str) -> dict[str, Any]:
     """The ``prompts`` row, or :class:`NotFound` with the fix."""
-    cur = db.conn.execute("SELECT * FROM prompts WHERE id = ?", (prompt_id,))
-    row = cur.fetchone()
+    row = prompts.get(db, prompt_id)
     if row is None:
         raise NotFound(f"unknown prompt {prompt_id!r} — see `appliance prompts list`, or run `appliance train`")
-    return dict(zip([c[0] for c in cur.description], row, strict=True))
+    return row
 
 
 def newest_dp_prompt(db: sqlite_utils.Database, dataset: str) -> dict[str, Any] | None:
     """The most recent exportable DP prompt trained on ``dataset``, if any."""
-    cur = db.conn.execute(
-        "SELECT * FROM prompts WHERE dataset = ? AND dp = 1 AND exportable = 1 ORDER BY created_at DESC, rowid DESC"
-        " LIMIT 1",
-        (dataset,),
-    )
-    row = cur.fetchone()
-    return None if row is None else dict(zip([c[0] for c in cur.description], row, strict=True))
+    return prompts.newest_dp(db, dataset)
 
 
 def artifact_path(ws: Workspace, row: dict[str, Any]) -> Path:

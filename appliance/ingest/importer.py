@@ -37,6 +37,7 @@ from appliance.ingest.split import assign_splits, group_keys, record_key
 from appliance.pii import PiiPipeline
 from appliance.pii.pipeline import PiiResult
 from appliance.pii.pseudonym import load_key
+from appliance.store import datasets
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_LINES_IN_EVENT = 200
@@ -76,7 +77,7 @@ def check_dataset_name(name: str) -> str:
 
 
 def dataset_exists(ctx: Context, name: str) -> bool:
-    return ctx.db.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is not None
+    return datasets.has(ctx.db, name)
 
 
 def _refuse_existing(name: str) -> BadInput:
@@ -191,7 +192,7 @@ def import_seeds(
         for (rec, res, label), split, subject in zip(kept, splits, subjects, strict=True)
     ]
     if subject_field is not None:
-        summary.n_subjects = len({r[9] for r in rows})
+        summary.n_subjects = len({r["subject_key"] for r in rows})
     summary.n_records = len(rows)
     summary.n_holdout = splits.count("holdout")
     summary.n_train = summary.n_records - summary.n_holdout
@@ -238,50 +239,56 @@ def _count(summary: ImportSummary, res: PiiResult) -> None:
             summary.dropped_by[f["type"]] = summary.dropped_by.get(f["type"], 0) + 1
 
 
-def _row(dataset: str, rec: Any, res: PiiResult, label: str | None, split: str, subject: str | None) -> tuple:
+def _row(dataset: str, rec: Any, res: PiiResult, label: str | None, split: str, subject: str | None) -> dict[str, Any]:
+    """One ``records`` row: the redacted text, its hash, findings as types and offsets, its budget units."""
     text = res.text or ""
-    digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-    findings = json.dumps(res.findings, separators=(",", ":"), sort_keys=True)
-    unit = record_unit(res.key_text if res.key_text is not None else text)
-    return (dataset, rec.index, text, label, split, digest, findings, utc_now(), unit, subject)
+    return {
+        "dataset": dataset,
+        "source_index": rec.index,
+        "text": text,
+        "label": label,
+        "split": split,
+        "text_sha256": "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "findings": json.dumps(res.findings, separators=(",", ":"), sort_keys=True),
+        "created_at": utc_now(),
+        "unit_key": record_unit(res.key_text if res.key_text is not None else text),
+        "subject_key": subject,
+    }
 
 
 def _store(
     ctx: Context,
     s: ImportSummary,
-    rows: list[tuple],
+    rows: list[dict[str, Any]],
     *,
     text_field: str | None,
     label_field: str | None,
     engine: dict[str, Any],
 ) -> None:
-    records_sha = hashlib.sha256("\n".join(r[5] for r in rows).encode()).hexdigest()
-    units_sha = hashlib.sha256("\n".join(sorted(f"{r[8]}:{r[9]}" for r in rows)).encode()).hexdigest()
+    records_sha = hashlib.sha256("\n".join(r["text_sha256"] for r in rows).encode()).hexdigest()
+    units_sha = hashlib.sha256(
+        "\n".join(sorted(f"{r['unit_key']}:{r['subject_key']}" for r in rows)).encode()
+    ).hexdigest()
     with transaction(ctx.db) as conn:
-        if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (s.dataset,)).fetchone():
+        if datasets.has(conn, s.dataset):
             raise _refuse_existing(s.dataset)
-        conn.execute(
-            "INSERT INTO datasets (name, created_at, text_field, label_field, source_sha256, policy_sha256,"
-            " n_records, n_train, n_holdout, n_dropped, subject_field) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                s.dataset,
-                utc_now(),
-                text_field,
-                label_field,
-                s.source_sha256,
-                ctx.policy_sha256,
-                s.n_records,
-                s.n_train,
-                s.n_holdout,
-                s.n_dropped,
-                s.subject_field,
-            ),
+        datasets.insert_dataset(
+            conn,
+            {
+                "name": s.dataset,
+                "created_at": utc_now(),
+                "text_field": text_field,
+                "label_field": label_field,
+                "source_sha256": s.source_sha256,
+                "policy_sha256": ctx.policy_sha256,
+                "n_records": s.n_records,
+                "n_train": s.n_train,
+                "n_holdout": s.n_holdout,
+                "n_dropped": s.n_dropped,
+                "subject_field": s.subject_field,
+            },
         )
-        conn.executemany(
-            "INSERT INTO records (dataset, source_index, text, label, split, text_sha256, findings, created_at,"
-            " unit_key, subject_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        datasets.insert_records(conn, rows)
         payload = {
             "dataset": s.dataset,
             "format": s.fmt,
