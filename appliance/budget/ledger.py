@@ -35,11 +35,11 @@ from appliance.audit.ledger import append_in_tx
 from appliance.budget.composition import Overrun, Spent, compose_basic, group_charge, refusal, unit_overruns
 from appliance.budget.units import RECORD, SUBJECT, Unit, record_unit, units_digest
 from appliance.db import transaction, utc_now
-from appliance.errors import BudgetExhausted, NotFound
+from appliance.errors import BudgetExhausted
 from appliance.policy.schema import PrivacyPolicy
+from appliance.store import datasets, prompts
 
 COMPOSITION = "basic"
-_COUNTED = "status IN ('reserved', 'charged')"
 CHARGE_FIELDS = (
     "id",
     "dataset",
@@ -62,22 +62,17 @@ def dataset_spent(conn: sqlite3.Connection, dataset: str) -> Spent:
     running or crashed run is charged its target ε. What one record has spent over every dataset it is in
     is :func:`unit_spent`.
     """
-    rows = conn.execute(f"SELECT epsilon, delta FROM privacy_charges WHERE dataset = ? AND {_COUNTED}", (dataset,))
-    return compose_basic((float(e), float(d)) for e, d in rows)
+    rows = prompts.counted_charges(conn, dataset)
+    return compose_basic((float(r["epsilon"]), float(r["delta"])) for r in rows)
 
 
 def dataset_units(conn: sqlite3.Connection, dataset: str, split: str | None = "train") -> Counter[Unit]:
     """The units of a dataset's records (train split by default): (kind, key) -> records it covers."""
-    sql = "SELECT unit_key, subject_key, text FROM records WHERE dataset = ?"
-    args: tuple[Any, ...] = (dataset,)
-    if split is not None:
-        sql += " AND split = ?"
-        args = (dataset, split)
     units: Counter[Unit] = Counter()
-    for key, subject, text in conn.execute(sql, args):
-        units[(RECORD, key or record_unit(text))] += 1
-        if subject is not None:
-            units[(SUBJECT, subject)] += 1
+    for r in datasets.unit_rows(conn, dataset, split):
+        units[(RECORD, r["unit_key"] or record_unit(r["text"]))] += 1
+        if r["subject_key"] is not None:
+            units[(SUBJECT, r["subject_key"])] += 1
     return units
 
 
@@ -88,11 +83,8 @@ def unit_spent(conn: sqlite3.Connection, units: Iterable[Unit] | None = None) ->
     """
     wanted = None if units is None else set(units)
     acc: dict[Unit, list[float]] = {}
-    rows = conn.execute(
-        "SELECT u.kind, u.unit, u.multiplicity, c.epsilon, c.delta FROM unit_charges u"
-        f" JOIN privacy_charges c ON c.id = u.charge_id WHERE c.{_COUNTED}"
-    )
-    for kind, key, m, eps, delta in rows:
+    for r in prompts.counted_unit_charges(conn):
+        kind, key, m, eps, delta = r["kind"], r["unit"], r["multiplicity"], r["epsilon"], r["delta"]
         if wanted is not None and (kind, key) not in wanted:
             continue
         e, d = (float(eps), float(delta)) if kind == RECORD else group_charge(epsilon=eps, delta=delta, size=int(m))
@@ -113,9 +105,7 @@ def most_charged(conn: sqlite3.Connection, dataset: str) -> tuple[str, Spent] | 
 
 
 def charge_row(conn: sqlite3.Connection, charge_id: int) -> dict[str, Any] | None:
-    cur = conn.execute(f"SELECT {', '.join(CHARGE_FIELDS)} FROM privacy_charges WHERE id = ?", (charge_id,))
-    row = cur.fetchone()
-    return None if row is None else dict(zip(CHARGE_FIELDS, row, strict=True))
+    return prompts.charge(conn, charge_id, CHARGE_FIELDS)
 
 
 def charge_digest(row: dict[str, Any]) -> str:
@@ -126,8 +116,7 @@ def charge_digest(row: dict[str, Any]) -> str:
 
 def stored_units_digest(conn: sqlite3.Connection, charge_id: int) -> str:
     """:func:`units_digest` of a charge's unit rows as they are stored now."""
-    rows = conn.execute("SELECT kind, unit, multiplicity FROM unit_charges WHERE charge_id = ?", (charge_id,))
-    return units_digest(rows)
+    return units_digest(prompts.units_of(conn, charge_id))
 
 
 def _bind(conn: sqlite3.Connection, kind: str, charge_id: int, actor: str | None, extra: dict[str, Any]) -> None:
@@ -147,14 +136,12 @@ def _bind(conn: sqlite3.Connection, kind: str, charge_id: int, actor: str | None
 
 
 def _insert_units(conn: sqlite3.Connection, charge_id: int, units: Counter[Unit]) -> dict[str, int]:
-    conn.executemany(
-        "INSERT INTO unit_charges (charge_id, kind, unit, multiplicity) VALUES (?, ?, ?, ?)",
-        [(charge_id, kind, key, m) for (kind, key), m in units.items()],
+    prompts.insert_units(
+        conn,
+        ({"charge_id": charge_id, "kind": kind, "unit": key, "multiplicity": m} for (kind, key), m in units.items()),
     )
     digest = units_digest((kind, key, m) for (kind, key), m in units.items())
-    conn.execute(
-        "UPDATE privacy_charges SET units_sha256 = ?, n_units = ? WHERE id = ?", (digest, len(units), charge_id)
-    )
+    prompts.update_charge(conn, charge_id, {"units_sha256": digest, "n_units": len(units)})
     counts = Counter(kind for kind, _ in units)
     return {"n_record_units": counts[RECORD], "n_subject_units": counts[SUBJECT]}
 
@@ -172,12 +159,20 @@ def insert_charge_in_tx(
     status: str = "reserved",
 ) -> int:
     """Insert one charge with its unit rows and its ``budget.reserve`` event (caller's transaction); its id."""
-    cur = conn.execute(
-        "INSERT INTO privacy_charges (dataset, prompt_id, epsilon, delta, accountant, composition,"
-        " created_at, status, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (dataset, prompt_id, epsilon, delta, accountant, COMPOSITION, utc_now(), status, actor),
+    charge_id = prompts.insert_charge(
+        conn,
+        {
+            "dataset": dataset,
+            "prompt_id": prompt_id,
+            "epsilon": epsilon,
+            "delta": delta,
+            "accountant": accountant,
+            "composition": COMPOSITION,
+            "created_at": utc_now(),
+            "status": status,
+            "actor": actor,
+        },
     )
-    charge_id = int(cur.lastrowid or 0)
     counts = _insert_units(conn, charge_id, units)
     _bind(conn, "budget.reserve", charge_id, actor, counts)
     return charge_id
@@ -185,7 +180,7 @@ def insert_charge_in_tx(
 
 def bind_legacy_charges(conn: sqlite3.Connection) -> int:
     """Charges written before units existed: charge their dataset's train units now and bind them (migration)."""
-    ids = [r[0] for r in conn.execute("SELECT id, dataset FROM privacy_charges WHERE units_sha256 IS NULL")]
+    ids = prompts.unbound_charge_ids(conn)
     for charge_id in ids:
         row = charge_row(conn, charge_id)
         assert row is not None
@@ -221,16 +216,13 @@ class BudgetLedger:
         self.policy = policy
 
     def _require_dataset(self, conn: sqlite3.Connection, dataset: str) -> None:
-        if conn.execute("SELECT 1 FROM datasets WHERE name = ?", (dataset,)).fetchone() is None:
-            raise NotFound(f"unknown dataset {dataset!r} — see `appliance seeds list`")
+        datasets.require(conn, dataset)
 
     def view(self, dataset: str) -> BudgetView:
         conn = self.db.conn
         self._require_dataset(conn, dataset)
-        reserved = conn.execute(
-            "SELECT COUNT(*) FROM privacy_charges WHERE dataset = ? AND status = 'reserved'", (dataset,)
-        ).fetchone()[0]
-        non_dp = conn.execute("SELECT COUNT(*) FROM prompts WHERE dataset = ? AND dp = 0", (dataset,)).fetchone()[0]
+        reserved = prompts.count_reserved(conn, dataset)
+        non_dp = prompts.count_non_dp(conn, dataset)
         worst = most_charged(conn, dataset)
         return BudgetView(
             dataset,
@@ -245,13 +237,8 @@ class BudgetLedger:
         )
 
     def charges(self, dataset: str) -> list[dict]:
-        cur = self.db.conn.execute(
-            "SELECT id, prompt_id, epsilon, delta, accountant, composition, status, actor, created_at, settled_at,"
-            " n_units FROM privacy_charges WHERE dataset = ? ORDER BY id",
-            (dataset,),
-        )
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur]
+        cols = ("id", "prompt_id", "epsilon", "delta", "accountant", "composition", "status", "actor", "created_at")
+        return prompts.charges(self.db, (*cols, "settled_at", "n_units"), dataset=dataset)
 
     def reserve(
         self, dataset: str, *, epsilon: float, delta: float, accountant: str, actor: str, policy_sha256: str
@@ -333,17 +320,12 @@ class BudgetLedger:
     ) -> Spent:
         """Replace a reservation by the run's accounted ε/δ (inside the caller's transaction); returns the new
         dataset total. The caller's ``train.run`` event carries :meth:`binding` of the settled row."""
-        row = conn.execute(
-            "SELECT dataset, status, epsilon FROM privacy_charges WHERE id = ?", (reservation,)
-        ).fetchone()
-        if row is None or row[1] != "reserved":
+        row = prompts.charge(conn, reservation, ("dataset", "status", "epsilon"))
+        if row is None or row["status"] != "reserved":
             raise BudgetExhausted(f"budget reservation {reservation} is no longer open — run `appliance train` again")
-        conn.execute(
-            "UPDATE privacy_charges SET prompt_id = ?, epsilon = ?, delta = ?, status = 'charged', settled_at = ?"
-            " WHERE id = ?",
-            (prompt_id, max(epsilon, 0.0), delta, utc_now(), reservation),
-        )
-        return dataset_spent(conn, row[0])
+        settled = {"prompt_id": prompt_id, "epsilon": max(epsilon, 0.0), "delta": delta, "status": "charged"}
+        prompts.update_charge(conn, reservation, {**settled, "settled_at": utc_now()})
+        return dataset_spent(conn, row["dataset"])
 
     @staticmethod
     def binding(conn: sqlite3.Connection, charge_id: int) -> dict[str, Any]:
@@ -355,9 +337,8 @@ class BudgetLedger:
     def release(self, reservation: int) -> None:
         """Give back a reservation whose run produced nothing (failed before any prompt was stored)."""
         with transaction(self.db) as conn:
-            n = conn.execute(
-                "UPDATE privacy_charges SET status = 'released', settled_at = ? WHERE id = ? AND status = 'reserved'",
-                (utc_now(), reservation),
-            ).rowcount
+            n = prompts.update_charge(
+                conn, reservation, {"status": "released", "settled_at": utc_now()}, status="reserved"
+            )
             if n:
                 _bind(conn, "budget.release", reservation, None, {})

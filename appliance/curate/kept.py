@@ -11,12 +11,13 @@ import hashlib
 import sqlite3
 
 from appliance.audit.chain import canonical_json
+from appliance.store import batches
 
 
 def kept_digest(conn: sqlite3.Connection, batch_id: str) -> str:
     """``sha256:`` over the (idx, SHA-256 of text, label) of the batch's kept outputs, in idx order."""
-    rows = conn.execute(
-        "SELECT idx, text, label FROM outputs WHERE batch_id = ? AND status = 'kept' ORDER BY idx", (batch_id,)
-    )
-    body = [[int(i), hashlib.sha256(t.encode("utf-8")).hexdigest(), lab] for i, t, lab in rows]
+    body = [
+        [int(r["idx"]), hashlib.sha256(r["text"].encode("utf-8")).hexdigest(), r["label"]]
+        for r in batches.kept(conn, batch_id)
+    ]
     return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()

@@ -15,16 +15,11 @@ from appliance.audit.ledger import append_in_tx
 from appliance.context import Context
 from appliance.db import transaction, utc_now
 from appliance.errors import ApprovalRequired, BadInput, NotFound
-
-
-def _row(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-    cur = conn.execute(sql, args)
-    r = cur.fetchone()
-    return None if r is None else dict(zip([c[0] for c in cur.description], r, strict=True))
+from appliance.store import batches, exports
 
 
 def get_request(conn: sqlite3.Connection, request_id: str) -> dict[str, Any]:
-    row = _row(conn, "SELECT * FROM export_requests WHERE id = ?", (request_id,))
+    row = exports.get_request(conn, request_id)
     if row is None:
         raise NotFound(f"unknown export request {request_id!r} — see `appliance export request BATCH`")
     return row
@@ -35,11 +30,9 @@ def request(ctx: Context, batch_id: str) -> dict[str, Any]:
     rid = "r-" + secrets.token_hex(6)
     now = utc_now()
     with transaction(ctx.db) as conn:
-        if conn.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone() is None:
-            raise NotFound(f"unknown batch {batch_id!r} — see `appliance batches list`")
-        conn.execute(
-            "INSERT INTO export_requests (id, batch_id, requested_by, requested_at, status) VALUES (?, ?, ?, ?, ?)",
-            (rid, batch_id, ctx.actor, now, "pending"),
+        batches.require(conn, batch_id)
+        exports.insert_request(
+            conn, {"id": rid, "batch_id": batch_id, "requested_by": ctx.actor, "requested_at": now, "status": "pending"}
         )
         append_in_tx(
             conn,
@@ -70,11 +63,8 @@ def approve(ctx: Context, request_id: str) -> dict[str, Any]:
         )
     now = utc_now()
     with transaction(ctx.db) as conn:
-        n = conn.execute(
-            "UPDATE export_requests SET status = 'approved', approved_by = ?, approved_at = ? WHERE id = ?"
-            " AND status = 'pending'",
-            (ctx.actor, now, request_id),
-        ).rowcount
+        approved = {"status": "approved", "approved_by": ctx.actor, "approved_at": now}
+        n = exports.advance_request(conn, request_id, approved, from_status="pending")
         if n != 1:
             raise BadInput(f"export request {request_id} changed while approving — try again")
         append_in_tx(
@@ -93,11 +83,7 @@ def approve(ctx: Context, request_id: str) -> dict[str, Any]:
 
 def approved_request(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any]:
     """The oldest approved, unused request for ``batch_id``, or :class:`ApprovalRequired` with the fix."""
-    row = _row(
-        conn,
-        "SELECT * FROM export_requests WHERE batch_id = ? AND status = 'approved' ORDER BY approved_at LIMIT 1",
-        (batch_id,),
-    )
+    row = exports.oldest_approved_request(conn, batch_id)
     if row is None:
         raise ApprovalRequired(
             f"exporting batch {batch_id} needs four-eyes approval — run `appliance export request {batch_id}`,"
@@ -108,9 +94,6 @@ def approved_request(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any]:
 
 def mark_used(conn: sqlite3.Connection, request_id: str, export_id: str) -> None:
     """Inside the export's transaction: the request allowed this export and cannot be used again."""
-    n = conn.execute(
-        "UPDATE export_requests SET status = 'used', export_id = ? WHERE id = ? AND status = 'approved'",
-        (export_id, request_id),
-    ).rowcount
+    n = exports.advance_request(conn, request_id, {"status": "used", "export_id": export_id}, from_status="approved")
     if n != 1:
         raise ApprovalRequired(f"export request {request_id} was used by another export — request approval again")

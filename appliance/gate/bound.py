@@ -16,10 +16,13 @@ import math
 import sqlite3
 from typing import Any
 
+from appliance.audit import rows as event_rows
 from appliance.audit.chain import event_hash, row_digest
+from appliance.audit.rows import EventRow
 from appliance.budget.ledger import CHARGE_EVENTS, CHARGE_FIELDS, charge_digest, stored_units_digest
 from appliance.curate.kept import kept_digest
 from appliance.errors import ChainBroken
+from appliance.store import prompts
 
 PROMPT_KINDS = ("train.run", "train.non_dp")
 # row column -> audit payload key, for each table the gate reads
@@ -50,35 +53,27 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def verified_event(conn: sqlite3.Connection, row: tuple[Any, ...] | None, what: str) -> tuple[str, dict[str, Any]]:
+def verified_event(conn: sqlite3.Connection, row: EventRow | None, what: str) -> tuple[str, dict[str, Any]]:
     """(kind, payload) of an ``events`` row after recomputing its hash and its link to the next event."""
     if row is None:
         raise ChainBroken(f"{what} has no audit event — the row was inserted outside the appliance", reason="missing")
-    seq, ts, actor, kind, payload, prev, h = row
-    if event_hash(prev, seq, ts, actor, kind, payload) != h:
+    seq, kind, payload, h = row["seq"], row["kind"], row["payload"], row["hash"]
+    if event_hash(row["prev_hash"], seq, row["ts"], row["actor"], kind, payload) != h:
         raise ChainBroken(f"audit event {seq} ({what}) was edited", seq=seq, reason="edited")
-    nxt = conn.execute("SELECT prev_hash FROM events WHERE seq = ?", (seq + 1,)).fetchone()
-    if nxt is not None and nxt[0] != h:
+    nxt = event_rows.at(conn, seq + 1)
+    if nxt is not None and nxt["prev_hash"] != h:
         raise ChainBroken(f"audit event {seq} ({what}) is not linked to its successor", seq=seq, reason="rewritten")
     return kind, json.loads(payload)
 
 
-_COLS = "seq, ts, actor, kind, payload, prev_hash, hash"
-
-
 def _by_seq(conn: sqlite3.Connection, seq: Any, what: str) -> tuple[str, dict[str, Any]]:
-    row = None if seq is None else conn.execute(f"SELECT {_COLS} FROM events WHERE seq = ?", (seq,)).fetchone()
-    return verified_event(conn, row, what)
+    return verified_event(conn, None if seq is None else event_rows.at(conn, seq), what)
 
 
-def _by_key(conn: sqlite3.Connection, kinds: tuple[str, ...], key: str, value: str, what: str):
-    marks = ", ".join("?" * len(kinds))
-    row = conn.execute(
-        f"SELECT {_COLS} FROM events WHERE kind IN ({marks}) AND json_extract(payload, '$.{key}') = ?"
-        " ORDER BY seq LIMIT 1",
-        (*kinds, value),
-    ).fetchone()
-    return verified_event(conn, row, what)
+def _by_key(
+    conn: sqlite3.Connection, kinds: tuple[str, ...], key: str, value: str, what: str
+) -> tuple[str, dict[str, Any]]:
+    return verified_event(conn, event_rows.first_with(conn, kinds, key, value), what)
 
 
 def _compare(row: dict[str, Any], payload: dict[str, Any], fields: dict[str, str], what: str, seq: Any) -> None:
@@ -171,18 +166,11 @@ def check_charges(conn: sqlite3.Connection) -> None:
     The event carries the hash of the charge row and of its unit rows; a changed ε, δ or status, a deleted
     unit row or a deleted charge is exit 4, so no edit can lower what a record has spent.
     """
-    latest: dict[int, tuple[Any, ...]] = {}
-    marks = ", ".join("?" * len(CHARGE_EVENTS))
-    for row in conn.execute(
-        f"SELECT {_COLS}, json_extract(payload, '$.charge_id') FROM events WHERE kind IN ({marks})"
-        " AND json_extract(payload, '$.charge_id') IS NOT NULL ORDER BY seq",
-        CHARGE_EVENTS,
-    ):
-        latest[int(row[-1])] = row[:-1]
-    cur = conn.execute(f"SELECT {', '.join(CHARGE_FIELDS)} FROM privacy_charges ORDER BY id")
+    latest: dict[int, EventRow] = {}
+    for key, row in event_rows.latest_by(conn, CHARGE_EVENTS, "charge_id").items():
+        latest[int(key)] = row
     seen = set()
-    for values in cur.fetchall():
-        charge = dict(zip(CHARGE_FIELDS, values, strict=True))
+    for charge in prompts.charges(conn, CHARGE_FIELDS):
         cid = int(charge["id"])
         seen.add(cid)
         what = f"privacy charge {cid} of dataset {charge['dataset']}"
@@ -210,11 +198,7 @@ def budget_unit(conn: sqlite3.Connection, dataset: str) -> str:
     Read from the event, not the mutable ``datasets`` row, since it goes into the signed manifest; a dataset
     without an import event (written before events bound it) is claimed at the weaker, record level.
     """
-    row = conn.execute(
-        f"SELECT {_COLS} FROM events WHERE kind = 'seeds.import' AND json_extract(payload, '$.dataset') = ?"
-        " ORDER BY seq LIMIT 1",
-        (dataset,),
-    ).fetchone()
+    row = event_rows.first_with(conn, ("seeds.import",), "dataset", dataset)
     if row is None:
         return "record"
     _, payload = verified_event(conn, row, f"dataset {dataset}")

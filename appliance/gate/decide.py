@@ -22,6 +22,7 @@ from appliance.db import transaction, utc_now
 from appliance.errors import GateRefused
 from appliance.gate.checks import Check, describe, evaluate, failures
 from appliance.gate.facts import BatchFacts
+from appliance.store import exports
 
 
 def always_checks(bf: BatchFacts, checks: list[Check]) -> list[Check]:
@@ -79,24 +80,22 @@ def decide(ctx: Context, bf: BatchFacts) -> Decision:
     }
     with transaction(ctx.db) as conn:
         ev = append_in_tx(conn, kind, payload, ctx.actor)
-        cur = conn.execute(
-            "INSERT INTO gate_decisions (batch_id, dataset, passed, enabled, checks, failures, probe_id, policy_sha256,"
-            " actor, event_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                batch["id"],
-                batch["dataset"],
-                int(passed),
-                int(gate.enabled),
-                json.dumps([c.as_dict() for c in checks]),
-                json.dumps(failed),
-                payload["probe_id"],
-                ctx.policy_sha256,
-                ctx.actor,
-                ev.seq,
-                utc_now(),
-            ),
+        decision_id = exports.insert_decision(
+            conn,
+            {
+                "batch_id": batch["id"],
+                "dataset": batch["dataset"],
+                "passed": int(passed),
+                "enabled": int(gate.enabled),
+                "checks": json.dumps([c.as_dict() for c in checks]),
+                "failures": json.dumps(failed),
+                "probe_id": payload["probe_id"],
+                "policy_sha256": ctx.policy_sha256,
+                "actor": ctx.actor,
+                "event_seq": ev.seq,
+                "created_at": utc_now(),
+            },
         )
-        decision_id = int(cur.lastrowid or 0)
     if not passed:
         few = (bf.probe or {}).get("summary", {}).get("too_few_records") or []
         note = (

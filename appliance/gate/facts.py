@@ -9,7 +9,6 @@ what the sample can show, not on a point estimate.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +18,7 @@ import sqlite_utils
 from appliance.budget.ledger import dataset_spent, most_charged
 from appliance.gate import bound
 from appliance.gate.checks import GateFacts
+from appliance.store import batches, prompts, results
 
 
 @dataclass(frozen=True)
@@ -35,38 +35,10 @@ class BatchFacts:
     budget_unit: str = "record"  # what the per-unit caps bound: one record, or one declared subject
 
 
-def _one(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-    cur = conn.execute(sql, args)
-    row = cur.fetchone()
-    return None if row is None else dict(zip([c[0] for c in cur.description], row, strict=True))
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
-
-
 def dataset_epsilon(conn: sqlite3.Connection, dataset: str) -> tuple[float, float]:
     """Privacy spent on ``dataset`` (ε, δ): :func:`appliance.budget.ledger.dataset_spent`, the one definition."""
     spent = dataset_spent(conn, dataset)
     return spent.epsilon, spent.delta
-
-
-def latest_curation(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
-    if not _has_table(conn, "curations"):
-        return None
-    return _one(conn, "SELECT * FROM curations WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,))
-
-
-def latest_evaluation(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
-    """The newest ``evaluations`` row of the batch with its JSON metrics parsed (None if never evaluated)."""
-    if not _has_table(conn, "evaluations"):
-        return None
-    row = _one(conn, "SELECT * FROM evaluations WHERE batch_id = ? ORDER BY rowid DESC LIMIT 1", (batch_id,))
-    if row is None:
-        return None
-    metrics = row.get("metrics")
-    row["metrics"] = json.loads(metrics) if isinstance(metrics, str) else (metrics or {})
-    return row
 
 
 def evaluation_value(evaluation: dict[str, Any] | None, key: str) -> float | None:
@@ -82,28 +54,14 @@ def evaluation_value(evaluation: dict[str, Any] | None, key: str) -> float | Non
     return None
 
 
-def latest_probe(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
-    row = _one(
-        conn, "SELECT * FROM probes WHERE batch_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (batch_id,)
-    )
-    if row is not None:
-        for k in ("summary", "metrics", "curves"):
-            row[k] = json.loads(row[k])
-    return row
-
-
-def kept_count(conn: sqlite3.Connection, batch_id: str) -> int:
-    return int(
-        conn.execute("SELECT COUNT(*) FROM outputs WHERE batch_id = ? AND status = 'kept'", (batch_id,)).fetchone()[0]
-    )
+def _kept_leaks(event: dict[str, Any], curation: dict[str, Any]) -> int:
+    """Kept outputs sharing an n-gram with a training seed, from the verified event (older: the row's n-gram hits)."""
+    return int(event["kept_leaking_outputs"] if "kept_leaking_outputs" in event else curation["kept_leak_hits"])
 
 
 def labelled_outputs(conn: sqlite3.Connection, batch_id: str) -> bool:
     """True when the batch's kept outputs carry labels (then label fidelity is checked)."""
-    row = conn.execute(
-        "SELECT 1 FROM outputs WHERE batch_id = ? AND status = 'kept' AND label IS NOT NULL LIMIT 1", (batch_id,)
-    ).fetchone()
-    return row is not None
+    return bool(batches.kept_labels(conn, batch_id))
 
 
 def labels_declared_public(conn: sqlite3.Connection, dataset: str, batch_id: str) -> bool:
@@ -111,23 +69,21 @@ def labels_declared_public(conn: sqlite3.Connection, dataset: str, batch_id: str
 
     The declared set is read from the ``seeds.import`` audit event (checked against the chain), not a row.
     """
-    rows = conn.execute(
-        "SELECT DISTINCT label FROM outputs WHERE batch_id = ? AND status = 'kept' AND label IS NOT NULL", (batch_id,)
-    ).fetchall()
-    if not rows:
+    labels = batches.kept_labels(conn, batch_id)
+    if not labels:
         return True
     _, payload = bound.import_event(conn, dataset)
     public = payload.get("labels_public")
-    return isinstance(public, list) and {r[0] for r in rows} <= set(public)
+    return isinstance(public, list) and labels <= set(public)
 
 
 def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
     """Collect every fact the gate checks for ``batch`` (a ``batches`` row)."""
     conn = db.conn
-    prompt = _one(conn, "SELECT * FROM prompts WHERE id = ?", (batch["prompt_id"],)) if batch.get("prompt_id") else None
-    cur = latest_curation(conn, batch["id"])
-    ev = latest_evaluation(conn, batch["id"])
-    probe = latest_probe(conn, batch["id"])
+    prompt = prompts.get(conn, batch["prompt_id"]) if batch.get("prompt_id") else None
+    cur = results.latest_curation(conn, batch["id"])
+    ev = results.latest_evaluation(conn, batch["id"])
+    probe = results.latest_probe(conn, batch["id"])
     bound.check_batch(conn, batch)
     bound.check_charges(conn)
     cur_event = bound.check_curation(conn, cur) if cur is not None else {}
@@ -143,11 +99,10 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
         epsilon=float(prompt["epsilon"]) if prompt and prompt["epsilon"] is not None else None,
         delta=float(prompt["delta"]) if prompt and prompt["delta"] is not None else None,
         dataset_epsilon=dataset_epsilon(conn, batch["dataset"])[0],
-        n_records=kept_count(conn, batch["id"]),
+        n_records=batches.count_outputs(conn, batch["id"], "kept"),
         curated=cur is not None,
         pii_findings=int(cur["kept_pii_hits"]) if cur else None,
-        # kept outputs sharing an n-gram with a training seed (older curations: the n-gram hits themselves)
-        verbatim_leaks=int(cur_event.get("kept_leaking_outputs", cur["kept_leak_hits"])) if cur else None,
+        verbatim_leaks=_kept_leaks(cur_event, cur) if cur else None,
         leak_allowance=int(cur_event.get("leak_allowance") or 0),
         evaluated=ev is not None,
         mauve=evaluation_value(ev, "mauve"),

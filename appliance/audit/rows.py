@@ -1,0 +1,54 @@
+"""Stored ``events`` rows as they are, for checks that recompute their hashes (:mod:`appliance.gate.bound`).
+
+Rows come back as dicts of the seven stored columns, the payload still the canonical JSON text that was hashed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+EventRow = dict[str, Any]
+_COLS = ("seq", "ts", "actor", "kind", "payload", "prev_hash", "hash")
+_SELECT = f"SELECT {', '.join(_COLS)} FROM events"
+
+
+def _row(values: Sequence[Any] | None) -> EventRow | None:
+    return None if values is None else dict(zip(_COLS, values[: len(_COLS)], strict=True))
+
+
+def at(conn: sqlite3.Connection, seq: int) -> EventRow | None:
+    """The event with sequence number ``seq``, or None."""
+    return _row(conn.execute(f"{_SELECT} WHERE seq = ?", (seq,)).fetchone())
+
+
+def first_with(conn: sqlite3.Connection, kinds: Sequence[str], key: str, value: Any) -> EventRow | None:
+    """The earliest event of one of ``kinds`` whose payload has ``key`` equal to ``value``, or None."""
+    marks = ", ".join("?" * len(kinds))
+    return _row(
+        conn.execute(
+            f"{_SELECT} WHERE kind IN ({marks}) AND json_extract(payload, '$.{key}') = ? ORDER BY seq LIMIT 1",
+            (*kinds, value),
+        ).fetchone()
+    )
+
+
+def latest_by(conn: sqlite3.Connection, kinds: Sequence[str], key: str) -> dict[Any, EventRow]:
+    """For each value of payload ``key`` among events of ``kinds``, the newest event carrying it."""
+    marks = ", ".join("?" * len(kinds))
+    latest: dict[Any, EventRow] = {}
+    for values in conn.execute(
+        f"SELECT {', '.join(_COLS)}, json_extract(payload, '$.{key}') FROM events WHERE kind IN ({marks})"
+        f" AND json_extract(payload, '$.{key}') IS NOT NULL ORDER BY seq",
+        tuple(kinds),
+    ):
+        row = _row(values)
+        assert row is not None
+        latest[values[-1]] = row
+    return latest
+
+
+def any_of_kind(conn: sqlite3.Connection, kind: str) -> bool:
+    """Whether the chain holds an event of ``kind``."""
+    return conn.execute("SELECT 1 FROM events WHERE kind = ? LIMIT 1", (kind,)).fetchone() is not None

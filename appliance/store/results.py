@@ -1,0 +1,66 @@
+"""What the checks found about a batch: curation runs, evaluations and probe records (numbers, never text).
+
+The ``latest_*`` readers are the one definition of "the batch's current result" for evaluate, the gate and
+the reports: the newest row by id (curations, evaluations) or by creation time (probes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from appliance.store.rows import Db, Row, first, insert, rows
+
+_PROBE_JSON = ("summary", "metrics", "curves")
+
+
+def insert_curation(db: Db, row: Mapping[str, Any]) -> int:
+    """One ``curations`` row, inside the caller's transaction; its id."""
+    return insert(db, "curations", row)
+
+
+def latest_curation(db: Db, batch_id: str) -> Row | None:
+    """The batch's most recent curation summary, ``reasons`` parsed; None when it was never curated."""
+    row = first(db, "curations", "batch_id = ?", (batch_id,), order_by="id DESC")
+    if row is not None:
+        row["reasons"] = json.loads(row["reasons"])
+    return row
+
+
+def insert_evaluation(db: Db, row: Mapping[str, Any]) -> int:
+    """One ``evaluations`` row, inside the caller's transaction; its id."""
+    return insert(db, "evaluations", row)
+
+
+def latest_evaluation(db: Db, batch_id: str) -> Row | None:
+    """The batch's most recent evaluation, ``metrics`` parsed; None when it was never evaluated."""
+    row = first(db, "evaluations", "batch_id = ?", (batch_id,), order_by="id DESC")
+    if row is not None:
+        metrics = row.get("metrics")
+        row["metrics"] = json.loads(metrics) if isinstance(metrics, str) else (metrics or {})
+    return row
+
+
+def insert_probe(db: Db, row: Mapping[str, Any]) -> None:
+    """One ``probes`` row, inside the caller's transaction."""
+    insert(db, "probes", row)
+
+
+def _parsed(row: Row) -> Row:
+    for k in _PROBE_JSON:
+        row[k] = json.loads(row[k])
+    return row
+
+
+def latest_probe(db: Db, batch_id: str) -> Row | None:
+    """The batch's most recent probe record, its JSON columns parsed; None when it was never probed."""
+    row = first(db, "probes", "batch_id = ?", (batch_id,), order_by="created_at DESC, rowid DESC")
+    return None if row is None else _parsed(row)
+
+
+def probes(db: Db, dataset: str | None = None) -> list[Row]:
+    """Every probe record (of one dataset when given), oldest first, JSON columns as stored."""
+    if dataset:
+        return rows(db, "probes", "dataset = ?", (dataset,), order_by="created_at")
+    return rows(db, "probes", order_by="created_at")
