@@ -19,15 +19,11 @@ from appliance.curate.text import text_hash
 from appliance.db import utc_now
 from appliance.errors import BadInput, PolicyViolation
 from appliance.policy.schema import CurationPolicy
+from appliance.store import exports
 
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
-_CHUNK = 500
 
 Conn = sqlite3.Connection | sqlite_utils.Database
-
-
-def _raw(conn: Conn) -> sqlite3.Connection:
-    return conn.conn if isinstance(conn, sqlite_utils.Database) else conn
 
 
 def record_export_hashes(conn: Conn, hashes: Iterable[str], export_id: str | None = None) -> int:
@@ -40,23 +36,14 @@ def record_export_hashes(conn: Conn, hashes: Iterable[str], export_id: str | Non
     for h in hashes:
         if not _HASH.match(h):
             raise BadInput("export hashes must be 'sha256:<64 hex>' of the normalised text — use text_hash()")
-        rows.append((h, export_id, utc_now()))
-    raw = _raw(conn)
-    before = raw.total_changes
-    raw.executemany("INSERT OR IGNORE INTO export_hashes (hash, export_id, created_at) VALUES (?, ?, ?)", rows)
-    return raw.total_changes - before
+        rows.append({"hash": h, "export_id": export_id, "created_at": utc_now()})
+    return exports.insert_hashes(conn, rows)
 
 
 def matches_exports(conn: Conn, texts: Sequence[str]) -> list[bool]:
     """For each text, whether its normalised form was exported by this appliance before."""
     hashes = [text_hash(t) for t in texts]
-    raw = _raw(conn)
-    found: set[str] = set()
-    unique = sorted(set(hashes))
-    for i in range(0, len(unique), _CHUNK):
-        chunk = unique[i : i + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        found.update(r[0] for r in raw.execute(f"SELECT hash FROM export_hashes WHERE hash IN ({marks})", chunk))
+    found = exports.known_hashes(conn, hashes)
     return [h in found for h in hashes]
 
 

@@ -29,6 +29,7 @@ from appliance.evaluate import metrics as m
 from appliance.evaluate.embed import Embedder, default_embedder
 from appliance.evaluate.sources import Texts, kept_outputs, reference_texts, split_records
 from appliance.evaluate.tstr import matched_real, tstr
+from appliance.store import results
 
 
 @dataclass
@@ -203,35 +204,27 @@ def _store(ctx: Context, report: EvaluationReport, *, curation_id: int) -> None:
             "policy_sha256": ctx.policy_sha256,
         }
         ev = append_in_tx(conn, "evaluate.run", payload, actor=ctx.actor)
-        cur = conn.execute(
-            "INSERT INTO evaluations (batch_id, reference, n_synthetic, n_reference, mauve, tstr_ratio, metrics,"
-            " embedding_model, embedding_sha256, curation_id, policy_sha256, event_seq, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                report.batch_id,
-                report.reference,
-                report.n_synthetic,
-                report.n_reference,
-                report.metrics["mauve"],
-                tstr_ratio,
-                json.dumps(report.metrics, sort_keys=True),
-                report.embedding_model,
-                report.embedding_sha256,
-                curation_id,
-                ctx.policy_sha256,
-                ev.seq,
-                utc_now(),
-            ),
+        evaluation_id = results.insert_evaluation(
+            conn,
+            {
+                "batch_id": report.batch_id,
+                "reference": report.reference,
+                "n_synthetic": report.n_synthetic,
+                "n_reference": report.n_reference,
+                "mauve": report.metrics["mauve"],
+                "tstr_ratio": tstr_ratio,
+                "metrics": json.dumps(report.metrics, sort_keys=True),
+                "embedding_model": report.embedding_model,
+                "embedding_sha256": report.embedding_sha256,
+                "curation_id": curation_id,
+                "policy_sha256": ctx.policy_sha256,
+                "event_seq": ev.seq,
+                "created_at": utc_now(),
+            },
         )
-    report.evaluation_id, report.event_seq = int(cur.lastrowid or 0), ev.seq
+    report.evaluation_id, report.event_seq = evaluation_id, ev.seq
 
 
 def latest_evaluation(ctx: Context, batch_id: str) -> dict[str, Any] | None:
     """The batch's most recent evaluation record (for the export gate and reports), or None."""
-    cur = ctx.db.conn.execute("SELECT * FROM evaluations WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    out = dict(zip([c[0] for c in cur.description], row, strict=True))
-    out["metrics"] = json.loads(out["metrics"])
-    return out
+    return results.latest_evaluation(ctx.db, batch_id)

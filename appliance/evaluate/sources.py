@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.context import Context
-from appliance.curate.run import batch_row, latest_curation
 from appliance.errors import BadInput
+from appliance.store import batches, datasets, results
 
 HOLDOUT = "holdout"
 
@@ -24,11 +24,9 @@ class Texts:
 
 def kept_outputs(ctx: Context, batch_id: str) -> tuple[dict, dict, Texts]:
     """(batch, latest curation, kept outputs); exit 1 telling to curate when the batch is not curated."""
-    batch = batch_row(ctx, batch_id)
-    curation = latest_curation(ctx, batch_id)
-    uncurated = ctx.db.conn.execute(
-        "SELECT COUNT(*) FROM outputs WHERE batch_id = ? AND status = 'new'", (batch_id,)
-    ).fetchone()[0]
+    batch = batches.require(ctx.db, batch_id)
+    curation = results.latest_curation(ctx.db, batch_id)
+    uncurated = batches.count_outputs(ctx.db, batch_id, "new")
     if curation is None:
         raise BadInput(f"batch {batch_id} has not been curated — run `appliance curate {batch_id}` first")
     if uncurated:
@@ -36,22 +34,18 @@ def kept_outputs(ctx: Context, batch_id: str) -> tuple[dict, dict, Texts]:
             f"batch {batch_id} has {uncurated} outputs added since its last curation"
             f" — run `appliance curate {batch_id}` again"
         )
-    rows = ctx.db.conn.execute(
-        "SELECT text, label FROM outputs WHERE batch_id = ? AND status = 'kept' ORDER BY idx", (batch_id,)
-    ).fetchall()
+    rows = batches.kept(ctx.db, batch_id)
     if len(rows) < 2:
         raise BadInput(
             f"batch {batch_id} has {len(rows)} kept outputs; evaluation needs at least 2"
             " — generate more (`appliance generate DATASET --n N`) and curate again"
         )
-    return batch, curation, Texts([r[0] for r in rows], [r[1] for r in rows])
+    return batch, curation, Texts([r["text"] for r in rows], [r["label"] for r in rows])
 
 
 def split_records(ctx: Context, dataset: str, split: str) -> Texts:
-    rows = ctx.db.conn.execute(
-        "SELECT text, label FROM records WHERE dataset = ? AND split = ? ORDER BY id", (dataset, split)
-    ).fetchall()
-    return Texts([r[0] for r in rows], [r[1] for r in rows])
+    rows = datasets.split_rows(ctx.db, dataset, split)
+    return Texts([r["text"] for r in rows], [r["label"] for r in rows])
 
 
 def reference_texts(ctx: Context, dataset: str, reference: str) -> tuple[str, Texts]:
@@ -69,8 +63,7 @@ def reference_texts(ctx: Context, dataset: str, reference: str) -> tuple[str, Te
     path = Path(reference)
     if not path.is_file():
         raise BadInput(f"--reference must be 'holdout' or a readable JSONL/CSV/TXT file; {path} is neither")
-    row = ctx.db.conn.execute("SELECT text_field FROM datasets WHERE name = ?", (dataset,)).fetchone()
-    text_field = (row[0] if row else None) or "text"
+    text_field = datasets.field(ctx.db, dataset, "text_field") or "text"
     read = read_seeds(path, text_field=text_field)
     if read.bad:
         raise BadInput(f"reference file: {read.bad[0]} — fix the file (text field {text_field!r})")

@@ -21,12 +21,13 @@ from typing import Any
 from appliance.audit.ledger import append_in_tx
 from appliance.context import Context
 from appliance.db import transaction, utc_now
-from appliance.errors import BadInput, NotFound
+from appliance.errors import BadInput
 from appliance.export import manifest as mf
 from appliance.export.writers import FORMATS, sha256_path, sweep_stale_temps, temp_beside, write_temp
 from appliance.gate import approval
 from appliance.gate.decide import Decision, decide
 from appliance.gate.facts import BatchFacts, gather
+from appliance.store import batches, datasets, exports
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,12 @@ class ExportResult:
 
 
 def get_batch(ctx: Context, batch_id: str) -> dict[str, Any]:
-    cur = ctx.db.conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,))
-    row = cur.fetchone()
-    if row is None:
-        raise NotFound(f"unknown batch {batch_id!r} — see `appliance batches list`")
-    return dict(zip([c[0] for c in cur.description], row, strict=True))
+    return batches.require(ctx.db, batch_id)
 
 
 def kept_records(ctx: Context, batch_id: str, labeled: bool) -> list[dict[str, Any]]:
-    rows = ctx.db.conn.execute(
-        "SELECT text, label FROM outputs WHERE batch_id = ? AND status = 'kept' ORDER BY idx", (batch_id,)
-    ).fetchall()
-    return [{"text": t, "label": lab} if labeled else {"text": t} for t, lab in rows]
+    rows = batches.kept(ctx.db, batch_id)
+    return [{"text": r["text"], "label": r["label"]} if labeled else {"text": r["text"]} for r in rows]
 
 
 def _check_out(out: Path, fmt: str) -> Path:
@@ -175,8 +170,7 @@ def export_batch(
         probe_ran = True
         bf = gather(ctx.db, batch)
     decision = decide(ctx, bf)  # raises GateRefused (exit 3) after recording the refusal
-    labeled = ctx.db.conn.execute("SELECT label_field FROM datasets WHERE name = ?", (batch["dataset"],)).fetchone()
-    records = kept_records(ctx, batch_id, labeled is not None and labeled[0] is not None)
+    records = kept_records(ctx, batch_id, datasets.field(ctx.db, batch["dataset"], "label_field") is not None)
     _check_out(out, fmt)  # again: the probes may have run for minutes
     eid = "x-" + secrets.token_hex(6)
     for leftover in (out, mf.manifest_path(out)):  # temporary files of an export that was killed mid-write
@@ -219,26 +213,24 @@ def export_batch(
             doc = mf.sign(body, ctx.ws.keys)
             text = mf.dumps(doc)
             tmp_manifest.write_text(text, encoding="utf-8")
-            conn.execute(
-                "INSERT INTO exports (id, batch_id, dataset, path, format, file_sha256, n_records, manifest_path,"
-                " manifest_sha256, request_id, gate_decision_id, actor, event_seq, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    eid,
-                    batch_id,
-                    batch["dataset"],
-                    str(out),
-                    fmt,
-                    digest,
-                    len(records),
-                    str(mf.manifest_path(out)),
-                    sha256_path(tmp_manifest),
-                    req["id"] if req else None,
-                    decision.id,
-                    ctx.actor,
-                    ev.seq,
-                    utc_now(),
-                ),
+            exports.insert_export(
+                conn,
+                {
+                    "id": eid,
+                    "batch_id": batch_id,
+                    "dataset": batch["dataset"],
+                    "path": str(out),
+                    "format": fmt,
+                    "file_sha256": digest,
+                    "n_records": len(records),
+                    "manifest_path": str(mf.manifest_path(out)),
+                    "manifest_sha256": sha256_path(tmp_manifest),
+                    "request_id": req["id"] if req else None,
+                    "gate_decision_id": decision.id,
+                    "actor": ctx.actor,
+                    "event_seq": ev.seq,
+                    "created_at": utc_now(),
+                },
             )
         _publish_pair(tmp, out, tmp_manifest, mf.manifest_path(out), eid)
     finally:

@@ -18,6 +18,7 @@ import numpy as np
 from appliance.context import Context
 from appliance.errors import BadInput
 from appliance.probes.scoring import LikelihoodScorer, open_scorer
+from appliance.store import batches, datasets, prompts
 from appliance.train.canaries import Canary
 from appliance.train.canaries import load as load_canaries
 
@@ -83,27 +84,13 @@ class ProbeInputs:
 def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
     """Members, holdout and synthetic texts of a batch (capped per policy), and the prompt's canaries."""
     g = ctx.policy.gate
-    conn = ctx.db.conn
-    prompt = None
-    if batch.get("prompt_id"):
-        cur = conn.execute("SELECT * FROM prompts WHERE id = ?", (batch["prompt_id"],))
-        row = cur.fetchone()
-        prompt = None if row is None else dict(zip([c[0] for c in cur.description], row, strict=True))
+    prompt = prompts.get(ctx.db, batch["prompt_id"]) if batch.get("prompt_id") else None
     label = prompt.get("label") if prompt else None
-    sql = "SELECT text, label FROM records WHERE dataset = ? AND split = ?"
-    args: tuple[Any, ...] = (batch["dataset"],)
-    if label is not None:
-        sql += " AND label = ?"
-    sides = []
-    for split in ("train", "holdout"):
-        a = (*args, split, label) if label is not None else (*args, split)
-        sides.append([Record(t, lab) for t, lab in conn.execute(sql + " ORDER BY id", a)])
-    syn = [
-        t
-        for (t,) in conn.execute(
-            "SELECT text FROM outputs WHERE batch_id = ? AND text != '' ORDER BY idx", (batch["id"],)
-        )
+    sides = [
+        [Record(r["text"], r["label"]) for r in datasets.split_rows(ctx.db, batch["dataset"], split, label=label)]
+        for split in ("train", "holdout")
     ]
+    syn = [r["text"] for r in batches.output_rows(ctx.db, batch["id"], select="text", nonempty=True)]
     canaries = load_canaries(ctx.ws, prompt) if prompt else []
     return ProbeInputs(
         ctx=ctx,

@@ -15,10 +15,11 @@ from typing import Any
 from appliance.audit.ledger import append_in_tx
 from appliance.context import Context
 from appliance.db import transaction, utc_now
-from appliance.errors import NotFound
 from appliance.probes import probes as _probes
 from appliance.probes import registry
 from appliance.probes.inputs import load_inputs
+from appliance.store import batches
+from appliance.store import results as store_results
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,6 @@ class ProbeRecord:
             "seconds": round(self.seconds, 2),
             "audit_seq": self.event_seq,
         }
-
-
-def _batch(ctx: Context, batch_id: str) -> dict[str, Any]:
-    cur = ctx.db.conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,))
-    row = cur.fetchone()
-    if row is None:
-        raise NotFound(f"unknown batch {batch_id!r} — see `appliance batches list`")
-    return dict(zip([c[0] for c in cur.description], row, strict=True))
 
 
 def _audit_metrics(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -82,7 +75,7 @@ def _audit_metrics(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def run_probes(ctx: Context, batch_id: str) -> ProbeRecord:
     """Run every registered probe on ``batch_id``; store and audit the result."""
-    batch = _batch(ctx, batch_id)
+    batch = batches.require(ctx.db, batch_id)
     t0 = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     curves: dict[str, Any] = {}
@@ -126,25 +119,23 @@ def run_probes(ctx: Context, batch_id: str) -> ProbeRecord:
             },
             ctx.actor,
         )
-        conn.execute(
-            "INSERT INTO probes (id, batch_id, dataset, prompt_id, model_sha256, prompt_sha256, summary, metrics,"
-            " curves, policy_sha256, actor, seconds, event_seq, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                pid,
-                batch_id,
-                batch["dataset"],
-                batch.get("prompt_id"),
-                batch["model_sha256"],
-                prompt_sha,
-                json.dumps(summary),
-                json.dumps({**results, "counts": counts}),
-                json.dumps(curves),
-                ctx.policy_sha256,
-                ctx.actor,
-                seconds,
-                ev.seq,
-                utc_now(),
-            ),
+        store_results.insert_probe(
+            conn,
+            {
+                "id": pid,
+                "batch_id": batch_id,
+                "dataset": batch["dataset"],
+                "prompt_id": batch.get("prompt_id"),
+                "model_sha256": batch["model_sha256"],
+                "prompt_sha256": prompt_sha,
+                "summary": json.dumps(summary),
+                "metrics": json.dumps({**results, "counts": counts}),
+                "curves": json.dumps(curves),
+                "policy_sha256": ctx.policy_sha256,
+                "actor": ctx.actor,
+                "seconds": seconds,
+                "event_seq": ev.seq,
+                "created_at": utc_now(),
+            },
         )
     return ProbeRecord(pid, batch_id, summary, {**results, "counts": counts}, curves, seconds, ev.seq)
