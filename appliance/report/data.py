@@ -15,20 +15,9 @@ from typing import Any
 from appliance.audit import signing
 from appliance.budget.ledger import dataset_spent, most_charged
 from appliance.context import Context
-
-
-def _rows(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    cur = conn.execute(sql, args)
-    names = [c[0] for c in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def _has(conn: sqlite3.Connection, table: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone() is not None
-
-
-def _where(dataset: str | None, col: str = "dataset") -> tuple[str, tuple[Any, ...]]:
-    return (f" WHERE {col} = ?", (dataset,)) if dataset else ("", ())
+from appliance.store import batches, prompts, results
+from appliance.store import datasets as store_datasets
+from appliance.store import exports as store_exports
 
 
 @dataclass
@@ -74,14 +63,8 @@ def datasets(
     conn: sqlite3.Connection, dataset: str | None, cap: float, delta_cap: float | None = None
 ) -> list[dict[str, Any]]:
     """Each dataset with the ε/δ of its runs and of its most-charged record (or subject) over every dataset."""
-    w, a = _where(dataset, "name")
-    out = _rows(
-        conn,
-        "SELECT name, created_at, n_records, n_train, n_holdout, n_dropped, label_field, subject_field FROM datasets"
-        + w
-        + " ORDER BY created_at",
-        a,
-    )
+    columns = "name, created_at, n_records, n_train, n_holdout, n_dropped, label_field, subject_field"
+    out = store_datasets.all_rows(conn, dataset, select=columns, order_by="created_at")
     for d in out:
         spent = dataset_spent(conn, d["name"])
         d.update(epsilon_spent=spent.epsilon, delta_spent=spent.delta, n_charges=spent.runs, epsilon_cap=cap)
@@ -98,14 +81,11 @@ def datasets(
 
 def runs(ctx: Context, dataset: str | None) -> list[dict[str, Any]]:
     """Every training run (prompt) with its privacy accounting, noise mode and who ran it."""
-    w, a = _where(dataset)
-    out = _rows(
-        ctx.db.conn,
-        "SELECT id, dataset, label, model_name, model_sha256, k, dp, exportable, epsilon, delta, noise_multiplier,"
+    columns = (
+        "id, dataset, label, model_name, model_sha256, k, dp, exportable, epsilon, delta, noise_multiplier,"
         " sample_rate, steps, clip_norm, accountant, train_loss, holdout_loss, artifact_sha256, meta, created_at"
-        " FROM prompts" + w + " ORDER BY created_at",
-        a,
     )
+    out = prompts.listing(ctx.db, dataset, select=columns, newest_first=False)
     actor: dict[str, str] = {}
     for ev in ctx.ledger.events():
         if ev.kind.startswith("train") and isinstance(ev.payload.get("prompt_id"), str):
@@ -118,9 +98,10 @@ def runs(ctx: Context, dataset: str | None) -> list[dict[str, Any]]:
     return out
 
 
-def _count_findings(rows: list[tuple[str, str]]) -> dict[str, Counter]:
+def _count_findings(rows: list[dict[str, Any]], key_column: str) -> dict[str, Counter]:
     per: dict[str, Counter] = {}
-    for key, raw in rows:
+    for row in rows:
+        key, raw = row[key_column], row["findings"]
         c = per.setdefault(key, Counter())
         for f in json.loads(raw or "[]"):
             c[str(f.get("type", "?"))] += 1
@@ -128,63 +109,21 @@ def _count_findings(rows: list[tuple[str, str]]) -> dict[str, Counter]:
 
 
 def pii_import(conn: sqlite3.Connection, dataset: str | None) -> dict[str, Counter]:
-    w, a = _where(dataset)
-    return _count_findings(conn.execute("SELECT dataset, findings FROM records" + w, a).fetchall())
+    return _count_findings(store_datasets.findings(conn, dataset), "dataset")
 
 
 def pii_output(conn: sqlite3.Connection, dataset: str | None) -> dict[str, Counter]:
-    w, a = _where(dataset, "b.dataset")
-    return _count_findings(
-        conn.execute(
-            "SELECT o.batch_id, o.findings FROM outputs o JOIN batches b ON b.id = o.batch_id" + w, a
-        ).fetchall()
-    )
-
-
-def probes(conn: sqlite3.Connection, dataset: str | None) -> list[dict[str, Any]]:
-    w, a = _where(dataset)
-    out = _rows(conn, "SELECT * FROM probes" + w + " ORDER BY created_at", a)
-    for r in out:
-        for k in ("summary", "metrics", "curves"):
-            r[k] = json.loads(r[k])
-    return out
-
-
-def gate(conn: sqlite3.Connection, dataset: str | None) -> list[dict[str, Any]]:
-    w, a = _where(dataset)
-    out = _rows(conn, "SELECT * FROM gate_decisions" + w + " ORDER BY id", a)
-    for r in out:
-        r["checks"], r["failures"] = json.loads(r["checks"]), json.loads(r["failures"])
-    return out
-
-
-def exports(conn: sqlite3.Connection, dataset: str | None) -> list[dict[str, Any]]:
-    w, a = _where(dataset, "e.dataset")
-    return _rows(
-        conn,
-        "SELECT e.*, r.requested_by, r.approved_by FROM exports e LEFT JOIN export_requests r"
-        " ON r.id = e.request_id" + w + " ORDER BY e.created_at",
-        a,
-    )
-
-
-def requests(conn: sqlite3.Connection, dataset: str | None) -> list[dict[str, Any]]:
-    w, a = _where(dataset, "b.dataset")
-    return _rows(
-        conn,
-        "SELECT r.* FROM export_requests r JOIN batches b ON b.id = r.batch_id" + w + " ORDER BY r.requested_at",
-        a,
-    )
+    return _count_findings(batches.output_findings(conn, dataset), "batch_id")
 
 
 def activity(ctx: Context, dataset: str | None, limit: int = 500) -> tuple[list[dict[str, Any]], Counter]:
     """The newest ``limit`` events (narrowed to a dataset's events when one is given) and counts per actor."""
     events = []
     actors: Counter = Counter()
-    batch_ds = dict(ctx.db.conn.execute("SELECT id, dataset FROM batches").fetchall())
+    batch_ds = batches.datasets_by_batch(ctx.db)
     for ev in ctx.ledger.events():
         p = ev.payload
-        ds = p.get("dataset") or batch_ds.get(p.get("batch_id"))
+        ds = p.get("dataset") or batch_ds.get(str(p.get("batch_id")))
         if dataset and ds != dataset:
             continue
         actors[ev.actor] += 1
@@ -211,10 +150,10 @@ def gather(ctx: Context, dataset: str | None, generated_at: str) -> ReportData:
     data.runs = runs(ctx, dataset)
     data.pii_import = pii_import(conn, dataset)
     data.pii_output = pii_output(conn, dataset)
-    data.probes = probes(conn, dataset) if _has(conn, "probes") else []
-    data.gate = gate(conn, dataset) if _has(conn, "gate_decisions") else []
-    data.exports = exports(conn, dataset) if _has(conn, "exports") else []
-    data.requests = requests(conn, dataset) if _has(conn, "export_requests") else []
+    data.probes = results.probes(conn, dataset)
+    data.gate = store_exports.decisions(conn, dataset)
+    data.exports = store_exports.exports(conn, dataset)
+    data.requests = store_exports.requests(conn, dataset)
     data.activity, data.actors = activity(ctx, dataset)
     data.thresholds = {
         "max_mia_auc": g.max_mia_auc,

@@ -35,6 +35,13 @@ def field(db: Db, name: str, column: str) -> Any:
     return None if row is None else row[column]
 
 
+def all_rows(db: Db, dataset: str | None = None, *, select: str = "*", order_by: str = "name") -> list[Row]:
+    """Every ``datasets`` row (or one dataset's), in ``order_by`` order."""
+    if dataset:
+        return rows(db, "datasets", "name = ?", (dataset,), select=select, order_by=order_by)
+    return rows(db, "datasets", select=select, order_by=order_by)
+
+
 def listing(db: Db, dataset: str | None = None) -> list[Row]:
     """Every dataset (or one), by name, with ``n_labels``: how many distinct labels its records carry."""
     where, args = (" WHERE d.name = ?", (dataset,)) if dataset else ("", ())

@@ -60,7 +60,10 @@ def latest_probe(db: Db, batch_id: str) -> Row | None:
 
 
 def probes(db: Db, dataset: str | None = None) -> list[Row]:
-    """Every probe record (of one dataset when given), oldest first, JSON columns as stored."""
-    if dataset:
-        return rows(db, "probes", "dataset = ?", (dataset,), order_by="created_at")
-    return rows(db, "probes", order_by="created_at")
+    """Every probe record (of one dataset when given), oldest first, its JSON columns parsed."""
+    found = (
+        rows(db, "probes", "dataset = ?", (dataset,), order_by="created_at")
+        if dataset
+        else rows(db, "probes", order_by="created_at")
+    )
+    return [_parsed(r) for r in found]
