@@ -1,0 +1,122 @@
+"""The PII bench's evaluation sets: each a list of (text, gold spans), with where it comes from.
+
+Public, licensed, shipped with their provenance (nothing is fetched when the bench runs):
+
+* ``synthetic`` — presidio-research's ``synth_dataset_v2.json`` (MIT; ``../shared/data/pii_presidio_synth``,
+  its PROVENANCE.md): 1,500 templated sentences with Faker values, span-annotated.
+* ``aci-dialogue``, ``aci-note`` — ACI-BENCH (CC BY 4.0; ``bench/data/aci_bench``, its PROVENANCE.md): 207
+  role-played doctor–patient conversations in lower-case speech-recognition style, and their written visit
+  notes. Gold = every whole-word occurrence of the encounter's patient first and family name (from the
+  metadata); the doctor's name words are gold of type ``CLINICIAN`` (not scored for recall). Nothing else is
+  annotated, so precision there is a lower bound and over-redaction an upper bound.
+
+Hand-made smoke sets (``bench/data/{transcript,legal,clinical,forum}.txt``): small texts written for this
+bench by the session that wrote the rules — a check of each style and failure mode, never held out.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SYNTH = HERE.parent.parent / "shared" / "data" / "pii_presidio_synth" / "synth_dataset_v2.json"
+ACI = HERE / "data" / "aci_bench"
+ACI_SPLITS = ("train", "valid", "clinicalnlp_taskB_test1", "clinicalnlp_taskC_test2", "clef_taskC_test3")
+HAND_MADE = ("transcript", "legal", "clinical", "forum")
+
+Gold = list[tuple[int, int, str]]
+Record = tuple[str, Gold]
+
+_MARK = re.compile(r"\[\[([A-Z_]+)\|(.+?)\]\]", re.S)
+# a section header: a line (or a line's start up to a colon) in capitals, e.g. "REVIEW OF SYSTEMS", "HPI:"
+HEADER = re.compile(r"^[ \t]*([A-Z][A-Z0-9 ,/&()'-]*[A-Z)])[ \t]*(?::|$)", re.M)
+
+
+def parse_marked(block: str) -> Record:
+    """Text and gold spans from ``[[TYPE|text]]`` markup."""
+    out: list[str] = []
+    gold: Gold = []
+    pos = length = 0
+    for m in _MARK.finditer(block):
+        plain = block[pos : m.start()]
+        out.append(plain)
+        length += len(plain)
+        gold.append((length, length + len(m.group(2)), m.group(1)))
+        out.append(m.group(2))
+        length += len(m.group(2))
+        pos = m.end()
+    out.append(block[pos:])
+    return "".join(out), gold
+
+
+def load_hand_made(name: str) -> list[Record]:
+    """One hand-made set: blank-line separated blocks, ``#`` lines are comments."""
+    lines = (HERE / "data" / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+    text = "\n".join(ln for ln in lines if not ln.startswith("#"))
+    return [parse_marked(b.strip("\n")) for b in re.split(r"\n[ \t]*\n", text) if b.strip()]
+
+
+def load_synth(limit: int | None = None) -> list[Record]:
+    """presidio-research's synthetic set (the first ``limit`` records)."""
+    data = json.loads(SYNTH.read_text(encoding="utf-8"))[:limit]
+    return [
+        (r["full_text"], [(s["start_position"], s["end_position"], s["entity_type"]) for s in r["spans"]]) for r in data
+    ]
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(io.StringIO(fh.read())))
+
+
+def _name_spans(text: str, words: list[str], label: str) -> Gold:
+    spans: Gold = []
+    for w in words:
+        spans += [(m.start(), m.end(), label) for m in re.finditer(rf"\b{re.escape(w)}\b", text, re.I)]
+    return spans
+
+
+def _names(value: str) -> list[str]:
+    """Alphabetic name words of a metadata field ("Dr. Gutierrez" -> ["Gutierrez"]; "33" -> [])."""
+    words = [w for w in re.findall(r"[^\W\d_]+", value) if len(w) > 1]
+    return [w for w in words if w.casefold() not in {"dr", "mr", "mrs", "ms", "miss", "doctor"}]
+
+
+def load_aci(column: str) -> list[Record]:
+    """ACI-BENCH ``dialogue`` or ``note`` texts of all five splits, with patient (and clinician) name gold."""
+    records: list[Record] = []
+    for split in ACI_SPLITS:
+        texts = _read_csv(ACI / f"{split}.csv.gz")
+        meta = _read_csv(ACI / f"{split}_metadata.csv.gz")
+        for row, info in zip(texts, meta, strict=True):
+            if row["encounter_id"] != info["encounter_id"]:
+                raise ValueError(f"{split}: metadata out of step at {row['encounter_id']}")
+            text = row[column]
+            patient = _names(info["patient_firstname"]) + _names(info["patient_familyname"])
+            gold = _name_spans(text, patient, "PERSON")
+            taken = {(s, e) for s, e, _ in gold}
+            gold += [g for g in _name_spans(text, _names(info["doctor_name"]), "CLINICIAN") if g[:2] not in taken]
+            records.append((text, sorted(gold)))
+    return records
+
+
+def header_tokens(text: str) -> list[tuple[int, int]]:
+    """``\\w+`` token offsets inside the text's section headers."""
+    return [
+        (m.start(1) + t.start(), m.start(1) + t.end()) for m in HEADER.finditer(text) for t in re.finditer(r"\w+", m[1])
+    ]
+
+
+def public_sets(limit: int | None = None) -> dict[str, list[Record]]:
+    """The public, licensed sets, by name."""
+    return {"synthetic": load_synth(limit), "aci-dialogue": load_aci("dialogue"), "aci-note": load_aci("note")}
+
+
+def hand_made_sets() -> dict[str, list[Record]]:
+    """The hand-made smoke sets, by name (prefixed ``hm-``)."""
+    return {f"hm-{name}": load_hand_made(name) for name in HAND_MADE}
