@@ -119,12 +119,10 @@ def report(
     from appliance.errors import NotFound
     from appliance.export.writers import sha256_path
     from appliance.report import write_report
+    from appliance.store import datasets
 
     c = state(ctx).open()
-    if (
-        dataset is not None
-        and c.db.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (dataset,)).fetchone() is None
-    ):
+    if dataset is not None and not datasets.has(c.db, dataset):
         raise NotFound(f"unknown dataset {dataset!r} — see `appliance seeds list`")
     if not out.expanduser().resolve().parent.is_dir():
         raise BadInput(f"directory {out.parent} does not exist — create it or choose another --out")

@@ -8,6 +8,7 @@ import shutil
 import typer
 
 from appliance import __version__
+from appliance.audit import rows as event_rows
 from appliance.audit import signing
 from appliance.cli.common import console, print_json, state
 from appliance.config import Workspace
@@ -22,7 +23,7 @@ def _initialised(ws: Workspace) -> bool:
     db = connect(ws.db_path)
     try:
         migrate(db)
-        return db.conn.execute("SELECT 1 FROM events WHERE kind = 'workspace.init' LIMIT 1").fetchone() is not None
+        return event_rows.any_of_kind(db.conn, "workspace.init")
     finally:
         db.conn.close()
 

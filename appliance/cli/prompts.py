@@ -9,6 +9,7 @@ from rich.table import Table
 
 from appliance.cli.common import console, new_app, print_json, state
 from appliance.errors import NotFound
+from appliance.store import prompts
 
 app = new_app("List and inspect trained soft prompts (ε, δ, model, artifact hash).")
 
@@ -28,11 +29,7 @@ def list_(
     """List trained soft prompts, newest first."""
     c = state(ctx).open()
     try:
-        sql, args = f"SELECT {_COLUMNS} FROM prompts", ()
-        if dataset:
-            sql, args = sql + " WHERE dataset = ?", (dataset,)
-        cur = c.db.conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", args)
-        rows = [dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur]
+        rows = prompts.listing(c.db, dataset, select=_COLUMNS)
     finally:
         c.close()
     if as_json:
@@ -59,18 +56,12 @@ def show(
     """Show one prompt's row, metadata and privacy charge as JSON (canary secrets are never shown)."""
     c = state(ctx).open()
     try:
-        cur = c.db.conn.execute("SELECT * FROM prompts WHERE id = ?", (prompt_id,))
-        row = cur.fetchone()
-        if row is None:
+        out = prompts.get(c.db, prompt_id)
+        if out is None:
             raise NotFound(f"unknown prompt {prompt_id!r} — see `appliance prompts list`")
-        out = dict(zip([d[0] for d in cur.description], row, strict=True))
         out["meta"] = json.loads(out["meta"] or "{}")
-        cur = c.db.conn.execute(
-            "SELECT epsilon, delta, accountant, composition, status, settled_at FROM privacy_charges"
-            " WHERE prompt_id = ?",
-            (prompt_id,),
-        )
-        out["privacy_charge"] = [dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur]
+        charge_columns = ("epsilon", "delta", "accountant", "composition", "status", "settled_at")
+        out["privacy_charge"] = prompts.charges(c.db, charge_columns, prompt_id=prompt_id)
     finally:
         c.close()
     print_json(out)

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from appliance.cli.common import console, err_console, new_app, print_json, state
 from appliance.errors import BadInput, NotFound
+from appliance.store import datasets
 
 app = new_app("Import, scan and inspect seed datasets (PII is scanned and redacted before storage).")
 
@@ -220,10 +221,9 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     """List imported datasets with their record counts."""
     c = state(ctx).open()
     try:
-        rows = c.db.conn.execute(
-            "SELECT d.name, d.n_records, d.n_train, d.n_holdout, d.n_dropped, d.created_at,"
-            " (SELECT COUNT(DISTINCT label) FROM records r WHERE r.dataset = d.name) FROM datasets d ORDER BY d.name"
-        ).fetchall()
+        found = datasets.listing(c.db)
+        columns = ("name", "n_records", "n_train", "n_holdout", "n_dropped", "created_at", "n_labels")
+        rows = [tuple(d[k] for k in columns) for d in found]
     finally:
         c.close()
     keys = ("name", "records", "train", "holdout", "dropped", "created_at", "labels")
@@ -251,11 +251,9 @@ def show(
     """Show a dataset's stored (redacted) records."""
     c = state(ctx).open()
     try:
-        if c.db.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (dataset,)).fetchone() is None:
+        if not datasets.has(c.db, dataset):
             raise NotFound(f"no dataset {dataset!r} — see `appliance seeds list`")
-        rows = c.db.conn.execute(
-            "SELECT id, split, label, text FROM records WHERE dataset = ? ORDER BY id LIMIT ?", (dataset, limit)
-        ).fetchall()
+        rows = [(r["id"], r["split"], r["label"], r["text"]) for r in datasets.records(c.db, dataset, limit=limit)]
     finally:
         c.close()
     if as_json:
