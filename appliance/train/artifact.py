@@ -22,6 +22,7 @@ from appliance.budget.ledger import BudgetLedger
 from appliance.context import Context
 from appliance.db import transaction, utc_now
 from appliance.models.registry import sha256_file
+from appliance.store import prompts
 
 FORMAT = "appliance.softprompt.v1"
 
@@ -81,37 +82,35 @@ def store(ctx: Context, rec: PromptRecord, *, reservation: int | None, audit: di
     ledger = BudgetLedger(ctx.db, ctx.policy.privacy)
     total = None
     with transaction(ctx.db) as conn:
-        conn.execute(
-            "INSERT INTO prompts (id, dataset, label, model_name, model_sha256, k, n_embd, dp, exportable, epsilon,"
-            " delta, noise_multiplier, sample_rate, steps, clip_norm, accountant, train_loss, holdout_loss,"
-            " artifact_path, artifact_sha256, meta, created_at) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                rec.id,
-                rec.dataset,
-                rec.model_name,
-                rec.model_sha256,
-                rec.k,
-                rec.n_embd,
-                int(rec.dp),
-                int(rec.dp),
-                rec.epsilon,
-                rec.delta,
-                rec.noise_multiplier,
-                rec.sample_rate,
-                rec.steps,
-                rec.clip_norm,
-                rec.accountant,
-                _finite(rec.train_loss),
-                _finite(rec.holdout_loss),
-                rec.artifact_path,
-                rec.artifact_sha256,
-                json.dumps(rec.meta, sort_keys=True),
-                utc_now(),
-            ),
+        prompts.insert_prompt(
+            conn,
+            {
+                "id": rec.id,
+                "dataset": rec.dataset,
+                "label": None,
+                "model_name": rec.model_name,
+                "model_sha256": rec.model_sha256,
+                "k": rec.k,
+                "n_embd": rec.n_embd,
+                "dp": int(rec.dp),
+                "exportable": int(rec.dp),
+                "epsilon": rec.epsilon,
+                "delta": rec.delta,
+                "noise_multiplier": rec.noise_multiplier,
+                "sample_rate": rec.sample_rate,
+                "steps": rec.steps,
+                "clip_norm": rec.clip_norm,
+                "accountant": rec.accountant,
+                "train_loss": _finite(rec.train_loss),
+                "holdout_loss": _finite(rec.holdout_loss),
+                "artifact_path": rec.artifact_path,
+                "artifact_sha256": rec.artifact_sha256,
+                "meta": json.dumps(rec.meta, sort_keys=True),
+                "created_at": utc_now(),
+            },
         )
-        cur = conn.execute("SELECT * FROM prompts WHERE id = ?", (rec.id,))
-        row = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
+        row = prompts.get(conn, rec.id)
+        assert row is not None
         # the gate checks the stored row against its content hash (over the columns it had when written)
         audit = {**audit, "row_sha256": row_digest(row), "row_columns": sorted(row)}
         if rec.dp and reservation is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from appliance.errors import BadInput, NotFound
+from appliance.store import datasets
 
 
 @dataclass(frozen=True)
@@ -19,15 +20,14 @@ class DatasetRecords:
 
 def load_records(db: sqlite_utils.Database, dataset: str, *, holdout_limit: int) -> DatasetRecords:
     """Train split (all) and the first ``holdout_limit`` holdout records, in id order."""
-    row = db.conn.execute("SELECT label_field FROM datasets WHERE name = ?", (dataset,)).fetchone()
+    row = datasets.get(db, dataset)
     if row is None:
         raise NotFound(f"unknown dataset {dataset!r} — import it with `appliance seeds import FILE --dataset NAME`")
-    q = "SELECT text, label FROM records WHERE dataset = ? AND split = ? ORDER BY id"
-    train = [(t, lab) for t, lab in db.conn.execute(q, (dataset, "train"))]
-    holdout = [(t, lab) for t, lab in db.conn.execute(q + " LIMIT ?", (dataset, "holdout", holdout_limit))]
+    train = [(r["text"], r["label"]) for r in datasets.split_rows(db, dataset, "train")]
+    holdout = [(r["text"], r["label"]) for r in datasets.split_rows(db, dataset, "holdout", limit=holdout_limit)]
     if not train:
         raise BadInput(f"dataset {dataset} has no training records — import more seeds")
-    labelled = row[0] is not None and any(lab is not None for _, lab in train)
+    labelled = row["label_field"] is not None and any(lab is not None for _, lab in train)
     labels = sorted({lab for _, lab in train if lab is not None}) if labelled else None
     if labels is None:
         train = [(t, None) for t, _ in train]
