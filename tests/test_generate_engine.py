@@ -78,6 +78,41 @@ def test_outputs_do_not_depend_on_batch_size(be: LlamaCppBackend, soft: np.ndarr
     assert _run(be, jobs, SAMPLED, batch=1) == _run(be, jobs, SAMPLED, batch=8)
 
 
+def _guide(be: LlamaCppBackend) -> Prefix:
+    """The prior the soft prompt is contrasted with: the instruction as text tokens, then the same suffix."""
+    return Prefix(key="g", tokens=tuple(be.tokenize(INSTRUCTION + SUFFIX, add_bos=False)))
+
+
+def test_guided_greedy_equals_teacher_forced_guided_argmax(be: LlamaCppBackend, soft: np.ndarray) -> None:
+    """With guidance every slot decodes its guide beside it: greedy tokens are the argmax of the two
+    teacher-forced rows combined, with the guide's KV copied between slots like the prefix's."""
+    from appliance.generate.sampling import guided_logits
+
+    p, g = _prefix(be, soft[:6]), _guide(be)
+    params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.5, "min_p": 0.05})
+    out = _run(be, [Job(i, p, seed=i, guide=g) for i in range(3)], params, batch=3)
+    ref: list[int] = []
+    for _ in range(params.max_tokens):
+        cond = be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:]
+        prior = be.prompt_logits(None, list(g.tokens) + ref)[-1:]
+        nxt = int(np.argmax(guided_logits(cond, prior, params.guidance, params.min_p)[0]))
+        if nxt in be.eog_set:
+            break
+        ref.append(nxt)
+    plain = _run(be, [Job(0, p, seed=0)], GREEDY, batch=1)[0]
+    assert all(tokens == ref for tokens in out.values()), (out, ref)
+    assert ref != plain  # guidance changed what was written
+
+
+def test_guided_outputs_do_not_depend_on_batch_size(be: LlamaCppBackend, soft: np.ndarray) -> None:
+    p, g = _prefix(be, soft[:6]), _guide(be)
+    params = SamplingParams(**{**SAMPLED.__dict__, "guidance": 1.0})
+    jobs = [Job(i, p, seed=7 + i, guide=g) for i in range(6)]
+    assert _run(be, jobs, params, batch=1) == _run(be, jobs, params, batch=4)
+    with pytest.raises(BadInput, match="with guidance"):
+        _run(be, jobs, params, batch=5)  # 5 jobs x 2 sequences > the backend's 8
+
+
 def test_mixed_prefixes_share_and_switch_kv(be: LlamaCppBackend, soft: np.ndarray) -> None:
     """Jobs with two different prefixes through 3 slots give what each job gives on its own."""
     a, b = _prefix(be, soft, "a"), _prefix(be, soft[:5], "b", suffix="\nTitle:")

@@ -108,8 +108,92 @@ def test_a_stop_string_ends_a_text_but_never_stops_one_before_it_begins() -> Non
             return {1: b"\n", 2: b"Hi", 3: b" there", 4: b"\nmore"}[tok]
 
     sched = Scheduler(_Pieces(), 1, None, SamplingParams(stop=("\n",), max_tokens=10))  # type: ignore[arg-type]
-    slot = _Slot(job=Job(0, Prefix(key="k", tokens=(5,)), seed=0), plen=1, rng=np.random.default_rng(0))
+    slot = _Slot(job=Job(0, Prefix(key="k", tokens=(5,)), seed=0), plens=[1], rng=np.random.default_rng(0))
     assert sched._accept(slot, 1) is None and sched._accept(slot, 1) is None  # leading newlines: go on
     assert sched._accept(slot, 2) is None and sched._accept(slot, 3) is None
     done = sched._accept(slot, 4)
     assert done is not None and done.finish_reason == "stop" and done.text == "\n\nHi there"
+
+
+def test_guided_logits_amplify_the_prompt_over_its_prior_among_plausible_tokens() -> None:
+    from appliance.generate.sampling import guided_logits, log_softmax
+
+    p = np.log(np.array([[0.5, 0.4, 0.09, 0.01]]))
+    q = np.log(np.array([[0.8, 0.1, 0.05, 0.05]]))
+    out = guided_logits(p.astype(np.float32), q.astype(np.float32), guidance=1.0, min_p=0.05)
+    lp, lq = np.log([0.5, 0.4, 0.09]), np.log([0.8, 0.1, 0.05])
+    np.testing.assert_allclose(out[0, :3], 2 * lp - lq, rtol=1e-5)
+    assert out[0, 3] == -np.inf  # 0.01 < 0.05 * 0.5: implausible under the prompt, whatever the prior says
+    assert int(np.argmax(out)) == 1  # the prior's favourite (token 0) loses to what training moved toward
+    zero = guided_logits(p.astype(np.float32), q.astype(np.float32), guidance=0.0, min_p=0.0)
+    np.testing.assert_allclose(zero[0, :3], log_softmax(p)[0, :3], rtol=1e-5)  # g = 0: p itself (cut 0.05)
+    assert zero[0, 3] == -np.inf
+
+
+class _PairDecoder:
+    """A fake decoder whose next-token logits depend only on the sequence's prefix key: the soft prompt
+    prefers 'a' a little, its prior prefers 'a' a lot. Records every step's (sequence, token) feed."""
+
+    ROWS = {
+        "soft": np.log(np.array([0.5, 0.4, 0.09, 0.01])),
+        "prior": np.log(np.array([0.8, 0.1, 0.05, 0.05])),
+    }
+
+    def __init__(self) -> None:
+        self.key: dict[int, str] = {}
+        self.fed: list[list[tuple[int, int, int]]] = []
+
+    def prefill(self, seq: int, prefix: object) -> np.ndarray:
+        self.key[seq] = str(prefix.key)  # type: ignore[attr-defined]
+        return self.ROWS[self.key[seq]].astype(np.float32)
+
+    def copy(self, src: int, dst: int, keep: int) -> None:
+        self.key[dst] = self.key[src]
+
+    def truncate(self, seq: int, keep: int) -> None:
+        pass
+
+    def step(self, seqs: list[int], tokens: list[int], positions: list[int]) -> np.ndarray:
+        self.fed.append(list(zip(seqs, tokens, positions, strict=True)))
+        return np.stack([self.ROWS[self.key[s]] for s in seqs]).astype(np.float32)
+
+    def piece(self, tok: int) -> bytes:
+        return b"ab\n?"[tok : tok + 1]
+
+    def is_eog(self, tok: int) -> bool:
+        return tok == 3
+
+    @property
+    def eog_ids(self) -> list[int]:
+        return [3]
+
+
+@pytest.mark.parametrize(("guidance", "text"), [(0.0, "aaa"), (1.0, "bbb")])
+def test_the_scheduler_decodes_each_guided_job_beside_its_guide(guidance: float, text: str) -> None:
+    from appliance.generate.backend import Job, Prefix
+    from appliance.generate.engine import Scheduler
+
+    soft = Prefix(key="soft", tokens=(0, 0), soft_prompt=np.zeros((2, 4), dtype=np.float32), bos=False)
+    prior = Prefix(key="prior", tokens=(1, 1, 1), bos=False)
+    params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=3, min_p=0.05, guidance=guidance)
+    dec = _PairDecoder()
+    jobs = [Job(i, soft, seed=i, guide=prior if guidance else None) for i in range(3)]
+    done = sorted(Scheduler(dec, 2, None, params).run(jobs), key=lambda c: c.index)  # type: ignore[arg-type]
+    assert [c.text for c in done] == [text] * 3
+    for feed in dec.fed:
+        if guidance:  # pairs: the job's sequence (even id, prefix 4 positions) and its guide (odd id, 3)
+            assert len(feed) % 2 == 0
+            for (s0, t0, p0), (s1, t1, p1) in zip(feed[0::2], feed[1::2], strict=True):
+                assert (s1, t1) == (s0 + 1, t0) and s0 % 2 == 0 and p0 - p1 == 1
+                assert dec.key[s0] == "soft" and dec.key[s1] == "prior"
+        else:
+            assert all(dec.key[s] == "soft" for s, _, _ in feed)
+
+
+def test_a_guided_job_without_a_guide_is_an_error() -> None:
+    from appliance.generate.backend import Job, Prefix
+    from appliance.generate.engine import Scheduler
+
+    params = SamplingParams(temperature=0.0, max_tokens=2, guidance=1.0)
+    with pytest.raises(ValueError, match="needs a guide prefix"):
+        list(Scheduler(_PairDecoder(), 1, None, params).run([Job(0, Prefix(key="soft"), seed=0)]))  # type: ignore[arg-type]

@@ -11,6 +11,10 @@ ggml multiplies a single column with other kernels than several. So once no job 
 are filled by moving live sequences up (one KV stream copy each), keeping the live ones contiguous and next
 to the decoder's pad stream: every step is one micro-batch of two or more rows, whatever the batch size,
 and a sequence's logits — hence, with its own seed, its text — do not depend on ``--batch``.
+
+With guidance (``SamplingParams.guidance`` > 0) every job brings a second prefix, its ``guide``: slot ``i``
+then owns the two consecutive sequences ``2i`` (the prefix) and ``2i + 1`` (the guide), both are fed each
+sampled token, and the token is drawn from the two rows combined (:func:`sampling.guided_logits`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from appliance.generate.jobs import Completion, Job, Prefix, SamplingParams
-from appliance.generate.sampling import sample_rows
+from appliance.generate.sampling import guided_logits, sample_rows
 
 
 class Decoder(Protocol):
@@ -56,7 +60,7 @@ class Decoder(Protocol):
 @dataclass
 class _Slot:
     job: Job
-    plen: int
+    plens: list[int]  # prefix length of each of the slot's sequences (the job's prefix, then its guide)
     rng: np.random.Generator
     tokens: list[int] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
@@ -68,17 +72,32 @@ def prefix_length(prefix: Prefix, bos_id: int | None) -> int:
 
 
 class Scheduler:
-    """Runs jobs through a :class:`Decoder`, ``n_slots`` at a time, yielding completions as they finish."""
+    """Runs jobs through a :class:`Decoder`, ``n_slots`` at a time, yielding completions as they finish.
+
+    The decoder holds ``n_slots × width`` sequences: width 2 when ``params.guidance`` > 0 (each job's prefix
+    and its guide), else 1.
+    """
 
     def __init__(self, decoder: Decoder, n_slots: int, bos_id: int | None, params: SamplingParams) -> None:
         self.dec = decoder
         self.n_slots = n_slots
         self.bos_id = bos_id
         self.params = params
+        self.width = 2 if params.guidance > 0.0 else 1
         self.stops = [s.encode("utf-8") for s in params.stop if s]
         self.slots: list[_Slot | None] = [None] * n_slots
-        self.slot_prefix: list[str | None] = [None] * n_slots
+        self.seq_prefix: list[str | None] = [None] * (n_slots * self.width)
         self.prefix_logits: dict[str, np.ndarray] = {}
+
+    def _seqs(self, i: int) -> range:
+        return range(i * self.width, (i + 1) * self.width)
+
+    def _members(self, job: Job) -> list[Prefix]:
+        if self.width == 1:
+            return [job.prefix]
+        if job.guide is None:
+            raise ValueError(f"job {job.index}: guidance {self.params.guidance} needs a guide prefix")
+        return [job.prefix, job.guide]
 
     def run(self, jobs: Sequence[Job], on_step: Callable[[int], None] | None = None) -> Iterator[Completion]:
         pending = deque(jobs)
@@ -96,28 +115,33 @@ class Scheduler:
             live = [(i, s, s.pending) for i, s in enumerate(self.slots) if s is not None and s.pending is not None]
             if not live:
                 continue
-            seqs = [i for i, _, _ in live]
-            logits = self.dec.step(seqs, [tok for _, _, tok in live], [s.plen + len(s.tokens) - 1 for _, s, _ in live])
+            seqs = [q for i, _, _ in live for q in self._seqs(i)]
+            tokens = [tok for _, _, tok in live for _ in range(self.width)]
+            positions = [p + len(s.tokens) - 1 for _, s, _ in live for p in s.plens]
+            logits = self.dec.step(seqs, tokens, positions)
             for _, s, _ in live:
                 s.pending = None
-            yield from self._sample(seqs, logits, on_step)
+            yield from self._sample([i for i, _, _ in live], logits, on_step)
 
     def _assign(self, i: int, job: Job) -> None:
-        key = job.prefix.key
-        plen = prefix_length(job.prefix, self.bos_id)
-        holder = next((j for j in range(self.n_slots) if self.slot_prefix[j] == key and j != i), None)
-        if self.slot_prefix[i] == key and key in self.prefix_logits:
-            self.dec.truncate(i, plen)
-        elif holder is not None and key in self.prefix_logits:
-            self.dec.copy(holder, i, plen)
-        else:
-            self.dec.truncate(i, 0)
-            self.prefix_logits[key] = np.array(self.dec.prefill(i, job.prefix), dtype=np.float32)
-        self.slot_prefix[i] = key
-        live_keys = set(self.slot_prefix)
+        plens: list[int] = []
+        for seq, prefix in zip(self._seqs(i), self._members(job), strict=True):
+            key = prefix.key
+            plen = prefix_length(prefix, self.bos_id)
+            holder = next((q for q, k in enumerate(self.seq_prefix) if k == key and q != seq), None)
+            if self.seq_prefix[seq] == key and key in self.prefix_logits:
+                self.dec.truncate(seq, plen)
+            elif holder is not None and key in self.prefix_logits:
+                self.dec.copy(holder, seq, plen)
+            else:
+                self.dec.truncate(seq, 0)
+                self.prefix_logits[key] = np.array(self.dec.prefill(seq, prefix), dtype=np.float32)
+            self.seq_prefix[seq] = key
+            plens.append(plen)
+        live_keys = set(self.seq_prefix)
         for stale in [k for k in self.prefix_logits if k not in live_keys]:
             del self.prefix_logits[stale]
-        self.slots[i] = _Slot(job, plen, np.random.default_rng(job.seed))
+        self.slots[i] = _Slot(job, plens, np.random.default_rng(job.seed))
 
     def _compact(self) -> None:
         """Keep the live sequences on the highest slots, contiguous (see the module docstring)."""
@@ -128,17 +152,20 @@ class Scheduler:
         for src, dst in zip(movers, holes, strict=True):
             s = self.slots[src]
             assert s is not None
-            self.dec.copy(src, dst, s.plen + len(s.tokens))
+            for qs, qd, plen in zip(self._seqs(src), self._seqs(dst), s.plens, strict=True):
+                self.dec.copy(qs, qd, plen + len(s.tokens))
+                self.seq_prefix[qd] = self.seq_prefix[qs]
             self.slots[dst], self.slots[src] = s, None
-            self.slot_prefix[dst] = self.slot_prefix[src]
 
     def _first_logits(self, idx: list[int]) -> np.ndarray:
-        return np.stack([self.prefix_logits[str(self.slot_prefix[i])] for i in idx])
+        return np.stack([self.prefix_logits[str(self.seq_prefix[q])] for i in idx for q in self._seqs(i)])
 
     def _sample(
         self, idx: list[int], logits: np.ndarray, on_step: Callable[[int], None] | None
     ) -> Iterator[Completion]:
         slots = [s for s in (self.slots[i] for i in idx) if s is not None]
+        if self.width == 2:
+            logits = guided_logits(logits[0::2], logits[1::2], self.params.guidance, self.params.min_p)
         if self.params.ignore_eos:
             logits[:, self.dec.eog_ids] = -np.inf
         uniforms = np.array([s.rng.random() for s in slots])

@@ -29,6 +29,9 @@ class SamplingParams:
     max_tokens: int = 96
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False  # benchmarks only: generate exactly max_tokens tokens
+    # guidance g > 0: each job also decodes its ``guide`` prefix (the public prior) and samples from
+    # log p + g·(log p − log p_guide) over the tokens min-p keeps under p (appliance.generate.sampling)
+    guidance: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,7 @@ class SamplingParams:
             "repeat_last_n": self.repeat_last_n,
             "max_tokens": self.max_tokens,
             "stop": list(self.stop),
+            "guidance": self.guidance,
         }
 
 
@@ -59,11 +63,13 @@ class Prefix:
 
 @dataclass(frozen=True)
 class Job:
-    """One output to produce: its index in the batch, its prefix and its own RNG seed."""
+    """One output to produce: its index in the batch, its prefix and its own RNG seed; with guidance, the
+    prefix it is contrasted with (``guide``), decoded beside it with the same sampled tokens."""
 
     index: int
     prefix: Prefix
     seed: int
+    guide: Prefix | None = None
 
 
 @dataclass

@@ -359,15 +359,20 @@ class LlamaCppBackend(GenerationBackend):
             raise RuntimeError("backend is closed")
         if not jobs:
             return
-        if batch < 1 or batch > self.n_seq_max:
-            raise BadInput(f"--batch {batch} is outside 1..{self.n_seq_max}")
-        jobs = [Job(j.index, _with_soft(j.prefix, self._check_soft(j.prefix.soft_prompt)), j.seed) for j in jobs]
-        longest = max(prefix_length(j.prefix, self._bos) for j in jobs) + params.max_tokens + 1
+        width = 2 if params.guidance > 0.0 else 1  # guided: each job decodes its guide prefix beside it
+        if batch < 1 or batch * width > self.n_seq_max:
+            why = " with guidance (two sequences per output)" if width == 2 else ""
+            raise BadInput(f"--batch {batch} is outside 1..{self.n_seq_max // width}{why}")
+        jobs = [
+            Job(j.index, _with_soft(j.prefix, self._check_soft(j.prefix.soft_prompt)), j.seed, j.guide) for j in jobs
+        ]
+        heads = [j.prefix for j in jobs] + [j.guide for j in jobs if j.guide is not None]
+        longest = max(prefix_length(p, self._bos) for p in heads) + params.max_tokens + 1
         if longest > self.n_ctx:
             raise BadInput(f"prompt plus --max-tokens needs {longest} positions; the context holds {self.n_ctx}")
-        n_seq = min(batch, len(jobs))
-        with self.session(n_seq=n_seq, n_ctx_seq=longest) as sess:
-            yield from Scheduler(sess, n_seq, self._bos, params).run(jobs, on_step)
+        n_slots = min(batch, len(jobs))
+        with self.session(n_seq=n_slots * width, n_ctx_seq=longest) as sess:
+            yield from Scheduler(sess, n_slots, self._bos, params).run(jobs, on_step)
 
     def close(self) -> None:
         self._single = None

@@ -152,6 +152,7 @@ def _sampling(ctx: Context, opts: GenerateOptions) -> SamplingParams:
         repeat_penalty=g.repeat_penalty,
         max_tokens=g.max_tokens if opts.max_tokens is None else opts.max_tokens,
         stop=tuple(g.stop),
+        guidance=g.guidance,
     )
     if not 0.0 <= s.temperature <= 5.0:
         raise BadInput("--temperature must be between 0 and 5")
@@ -172,6 +173,10 @@ def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
         raise BadInput(f"prompt {prompt['id']} puts text before the soft prompt, a layout generation does not use")
     labels = _labels(ctx, opts, prompt)
     sampling = _sampling(ctx, opts)
+    if prompt is None or not PromptMeta.parse(prompt["meta"]).prior_token_ids:
+        # few-shot has no trained prompt to contrast; a prompt without a recorded prior has no guide (the
+        # batch's params then say guidance 0)
+        sampling = replace(sampling, guidance=0.0)
     batch = ctx.policy.generation.batch if opts.batch is None else opts.batch
     if not 1 <= batch <= 256:
         raise BadInput("--batch must be between 1 and 256")

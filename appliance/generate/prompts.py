@@ -29,6 +29,7 @@ class PromptMeta:
     label_template: str | None = None
     labels: list[str] | None = None
     prefix_bos: bool = True  # BOS before the soft prompt (only where the model has one)
+    prior_token_ids: tuple[int, ...] = ()  # the public prior the prompt was initialised from (guidance's guide)
 
     @classmethod
     def parse(cls, raw: str | None) -> PromptMeta:
@@ -43,6 +44,7 @@ class PromptMeta:
             label_template=data.get("label_template"),
             labels=[str(x) for x in labels] if labels else None,
             prefix_bos=bool(data.get("prefix_bos", True)),
+            prior_token_ids=tuple(int(t) for t in data.get("prior_token_ids") or ()),
         )
 
 

@@ -108,7 +108,7 @@ def _backend(ctx: Context, plan: Plan, path: Path, wsha: str) -> Iterator[tuple[
         use_extra_bufts=verdict.extra_bufts,
         n_ctx=g.n_ctx,
         n_threads=g.threads,
-        n_seq_max=plan.batch,
+        n_seq_max=plan.batch * (2 if plan.sampling.guidance > 0.0 else 1),  # guided: a guide sequence per job
     ) as backend:
         yield backend, verdict
 
@@ -119,15 +119,20 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
         assert plan.prompt is not None
         emb = load_embeddings(artifact_path(ctx.ws, plan.prompt), plan.prompt, backend.n_embd)
         meta = plan.meta
-        cache: dict[str | None, Prefix] = {}
+        guided = plan.sampling.guidance > 0.0
+        cache: dict[str | None, tuple[Prefix, Prefix | None]] = {}
         for i in todo:
             label = plan.label_of(i)
             if label not in cache:
                 templ = meta.label_template
                 text = render_label_template(templ, label) if templ and label is not None else meta.suffix_text
                 ids = tuple(backend.tokenize(text, add_bos=False)) if text else ()
-                cache[label] = Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb, bos=meta.prefix_bos)
-            jobs.append(Job(i, cache[label], job_seed(plan.seed, i)))
+                head = Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb, bos=meta.prefix_bos)
+                # the guide: the same context after the public prior's tokens instead of the trained rows
+                prior = Prefix(key=f"prior:{label}", tokens=meta.prior_token_ids + ids, bos=meta.prefix_bos)
+                cache[label] = (head, prior if guided else None)
+            head, guide = cache[label]
+            jobs.append(Job(i, head, job_seed(plan.seed, i), guide))
         return jobs
     pools: dict[str | None, list[tuple[int, str]]] = {}
     for i in todo:

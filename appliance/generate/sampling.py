@@ -6,6 +6,15 @@ not depend on normalisation, so it runs first as one vectorised pass over the wh
 few dozen candidates per row; top-k and top-p then work on those (top-p's mass is normalised over the
 survivors). With ``min_p = 0`` the top-k candidates come from ``argpartition`` instead. Each row is handled
 independently, so a sequence's tokens depend only on its own logits and random stream.
+
+Guidance (``SamplingParams.guidance`` g > 0, :func:`guided_logits`) runs before all of that: the row sampled
+from is ``log p + g·(log p − log q)``, where p is the next-token distribution after the trained soft prompt
+and q the one after the guide prefix (the public prior the prompt was initialised from), over the tokens p
+itself finds plausible (p ≥ min_p · max p, 0.05 when min-p is off). It amplifies what training moved the
+model toward and away from the prior's register: classifier-free guidance for language models (Sanchez et
+al. 2023, "Stay on topic with Classifier-Free Guidance"), with the plausibility cut of contrastive decoding
+(Li et al. 2023, "Contrastive Decoding"). Both distributions come from the DP artifact and public text, so
+guided sampling is post-processing and costs no ε.
 """
 
 from __future__ import annotations
@@ -16,6 +25,27 @@ from itertools import pairwise
 import numpy as np
 
 from appliance.generate.jobs import SamplingParams
+
+GUIDANCE_PLAUSIBILITY = 0.05  # the candidate cut under p when min-p is off
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64 (rows of -inf stay -inf)."""
+    x = logits.astype(np.float64)
+    m = x.max(axis=1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+
+
+def guided_logits(cond: np.ndarray, guide: np.ndarray, guidance: float, min_p: float) -> np.ndarray:
+    """``log p + g·(log p − log q)`` per row, -inf where p < cut·max p (cut: ``min_p``, else 0.05); float32.
+
+    ``cond`` holds the rows after the soft prompt (p), ``guide`` the rows after the guide prefix (q).
+    """
+    lp, lq = log_softmax(cond), log_softmax(guide)
+    out = lp + guidance * (lp - lq)
+    cut = np.log(min_p if min_p > 0.0 else GUIDANCE_PLAUSIBILITY)
+    out[lp < lp.max(axis=1, keepdims=True) + cut] = -np.inf
+    return out.astype(np.float32)
 
 
 def apply_repeat_penalty(logits: np.ndarray, histories: Sequence[Sequence[int]], penalty: float, last_n: int) -> None:

@@ -92,12 +92,17 @@ def public_basis(embeddings: torch.Tensor, rank: int) -> torch.Tensor:
     return (v * scale).T.contiguous()
 
 
-def init_rows(lm: FrozenLM, text: str, k: int) -> torch.Tensor:
-    """Embeddings of ``text``'s tokens in k rows: its last k tokens when it is longer; when shorter, the text
-    once, at the end (next to the context it introduces), after its first token repeated to fill the rows."""
+def prior_ids(lm: FrozenLM, text: str, k: int) -> list[int]:
+    """``text``'s tokens in k positions: its last k tokens when it is longer; when shorter, the text once, at
+    the end (next to the context it introduces), after its first token repeated to fill the rows. The
+    untrained prompt is these tokens' embeddings; generation's guidance decodes them as the prior."""
     ids = lm.encode(text) or [lm.eos_id]
-    ids = ids[-k:] if len(ids) >= k else [ids[0]] * (k - len(ids)) + ids
-    idx = torch.tensor(ids, dtype=torch.long)
+    return ids[-k:] if len(ids) >= k else [ids[0]] * (k - len(ids)) + ids
+
+
+def init_rows(lm: FrozenLM, text: str, k: int) -> torch.Tensor:
+    """Embeddings of :func:`prior_ids` (``text`` in k rows)."""
+    idx = torch.tensor(prior_ids(lm, text, k), dtype=torch.long)
     with torch.no_grad():
         return lm.embed(idx).to(torch.float32).clone()
 

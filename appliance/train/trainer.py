@@ -27,7 +27,7 @@ from appliance.train.layout import Layout, build_examples, collate
 from appliance.train.lm import FrozenLM, load_frozen
 from appliance.train.loop import LoopStats, StepCallback, run_steps
 from appliance.train.plan import Plan, TrainRequest, check_request, make_plan, scaled_lr
-from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll, public_basis
+from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll, prior_ids, public_basis
 
 
 @dataclass
@@ -264,6 +264,8 @@ class _Run:
             **run_facts,
             "canaries": canary_info,
             "init_text_sha256": "sha256:" + hashlib.sha256(pol.training.init_text.encode()).hexdigest(),
+            # the public prior's tokens (the untrained prompt's rows): generation's guidance contrasts with them
+            "prior_token_ids": prior_ids(lm, pol.training.init_text, plan.k),
         }
         rec = PromptRecord(
             self.prompt_id,
