@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -134,7 +136,7 @@ class _PairDecoder:
     """A fake decoder whose next-token logits depend only on the sequence's prefix key: the soft prompt
     prefers 'a' a little, its prior prefers 'a' a lot. Records every step's (sequence, token) feed."""
 
-    ROWS = {
+    ROWS: ClassVar[dict[str, np.ndarray]] = {
         "soft": np.log(np.array([0.5, 0.4, 0.09, 0.01])),
         "prior": np.log(np.array([0.8, 0.1, 0.05, 0.05])),
     }
