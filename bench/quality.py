@@ -95,7 +95,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 def bank_domain() -> dict[str, Any]:
     """What an operator would declare about BANKING77-like data (the demo's public prior; never read from seeds)."""
-    from appliance.demo.run import DEMO_DOMAIN, DEMO_HOLDOUT_FRACTION
+    from appliance.demo.settings import DEMO_DOMAIN, DEMO_HOLDOUT_FRACTION
 
     return {
         "privacy.holdout_fraction": DEMO_HOLDOUT_FRACTION,

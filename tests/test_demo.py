@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.demo import run as demo_run
+from appliance.cli import demo_run
+from appliance.demo import settings as demo_settings
 from appliance.policy import default_policy_path, load_policy_file
 
 
@@ -50,9 +51,16 @@ def test_demo_stops_at_the_first_failure_with_its_exit_code(cli, tmp_path: Path,
     assert "demo stopped at step 'train' (exit 3)" in res.output
     steps = [c[2] for c in calls]  # after --home DIR
     assert steps == ["init", "policy", "seeds", "train"]
-    assert calls[-1][2:] == ["train", demo_run.DATASET, "--epsilon", "4", "--epochs", str(demo_run.QUICK.epochs)]
+    assert calls[-1][2:] == [
+        "train",
+        demo_settings.DATASET,
+        "--epsilon",
+        "4",
+        "--epochs",
+        str(demo_settings.QUICK.epochs),
+    ]
     # nothing after the failure ran: no batch, no export, no report
-    assert not (home / demo_run.REPORT_NAME).exists()
+    assert not (home / demo_settings.REPORT_NAME).exists()
     assert not list((home / "exports").iterdir())
 
 
@@ -75,7 +83,7 @@ def test_a_refused_export_still_writes_the_report_and_verifies_the_chain(cli, tm
     assert "the gate REFUSED the export" in res.output and "nothing left the building" in res.output
     steps = [" ".join(c[2:4]) for c in calls]
     assert steps[-3:] == ["export " + "none", "audit report", "audit verify"]  # no `audit verify --export`
-    assert (home / demo_run.REPORT_NAME).exists()
+    assert (home / demo_settings.REPORT_NAME).exists()
     assert not list((home / "exports").iterdir())
 
 
@@ -86,24 +94,27 @@ def test_demo_policy_changes_only_the_split_and_the_domain_description_and_is_au
     assert "keeps every gate threshold at the shipped default" in reason
     shipped = load_policy_file(default_policy_path()).model_dump()
     demo = load_policy_file(home / "policy.yaml").model_dump()
-    assert demo["privacy"]["holdout_fraction"] == demo_run.DEMO_HOLDOUT_FRACTION
-    assert demo["training"]["label_template"] == demo_run.DEMO_DOMAIN["label_template"]
+    assert demo["privacy"]["holdout_fraction"] == demo_settings.DEMO_HOLDOUT_FRACTION
+    assert demo["training"]["label_template"] == demo_settings.DEMO_DOMAIN["label_template"]
     assert demo["generation"]["stop"] == ["\n"]
-    for key in demo_run.DEMO_POLICY_KEYS:
+    for key in demo_settings.DEMO_POLICY_KEYS:
         section, leaf = key.split(".")
         demo[section][leaf] = shipped[section][leaf]
     assert demo == shipped  # every other key, the gate thresholds included, is the default
     kinds = [k for k, _ in _events(home)]
     assert kinds[-1] == "demo.policy"
     event = json.loads(_events(home)[-1][1])
-    assert event["holdout_fraction"] == demo_run.DEMO_HOLDOUT_FRACTION and event["changed"] == demo_run.DEMO_POLICY_KEYS
+    assert (
+        event["holdout_fraction"] == demo_settings.DEMO_HOLDOUT_FRACTION
+        and event["changed"] == demo_settings.DEMO_POLICY_KEYS
+    )
     assert cli("--home", str(home), "audit", "verify").exit_code == 0
 
 
-@pytest.mark.parametrize("settings", [demo_run.FULL, demo_run.QUICK])
-def test_demo_settings_spread_outputs_over_the_six_intents(settings: demo_run.DemoSettings) -> None:
+@pytest.mark.parametrize("settings", [demo_settings.FULL, demo_settings.QUICK])
+def test_demo_settings_spread_outputs_over_the_six_intents(settings: demo_settings.DemoSettings) -> None:
     assert settings.n_outputs % 6 == 0 and settings.epochs >= 1
-    assert demo_run.SAMPLE.is_file() and (demo_run.DATA_DIR / "LICENSE-BANKING77").is_file()
+    assert demo_settings.SAMPLE.is_file() and (demo_settings.DATA_DIR / "LICENSE-BANKING77").is_file()
 
 
 def test_set_numbers_edits_one_line_per_key_and_refuses_a_missing_one(tmp_path: Path) -> None:
@@ -122,7 +133,7 @@ def test_set_numbers_edits_one_line_per_key_and_refuses_a_missing_one(tmp_path: 
 def test_quick_demo_lifts_only_the_quality_floor_and_says_so(cli, tmp_path: Path) -> None:
     home = tmp_path / "quick"
     assert cli("--home", str(home), "init").exit_code == 0
-    reason = demo_run.demo_policy(home, "tester", quality_floor=demo_run.QUICK.quality_floor)
+    reason = demo_run.demo_policy(home, "tester", quality_floor=demo_settings.QUICK.quality_floor)
     assert "lifts the quality floor" in reason
     demo = load_policy_file(home / "policy.yaml").model_dump()
     full = load_policy_file(default_policy_path()).model_dump()
@@ -130,4 +141,4 @@ def test_quick_demo_lifts_only_the_quality_floor_and_says_so(cli, tmp_path: Path
     for key in ("max_mia_auc", "max_tpr_at_1pct_fpr", "max_canary_exposure_bits", "min_dcr_ratio", "require_dp"):
         assert demo["gate"][key] == full["gate"][key]  # every privacy check stays
     event = json.loads(_events(home)[-1][1])
-    assert "gate.max_detection_auc" in event["changed"] and demo_run.FULL.quality_floor
+    assert "gate.max_detection_auc" in event["changed"] and demo_settings.FULL.quality_floor

@@ -35,8 +35,8 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Run init → import → train (ε=4) → generate → curate → evaluate → probe → export → report → verify."""
-    from appliance.demo import FULL, QUICK, run_demo
-    from appliance.demo.run import DEMO_POLICY_KEYS
+    from appliance.cli.demo_run import run_demo
+    from appliance.demo.settings import DEMO_POLICY_KEYS, FULL, QUICK
 
     st = state(ctx)
     where = Path(home or st.home or DEFAULT_DEMO_HOME)

@@ -1,5 +1,4 @@
-"""The end-to-end demo (`appliance demo`, `make demo`) on the shipped BANKING77 sample."""
+"""The demo's data: the shipped BANKING77 sample and the demo workspace's settings (:mod:`appliance.demo.settings`).
 
-from appliance.demo.run import FULL, QUICK, DemoResult, DemoSettings, run_demo
-
-__all__ = ["FULL", "QUICK", "DemoResult", "DemoSettings", "run_demo"]
+The demo itself (`appliance demo`, `make demo`) runs from :mod:`appliance.cli.demo_run`.
+"""

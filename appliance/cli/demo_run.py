@@ -3,10 +3,8 @@
 Each step runs the same CLI command an operator would type (in-process, through the root Typer app, so
 each stage writes its own audit event and prints its own summary); the demo stops at the first step that
 fails and exits with that step's exit code. It adds no shortcuts: the DP soft prompt is trained with ε=4,
-generation is conditioned on it only, and the export goes through the real policy gate.
-
-The sample (``data/banking77_sample.csv``, CC BY 4.0, see ``data/PROVENANCE.md``) holds 480 queries in 6
-intents with fake PII planted in every 6th record, so the import's PII scan has something to do.
+generation is conditioned on it only, and the export goes through the real policy gate. The sample and the
+workspace's settings are in :mod:`appliance.demo.settings`.
 """
 
 from __future__ import annotations
@@ -19,66 +17,23 @@ from pathlib import Path
 
 import typer
 
+from appliance.demo.settings import (
+    DATASET,
+    DEMO_HOLDOUT_FRACTION,
+    DEMO_POLICY,
+    DEMO_POLICY_KEYS,
+    DEMO_POLICY_REASON,
+    EPSILON,
+    EXPORT_NAME,
+    LABEL_ARGS,
+    QUICK_GATE,
+    QUICK_REASON,
+    REPORT_NAME,
+    SAMPLE,
+    DemoSettings,
+)
 from appliance.errors import ApplianceError, BadInput, GateRefused
-
-try:  # Typer ≥ 0.2x vendors Click; its exceptions are the ones raised with standalone_mode=False
-    from typer._click.exceptions import Abort, ClickException
-except ImportError:  # pragma: no cover - older Typer uses Click itself
-    from click.exceptions import Abort, ClickException
-
-DATA_DIR = Path(__file__).resolve().parent / "data"
-SAMPLE = DATA_DIR / "banking77_sample.csv"
-# the sample's labels are BANKING77's published intents: public schema, declared as such at import
-DEMO_LABELS = "card_arrival,cash_withdrawal_charge,exchange_rate,lost_or_stolen_card,pin_blocked,top_up_failed"
-LABEL_ARGS = ["--label-field", "category", "--labels", DEMO_LABELS]
-DATASET = "banking77-demo"
-EPSILON = 4.0
-EXPORT_NAME = "banking77-demo-synthetic.jsonl"
-REPORT_NAME = "compliance-report.html"
-# The demo workspace's departures from the shipped policy (see demo_policy): a data split, and the public
-# description of the domain the operator writes for any data set. No gate threshold changes.
-DEMO_HOLDOUT_FRACTION = 0.25
-DEMO_DOMAIN = {
-    # what the data are: a public fact about the sample (BANKING77's own description), not read from its records
-    "init_text": "Customers wrote these short messages to the support chat of their bank.",
-    # a label verbaliser: the intent's words, so the untrained prompt already writes about the intent
-    "label_template": "A customer message about {label_words}:\n",
-    # one message per line, as in the sample
-    "stop": ["\n"],
-}
-DEMO_POLICY = {"holdout_fraction": DEMO_HOLDOUT_FRACTION, **DEMO_DOMAIN}
-DEMO_POLICY_KEYS = ["privacy.holdout_fraction", "training.init_text", "training.label_template", "generation.stop"]
-DEMO_POLICY_REASON = (
-    "privacy.holdout_fraction 0.25 instead of 0.2: the probes then compare 360 members with 120 held-out records "
-    "instead of 384 with 96 — with fewer than 100 non-members a 1% false-positive rate cannot be measured at all. "
-    "training.init_text, training.label_template and generation.stop describe the domain as an operator would "
-    "(short customer messages to a bank, one per line; the label's words as its verbaliser): public facts, so "
-    "the untrained prompt already writes on topic and DP training only refines it. "
-    "The full demo keeps every gate threshold at the shipped default."
-)
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """How much work the demo does: the full run (``make demo``) or ``--quick`` (the air-gap test)."""
-
-    epochs: int
-    n_outputs: int
-    max_tokens: int
-    seed: int = 7
-    quality_floor: bool = True  # False: the workspace lifts gate.max_detection_auc / min_label_fidelity (audited)
-
-
-FULL = DemoSettings(epochs=3, n_outputs=144, max_tokens=48)
-# --quick exists for the air-gap test (offline install, no network): one epoch is not meant to meet the quality
-# floor, so its workspace lifts it, says so in step 2 and in the demo.policy event; every privacy check stays.
-QUICK = DemoSettings(epochs=1, n_outputs=60, max_tokens=40, quality_floor=False)
-QUICK_GATE = {"max_detection_auc": 1.0, "min_label_fidelity": 0.0}
-QUICK_REASON = (
-    " --quick (the air-gap test's run: one epoch) also lifts the quality floor (gate.max_detection_auc 1.0,"
-    " gate.min_label_fidelity 0.0): it shows the pipeline offline, not the quality of one epoch; the full demo"
-    " keeps the shipped floor."
-)
+from appliance.store import batches, prompts
 
 
 @dataclass
@@ -114,27 +69,28 @@ class DemoResult:
 
 
 def invoke(argv: Sequence[str]) -> int:
-    """Run one `appliance` command line in-process and return its exit code (as the shell would see it)."""
-    from appliance.cli.main import app  # the CLI imports this module: import it only when running
+    """Run one `appliance` command line in-process and return its exit code (as the shell would see it).
+
+    Click's standalone mode does what the shell entry point does: it prints usage errors and ends every command
+    with ``SystemExit(code)``, which is caught here.
+    """
+    from appliance.cli.main import app  # main imports the demo command: import it only when running
 
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=list(argv), prog_name="appliance", standalone_mode=False)
-    except ClickException as exc:  # usage errors: Click prints them itself in standalone mode
-        exc.show()
-        return exc.exit_code
-    except Abort:
-        return 1
-    return rv if isinstance(rv, int) else 0
+        command.main(args=list(argv), prog_name="appliance", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
-def _newest(db: Path, sql: str, args: tuple) -> str | None:
+def _read(db: Path, query: Callable[[sqlite3.Connection], str | None]) -> str | None:
+    """One read from the demo workspace's database, on a read-only connection."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        row = conn.execute(sql, args).fetchone()
+        return query(conn)
     finally:
         conn.close()
-    return None if row is None else str(row[0])
 
 
 def check_fresh(home: Path) -> None:
@@ -159,7 +115,7 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
     from appliance.policy.loader import set_values
 
     ws = Workspace(home)
-    values: dict = {**DEMO_POLICY, **({} if quality_floor else QUICK_GATE)}
+    values: dict[str, float | int | str | list[str]] = {**DEMO_POLICY, **({} if quality_floor else QUICK_GATE)}
     keys = DEMO_POLICY_KEYS + ([] if quality_floor else [f"gate.{k}" for k in QUICK_GATE])
     set_values(ws.policy_path, values, header="# appliance demo workspace: the shipped default with " + ", ".join(keys))
     ctx = Context.open(ws, actor=actor)  # validates the edited policy (ConfigError, exit 1, if it were broken)
@@ -202,15 +158,12 @@ def run_demo(home: Path, settings: DemoSettings, *, actor: str | None = None, ec
     report_path = home / REPORT_NAME
 
     def prompt_id() -> str:
-        result.prompt_id = _newest(
-            db, "SELECT id FROM prompts WHERE dataset = ? AND dp = 1 ORDER BY created_at DESC LIMIT 1", (DATASET,)
-        )
+        row = _read(db, lambda c: (prompts.newest_dp(c, DATASET, exportable=False) or {}).get("id"))
+        result.prompt_id = row
         return result.prompt_id or "none"
 
     def batch_id() -> str:
-        result.batch_id = _newest(
-            db, "SELECT id FROM batches WHERE dataset = ? ORDER BY created_at DESC LIMIT 1", (DATASET,)
-        )
+        result.batch_id = _read(db, lambda c: batches.newest_id(c, DATASET))
         return result.batch_id or "none"
 
     s = settings

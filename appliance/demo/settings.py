@@ -1,0 +1,65 @@
+"""The demo's sample and settings: the shipped BANKING77 sample and what the demo workspace changes.
+
+The sample (``data/banking77_sample.csv``, CC BY 4.0, see ``data/PROVENANCE.md``) holds 480 queries in 6
+intents with fake PII planted in every 6th record, so the import's PII scan has something to do. The runner
+that drives the CLI through these steps is :mod:`appliance.cli.demo_run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SAMPLE = DATA_DIR / "banking77_sample.csv"
+# the sample's labels are BANKING77's published intents: public schema, declared as such at import
+DEMO_LABELS = "card_arrival,cash_withdrawal_charge,exchange_rate,lost_or_stolen_card,pin_blocked,top_up_failed"
+LABEL_ARGS = ["--label-field", "category", "--labels", DEMO_LABELS]
+DATASET = "banking77-demo"
+EPSILON = 4.0
+EXPORT_NAME = "banking77-demo-synthetic.jsonl"
+REPORT_NAME = "compliance-report.html"
+# The demo workspace's departures from the shipped policy (see demo_policy): a data split, and the public
+# description of the domain the operator writes for any data set. No gate threshold changes.
+DEMO_HOLDOUT_FRACTION = 0.25
+DEMO_DOMAIN: dict[str, str | list[str]] = {
+    # what the data are: a public fact about the sample (BANKING77's own description), not read from its records
+    "init_text": "Customers wrote these short messages to the support chat of their bank.",
+    # a label verbaliser: the intent's words, so the untrained prompt already writes about the intent
+    "label_template": "A customer message about {label_words}:\n",
+    # one message per line, as in the sample
+    "stop": ["\n"],
+}
+DEMO_POLICY: dict[str, float | str | list[str]] = {"holdout_fraction": DEMO_HOLDOUT_FRACTION, **DEMO_DOMAIN}
+DEMO_POLICY_KEYS = ["privacy.holdout_fraction", "training.init_text", "training.label_template", "generation.stop"]
+DEMO_POLICY_REASON = (
+    "privacy.holdout_fraction 0.25 instead of 0.2: the probes then compare 360 members with 120 held-out records "
+    "instead of 384 with 96 — with fewer than 100 non-members a 1% false-positive rate cannot be measured at all. "
+    "training.init_text, training.label_template and generation.stop describe the domain as an operator would "
+    "(short customer messages to a bank, one per line; the label's words as its verbaliser): public facts, so "
+    "the untrained prompt already writes on topic and DP training only refines it. "
+    "The full demo keeps every gate threshold at the shipped default."
+)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """How much work the demo does: the full run (``make demo``) or ``--quick`` (the air-gap test)."""
+
+    epochs: int
+    n_outputs: int
+    max_tokens: int
+    seed: int = 7
+    quality_floor: bool = True  # False: the workspace lifts gate.max_detection_auc / min_label_fidelity (audited)
+
+
+FULL = DemoSettings(epochs=3, n_outputs=144, max_tokens=48)
+# --quick exists for the air-gap test (offline install, no network): one epoch is not meant to meet the quality
+# floor, so its workspace lifts it, says so in step 2 and in the demo.policy event; every privacy check stays.
+QUICK = DemoSettings(epochs=1, n_outputs=60, max_tokens=40, quality_floor=False)
+QUICK_GATE: dict[str, float] = {"max_detection_auc": 1.0, "min_label_fidelity": 0.0}
+QUICK_REASON = (
+    " --quick (the air-gap test's run: one epoch) also lifts the quality floor (gate.max_detection_auc 1.0,"
+    " gate.min_label_fidelity 0.0): it shows the pipeline offline, not the quality of one epoch; the full demo"
+    " keeps the shipped floor."
+)
