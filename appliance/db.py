@@ -1,7 +1,8 @@
 """The appliance's SQLite database: connection settings and schema migrations.
 
-Each stage owns a ``schema`` module that registers its migrations with :func:`migration`; applied
-migrations are recorded in the ``_migrations`` table so an officer can see the schema history.
+The schema modules (:mod:`appliance.store.migrations`, and the audit chain's own) register their migrations
+with :func:`migration`; applied migrations are recorded in the ``_migrations`` table so an officer can see
+the schema history.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ from pathlib import Path
 
 import sqlite_utils
 
-# Stage schema modules, in data-flow order. A new stage adds its module here.
+# Schema modules, in data-flow order: the audit chain's, then the store's (appliance/store/migrations/).
 SCHEMA_MODULES = [
     "appliance.audit.schema",
-    "appliance.store.schema",
-    "appliance.budget.schema",
-    "appliance.generate.schema",
-    "appliance.curate.schema",
-    "appliance.evaluate.schema",
-    "appliance.probes.schema",
-    "appliance.gate.schema",
-    "appliance.export.schema",
+    "appliance.store.migrations.core",
+    "appliance.store.migrations.budget",
+    "appliance.store.migrations.generate",
+    "appliance.store.migrations.curate",
+    "appliance.store.migrations.evaluate",
+    "appliance.store.migrations.probes",
+    "appliance.store.migrations.gate",
+    "appliance.store.migrations.export",
 ]
 
 Migration = Callable[[sqlite_utils.Database], None]

@@ -1,6 +1,6 @@
 """Datasets and their (redacted) records: what import writes and every later stage reads.
 
-``records.text`` is the redacted or pseudonymised text, never raw PII (:mod:`appliance.store.schema`).
+``records.text`` is the redacted or pseudonymised text, never raw PII (:mod:`appliance.store.migrations.core`).
 """
 
 from __future__ import annotations
