@@ -27,7 +27,8 @@ from appliance.curate.decide import GENERATION_PII, decide, pii_hits
 from appliance.curate.filters import LeakIndex, chance_leak_rate, leak_allowance
 from appliance.curate.kept import kept_digest
 from appliance.db import transaction, utc_now
-from appliance.errors import BadInput, NotFound
+from appliance.errors import BadInput
+from appliance.store import batches, datasets, prompts, results
 
 Scanner = Callable[[Sequence[str]], list[list[dict[str, Any]]]]
 
@@ -54,13 +55,7 @@ class CurationReport:
 
 def batch_row(ctx: Context, batch_id: str) -> dict[str, Any]:
     """The batch's dataset and status; :class:`NotFound` (exit 1) for an unknown id."""
-    cur = ctx.db.conn.execute(
-        "SELECT id, dataset, status, mode, prompt_id, model_name, model_sha256 FROM batches WHERE id = ?", (batch_id,)
-    )
-    row = cur.fetchone()
-    if row is None:
-        raise NotFound(f"unknown batch {batch_id!r} — see `appliance batches list`")
-    return dict(zip([c[0] for c in cur.description], row, strict=True))
+    return batches.require(ctx.db, batch_id)
 
 
 def label_check(
@@ -74,9 +69,7 @@ def label_check(
         return None, {"label_consistency": "off"}
     if batch.get("mode") != "softprompt" or not batch.get("prompt_id"):
         return None, {"label_consistency": "no_soft_prompt"}
-    cur = ctx.db.conn.execute("SELECT * FROM prompts WHERE id = ?", (batch["prompt_id"],))
-    row = cur.fetchone()
-    prompt = dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
+    prompt = prompts.get(ctx.db, batch["prompt_id"])
     label_set = list(json.loads((prompt or {}).get("meta") or "{}").get("labels") or [])
     if prompt is None or len(label_set) < 2 or not texts or any(lab not in label_set for lab in labels):
         return None, {"label_consistency": "under_two_labels"}
@@ -93,8 +86,7 @@ def label_check(
 
 
 def split_texts(ctx: Context, dataset: str, split: str) -> list[str]:
-    sql = "SELECT text FROM records WHERE dataset = ? AND split = ? ORDER BY id"
-    return [r[0] for r in ctx.db.conn.execute(sql, (dataset, split))]
+    return datasets.split_texts(ctx.db, dataset, split)
 
 
 def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) -> CurationReport:
@@ -106,15 +98,12 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
             f" (or run `appliance generate --resume {batch_id}` if it was killed)"
         )
     policy = ctx.policy.curation
-    rows = ctx.db.conn.execute(
-        "SELECT id, text, status, reason, finish_reason, label FROM outputs WHERE batch_id = ? ORDER BY idx",
-        (batch_id,),
-    ).fetchall()
+    rows = batches.output_rows(ctx.db, batch_id, select="id, text, status, reason, finish_reason, label")
     if not rows:
         raise BadInput(f"batch {batch_id} has no outputs to curate — run `appliance generate --resume {batch_id}`")
-    pre_dropped = [r[2] == "dropped" and r[3] == GENERATION_PII for r in rows]
+    pre_dropped = [r["status"] == "dropped" and r["reason"] == GENERATION_PII for r in rows]
     live = [r for r, pre in zip(rows, pre_dropped, strict=True) if not pre]
-    texts = [r[1] for r in live]
+    texts = [r["text"] for r in live]
 
     engine_info: dict[str, Any] = {}
     if scan is None:
@@ -127,8 +116,10 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     index = LeakIndex(split_texts(ctx, batch["dataset"], "train"), policy.leak_ngram_tokens)
     leaks = [index.hits(t) for t in texts]
     chance = chance_leak_rate(index, split_texts(ctx, batch["dataset"], "holdout"))
-    label_ok, check_info = label_check(ctx, batch, texts, [r[5] for r in live])
-    reasons = decide(texts, pii=pii, policy=policy, finish_reasons=[r[4] for r in live], label_ok=label_ok)
+    label_ok, check_info = label_check(ctx, batch, texts, [r["label"] for r in live])
+    reasons = decide(
+        texts, pii=pii, policy=policy, finish_reasons=[r["finish_reason"] for r in live], label_ok=label_ok
+    )
 
     counts = Counter(r for r in reasons if r is not None)
     counts.update({GENERATION_PII: sum(pre_dropped)} if any(pre_dropped) else {})
@@ -147,7 +138,7 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         kept_leaking_outputs=sum(1 for i in kept if leaks[i] > 0),
         leak_allowance=leak_allowance(chance, len(kept)),
     )
-    _store(ctx, report, [r[0] for r in live], reasons, leaks, pii, engine_info, check_info, chance)
+    _store(ctx, report, [r["id"] for r in live], reasons, leaks, pii, engine_info, check_info, chance)
     return report
 
 
@@ -164,11 +155,11 @@ def _store(
 ) -> None:
     policy = ctx.policy.curation
     updates = [
-        ("kept" if r is None else "dropped", r, leak, p, oid)
+        {"status": "kept" if r is None else "dropped", "reason": r, "leak_hits": leak, "pii_hits": p, "id": oid}
         for oid, r, leak, p in zip(ids, reasons, leaks, pii, strict=True)
     ]
     with transaction(ctx.db) as conn:
-        conn.executemany("UPDATE outputs SET status = ?, reason = ?, leak_hits = ?, pii_hits = ? WHERE id = ?", updates)
+        batches.mark_outputs(conn, updates)
         payload = {
             "batch": report.batch_id,
             "dataset": report.dataset,
@@ -194,34 +185,26 @@ def _store(
             "policy_sha256": ctx.policy_sha256,
         }
         ev = append_in_tx(conn, "curate.run", payload, actor=ctx.actor)
-        conn.execute(
-            "INSERT INTO curations (batch_id, n_total, n_kept, n_dropped, reasons, leak_hits, pii_hits,"
-            " kept_leak_hits, kept_pii_hits, policy_sha256, event_seq, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                report.batch_id,
-                report.n_total,
-                report.n_kept,
-                report.n_dropped,
-                json.dumps(report.reasons),
-                report.leak_hits,
-                report.pii_hits,
-                report.kept_leak_hits,
-                report.kept_pii_hits,
-                ctx.policy_sha256,
-                ev.seq,
-                utc_now(),
-            ),
+        results.insert_curation(
+            conn,
+            {
+                "batch_id": report.batch_id,
+                "n_total": report.n_total,
+                "n_kept": report.n_kept,
+                "n_dropped": report.n_dropped,
+                "reasons": json.dumps(report.reasons),
+                "leak_hits": report.leak_hits,
+                "pii_hits": report.pii_hits,
+                "kept_leak_hits": report.kept_leak_hits,
+                "kept_pii_hits": report.kept_pii_hits,
+                "policy_sha256": ctx.policy_sha256,
+                "event_seq": ev.seq,
+                "created_at": utc_now(),
+            },
         )
     report.event_seq = ev.seq
 
 
 def latest_curation(ctx: Context, batch_id: str) -> dict[str, Any] | None:
     """The batch's most recent curation summary (for evaluate and the export gate), or None."""
-    cur = ctx.db.conn.execute("SELECT * FROM curations WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    out = dict(zip([c[0] for c in cur.description], row, strict=True))
-    out["reasons"] = json.loads(out["reasons"])
-    return out
+    return results.latest_curation(ctx.db, batch_id)
