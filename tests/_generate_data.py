@@ -81,11 +81,14 @@ def add_prompt(
     dp: bool = True,
     width: int | None = None,
     created_at: str | None = None,
+    prior: str | None = None,
 ) -> str:
-    """A prompt row + safetensors artifact whose embeddings are the instruction's token embeddings."""
+    """A prompt row + safetensors artifact whose embeddings are the instruction's token embeddings; with
+    ``prior``, the meta records that text's tokens as the public prior (what the trainer records)."""
     _, path, digest = verified_path(model)
     with LlamaCppBackend(path, n_ctx=256, n_seq_max=1) as be:
         ids = be.tokenize(instruction, add_bos=False)
+        prior_ids = be.tokenize(prior, add_bos=False) if prior else None
     emb = token_embeddings(path, ids)
     if width is not None:
         emb = emb[:, :width].copy()
@@ -95,6 +98,8 @@ def add_prompt(
     save_file({"embeddings": emb}, str(home / rel))
     art = "sha256:" + hashlib.sha256((home / rel).read_bytes()).hexdigest()
     meta = {"prefix_text": "", "suffix_text": suffix, "label_template": label_template, "labels": labels}
+    if prior_ids:
+        meta["prior_token_ids"] = prior_ids
     ctx = Context.open(Workspace.resolve(home))
     try:
         with transaction(ctx.db) as conn:

@@ -80,6 +80,9 @@ def generate(
     label: str | None = typer.Option(None, "--label", help="generate only this label (labelled datasets)"),
     temperature: float | None = typer.Option(None, "--temperature", help="sampling temperature (0: greedy)"),
     top_p: float | None = typer.Option(None, "--top-p", help="nucleus sampling mass"),
+    guidance: float | None = typer.Option(
+        None, "--guidance", help="soft prompt: weight g of log p + g·(log p − log p_prior) (0: off; policy default 1)"
+    ),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="tokens per output at most"),
     seed: int | None = typer.Option(None, "--seed", help="same seed and settings give the same outputs"),
     batch: int | None = typer.Option(None, "--batch", help="sequences decoded in parallel"),
@@ -92,7 +95,7 @@ def generate(
     from appliance.generate.plan import GenerateOptions
 
     if resume is not None:
-        given = [dataset, n, prompt, few_shot, label, temperature, top_p, max_tokens, seed, batch, model]
+        given = [dataset, n, prompt, few_shot, label, temperature, top_p, guidance, max_tokens, seed, batch, model]
         if any(v is not None for v in given):
             raise BadInput("--resume BATCH_ID takes no dataset or generation options; they are stored in the batch")
     elif dataset is None or n is None:
@@ -113,6 +116,7 @@ def generate(
                         label=label,
                         temperature=temperature,
                         top_p=top_p,
+                        guidance=guidance,
                         max_tokens=max_tokens,
                         seed=seed,
                         batch=batch,

@@ -31,6 +31,7 @@ class GenerateOptions:
     label: str | None = None
     temperature: float | None = None
     top_p: float | None = None
+    guidance: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
     batch: int | None = None
@@ -152,12 +153,14 @@ def _sampling(ctx: Context, opts: GenerateOptions) -> SamplingParams:
         repeat_penalty=g.repeat_penalty,
         max_tokens=g.max_tokens if opts.max_tokens is None else opts.max_tokens,
         stop=tuple(g.stop),
-        guidance=g.guidance,
+        guidance=g.guidance if opts.guidance is None else opts.guidance,
     )
     if not 0.0 <= s.temperature <= 5.0:
         raise BadInput("--temperature must be between 0 and 5")
     if not 0.0 < s.top_p <= 1.0:
         raise BadInput("--top-p must be in (0, 1]")
+    if not 0.0 <= s.guidance <= 10.0:
+        raise BadInput("--guidance must be between 0 (off) and 10")
     if not 1 <= s.max_tokens <= 4096:
         raise BadInput("--max-tokens must be between 1 and 4096")
     return s
