@@ -1,10 +1,10 @@
-"""Dict rows in and out of one table: the only place the store modules build SQL text.
+"""Dict rows in and out: the helpers every store module builds on.
 
-Reads go through sqlite-utils' ``rows_where`` (a dict per row, never a column read by position). Writes use
-``conn.execute`` with the row's own keys as the column list, so they run inside the caller's
-:func:`appliance.db.transaction`: sqlite-utils' ``insert`` wraps itself in ``with conn:``, which would
-commit that transaction early. Table and column names come from the store modules, never from input;
-values are always bound parameters.
+Reads go through sqlite-utils' ``rows_where`` and ``query`` (a dict per row, never a column read by position).
+Writes use ``conn.execute`` with the row's own keys as the column list, so they run inside the caller's
+:func:`appliance.db.transaction`: sqlite-utils' ``insert`` wraps itself in ``with conn:``, which would commit
+that transaction early. Table and column names come from the store modules, never from input; values are
+always bound parameters. Every function takes a sqlite-utils Database or the connection of an open transaction.
 """
 
 from __future__ import annotations
