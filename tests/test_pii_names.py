@@ -40,6 +40,12 @@ def values(pipe: PiiPipeline, text: str) -> list[tuple[str, str]]:
         ("so i told my husband , and then patricia called me back", "patricia"),  # bare name in lower-case text
         ("we saw jonathan spencer at the clinic yesterday", "jonathan spencer"),  # first name + surname
         ("HI , RACHEL . HOW ARE YOU ?", "RACHEL"),
+        ("[doctor] so roger is a 62 year old male who presents with knee pain", "roger"),  # an introduction
+        ("[doctor] great . um , beverly's a 24 year old female here today", "beverly"),
+        ("[doctor] hey george how are you today", "george"),  # a greeting, whatever the tagger guesses
+        ("[doctor] okay alright so karen tell me about the twitch", "karen"),  # unpunctuated vocative
+        ("[doctor] that is all for today , take care julie .", "julie"),  # closing a turn
+        ("[doctor] right so carolyn for your first problem we will start a statin", "carolyn"),
     ],
 )
 def test_spoken_names(pipe: PiiPipeline, text: str, value: str) -> None:
@@ -55,10 +61,23 @@ def test_spoken_names(pipe: PiiPipeline, text: str, value: str) -> None:
         "i hope the swelling goes down , may i take a look ?",
         "we need to park the car and walk over to the clinic .",
         "thanks , that works for me .",
+        "so mark your calendar for the next visit and we will mark the spot .",  # "mark" the verb
+        "i have hay fever every spring and my colon is fine .",  # surnames that are English words
     ],
 )
 def test_spoken_text_without_names(pipe: PiiPipeline, text: str) -> None:
     assert [v for v in values(pipe, text) if v[0] == "PERSON"] == []
+
+
+def test_a_name_found_once_is_found_at_every_mention(pipe: PiiPipeline) -> None:
+    text = (
+        "[doctor] hi , karen . how are you ?\n[patient] okay , my eye keeps twitching .\n"
+        "[doctor] the remainder of your exam karen is pretty normal and karen's reflexes are fine ."
+    )
+    spans = [(f["start"], f["end"]) for f in pipe.scan([text])[0] if f["type"] == "PERSON"]
+    starts = [i for i in range(len(text)) if text.startswith("karen", i)]
+    assert [s for s, _ in spans] == starts, values(pipe, text)
+    assert pipe.process([text])[0].text.count("karen") == 0
 
 
 @pytest.mark.parametrize(
@@ -92,6 +111,7 @@ def test_other_dates_are_not_dates_of_birth(pipe: PiiPipeline) -> None:
         ("Normocephalic, atraumatic. Supple neck.", "Normocephalic"),  # a sentence opener, not a name
         ("Neck: Supple. No lymphadenopathy.", "Supple"),
         ("How to Calculate Compound Interest in a Spreadsheet", "Calculate"),
+        ("Neck: Supple. No lymphadenopathy. Mild thyromegaly noted.", "thyromegaly"),  # lower case in cased text
     ],
 )
 def test_vocabulary_headers_and_openers_are_not_names(pipe: PiiPipeline, text: str, word: str) -> None:
@@ -99,6 +119,17 @@ def test_vocabulary_headers_and_openers_are_not_names(pipe: PiiPipeline, text: s
     assert not [f for f in pipe.scan([text])[0] if f["type"] == "PERSON" and f["start"] <= start < f["end"]], values(
         pipe, text
     )
+
+
+def test_a_header_label_is_never_replaced(pipe: PiiPipeline) -> None:
+    text = (
+        "PLAN\n\n• Medical Treatment: Initiate Ultram 50 mg twice daily.\n"
+        "• Diagnostic Testing: Echocardiogram ordered.\n\nRESULTS\n\nEchocardiogram shows normal function."
+    )
+    out = pipe.process([text])[0].text
+    assert out is not None
+    for header in ("PLAN\n", "• Medical Treatment:", "• Diagnostic Testing:", "RESULTS\n"):
+        assert header in out, values(pipe, text)
 
 
 @pytest.mark.parametrize(

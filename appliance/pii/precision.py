@@ -5,8 +5,11 @@ English word that is no name ("the Court", "Human Rights", "Government"), a term
 allow-list (packs add their domain's terms) or a word matching one of its ``allow_patterns``; a title
 vouches for a name ("Ms Dubois"). Any name-like finding inside a section header ("REVIEW OF SYSTEMS",
 "History of Present Illness:") is dropped unless it holds a lexicon name or a word English does not
-use (a speaker label such as "Koppány:" is a name); so is a lone acronym ("DMV", "MD"). Findings of
-cue-based and pattern recognizers are never touched: the cue already explains them.
+use (a speaker label such as "Koppány:" is a name); one that starts in a header and runs past it
+("Medical Treatment: Initiate Ultram") is cut to what follows the header, then judged; a lone acronym
+("DMV", "MD") is dropped. In a text not written in lower case, an NER finding without a capital letter
+("mild thyromegaly", "bowel") is dropped: there names are capitalised. Findings of cue-based and pattern
+recognizers are never touched: the cue already explains them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 
 from appliance.pii import lexicon
+from appliance.pii.names import written_in_lower_case
 
 GUARDED_RECOGNIZERS = frozenset({"SpacyRecognizer", "appliance_proper_noun"})
 VOCABULARY_TYPES = frozenset({"PERSON", "ORGANIZATION"})
@@ -24,6 +28,7 @@ HEADER_TYPES = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP"})
 _WORD = regex.compile(r"\p{L}[\p{L}'’]*")
 _ROMAN = regex.compile(r"M{0,3}(?:C[MD]|D?C{0,3})(?:X[CL]|L?X{0,3})(?:I[XV]|V?I{0,3})")
 _ACRONYM = regex.compile(r"\p{Lu}{2,5}s?")
+_CAPITAL = regex.compile(r"[\p{Lu}\d]")
 _SMALL = r"(?:of|and|or|the|to|for|in|on|with|a|an|&)"
 # a line opening with ALL-CAPS words up to a colon or the line's end, or Title-case words up to a colon
 _HEADER = regex.compile(
@@ -50,13 +55,18 @@ class PrecisionFilter:
         if not guarded:
             return results
         headers = [m.span() for m in _HEADER.finditer(text) if _WORD.search(m.group())]
-        drop = {id(r) for r in guarded if self._drop(text, r, headers)}
+        for r in guarded:
+            _cut_header(text, r, headers)
+        cased = not written_in_lower_case(text)
+        drop = {id(r) for r in guarded if self._drop(text, r, headers, cased=cased)}
         return [r for r in results if id(r) not in drop] if drop else results
 
-    def _drop(self, text: str, r: RecognizerResult, headers: list[tuple[int, int]]) -> bool:
+    def _drop(self, text: str, r: RecognizerResult, headers: list[tuple[int, int]], *, cased: bool) -> bool:
         words = _WORD.findall(text[r.start : r.end])
         if not words:
             return True
+        if cased and _recognizer(r) == "SpacyRecognizer" and not _CAPITAL.search(text[r.start : r.end]):
+            return True  # the NER on lower-case words of a cased text: "mild thyromegaly", "bowel"
         if any(s <= r.start and r.end <= e for s, e in headers) and not any(
             lexicon.is_name(w) or not lexicon.is_known(w) for w in words
         ):
@@ -79,6 +89,16 @@ class PrecisionFilter:
         if word.isupper() and _ROMAN.fullmatch(word):
             return True  # "Cranial nerves II through XII", "Part IV"
         return w in self.vocabulary or lexicon.is_vocabulary(w) or any(p.fullmatch(w) for p in self.patterns)
+
+
+def _cut_header(text: str, r: RecognizerResult, headers: list[tuple[int, int]]) -> None:
+    """Start a finding that begins inside a header and runs past it at the first word after the header."""
+    for s, e in headers:
+        if s <= r.start < e < r.end:
+            m = _WORD.search(text, e, r.end)
+            if m is not None:
+                r.start = m.start()
+            return
 
 
 def _recognizer(r: RecognizerResult) -> str:

@@ -8,7 +8,8 @@
   ``n_process`` forked workers that share the loaded engine copy-on-write; small inputs run in-process.
   Entity types whose recognizers all need a digit, an "@" or a cue are skipped on texts without it.
 * Name-like findings of spaCy NER and the proper-noun rule get a second opinion
-  (:mod:`appliance.pii.precision`): vocabulary and section headers are not names.
+  (:mod:`appliance.pii.precision`): vocabulary and section headers are not names. In a text written in
+  lower case a name found once is found at its every mention (:mod:`appliance.pii.propagate`).
 * The policy's packs (``pii.packs``) are merged in before anything is built (:mod:`appliance.pii.packs`).
 """
 
@@ -45,6 +46,7 @@ from appliance.pii.chunking import chunk_bounds  # noqa: E402
 from appliance.pii.engine import Finding, PiiEngine, register_engine  # noqa: E402
 from appliance.pii.packs import effective  # noqa: E402
 from appliance.pii.precision import PrecisionFilter  # noqa: E402
+from appliance.pii.propagate import propagate_names  # noqa: E402
 from appliance.pii.recognizers import LANGUAGE, apply_policy  # noqa: E402
 from appliance.pii.spoken import SPOKEN_PREFILTER  # noqa: E402
 from appliance.policy.schema import PiiPolicy  # noqa: E402
@@ -216,7 +218,14 @@ class PresidioEngine(PiiEngine):
             chunk = text[start:end]
             for r in self.precision.apply(chunk, self.analyzer.analyze(text=chunk, **self._analyze_kwargs())):
                 findings.append(Finding(r.start + start, r.end + start, r.entity_type, float(r.score)))
-        return sorted(findings)
+        return self._spread(text, findings)
+
+    def _spread(self, text: str, findings: list[Finding]) -> list[Finding]:
+        """Sorted findings with every further mention of a found name (lower-case text; :mod:`.propagate`)."""
+        threshold = self.policy.rule_for("PERSON").threshold
+        if "PERSON" not in self.entities or threshold is None:
+            return sorted(findings)
+        return propagate_names(text, findings, threshold=threshold)
 
     # -- many texts, batched ----------------------------------------------------------------------
     def analyze_serial(self, texts: list[str]) -> list[Raw]:
@@ -272,7 +281,7 @@ class PresidioEngine(PiiEngine):
         out: list[list[Finding]] = [[] for _ in texts]
         for (i, offset), found in zip(pieces, raw, strict=True):
             out[i].extend(Finding(s + offset, e + offset, t, sc) for s, e, t, sc in found)
-        return [sorted(f) for f in out]
+        return [self._spread(t, f) for t, f in zip(texts, out, strict=True)]
 
     def _run(self, chunks: list[str]) -> list[Raw]:
         workers = self.n_process()
