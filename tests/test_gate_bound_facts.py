@@ -154,4 +154,5 @@ def test_manifest_states_the_budget_unit_from_the_import_event(cli, workspace: P
         "epsilon_cap_per_unit": 16.0,
         "delta_cap_per_unit": 1e-5,
         "composition": "basic",
+        "label_set": None,  # seed_workspace's import event declares no label set
     }

@@ -33,6 +33,9 @@ TEXT_FIELD = typer.Option("text", "--text-field", help="JSONL key / CSV column h
 FORMAT = typer.Option(None, "--format", help="file format (default: from the extension)")
 
 
+LABELS_DP = "dp"  # --labels dp: DP partition selection instead of a declared set
+
+
 def parse_labels(spec: str | None) -> list[str] | None:
     """``a,b,c`` or ``@FILE`` (one label per line, or comma-separated) into a list; None when not given."""
     if spec is None:
@@ -57,7 +60,8 @@ def import_(
         None,
         "--labels",
         help="the public label set: a,b,c or @FILE (one per line); records with another label are dropped."
-        " Labels not declared here are never exported",
+        " Or dp: choose the set by DP partition selection (privacy.label_selection_epsilon, charged to every"
+        " record). Labels not declared or selected are never exported",
     ),
     subject_field: str | None = typer.Option(
         None,
@@ -80,16 +84,26 @@ def import_(
             dataset=dataset,
             text_field=text_field,
             label_field=label_field,
-            labels=parse_labels(labels),
+            labels=None if labels == LABELS_DP else parse_labels(labels),
             fmt=fmt.value if fmt else None,
             skip_bad=skip_bad,
             subject_field=subject_field,
+            select_labels_dp=labels == LABELS_DP,
         )
     finally:
         c.close()
-    if label_field is not None and s.labels_public is None:
+    sel = s.label_selection
+    if sel is not None:
+        chosen = ", ".join(sel.labels) if sel.labels else "none — every record keeps its label, inside"
         err_console.print(
-            f"note: the labels of {label_field!r} were not declared public (--labels a,b,c): they stay inside,"
+            f"labels chosen by DP partition selection (ε {sel.epsilon:g}, δ {sel.delta:.3g}, charged to every"
+            f" record): {chosen}",
+            markup=False,
+        )
+    if label_field is not None and not s.labels_public:
+        err_console.print(
+            f"note: the labels of {label_field!r} were not declared public (--labels a,b,c) or selected (--labels dp):"
+            " they stay inside,"
             " and the gate refuses to export labelled outputs of this dataset",
             markup=False,
         )
@@ -108,6 +122,7 @@ def import_(
                 "dropped": s.n_dropped,
                 "label_dropped": s.n_label_dropped,
                 "labels_public": s.labels_public,
+                "label_selection": None if sel is None else {"epsilon": sel.epsilon, "delta": sel.delta},
                 "budget_unit": "subject" if s.subject_field else "record",
                 "subjects": s.n_subjects,
                 "stored": s.n_records,
@@ -127,7 +142,7 @@ def import_(
     for name, value in (
         ("read", s.n_read),
         ("skipped (bad input)", len(s.skipped_lines)),
-        ("dropped (label not in --labels)", s.n_label_dropped),
+        ("dropped (label not selected)" if sel else "dropped (label not in --labels)", s.n_label_dropped),
         ("dropped (policy)", s.n_dropped),
         ("stored", s.n_records),
         ("  train", s.n_train),

@@ -24,7 +24,7 @@ from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
 from appliance.export import manifest as mf
 from appliance.export.writers import FORMATS, sha256_path, sweep_stale_temps, temp_beside, write_temp
-from appliance.gate import approval
+from appliance.gate import approval, bound
 from appliance.gate.decide import Decision, decide
 from appliance.gate.facts import BatchFacts, gather
 from appliance.store import batches, datasets, exports
@@ -144,6 +144,7 @@ def _manifest_body(
             "epsilon_cap_per_unit": ctx.policy.privacy.dataset_epsilon_cap,
             "delta_cap_per_unit": ctx.policy.privacy.max_total_delta,
             "composition": "basic",
+            "label_set": bound.label_set(ctx.db.conn, str(bf.batch["dataset"])),
         },
         gate=decision.as_dict(),
         approval=None

@@ -203,3 +203,17 @@ def budget_unit(conn: sqlite3.Connection, dataset: str) -> str:
         return "record"
     _, payload = verified_event(conn, row, f"dataset {dataset}")
     return "subject" if payload.get("subject_field") else "record"
+
+
+def label_set(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | None:
+    """Where a dataset's exportable labels come from, per its verified ``seeds.import`` event: a declared
+    public schema, or a DP partition selection whose (ε, δ) is charged to every record (and so already part of
+    the dataset's spent ε); None when no label set was declared or selected (labels never leave)."""
+    row = event_rows.first_with(conn, ("seeds.import",), "dataset", dataset)
+    if row is None:
+        return None
+    _, payload = verified_event(conn, row, f"dataset {dataset}")
+    sel = payload.get("label_selection")
+    if sel:
+        return {"source": "dp-selection", **{k: sel[k] for k in ("mechanism", "epsilon", "delta")}}
+    return {"source": "declared"} if payload.get("labels_public") is not None else None

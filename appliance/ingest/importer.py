@@ -7,7 +7,11 @@ structured PII (an e-mail address, phone, card number ...) makes its record a ba
 A label is released verbatim on every synthetic record, so a label only one record holds would be
 disclosed by its presence. Labels are therefore public schema, declared with ``labels=`` (``--labels``):
 a record with any other label, or none, is dropped at import and counted; the declared set goes into
-the ``seeds.import`` audit event, and the export gate refuses labels that were not declared there. The dataset
+the ``seeds.import`` audit event, and the export gate refuses labels that were not declared there. Where the
+set cannot be declared, ``select_labels=True`` (``--labels dp``) chooses it from the records by DP partition
+selection (:mod:`appliance.ingest.partition`), charged to every record imported like a training run
+(``privacy.label_selection_epsilon``; refused, exit 3, past a record's cap); records with a label not
+selected are dropped and counted, and when none is selected every record stays with its labels inside. The dataset
 row, its records and one ``seeds.import`` audit event commit in a single SQLite transaction; the event
 carries counts and hashes, never text.
 
@@ -22,16 +26,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from appliance.audit import append_in_tx
-from appliance.budget.units import record_unit, subject_unit
+from appliance.budget.accounting import default_delta, max_delta
+from appliance.budget.composition import unit_overruns
+from appliance.budget.ledger import insert_charge_in_tx, unit_spent
+from appliance.budget.units import RECORD, Unit, record_unit, subject_unit
 from appliance.context import Context
 from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
-from appliance.errors import BadInput
+from appliance.errors import BadInput, BudgetExhausted
+from appliance.ingest.partition import MECHANISM, LabelSelection, select_labels
 from appliance.ingest.readers import BadRecord, ReadResult, SeedRecord, read_seeds
 from appliance.ingest.split import assign_splits, group_keys, record_key
 from appliance.pii import PiiPipeline
@@ -58,6 +70,7 @@ class ImportSummary:
     labels_public: list[str] | None = None
     subject_field: str | None = None
     n_subjects: int | None = None  # distinct subjects among the stored records (with subject_field)
+    label_selection: LabelSelection | None = None  # --labels dp: the DP choice of the label set
     skipped_lines: list[int] = field(default_factory=list)
     skipped_reasons: list[str] = field(default_factory=list)
     findings: dict[str, int] = field(default_factory=dict)
@@ -117,13 +130,17 @@ def import_seeds(
     skip_bad: bool = False,
     pipeline: PiiPipeline | None = None,
     subject_field: str | None = None,
+    select_labels_dp: bool = False,
 ) -> ImportSummary:
     """Import ``path`` as ``dataset``; raise :class:`BadInput` (database unchanged) on any bad input.
 
     ``labels``: the public label set of ``label_field``; records with another label are dropped and counted.
+    ``select_labels_dp``: no declared set — choose it by DP partition selection (charged to every record).
     """
     check_dataset_name(dataset)
     public = check_public_labels(labels, label_field)
+    if select_labels_dp:
+        check_dp_selection(labels, label_field, subject_field)
     if dataset_exists(ctx, dataset):
         raise _refuse_existing(dataset)
     read = read_seeds(path, fmt=fmt, text_field=text_field, label_field=label_field, subject_field=subject_field)
@@ -131,17 +148,7 @@ def import_seeds(
         raise BadInput(bad_lines_message(read))
     if not read.records:
         raise BadInput(f"{path.name} has no importable records — check --text-field and the file's format")
-    n_label_dropped = 0
-    if public is not None:
-        allowed = set(public)
-        keep = [r for r in read.records if r.label in allowed]
-        if not keep:
-            raise BadInput(
-                f"--labels {','.join(public)[:80]} matches no record's {label_field!r} — check the names"
-                " (they are compared exactly) and --label-field"
-            )
-        n_label_dropped = len(read.records) - len(keep)
-        read.records = keep
+    n_label_dropped = _keep_declared(read, public, label_field)
     pipe = pipeline or PiiPipeline.from_context(ctx, dataset)
     label_bad = label_problems(pipe, read.records)
     if label_bad:
@@ -191,6 +198,9 @@ def import_seeds(
         _row(dataset, rec, res, label, split, subject)
         for (rec, res, label), split, subject in zip(kept, splits, subjects, strict=True)
     ]
+    charge: Counter[Unit] | None = None
+    if select_labels_dp:
+        charge, rows = _select(ctx, summary, rows)
     if subject_field is not None:
         summary.n_subjects = len({r["subject_key"] for r in rows})
     summary.n_records = len(rows)
@@ -203,8 +213,73 @@ def import_seeds(
         text_field=text_field if read.fmt != "txt" else None,
         label_field=label_field,
         engine=pipe.engine.describe(),
+        charge=charge,
     )
     return summary
+
+
+def _keep_declared(read: ReadResult, public: list[str] | None, label_field: str | None) -> int:
+    """Keep only the records whose label is in the declared set (if any); how many were dropped."""
+    if public is None:
+        return 0
+    allowed = set(public)
+    keep = [r for r in read.records if r.label in allowed]
+    if not keep:
+        raise BadInput(
+            f"--labels {','.join(public)[:80]} matches no record's {label_field!r} — check the names"
+            " (they are compared exactly) and --label-field"
+        )
+    dropped = len(read.records) - len(keep)
+    read.records = keep
+    return dropped
+
+
+def check_dp_selection(labels: list[str] | None, label_field: str | None, subject_field: str | None) -> None:
+    if label_field is None:
+        raise BadInput("--labels dp chooses the label set of --label-field: pass --label-field F")
+    if labels is not None:
+        raise BadInput("--labels takes either the declared set (a,b,c or @FILE) or dp, not both")
+    if subject_field is not None:
+        raise BadInput(
+            "--labels dp counts one label per record; with --subject-field declare the label set (--labels a,b,c)"
+        )
+
+
+def _select(ctx: Context, s: ImportSummary, rows: list[dict[str, Any]]) -> tuple[Counter[Unit], list[dict[str, Any]]]:
+    """DP partition selection of the label set over ``rows`` (one label per record unit, its first in file
+    order). Checks every unit's budget first (exit 3, nothing drawn); returns the units to charge and the rows
+    whose label was selected (all rows, labels kept inside, when none was)."""
+    pol = ctx.policy.privacy
+    first: dict[str, str] = {}
+    for r in rows:
+        if r["label"] is not None:
+            first.setdefault(str(r["unit_key"]), str(r["label"]))
+    units: Counter[Unit] = Counter((RECORD, key) for key in first)
+    n = len(rows)
+    delta = pol.label_selection_delta if pol.label_selection_delta is not None else default_delta(n)
+    if delta >= max_delta(n):
+        raise BadInput(f"privacy.label_selection_delta {delta:g} is not below 1/n for {n} records — lower it")
+    eps = pol.label_selection_epsilon
+    over = unit_overruns(
+        unit_spent(ctx.db.conn, units), units, epsilon=eps, delta=delta,
+        epsilon_cap=pol.dataset_epsilon_cap, delta_cap=pol.max_total_delta,
+    )  # fmt: skip
+    if any(o.over_epsilon or o.over_delta for o in over):
+        raise BudgetExhausted(
+            f"refused before the label selection: ε {eps:g} / δ {delta:.3g} would take some of these records past"
+            f" privacy.dataset_epsilon_cap {pol.dataset_epsilon_cap:g} or privacy.max_total_delta"
+            f" {pol.max_total_delta:g} (they are already charged under another dataset name) — declare the labels"
+            " with --labels a,b,c instead, or lower privacy.label_selection_epsilon"
+        )
+    sel = select_labels(first, epsilon=eps, delta=delta, rng=np.random.default_rng(secrets.randbits(128)))
+    s.label_selection = sel
+    s.labels_public = sel.labels
+    if not sel.labels:
+        return units, rows
+    chosen = set(sel.labels)
+    keep = [r for r in rows if r["label"] in chosen]
+    s.n_label_dropped += len(rows) - len(keep)
+    return units, keep
 
 
 # Entity types that come from the NER model: on identifiers such as "fiat_currency_support" it tags
@@ -264,6 +339,7 @@ def _store(
     text_field: str | None,
     label_field: str | None,
     engine: dict[str, Any],
+    charge: Counter[Unit] | None = None,
 ) -> None:
     records_sha = hashlib.sha256("\n".join(r["text_sha256"] for r in rows).encode()).hexdigest()
     units_sha = hashlib.sha256(
@@ -289,6 +365,14 @@ def _store(
             },
         )
         datasets.insert_records(conn, rows)
+        selection: dict[str, Any] | None = None
+        if charge is not None and s.label_selection is not None:
+            sel = s.label_selection
+            charge_id = insert_charge_in_tx(
+                conn, s.dataset, epsilon=sel.epsilon, delta=sel.delta, accountant=MECHANISM,
+                actor=ctx.actor, units=charge, status="charged",
+            )  # fmt: skip
+            selection = {**sel.audit(), "charge_id": charge_id}
         payload = {
             "dataset": s.dataset,
             "format": s.fmt,
@@ -301,6 +385,7 @@ def _store(
             "n_dropped": s.n_dropped,
             "n_label_dropped": s.n_label_dropped,
             "labels_public": s.labels_public,
+            "label_selection": selection,
             "budget_unit": "subject" if s.subject_field else "record",
             "subject_field": s.subject_field,
             "n_subjects": s.n_subjects,

@@ -243,6 +243,14 @@ class PrivacyPolicy(_Strict):
     delta: Annotated[float, Field(gt=0.0, lt=1e-2)] | None = Field(
         default=None, description="null: min(1/(10 N), 1e-6), N the next power of ten >= n training records"
     )
+    label_selection_epsilon: PositiveEps = Field(
+        default=1.0,
+        description="`seeds import --labels dp`: ε of the DP selection of the label set (Gaussian thresholding),"
+        " charged to every record (or subject) imported",
+    )
+    label_selection_delta: Annotated[float, Field(gt=0.0, lt=1e-2)] | None = Field(
+        default=None, description="δ of the label selection; null: the default δ for the import's record count"
+    )
     composition: Literal["basic"] = "basic"
     accountant: Literal["rdp", "prv"] = Field(default="rdp", description="Opacus accountant for each run's ε")
     allow_non_dp: bool = False
@@ -255,6 +263,8 @@ class PrivacyPolicy(_Strict):
             raise ValueError("max_epsilon_per_run must not exceed dataset_epsilon_cap")
         if self.delta is not None and self.delta > self.max_total_delta:
             raise ValueError("delta must not exceed max_total_delta (every run would be refused)")
+        if self.label_selection_epsilon > self.max_epsilon_per_run:
+            raise ValueError("label_selection_epsilon must not exceed max_epsilon_per_run")
         return self
 
 

@@ -278,7 +278,9 @@ def _gate_notes() -> str:
         " and the audit log. The probe checks (membership inference, canaries, DCR) refuse whole exports the same"
         " way. Whether an export happens at all is therefore one seed-dependent bit outside the DP guarantee.",
         "A <code>--no-dp</code> or few-shot batch is never exported, and labels leave only when they were declared"
-        " public schema at import (<code>seeds import --labels</code>), whatever <code>gate.enabled</code> says."
+        " public schema at import (<code>seeds import --labels</code>) or chosen there by DP partition selection"
+        " (<code>--labels dp</code>, its ε and δ charged to every record like a training run), whatever"
+        " <code>gate.enabled</code> says."
         " Every prompt, batch, curation and probe row the gate reads is checked against the audit event that"
         " recorded it; an edited row is an integrity failure (exit 4), not a fact.",
         "The signed export manifest carries only public facts: DP parameters (ε, δ, noise multiplier, sample rate,"

@@ -1,0 +1,127 @@
+"""`seeds import --labels dp`: the label set chosen by DP partition selection (Gaussian thresholding),
+charged to every record like a training run. The math is checked against its definitions; the import runs
+with the test-double PII pipeline of test_ingest_public_schema (Presidio is tested in test_cli_seeds.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from appliance.budget.ledger import BudgetLedger, dataset_spent
+from appliance.config import Workspace
+from appliance.context import Context
+from appliance.errors import BadInput, BudgetExhausted
+from appliance.ingest import import_seeds
+from appliance.ingest.partition import _adp_delta, analytic_sigma, select_labels, threshold
+from tests.test_ingest_public_schema import NamePipeline
+
+
+@pytest.mark.parametrize(("eps", "delta"), [(0.5, 1e-6), (1.0, 1e-6), (4.0, 1e-5)])
+def test_analytic_sigma_is_the_smallest_noise_meeting_the_definition(eps: float, delta: float) -> None:
+    """Balle & Wang's condition holds at σ and fails just below it; below ε = 1 it beats the classical
+    σ = √(2 ln(1.25/δ)) / ε."""
+    sigma = analytic_sigma(eps, delta)
+    assert _adp_delta(sigma, eps) <= delta < _adp_delta(sigma * 0.999, eps)
+    if eps < 1.0:
+        assert sigma < np.sqrt(2 * np.log(1.25 / delta)) / eps
+
+
+def test_a_single_units_label_passes_the_threshold_with_probability_delta() -> None:
+    sigma = analytic_sigma(1.0, 5e-7)
+    tau = threshold(sigma, 5e-7)
+    assert norm.sf((tau - 1.0) / sigma) == pytest.approx(5e-7, rel=1e-6)
+
+
+def test_frequent_labels_are_selected_and_a_rare_one_is_not() -> None:
+    units = {f"u{i}": "card" for i in range(200)} | {f"v{i}": "fees" for i in range(150)} | {"w0": "rare"}
+    for seed in range(200):
+        sel = select_labels(units, epsilon=1.0, delta=1e-6, rng=np.random.default_rng(seed))
+        assert sel.labels == ["card", "fees"]  # sorted; "rare" would pass with probability ≤ 5e-7 per draw
+        assert sel.n_candidates == 3 and sel.threshold > 1.0
+
+
+def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "category"])
+        w.writerows(rows)
+    return path
+
+
+ROWS = (
+    [(f"Where is my card number {i}?", "card") for i in range(60)]
+    + [(f"Why was I charged fee {i}?", "fees") for i in range(60)]
+    + [("A question only two people asked.", "rare"), ("Another rare question here.", "rare")]
+)
+
+
+@pytest.fixture
+def ctx(workspace: Path):
+    c = Context.open(Workspace(workspace), actor="tester")
+    yield c
+    c.close()
+
+
+def _privacy(ctx: Context, **values: object) -> None:
+    ctx.policy = ctx.policy.model_copy(update={"privacy": ctx.policy.privacy.model_copy(update=values)})
+
+
+def test_dp_selection_drops_the_rare_label_and_charges_every_record(ctx: Context, tmp_path: Path) -> None:
+    s = import_seeds(ctx, _csv(tmp_path / "s.csv", ROWS), dataset="d", label_field="category",
+                     select_labels_dp=True, pipeline=NamePipeline())  # fmt: skip
+    assert s.labels_public == ["card", "fees"] and s.n_label_dropped == 2 and s.n_records == 120
+    labels = {r[0] for r in ctx.db.conn.execute("SELECT DISTINCT label FROM records WHERE dataset = 'd'")}
+    assert labels == {"card", "fees"}
+    payload = json.loads(ctx.db.conn.execute("SELECT payload FROM events WHERE kind = 'seeds.import'").fetchone()[0])
+    sel = payload["label_selection"]
+    assert payload["labels_public"] == ["card", "fees"]
+    assert sel["mechanism"] == "gaussian-thresholding" and sel["epsilon"] == 1.0 and sel["n_candidates"] == 3
+    assert sel["delta"] == 1e-6  # default δ: min(1/(10·N), 1e-6), N = 1000 ≥ 122 records
+    # all 122 records were the mechanism's input: every one is charged, the dropped ones too
+    charge = ctx.db.conn.execute("SELECT id, epsilon, status, n_units FROM privacy_charges").fetchall()
+    assert [(e, st, n) for _, e, st, n in charge] == [(1.0, "charged", 122)]
+    assert dataset_spent(ctx.db.conn, "d").epsilon == 1.0
+    view = BudgetLedger(ctx.db, ctx.policy.privacy).view("d")
+    assert view.most_charged is not None and view.most_charged.epsilon == 1.0
+
+
+def test_no_label_selected_keeps_every_record_with_its_labels_inside(ctx: Context, tmp_path: Path) -> None:
+    few = [("Card question one.", "card"), ("Fee question one.", "fees"), ("Card question two.", "card")]
+    s = import_seeds(ctx, _csv(tmp_path / "s.csv", few), dataset="d", label_field="category",
+                     select_labels_dp=True, pipeline=NamePipeline())  # fmt: skip
+    assert s.labels_public == [] and s.n_records == 3 and s.n_label_dropped == 0
+    assert dataset_spent(ctx.db.conn, "d").epsilon == 1.0  # the draw happened: it is charged
+
+
+def test_a_second_selection_past_the_records_cap_is_refused_before_drawing(ctx: Context, tmp_path: Path) -> None:
+    """The budget follows the records: the same file under another name is refused (exit 3), nothing stored."""
+    _privacy(ctx, dataset_epsilon_cap=1.5, max_epsilon_per_run=1.5)
+    src = _csv(tmp_path / "s.csv", ROWS)
+    import_seeds(ctx, src, dataset="d1", label_field="category", select_labels_dp=True, pipeline=NamePipeline())
+    with pytest.raises(BudgetExhausted, match="label selection") as err:
+        import_seeds(ctx, src, dataset="d2", label_field="category", select_labels_dp=True, pipeline=NamePipeline())
+    assert err.value.exit_code == 3
+    assert ctx.db.conn.execute("SELECT COUNT(*) FROM datasets WHERE name = 'd2'").fetchone()[0] == 0
+    assert ctx.db.conn.execute("SELECT COUNT(*) FROM privacy_charges").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"label_field": None}, "pass --label-field"),
+        ({"labels": ["card"]}, "not both"),
+        ({"subject_field": "category"}, "--subject-field"),
+    ],
+)
+def test_dp_selection_needs_a_label_field_and_no_declared_set_or_subjects(
+    ctx: Context, tmp_path: Path, kw: dict, message: str
+) -> None:
+    args = {"label_field": "category", **kw}
+    with pytest.raises(BadInput, match=message):
+        import_seeds(ctx, _csv(tmp_path / "s.csv", ROWS), dataset="d", select_labels_dp=True,
+                     pipeline=NamePipeline(), **args)  # fmt: skip
