@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.config import Workspace
 from appliance.store import batches, datasets, rows
 
 PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
@@ -110,3 +111,40 @@ def test_dict_rows_in_and_out_inside_one_transaction(tmp_path: Path) -> None:
         rows.insert(conn, "export_hashes", {"hash": "sha256:x", "created_at": "t"})
         raise RuntimeError("rolled back")
     assert rows.rows(db, "export_hashes") == []
+
+
+def test_the_trainers_prompt_row_hashes_as_a_plain_select_reads_it(workspace: Path) -> None:
+    """``train.artifact.store`` writes a dict row and binds its hash into the audit event; that hash is the one a
+    plain ``SELECT *`` of the row gives (what the gate recomputes), and an edit to any column is caught."""
+    from appliance.audit.chain import row_digest
+    from appliance.context import Context
+    from appliance.db import transaction
+    from appliance.errors import ChainBroken
+    from appliance.gate import bound
+    from appliance.store import prompts
+    from appliance.train.artifact import PromptRecord, store
+
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    try:
+        with transaction(ctx.db) as conn:
+            datasets.insert_dataset(conn, {"name": "ds", "created_at": "t", "source_sha256": "s", "policy_sha256": "p"})
+        rec = PromptRecord(
+            id="sp-1", dataset="ds", model_name="m", model_sha256="sha256:" + "0" * 64, k=4, n_embd=8, dp=False,
+            epsilon=None, delta=None, noise_multiplier=None, sample_rate=0.1, steps=3, clip_norm=1.0, accountant=None,
+            train_loss=2.5, holdout_loss=float("nan"), artifact_path="artifacts/prompts/sp-1.safetensors",
+            artifact_sha256="sha256:" + "1" * 64, meta={"labels": ["a", "b"]},
+        )  # fmt: skip
+        assert store(ctx, rec, reservation=None, audit={}) is None
+        cur = ctx.db.conn.execute("SELECT * FROM prompts WHERE id = 'sp-1'")
+        plain = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
+        event = ctx.ledger.events("train.non_dp")[-1].payload
+        assert event["row_sha256"] == row_digest(plain) and event["row_columns"] == sorted(plain)
+        assert plain["label"] is None and plain["holdout_loss"] is None and plain["dp"] == plain["exportable"] == 0
+        row = prompts.get(ctx.db, "sp-1")
+        assert row == plain
+        bound.check_prompt(ctx.db.conn, row)
+        ctx.db.conn.execute("UPDATE prompts SET clip_norm = 9.0 WHERE id = 'sp-1'")
+        with pytest.raises(ChainBroken, match="content hash"):
+            bound.check_prompt(ctx.db.conn, prompts.get(ctx.db, "sp-1") or {})
+    finally:
+        ctx.close()
