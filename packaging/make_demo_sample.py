@@ -1,7 +1,8 @@
 """Build the demo sample shipped in the repo: a small BANKING77 subset (CC BY 4.0) with planted fake PII.
 
-Deterministic: 6 intents × 80 queries from ../shared/data/banking77/train.csv (first rows per intent in
-file order), then fake PII (names, emails, phone numbers, card numbers — generated, not real) planted in
+Deterministic: 6 intents × 120 queries from ../shared/data/banking77 — the first rows per intent of
+``train.csv`` in file order, then of ``test.csv`` where the training file has fewer (lost_or_stolen_card has
+82) — then fake PII (names, emails, phone numbers, card numbers — generated, not real) planted in
 every 6th record so the PII scan has something to do. Run from the repo root:
     .venv/bin/python packaging/make_demo_sample.py
 """
@@ -23,7 +24,7 @@ INTENTS = [
     "pin_blocked",
     "cash_withdrawal_charge",
 ]
-PER_INTENT = 80
+PER_INTENT = 120  # DP at ε = 4 learns from records: 90 per intent train after the 0.25 holdout
 PLANTS = [
     "Hi, this is {name}. {text}",
     "{text} You can email me at {email}.",
@@ -37,10 +38,11 @@ NAMES = ["Maria Gonzalez", "James Whitfield", "Aisha Khan", "Peter Novak", "Lind
 def main() -> None:
     rng = random.Random(20261121)
     rows: dict[str, list[str]] = {k: [] for k in INTENTS}
-    with open(SRC / "train.csv", newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            if r["category"] in rows and len(rows[r["category"]]) < PER_INTENT:
-                rows[r["category"]].append(r["text"].strip())
+    for part in ("train.csv", "test.csv"):
+        with open(SRC / part, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                if r["category"] in rows and len(rows[r["category"]]) < PER_INTENT:
+                    rows[r["category"]].append(r["text"].strip())
     out = []
     for label in INTENTS:
         for text in rows[label]:

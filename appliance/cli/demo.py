@@ -42,7 +42,7 @@ def demo(
     where = Path(home or st.home or DEFAULT_DEMO_HOME)
     settings = QUICK if quick else FULL
     console.print(
-        f"appliance demo{' --quick' if quick else ''}: BANKING77 sample (480 queries, 6 intents, CC BY 4.0, "
+        f"appliance demo{' --quick' if quick else ''}: BANKING77 sample (720 queries, 6 intents, CC BY 4.0, "
         f"fake PII planted) in {where.expanduser().resolve()}",
         markup=False,
     )

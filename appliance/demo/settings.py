@@ -1,6 +1,6 @@
 """The demo's sample and settings: the shipped BANKING77 sample and what the demo workspace changes.
 
-The sample (``data/banking77_sample.csv``, CC BY 4.0, see ``data/PROVENANCE.md``) holds 480 queries in 6
+The sample (``data/banking77_sample.csv``, CC BY 4.0, see ``data/PROVENANCE.md``) holds 720 queries in 6
 intents with fake PII planted in every 6th record, so the import's PII scan has something to do. The runner
 that drives the CLI through these steps is :mod:`appliance.cli.demo_run`.
 """
@@ -33,8 +33,8 @@ DEMO_DOMAIN: dict[str, str | list[str]] = {
 DEMO_POLICY: dict[str, float | str | list[str]] = {"holdout_fraction": DEMO_HOLDOUT_FRACTION, **DEMO_DOMAIN}
 DEMO_POLICY_KEYS = ["privacy.holdout_fraction", "training.init_text", "training.label_template", "generation.stop"]
 DEMO_POLICY_REASON = (
-    "privacy.holdout_fraction 0.25 instead of 0.2: the probes then compare 360 members with 120 held-out records "
-    "instead of 384 with 96 — with fewer than 100 non-members a 1% false-positive rate cannot be measured at all. "
+    "privacy.holdout_fraction 0.25 instead of 0.2: the probes then compare 540 members with 180 held-out records "
+    "instead of 576 with 144 — more non-members tighten the bounds on the probes' 1% false-positive-rate figure. "
     "training.init_text, training.label_template and generation.stop describe the domain as an operator would "
     "(short customer messages to a bank, one per line; the label's words as its verbaliser): public facts, so "
     "the untrained prompt already writes on topic and DP training only refines it. "
