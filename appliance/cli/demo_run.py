@@ -107,8 +107,8 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
     public description (:data:`DEMO_POLICY`), audited as ``demo.policy``.
 
     Why the split: the sample has 720 records; the default 0.2 holdout leaves 144 non-members, 0.25 leaves 180,
-    which tightens the membership probes' bounds on TPR at 1% FPR. Why the description: it is what an operator declares about
-    their data (public), and a prior the DP prompt refines instead of learning from noise.
+    which tightens the membership probes' bounds on TPR at 1% FPR. Why the description: it is what an operator
+    declares about their data (public), and a prior the DP prompt refines instead of learning from noise.
     """
     from appliance.config import Workspace
     from appliance.context import Context
