@@ -74,7 +74,7 @@ def score(records: list[Record], predicted: list[Pred]) -> dict[str, Any]:
             if not _overlaps(*m.span(), golds):
                 clean += 1
                 clean_hit += _overlaps(*m.span(), pred)
-        heads = header_tokens(text)
+        heads = [h for h in header_tokens(text) if not _overlaps(*h, golds)]  # a capitalised name is no header
         head += len(heads)
         head_hit += sum(_overlaps(s, e, pred) for s, e in heads)
     n = sum(found.values()) + sum(missed.values())

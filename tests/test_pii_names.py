@@ -124,11 +124,12 @@ def test_vocabulary_headers_and_openers_are_not_names(pipe: PiiPipeline, text: s
 def test_a_header_label_is_never_replaced(pipe: PiiPipeline) -> None:
     text = (
         "PLAN\n\n• Medical Treatment: Initiate Ultram 50 mg twice daily.\n"
-        "• Diagnostic Testing: Echocardiogram ordered.\n\nRESULTS\n\nEchocardiogram shows normal function."
+        "• Diagnostic Testing: Echocardiogram ordered.\n• Genitourinary: Denies dysuria.\n\n"
+        "RESULTS\n\nEchocardiogram shows normal function."
     )
     out = pipe.process([text])[0].text
     assert out is not None
-    for header in ("PLAN\n", "• Medical Treatment:", "• Diagnostic Testing:", "RESULTS\n"):
+    for header in ("PLAN\n", "• Medical Treatment:", "• Diagnostic Testing:", "• Genitourinary: Denies", "RESULTS\n"):
         assert header in out, values(pipe, text)
 
 

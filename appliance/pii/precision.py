@@ -6,9 +6,10 @@ allow-list (packs add their domain's terms) or a word matching one of its ``allo
 vouches for a name ("Ms Dubois"). Any name-like finding inside a section header ("REVIEW OF SYSTEMS",
 "History of Present Illness:") is dropped unless it holds a lexicon name or a word English does not
 use (a speaker label such as "Koppány:" is a name); one that starts in a header and runs past it
-("Medical Treatment: Initiate Ultram") is cut to what follows the header, then judged; a lone acronym
-("DMV", "MD") is dropped. In a text not written in lower case, an NER finding without a capital letter
-("mild thyromegaly", "bowel") is dropped: there names are capitalised. Findings of cue-based and pattern
+("Medical Treatment: Initiate Ultram") is cut to what follows the header and judged like a header; a
+lone acronym ("DMV", "MD") is dropped. In a text not written in lower case, an NER finding without a
+capital letter and without a lexicon name ("mild thyromegaly", "bowel") is dropped: there names are
+capitalised. Findings of cue-based and pattern
 recognizers are never touched: the cue already explains them.
 """
 
@@ -55,22 +56,21 @@ class PrecisionFilter:
         if not guarded:
             return results
         headers = [m.span() for m in _HEADER.finditer(text) if _WORD.search(m.group())]
-        for r in guarded:
-            _cut_header(text, r, headers)
+        cut = {id(r) for r in guarded if _cut_header(text, r, headers)}
         cased = not written_in_lower_case(text)
-        drop = {id(r) for r in guarded if self._drop(text, r, headers, cased=cased)}
+        drop = {id(r) for r in guarded if self._drop(text, r, headers, cased=cased, cut=id(r) in cut)}
         return [r for r in results if id(r) not in drop] if drop else results
 
-    def _drop(self, text: str, r: RecognizerResult, headers: list[tuple[int, int]], *, cased: bool) -> bool:
+    def _drop(self, text: str, r: RecognizerResult, headers: list[tuple[int, int]], *, cased: bool, cut: bool) -> bool:
         words = _WORD.findall(text[r.start : r.end])
         if not words:
             return True
-        if cased and _recognizer(r) == "SpacyRecognizer" and not _CAPITAL.search(text[r.start : r.end]):
+        named = any(lexicon.is_name(w) for w in words)
+        if cased and _recognizer(r) == "SpacyRecognizer" and not named and not _CAPITAL.search(text[r.start : r.end]):
             return True  # the NER on lower-case words of a cased text: "mild thyromegaly", "bowel"
-        if any(s <= r.start and r.end <= e for s, e in headers) and not any(
-            lexicon.is_name(w) or not lexicon.is_known(w) for w in words
-        ):
-            return True  # a header of English words; an unknown word may be a speaker's name ("Koppány: ...")
+        in_header = cut or any(s <= r.start and r.end <= e for s, e in headers)
+        if in_header and not (named or any(not lexicon.is_known(w) for w in words)):
+            return True  # a header (or its value) of English words; an unknown word may be a speaker's name
         if len(words) == 1 and _ACRONYM.fullmatch(words[0]) and not lexicon.is_name(words[0]):
             return True  # an acronym ("DMV", "ISP", "MD") names an agency, a title or a unit, not a person
         if r.entity_type not in VOCABULARY_TYPES:
@@ -91,14 +91,15 @@ class PrecisionFilter:
         return w in self.vocabulary or lexicon.is_vocabulary(w) or any(p.fullmatch(w) for p in self.patterns)
 
 
-def _cut_header(text: str, r: RecognizerResult, headers: list[tuple[int, int]]) -> None:
+def _cut_header(text: str, r: RecognizerResult, headers: list[tuple[int, int]]) -> bool:
     """Start a finding that begins inside a header and runs past it at the first word after the header."""
     for s, e in headers:
         if s <= r.start < e < r.end:
             m = _WORD.search(text, e, r.end)
             if m is not None:
                 r.start = m.start()
-            return
+            return True
+    return False
 
 
 def _recognizer(r: RecognizerResult) -> str:
