@@ -334,7 +334,7 @@ def main() -> None:
         ),
         ("trainer path vs fp32 on the same batches", f"{speedup:.1f}× ({why})"),
         ("evaluate: detection AUC / label fidelity", f"{m.get('detection_auc')} / {m.get('label_fidelity')}"),
-        ("probe: result", json.dumps({k: pr_j[k] for k in ("passed", "verdict", "status") if k in pr_j}) or "-"),
+        ("probe: summary", json.dumps(pr_j.get("summary", {}))),
         ("export", "refused by the gate (exit 3)" if refused else f"{len(shown)} records written"),
         ("bench process peak RSS (fp32 timing) GB", f"{self_rss:.2f}"),
     ]
