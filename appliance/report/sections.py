@@ -269,7 +269,9 @@ def gate_section(d: ReportData) -> str:
 
 def _gate_notes() -> str:
     notes = [
-        "What is released is post-processing of the DP soft prompt: curation keeps or drops outputs on the outputs"
+        "What is released is post-processing of the DP soft prompt: generation samples from it (with guidance, from"
+        " it contrasted with the public prior it was initialised from — no seed is read), and curation keeps or drops"
+        " outputs on the outputs"
         " alone (PII re-scan, quality, duplicates, unfinished, off-label by the DP generator's own reading), never by"
         " comparing them with the seeds. Verbatim overlap with a training seed (a shared span of"
         " <code>curation.leak_ngram_tokens</code> words) is counted; overlap in more kept outputs than chance explains"
