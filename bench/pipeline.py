@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from quality import DATA, DEMO_INTENTS, bank_domain, set_policy  # noqa: E402
+from quality import DATA, DEMO_INTENTS, bank_domain, set_policy, train_texts  # noqa: E402
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli.main"]
 DATASET = "bank"
@@ -106,11 +106,7 @@ def write_seeds(path: Path, intents: list[str], total: int, seed: int) -> None:
     """``total`` rows (text, intent) as JSONL, ``total // len(intents)`` per intent (the rest from the first)."""
     import numpy as np
 
-    by: dict[str, list[str]] = {c: [] for c in intents}
-    with (DATA / "banking77" / "train.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row["category"] in by:
-                by[row["category"]].append(row["text"])
+    by = train_texts(intents)
     rng = np.random.default_rng(seed)
     per, extra = divmod(total, len(intents))
     rows: list[tuple[str, str]] = []

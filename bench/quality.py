@@ -110,12 +110,18 @@ def choose_intents(k: int, offset: int) -> list[str]:
     return [c for c in cats if c not in DEMO_INTENTS][offset : offset + k]
 
 
-def write_seeds(path: Path, intents: list[str], total: int, seed: int) -> None:
+def train_texts(intents: list[str]) -> dict[str, list[str]]:
+    """The BANKING77 training-file texts of each of ``intents``, in file order."""
     by: dict[str, list[str]] = {c: [] for c in intents}
     with (DATA / "banking77" / "train.csv").open(newline="") as f:
         for row in csv.DictReader(f):
             if row["category"] in by:
                 by[row["category"]].append(row["text"])
+    return by
+
+
+def write_seeds(path: Path, intents: list[str], total: int, seed: int) -> None:
+    by = train_texts(intents)
     rng = np.random.default_rng(seed)
     per = total // len(intents)
     with path.open("w") as out:

@@ -4,7 +4,6 @@ with the test-double PII pipeline of test_ingest_public_schema (Presidio is test
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from appliance.context import Context
 from appliance.errors import BadInput, BudgetExhausted
 from appliance.ingest import import_seeds
 from appliance.ingest.partition import _adp_delta, analytic_sigma, select_labels, threshold
-from tests.test_ingest_public_schema import NamePipeline
+from tests.test_ingest_public_schema import NamePipeline, _csv
 
 
 @pytest.mark.parametrize(("eps", "delta"), [(0.5, 1e-6), (1.0, 1e-6), (4.0, 1e-5)])
@@ -43,14 +42,6 @@ def test_frequent_labels_are_selected_and_a_rare_one_is_not() -> None:
         sel = select_labels(units, epsilon=1.0, delta=1e-6, rng=np.random.default_rng(seed))
         assert sel.labels == ["card", "fees"]  # sorted; "rare" would pass with probability ≤ 5e-7 per draw
         assert sel.n_candidates == 3 and sel.threshold > 1.0
-
-
-def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "category"])
-        w.writerows(rows)
-    return path
 
 
 ROWS = (

@@ -81,6 +81,17 @@ def store(ctx: Context, rec: PromptRecord, *, reservation: int | None, audit: di
     """
     ledger = BudgetLedger(ctx.db, ctx.policy.privacy)
     total = None
+    run = {  # the run's DP parameters and losses: the same values in the row and in its audit event
+        "epsilon": rec.epsilon,
+        "delta": rec.delta,
+        "noise_multiplier": rec.noise_multiplier,
+        "sample_rate": rec.sample_rate,
+        "steps": rec.steps,
+        "clip_norm": rec.clip_norm,
+        "accountant": rec.accountant,
+        "train_loss": _finite(rec.train_loss),
+        "holdout_loss": _finite(rec.holdout_loss),
+    }
     with transaction(ctx.db) as conn:
         prompts.insert_prompt(
             conn,
@@ -94,15 +105,7 @@ def store(ctx: Context, rec: PromptRecord, *, reservation: int | None, audit: di
                 "n_embd": rec.n_embd,
                 "dp": int(rec.dp),
                 "exportable": int(rec.dp),
-                "epsilon": rec.epsilon,
-                "delta": rec.delta,
-                "noise_multiplier": rec.noise_multiplier,
-                "sample_rate": rec.sample_rate,
-                "steps": rec.steps,
-                "clip_norm": rec.clip_norm,
-                "accountant": rec.accountant,
-                "train_loss": _finite(rec.train_loss),
-                "holdout_loss": _finite(rec.holdout_loss),
+                **run,
                 "artifact_path": rec.artifact_path,
                 "artifact_sha256": rec.artifact_sha256,
                 "meta": json.dumps(rec.meta, sort_keys=True),
@@ -129,15 +132,7 @@ def store(ctx: Context, rec: PromptRecord, *, reservation: int | None, audit: di
             "exportable": rec.dp,
             "k": rec.k,
             "n_embd": rec.n_embd,
-            "epsilon": rec.epsilon,
-            "delta": rec.delta,
-            "noise_multiplier": rec.noise_multiplier,
-            "sample_rate": rec.sample_rate,
-            "steps": rec.steps,
-            "clip_norm": rec.clip_norm,
-            "accountant": rec.accountant,
-            "train_loss": _finite(rec.train_loss),
-            "holdout_loss": _finite(rec.holdout_loss),
+            **run,
             "artifact_sha256": rec.artifact_sha256,
             "dataset_epsilon_spent": total,
             "policy_sha256": ctx.policy_sha256,
