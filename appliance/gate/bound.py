@@ -192,27 +192,29 @@ def check_charges(conn: sqlite3.Connection) -> None:
         )
 
 
+def _import_payload(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | None:
+    """The dataset's verified ``seeds.import`` payload; None for a dataset imported before events bound it."""
+    row = event_rows.first_with(conn, ("seeds.import",), "dataset", dataset)
+    return None if row is None else verified_event(conn, row, f"dataset {dataset}")[1]
+
+
 def budget_unit(conn: sqlite3.Connection, dataset: str) -> str:
     """``"subject"`` when the dataset's verified ``seeds.import`` event declared a subject field, else ``"record"``.
 
     Read from the event, not the mutable ``datasets`` row, since it goes into the signed manifest; a dataset
     without an import event (written before events bound it) is claimed at the weaker, record level.
     """
-    row = event_rows.first_with(conn, ("seeds.import",), "dataset", dataset)
-    if row is None:
-        return "record"
-    _, payload = verified_event(conn, row, f"dataset {dataset}")
-    return "subject" if payload.get("subject_field") else "record"
+    payload = _import_payload(conn, dataset)
+    return "subject" if payload and payload.get("subject_field") else "record"
 
 
 def label_set(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | None:
     """Where a dataset's exportable labels come from, per its verified ``seeds.import`` event: a declared
     public schema, or a DP partition selection whose (ε, δ) is charged to every record (and so already part of
     the dataset's spent ε); None when no label set was declared or selected (labels never leave)."""
-    row = event_rows.first_with(conn, ("seeds.import",), "dataset", dataset)
-    if row is None:
+    payload = _import_payload(conn, dataset)
+    if payload is None:
         return None
-    _, payload = verified_event(conn, row, f"dataset {dataset}")
     sel = payload.get("label_selection")
     if sel:
         return {"source": "dp-selection", **{k: sel[k] for k in ("mechanism", "epsilon", "delta")}}
