@@ -154,3 +154,20 @@ def test_dcr_summary_subsamples_the_larger_reference_set():
     assert s["median_to_holdout"] < s["median_to_members"]  # the bigger set is closer by chance alone
     assert s["ratio"] == pytest.approx(1.0, abs=0.1)  # equal-size comparison removes that bias
     assert dcr.dcr_summary(d_sh, d_sm, seed=1)["ratio"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_exposure_is_not_inflated_by_a_few_high_loss_candidates():
+    """Candidates with a handful of very unlikely digit strings: the skew-normal fit turns right-skewed and its
+    lower tail alone would put a secret just below the sample's bulk above 10 bits; the normal's tail caps it."""
+    from scipy import stats
+
+    bulk = stats.norm.ppf(np.linspace(0.005, 0.995, 194)) * 2.0 + 30.0
+    cands = np.concatenate([bulk, [55.0, 58.0, 60.0, 62.0, 65.0, 70.0]])  # 6 of 200 far above
+    secret = float(bulk.min()) - 0.5  # below every candidate, ~3 sample sigmas under the bulk's mean
+    a, loc, scale = stats.skewnorm.fit(cands)
+    skew_only = exposure.exposure_from_rank(1 + (1e8 - 1) * stats.skewnorm.cdf(secret, a, loc, scale), 1e8)
+    est = exposure.estimated_exposure(secret, cands, 1e8)
+    assert est["sample_rank"] == 1
+    assert est["exposure_bits"] < 10.0 < skew_only, (est, skew_only)
+    normal = stats.norm.cdf(secret, cands.mean(), cands.std())
+    assert est["exposure_bits"] <= exposure.exposure_from_rank(1 + (1e8 - 1) * normal, 1e8) + 1e-9

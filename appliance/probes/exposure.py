@@ -9,6 +9,13 @@ position when every candidate is ordered by the model's loss (1 = most likely) a
 R is too large to enumerate (10^8 for 8 digits), so the rank is estimated from a random sample of
 candidates by extrapolation (§4.3): fit a skew-normal to the sampled losses and take
 rank ≈ 1 + (|R| − 1) · P(loss < loss(s)). The rank among the sampled candidates is reported as well.
+
+P(loss < loss(s)) is the larger of the skew-normal's and a normal's lower tail. A few candidates with a
+very high loss (digit strings the model finds odd) make the skew-normal fit right-skewed, and its lower
+tail then falls off far faster than the sample shows: in a simulation of 3,000 canaries never trained on,
+with 3% such outliers among 200 candidates, the skew-normal alone put 13 above 10 bits (2.9 expected
+by chance) and one at 17 bits; with the heavier of the two tails, one, at 10.2 bits. A memorised
+secret lies below every candidate by many standard deviations, so it stays exposed under either tail.
 """
 
 from __future__ import annotations
@@ -33,21 +40,22 @@ def sample_rank(true_loss: float, candidate_losses: np.ndarray) -> int:
 
 
 def fraction_below(true_loss: float, candidate_losses: np.ndarray) -> float:
-    """P(candidate loss < true loss) under a skew-normal fitted to the candidate losses (normal if the fit fails)."""
+    """P(candidate loss < true loss): the larger of a fitted skew-normal's and a fitted normal's CDF (the normal's
+    alone if the skew-normal fit fails), so a lower tail is never extrapolated lighter than a normal's."""
     from scipy import stats
 
     c = np.asarray(candidate_losses, dtype=np.float64)
     if c.size < 3 or float(c.std()) == 0.0:
         return float((c < true_loss).mean()) if c.size else 1.0
+    p_normal = float(stats.norm.cdf(true_loss, loc=c.mean(), scale=c.std()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             a, loc, scale = stats.skewnorm.fit(c)
-            p = float(stats.skewnorm.cdf(true_loss, a, loc=loc, scale=scale))
-        except Exception:
-            p = float("nan")
-        if not math.isfinite(p):
-            p = float(stats.norm.cdf(true_loss, loc=c.mean(), scale=c.std()))
+            p_skew = float(stats.skewnorm.cdf(true_loss, a, loc=loc, scale=scale))
+        except Exception:  # scipy's optimiser raises several types; the normal tail stands in
+            p_skew = float("nan")
+    p = max(p_skew, p_normal) if math.isfinite(p_skew) else p_normal
     return min(max(p, 0.0), 1.0)
 
 
