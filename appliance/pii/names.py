@@ -20,6 +20,7 @@ import regex
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
 
 from appliance.pii import lexicon
+from appliance.pii.casing import written_in_lower_case
 
 _TITLE = r"(?:mr|mrs|ms|miss|mx|dr|prof|mme|herr|frau)\.?"  # not "sir" / "madam": mostly vocatives
 _STRONG = (
@@ -59,8 +60,6 @@ _CLOSING = regex.compile(
 _WORD = regex.compile(r"\p{L}[\p{L}'’-]*")
 _NEXT_WORD = regex.compile(r"[ \t]+(\p{L}[\p{L}'’-]*)")
 _PREV_WORD = regex.compile(r"(?<![\p{L}'’-])(\p{L}[\p{L}'’-]*)[ \t]+$")
-_UPPER_START = regex.compile(r"\b\p{Lu}")
-_WORDS_ANY = regex.compile(r"\b\p{L}")
 
 NOUNISH = frozenset({"NN", "NNS", "NNP", "NNPS", "FW", "UH", "XX", "ADD", ""})
 # after a cue the tagger only vetoes: on a lower-case name it guesses JJ, RB or (for "ahmed") VBN, but a
@@ -70,7 +69,6 @@ SCORES = {
     "title": 0.85, "strong": 0.85, "greet": 0.8, "medium": 0.8, "intro": 0.8,
     "vocative": 0.7, "pair": 0.7, "bare": 0.65,
 }  # fmt: skip
-LOWERCASE_SHARE = 0.05  # a text with at most this share of capitalised words is "written in lower case"
 MAX_WORDS = 3
 
 
@@ -212,12 +210,6 @@ class SpokenNameRecognizer(EntityRecognizer):
                 RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
             },
         )
-
-
-def written_in_lower_case(text: str) -> bool:
-    """At most :data:`LOWERCASE_SHARE` of the text's words (and at least three words) start with a capital."""
-    n = len(_WORDS_ANY.findall(text))
-    return n >= 3 and len(_UPPER_START.findall(text)) <= LOWERCASE_SHARE * n
 
 
 class _Tags:

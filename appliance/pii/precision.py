@@ -21,7 +21,7 @@ import regex
 from presidio_analyzer import RecognizerResult
 
 from appliance.pii import lexicon
-from appliance.pii.names import written_in_lower_case
+from appliance.pii.casing import written_in_lower_case
 
 GUARDED_RECOGNIZERS = frozenset({"SpacyRecognizer", "appliance_proper_noun"})
 VOCABULARY_TYPES = frozenset({"PERSON", "ORGANIZATION"})

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 import regex
 
 from appliance.pii import lexicon
+from appliance.pii.casing import written_in_lower_case
 from appliance.pii.engine import Finding
-from appliance.pii.names import written_in_lower_case
 
 _WORD = regex.compile(r"\p{L}[\p{L}'’-]*")
 _MENTION = regex.compile(r"\p{L}[\p{L}-]*(?:['’]\p{L}+)*?(?=['’]s\b|[^\p{L}'’-]|$)")  # "karen's" -> "karen"
