@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import numpy as np
-from scipy import stats
 
 from appliance.config import Workspace
 from appliance.context import Context
-from appliance.probes.exposure import estimated_exposure, exposure_from_rank
+from appliance.probes.exposure import estimated_exposure, exposure_from_rank, skewnorm_fraction
 from appliance.probes.inputs import load_inputs
 from appliance.probes.probes import CanaryProbe
 from appliance.store import batches
@@ -36,10 +34,8 @@ THRESHOLD = 10.0  # the shipped gate.max_canary_exposure_bits
 
 
 def skewnorm_only(true_loss: float, cands: np.ndarray, space: float) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        a, loc, scale = stats.skewnorm.fit(cands)
-    p = float(stats.skewnorm.cdf(true_loss, a, loc=loc, scale=scale))
+    """The estimator before 2026-12-02: the skew-normal's lower tail alone."""
+    p = skewnorm_fraction(true_loss, cands)
     return exposure_from_rank(1.0 + (space - 1.0) * min(max(p, 0.0), 1.0), space)
 
 
@@ -88,10 +84,10 @@ def main() -> None:
         ap.error("give a workspace HOME, or --simulate")
 
     ctx = Context.open(Workspace.resolve(args.home))
-    row = ctx.db.execute("SELECT id FROM batches ORDER BY created_at DESC LIMIT 1").fetchone()
-    if row is None:
+    every = batches.listing(ctx.db)  # oldest first
+    if not every:
         raise SystemExit(f"{args.home}: no batch — run `appliance demo --home {args.home}` first")
-    inp = load_inputs(ctx, batches.require(ctx.db, row[0]))
+    inp = load_inputs(ctx, batches.require(ctx.db, every[-1]["id"]))
     if not inp.canaries:
         raise SystemExit(f"{args.home}: the newest batch's prompt planted no canaries")
     sc = inp.scorer()

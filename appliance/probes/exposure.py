@@ -12,9 +12,9 @@ rank ≈ 1 + (|R| − 1) · P(loss < loss(s)). The rank among the sampled candid
 
 P(loss < loss(s)) is the larger of the skew-normal's and a normal's lower tail. A few candidates with a
 very high loss (digit strings the model finds odd) make the skew-normal fit right-skewed, and its lower
-tail then falls off far faster than the sample shows: in a simulation of 3,000 canaries never trained on,
-with 3% such outliers among 200 candidates, the skew-normal alone put 13 above 10 bits (2.9 expected
-by chance) and one at 17 bits; with the heavier of the two tails, one, at 10.2 bits. A memorised
+tail then falls off far faster than the sample shows. In ``bench/canary_null.py --simulate`` (3,000 secrets
+never trained on, 3% such outliers among 200 candidates) the skew-normal alone put 11 above 10 bits (2.9
+expected by chance, max 14.1); the heavier of the two tails put none there (max 8.9). A memorised
 secret lies below every candidate by many standard deviations, so it stays exposed under either tail.
 """
 
@@ -48,15 +48,23 @@ def fraction_below(true_loss: float, candidate_losses: np.ndarray) -> float:
     if c.size < 3 or float(c.std()) == 0.0:
         return float((c < true_loss).mean()) if c.size else 1.0
     p_normal = float(stats.norm.cdf(true_loss, loc=c.mean(), scale=c.std()))
+    p_skew = skewnorm_fraction(true_loss, c)
+    p = max(p_skew, p_normal) if math.isfinite(p_skew) else p_normal
+    return min(max(p, 0.0), 1.0)
+
+
+def skewnorm_fraction(true_loss: float, candidate_losses: np.ndarray) -> float:
+    """P(candidate loss < true loss) under a skew-normal fitted to the candidate losses (Secret Sharer §4.3);
+    NaN when the fit fails."""
+    from scipy import stats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            a, loc, scale = stats.skewnorm.fit(c)
-            p_skew = float(stats.skewnorm.cdf(true_loss, a, loc=loc, scale=scale))
-        except Exception:  # scipy's optimiser raises several types; the normal tail stands in
-            p_skew = float("nan")
-    p = max(p_skew, p_normal) if math.isfinite(p_skew) else p_normal
-    return min(max(p, 0.0), 1.0)
+            a, loc, scale = stats.skewnorm.fit(np.asarray(candidate_losses, dtype=np.float64))
+            return float(stats.skewnorm.cdf(true_loss, a, loc=loc, scale=scale))
+        except Exception:  # scipy's optimiser raises several types; the caller's normal tail stands in
+            return float("nan")
 
 
 def estimated_exposure(true_loss: float, candidate_losses: np.ndarray, space_size: float) -> dict[str, float]:
