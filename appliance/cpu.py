@@ -1,4 +1,6 @@
-"""How many cores this process may use now: the cores not already busy (1-minute load average), at least one.
+"""What this process may use of the CPU: how many cores are idle now, and which instruction sets it has.
+
+How many cores: the cores not already busy (1-minute load average), at least one.
 
 Compute threads that meet at a barrier (ggml's graph nodes, torch's OpenMP regions) lose whole scheduler
 slices when another process holds one of their cores: on a loaded 2-core host two torch threads made DP
@@ -9,6 +11,11 @@ with :func:`idle_cores`.
 from __future__ import annotations
 
 import os
+from functools import cache
+from pathlib import Path
+
+# numpy's CPU feature names -> the names /proc/cpuinfo uses (lower case)
+_NUMPY_FLAGS = {"SSE41": "sse4_1", "SSE42": "sse4_2", "FMA3": "fma", "AVX512F": "avx512f"}
 
 
 def cores() -> int:
@@ -28,3 +35,26 @@ def idle_cores(*, own_load: float = 0.0) -> int:
     except OSError:
         return n
     return max(1, min(n, int(idle + 0.5)))
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's instruction-set flags, lower case.
+
+    numpy's own CPUID probe first (it sees the CPU this process runs on, also under an emulator, where
+    /proc/cpuinfo still describes the host), then /proc/cpuinfo for the flags numpy does not probe (bmi2, amx).
+    """
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as feats  # type: ignore[no-redef]
+    probed = {_NUMPY_FLAGS.get(k, k.lower()): bool(on) for k, on in feats.items()}
+    flags = {f for f, on in probed.items() if on}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").splitlines():
+            if line.startswith("flags"):
+                flags |= {f for f in line.split(":", 1)[1].split() if f not in probed}
+                break
+    except OSError:
+        pass
+    return frozenset(flags)

@@ -15,10 +15,12 @@ child it waited for, e.g. generation's decoder). The machine-level model cache (
 filled before the timed stages, as on an appliance that has run once; a cold cache's one-off build is
 reported apart.
 
-Trainer precision: after the pipeline, the fp32 trainer (its own DP step code, Opacus, the policy's batch size)
-is timed here on fixed batches of the workspace's training examples. The trainer has one path today, fp32
-(no bf16 autocast; this bench's host has no AVX512-BF16/AMX either), so the pipeline's training *is* the fp32
-trainer and the speedup is 1.0× by construction: printed as such, with the reason, never estimated.
+Trainer precision: after the pipeline, the trainer's DP step (its own step code, Opacus, the policy's batch
+size) is timed here in fp32 and in the precision the trainer chose (``training.precision``, :mod:`appliance.
+train.precision`: bf16 autocast on CPUs with AMX or AVX512-BF16), on the same fixed batches of the workspace's
+training examples, side by side in this run. Where the trainer chose fp32 (no bf16 units), the pipeline's training
+*is* the fp32 path and the speedup is 1.0× by construction: printed as such, with the reason, never estimated.
+``--time-bf16`` times forced bf16 there too (emulated by oneDNN: slower, for the record).
 
 Ends with exactly:
 ``pipeline N seeds: T s (train A s, generate B s, probe C s); train speedup vs fp32 S×; peak RSS M GB``
@@ -48,6 +50,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from quality import DATA, DEMO_INTENTS, bank_domain, set_policy, train_texts  # noqa: E402
+
+from appliance.train.precision import Precision, bf16_units, resolve  # noqa: E402
 
 APPLIANCE = [sys.executable, "-m", "appliance.cli.main"]
 DATASET = "bank"
@@ -133,18 +137,24 @@ def warm_cache(home: Path) -> float:
     return time.perf_counter() - t0
 
 
-def cpu_bf16() -> list[str]:
-    """This CPU's bf16 matrix/vector extensions (AMX, AVX512-BF16) from /proc/cpuinfo; empty when none."""
+def workspace_precision(home: Path) -> Precision:
+    """The precision the workspace's trainer will choose (its policy's ``training.precision`` on this CPU)."""
+    from appliance.config import Workspace
+    from appliance.context import Context
+
+    ctx = Context.open(Workspace(home), actor="bench")
     try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+        return resolve(ctx.policy.training.precision)
+    finally:
+        ctx.close()
 
 
-def time_fp32_steps(home: Path, steps: int) -> dict[str, float]:
-    """Median seconds of the fp32 trainer's DP step (Opacus, the policy's batch and clip) on fixed batches of this
-    workspace's training examples, timed in this process; also its tokens per batch."""
+def time_trainer_steps(home: Path, steps: int, paths: list[str]) -> dict[str, dict[str, float]]:
+    """Median seconds of the trainer's DP step (Opacus, the policy's batch, clip and Adam) in each precision of
+    ``paths`` ("fp32", "bf16"), on the same fixed batches of this workspace's training examples and from the same
+    initial prompt, timed in this process after one warm-up step each; also the tokens per batch."""
+    from dataclasses import replace
+
     import torch
 
     from appliance.config import Workspace
@@ -162,54 +172,61 @@ def time_fp32_steps(home: Path, steps: int) -> dict[str, float]:
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(idle_cores())  # as the trainer sizes itself
-        lm = load_frozen(ctx.ws, None)
+        base = load_frozen(ctx.ws, None)
         t, p = ctx.policy.training, ctx.policy.privacy
         data = load_records(ctx.db, DATASET, holdout_limit=0)
         layout = Layout(
             k=t.virtual_tokens,
-            bos_id=lm.bos_id,
-            eos_id=lm.eos_id,
+            bos_id=base.bos_id,
+            eos_id=base.eos_id,
             suffix_text=t.suffix_text,
             label_template=t.label_template if data.labels else None,
             max_text_tokens=t.max_seq_tokens,
         )
-        examples = build_examples(lm.encode, layout, [r[0] for r in data.train], [r[1] for r in data.train])
+        examples = build_examples(base.encode, layout, [r[0] for r in data.train], [r[1] for r in data.train])
         bs = t.batch_size
         batches = [examples[i * bs : (i + 1) * bs] for i in range(steps + 1)]
-        prompt = SoftPrompt(init_rows(lm, t.init_text, t.virtual_tokens))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parts = make_private(
-                prompt,
-                torch.optim.Adam(prompt.parameters(), lr=scaled_lr(lm, t.lr)),
-                examples,
-                target_epsilon=EPSILON,
-                delta=1e-6,
-                epochs=t.epochs,
-                steps_per_epoch=max(1, len(examples) // bs),
-                max_grad_norm=t.max_grad_norm,
-                accountant=p.accountant,
-                secure_noise=p.secure_noise,
-            )
-            times = []
-            for i, batch in enumerate(batches):
-                t0 = time.perf_counter()
-                logical_step(
-                    lm=lm,
-                    layout=layout,
-                    prompt=prompt,
-                    forward=parts.module,
-                    optimizer=parts.optimizer,
-                    examples=batch,
-                    dp=True,
-                    max_physical=t.max_physical_batch,
+        init = init_rows(base, t.init_text, t.virtual_tokens)
+        out: dict[str, dict[str, float]] = {}
+        for name in paths:
+            lm = replace(base, precision=resolve(name))
+            prompt = SoftPrompt(init)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parts = make_private(
+                    prompt,
+                    torch.optim.Adam(prompt.parameters(), lr=scaled_lr(lm, t.lr)),
+                    examples,
+                    target_epsilon=EPSILON,
+                    delta=1e-6,
+                    epochs=t.epochs,
+                    steps_per_epoch=max(1, len(examples) // bs),
+                    max_grad_norm=t.max_grad_norm,
+                    accountant=p.accountant,
+                    secure_noise=p.secure_noise,
                 )
-                if i > 0:  # the first is a warm-up
-                    times.append(time.perf_counter() - t0)
-                    print(f"  fp32 reference step {i}: {times[-1]:.2f} s", flush=True)
-            parts.module._close()
+                times = []
+                for i, batch in enumerate(batches):
+                    t0 = time.perf_counter()
+                    logical_step(
+                        lm=lm,
+                        layout=layout,
+                        prompt=prompt,
+                        forward=parts.module,
+                        optimizer=parts.optimizer,
+                        examples=batch,
+                        dp=True,
+                        max_physical=t.max_physical_batch,
+                    )
+                    if i > 0:  # the first is a warm-up
+                        times.append(time.perf_counter() - t0)
+                        print(f"  {name} trainer step {i}: {times[-1]:.2f} s", flush=True)
+                parts.module._close()
+            out[name] = {"step": statistics.median(times)}
         n_tok = sum(len(e.ids) for b in batches[1:] for e in b) / max(1, len(batches) - 1)
-        return {"step": statistics.median(times), "tokens_per_batch": n_tok, "batch": float(bs)}
+        for row in out.values():
+            row.update(tokens_per_batch=n_tok, batch=float(bs))
+        return out
     finally:
         torch.set_num_threads(threads)
         ctx.close()
@@ -227,7 +244,10 @@ def main() -> None:
     ap.add_argument("--intents", type=int, default=10)
     ap.add_argument("--per-label", type=int, default=30, help="outputs generated per intent")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--timing-steps", type=int, default=3, help="fp32 reference steps timed after one warm-up")
+    ap.add_argument("--timing-steps", type=int, default=3, help="trainer steps timed per precision after a warm-up")
+    ap.add_argument(
+        "--time-bf16", action="store_true", help="also time forced bf16 where the trainer chose fp32 (emulated: slow)"
+    )
     ap.add_argument("--quote", type=int, default=8, help="exported (or, if refused, kept) records printed")
     ap.add_argument("--keep", action="store_true", help="keep the workspace")
     ap.add_argument("--json-out", type=Path, default=None)
@@ -239,10 +259,12 @@ def main() -> None:
     load0 = os.getloadavg()
     print(f"BANKING77: {args.seeds} seeds from {len(intents)} intents {intents}; {args.per_label} outputs per intent")
     cores = len(os.sched_getaffinity(0))
-    print(f"machine: {cores} cores, load average {load0[0]:.2f}; bf16 units: {cpu_bf16() or 'none'}")
+    print(f"machine: {cores} cores, load average {load0[0]:.2f}; bf16 units: {'+'.join(bf16_units()) or 'none'}")
     try:
         run_stage(home, "init", "init")
         set_policy(home, bank_domain())
+        chosen = workspace_precision(home)
+        print(f"trainer precision: {chosen.name} ({chosen.reason})")
         seeds = tmp / "seeds.jsonl"
         write_seeds(seeds, intents, args.seeds, args.seed)
         cache_s = warm_cache(home)
@@ -294,7 +316,9 @@ def main() -> None:
             shown = [o for o in last_json(listing.stdout)["outputs"] if o.get("status") == "kept"]
         else:
             shown = [json.loads(ln) for ln in out_path.read_text().splitlines() if ln.strip()]
-        fp32 = time_fp32_steps(home, args.timing_steps)
+        paths = ["fp32"] + (["bf16"] if chosen.name == "bf16" or args.time_bf16 else [])
+        timing = time_trainer_steps(home, args.timing_steps, paths)
+        fp32 = timing["fp32"]
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     finally:
         if args.keep:
@@ -306,12 +330,11 @@ def main() -> None:
     peak = max(s.peak_rss_gb for s in stages)
     cur_j, ev_j, pr_j = last_json(cur.stdout), last_json(ev.stdout), last_json(pr.stdout)
     train_step = by["train"].seconds / max(1, int(train["steps"]))
-    bf16 = cpu_bf16()
-    # the trainer has one (fp32) path today: the path it chose on these batches is the fp32 reference itself
-    speedup = 1.0
-    why = "n/a: the trainer has no bf16 path" + (
-        f" (this CPU has {', '.join(bf16)})" if bf16 else " and this CPU has no AVX512-BF16/AMX bf16 units"
-    )
+    if chosen.name == "fp32":  # the pipeline's training ran the fp32 path itself
+        speedup, why = 1.0, f"the trainer chose fp32: {chosen.reason}"
+    else:
+        speedup = fp32["step"] / timing["bf16"]["step"]
+        why = f"bf16 vs fp32 DP steps on the same batches: {chosen.reason}"
     print(
         f"\nseeds {args.seeds} ({train['n_train']} train + {train['n_canaries']} canaries); outputs {n_out}; "
         f"kept {cur_j.get('n_kept')}; load average at start {load0[0]:.2f}, end {os.getloadavg()[0]:.2f}"
@@ -327,6 +350,11 @@ def main() -> None:
         (
             f"fp32 trainer: median DP step, batch {fp32['batch']:.0f} ({fp32['tokens_per_batch']:.0f} tokens)",
             f"{fp32['step']:.2f} s",
+        ),
+        *(
+            (f"{k} trainer: median DP step (same batches)", f"{v['step']:.2f} s ({fp32['step'] / v['step']:.2f}× fp32)")
+            for k, v in timing.items()
+            if k != "fp32"
         ),
         ("trainer path vs fp32 on the same batches", f"{speedup:.1f}× ({why})"),
         ("evaluate: detection AUC / label fidelity", f"{m.get('detection_auc')} / {m.get('label_fidelity')}"),
@@ -348,6 +376,8 @@ def main() -> None:
             "probe": pr_j,
             "refused": refused,
             "fp32": fp32,
+            "timing": timing,
+            "precision": chosen.as_dict(),
             "speedup": speedup,
             "speedup_note": why,
             "cache_seconds": cache_s,

@@ -101,6 +101,33 @@ def test_a_second_selection_past_the_records_cap_is_refused_before_drawing(ctx: 
     assert ctx.db.conn.execute("SELECT COUNT(*) FROM privacy_charges").fetchone()[0] == 1
 
 
+def test_a_charge_that_lands_between_the_check_and_the_store_refuses_the_import(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before drawing and the charge are two moments: the ledger checks the records' caps again inside
+    the import's own transaction, so a charge on the same records that lands in between (another import of the
+    file under another name) refuses this one, and nothing of it is stored."""
+    import appliance.ingest.importer as importer
+
+    _privacy(ctx, dataset_epsilon_cap=1.5, max_epsilon_per_run=1.5)
+    src = _csv(tmp_path / "s.csv", ROWS)
+    select = importer._select
+
+    def racing_select(c: Context, summary, rows):  # the other import commits after this one's check
+        out = select(c, summary, rows)
+        monkeypatch.setattr(importer, "_select", select)
+        import_seeds(ctx, src, dataset="other", label_field="category", select_labels_dp=True, pipeline=NamePipeline())
+        return out
+
+    monkeypatch.setattr(importer, "_select", racing_select)
+    with pytest.raises(BudgetExhausted, match="refused at the label selection's charge") as err:
+        import_seeds(ctx, src, dataset="d", label_field="category", select_labels_dp=True, pipeline=NamePipeline())
+    assert err.value.exit_code == 3
+    names = [n for (n,) in ctx.db.conn.execute("SELECT name FROM datasets ORDER BY name")]
+    assert names == ["other"]
+    assert ctx.db.conn.execute("SELECT COUNT(*) FROM privacy_charges").fetchone()[0] == 1
+
+
 @pytest.mark.parametrize(
     ("kw", "message"),
     [

@@ -23,6 +23,7 @@ from appliance.cli.main import app
 from appliance.config import Workspace
 from appliance.context import Context
 from appliance.train import canaries as canary_store
+from appliance.train.precision import resolve
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +75,10 @@ def test_recorded_epsilon_is_opacus_accountant_value(run: SimpleNamespace) -> No
     event = run.ctx.ledger.events(kind="train.run")[-1].payload
     assert event["epsilon"] == row["epsilon"] and event["noise_multiplier"] == row["noise_multiplier"]
     assert event["model_sha256"] == row["model_sha256"] and event["noise_mode"] in ("os-seeded", "torchcsprng")
+    # the trainer's precision is recorded with its reason (issue 16); this CPU's choice, whatever it is
+    expected = resolve("auto")
+    assert {k: event[k] for k in expected.as_dict()} == expected.as_dict()
+    assert run.meta["precision"] == expected.name and f"precision {expected.name} (" in run.out
 
 
 def test_training_lowers_holdout_nll(run: SimpleNamespace) -> None:

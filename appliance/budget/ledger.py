@@ -293,9 +293,53 @@ class BudgetLedger:
             " --epsilon, or train on records that have not been charged"
         )
 
-    def _refusal(self, epsilon: float, over: list[Overrun]) -> str | None:
+    def unit_refusal(
+        self, conn: sqlite3.Connection, units: Counter[Unit], *, epsilon: float, delta: float
+    ) -> str | None:
+        """Why charging (ε, δ) to each of ``units`` would pass a unit's caps (``privacy.dataset_epsilon_cap``,
+        ``privacy.max_total_delta``), counting every charge on them under any dataset name; None when it fits."""
         pol = self.policy
-        if epsilon > pol.max_epsilon_per_run:
+        over = unit_overruns(
+            unit_spent(conn, units), units, epsilon=epsilon, delta=delta,
+            epsilon_cap=pol.dataset_epsilon_cap, delta_cap=pol.max_total_delta,
+        )  # fmt: skip
+        return self._refusal(epsilon, [o for o in over if o.over_epsilon or o.over_delta], per_run=False)
+
+    def check_units(self, units: Counter[Unit], *, epsilon: float, delta: float, what: str, fix: str) -> None:
+        """Raise :class:`BudgetExhausted` (``refused before {what}: … — {fix}``) when (ε, δ) does not fit every
+        unit of ``units``; a read-only check before a mechanism draws anything."""
+        with transaction(self.db) as conn:
+            why = self.unit_refusal(conn, units, epsilon=epsilon, delta=delta)
+        if why is not None:
+            raise BudgetExhausted(f"refused before {what}: {why} — {fix}")
+
+    def charge_units_in_tx(
+        self,
+        conn: sqlite3.Connection,
+        dataset: str,
+        units: Counter[Unit],
+        *,
+        epsilon: float,
+        delta: float,
+        accountant: str,
+        actor: str | None,
+        what: str,
+        fix: str,
+    ) -> int:
+        """Check (ε, δ) against every unit's caps again and charge it, inside the caller's transaction (so no
+        other charge can slip in between); raises :class:`BudgetExhausted` — the caller's transaction then
+        writes nothing — past a cap. Returns the charge id."""
+        why = self.unit_refusal(conn, units, epsilon=epsilon, delta=delta)
+        if why is not None:
+            raise BudgetExhausted(f"refused at {what}: {why} — {fix}")
+        return insert_charge_in_tx(
+            conn, dataset, epsilon=epsilon, delta=delta, accountant=accountant, actor=actor, units=units,
+            status="charged",
+        )  # fmt: skip
+
+    def _refusal(self, epsilon: float, over: list[Overrun], *, per_run: bool = True) -> str | None:
+        pol = self.policy
+        if per_run and epsilon > pol.max_epsilon_per_run:
             return f"ε {epsilon:g} exceeds privacy.max_epsilon_per_run {pol.max_epsilon_per_run:g}"
         for o in over:
             noun = f"{o.over_epsilon} of its {o.units} {o.kind}s" if o.units > 1 else f"its {o.kind}"

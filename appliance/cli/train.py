@@ -37,6 +37,7 @@ def _result(res: Any) -> dict[str, Any]:
         "holdout_loss_initial": _num(res.holdout_loss_initial),
         "n_train": res.n_train,
         "n_canaries": res.n_canaries,
+        **res.precision.as_dict(),
     }
 
 
@@ -127,3 +128,4 @@ def train_command(
         f"train loss {_fmt(res.stats.train_loss)}  holdout loss {_fmt(res.holdout_loss)} "
         f"(initial prompt {_fmt(res.holdout_loss_initial)})"
     )
+    console.print(f"precision {res.precision.name} ({res.precision.reason})")

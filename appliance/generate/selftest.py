@@ -29,6 +29,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from appliance.cpu import cpu_flags
 from appliance.errors import ConfigError
 
 CACHE_ENV = "APPLIANCE_CACHE_DIR"  # read by appliance.models.cache
@@ -54,7 +55,6 @@ _SYSINFO_FLAGS = {
     "AVX512_BF16": "avx512_bf16",
     "AMX_INT8": "amx_int8",
 }
-_NUMPY_FLAGS = {"SSE41": "sse4_1", "SSE42": "sse4_2", "FMA3": "fma", "AVX512F": "avx512f"}
 
 
 class CpuUnsupported(ConfigError):
@@ -96,29 +96,6 @@ class Verdict:
 
 
 # -- what the key is made of ----------------------------------------------------------------------------
-@cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's instruction-set flags, lower case.
-
-    numpy's own CPUID probe first (it sees the CPU this process runs on, also under an emulator, where
-    /proc/cpuinfo still describes the host), then /proc/cpuinfo for the flags numpy does not probe (bmi2, amx).
-    """
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as feats
-    except ImportError:  # numpy < 2
-        from numpy.core._multiarray_umath import __cpu_features__ as feats  # type: ignore[no-redef]
-    probed = {_NUMPY_FLAGS.get(k, k.lower()): bool(on) for k, on in feats.items()}
-    flags = {f for f, on in probed.items() if on}
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").splitlines():
-            if line.startswith("flags"):
-                flags |= {f for f in line.split(":", 1)[1].split() if f not in probed}
-                break
-    except OSError:
-        pass
-    return frozenset(flags)
-
-
 def missing_flags(required: tuple[str, ...] = BASELINE) -> list[str]:
     have = cpu_flags()
     return [f for f in required if f not in have]

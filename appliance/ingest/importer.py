@@ -36,13 +36,12 @@ import numpy as np
 
 from appliance.audit import append_in_tx
 from appliance.budget.accounting import default_delta, max_delta
-from appliance.budget.composition import unit_overruns
-from appliance.budget.ledger import insert_charge_in_tx, unit_spent
+from appliance.budget.ledger import BudgetLedger
 from appliance.budget.units import RECORD, Unit, record_unit, subject_unit
 from appliance.context import Context
 from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
-from appliance.errors import BadInput, BudgetExhausted
+from appliance.errors import BadInput
 from appliance.ingest.partition import MECHANISM, LabelSelection, select_labels
 from appliance.ingest.readers import BadRecord, ReadResult, SeedRecord, read_seeds
 from appliance.ingest.split import assign_splits, group_keys, record_key
@@ -245,6 +244,12 @@ def check_dp_selection(labels: list[str] | None, label_field: str | None, subjec
         )
 
 
+_FIX = (
+    "these records are already charged under another dataset name: declare the labels with --labels a,b,c"
+    " instead, or lower privacy.label_selection_epsilon"
+)
+
+
 def _select(ctx: Context, s: ImportSummary, rows: list[dict[str, Any]]) -> tuple[Counter[Unit], list[dict[str, Any]]]:
     """DP partition selection of the label set over ``rows`` (one label per record unit, its first in file
     order). Checks every unit's budget first (exit 3, nothing drawn); returns the units to charge and the rows
@@ -260,17 +265,7 @@ def _select(ctx: Context, s: ImportSummary, rows: list[dict[str, Any]]) -> tuple
     if delta >= max_delta(n):
         raise BadInput(f"privacy.label_selection_delta {delta:g} is not below 1/n for {n} records — lower it")
     eps = pol.label_selection_epsilon
-    over = unit_overruns(
-        unit_spent(ctx.db.conn, units), units, epsilon=eps, delta=delta,
-        epsilon_cap=pol.dataset_epsilon_cap, delta_cap=pol.max_total_delta,
-    )  # fmt: skip
-    if any(o.over_epsilon or o.over_delta for o in over):
-        raise BudgetExhausted(
-            f"refused before the label selection: ε {eps:g} / δ {delta:.3g} would take some of these records past"
-            f" privacy.dataset_epsilon_cap {pol.dataset_epsilon_cap:g} or privacy.max_total_delta"
-            f" {pol.max_total_delta:g} (they are already charged under another dataset name) — declare the labels"
-            " with --labels a,b,c instead, or lower privacy.label_selection_epsilon"
-        )
+    BudgetLedger(ctx.db, pol).check_units(units, epsilon=eps, delta=delta, what="the label selection", fix=_FIX)
     sel = select_labels(first, epsilon=eps, delta=delta, rng=np.random.default_rng(secrets.randbits(128)))
     s.label_selection = sel
     s.labels_public = sel.labels
@@ -368,9 +363,9 @@ def _store(
         selection: dict[str, Any] | None = None
         if charge is not None and s.label_selection is not None:
             sel = s.label_selection
-            charge_id = insert_charge_in_tx(
-                conn, s.dataset, epsilon=sel.epsilon, delta=sel.delta, accountant=MECHANISM,
-                actor=ctx.actor, units=charge, status="charged",
+            charge_id = BudgetLedger(ctx.db, ctx.policy.privacy).charge_units_in_tx(
+                conn, s.dataset, charge, epsilon=sel.epsilon, delta=sel.delta, accountant=MECHANISM,
+                actor=ctx.actor, what="the label selection's charge", fix=_FIX,
             )  # fmt: skip
             selection = {**sel.audit(), "charge_id": charge_id}
         payload = {

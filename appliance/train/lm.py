@@ -12,6 +12,7 @@ the soft prompt lives in and llama.cpp receives unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from appliance.config import Workspace
 from appliance.errors import ChecksumMismatch, ConfigError
 from appliance.models.cache import build_lock, model_dir, temp_name
 from appliance.models.registry import sha256_file, verified_path
+from appliance.train.precision import FP32, Precision
 
 CACHE_VERSION = 1
 _WEIGHTS = "model.safetensors"
@@ -40,6 +42,11 @@ class FrozenLM:
     sha256: str  # "sha256:<hex>" of the GGUF file
     path: Path
     add_bos: bool
+    precision: Precision = FP32  # the forward passes' precision (the trainer's choice, appliance.train.precision)
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """The context this model's forward passes run in (backward follows the dtypes they chose)."""
+        return self.precision.autocast()
 
     @property
     def n_embd(self) -> int:

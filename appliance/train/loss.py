@@ -3,7 +3,8 @@
 Gemma's vocabulary has 262k entries: full logits for 8 × 60 tokens take 0.5 GB, and autograd would keep
 several copies. :class:`HeadNLL` computes each chunk's logits, its NLL and the gradient with respect to the
 hidden states in the forward pass (the head is frozen, so that gradient is all backward needs) and frees
-the chunk; backward is one multiply. Only target positions go through the head at all.
+the chunk; backward is one multiply. Only target positions go through the head at all. Under bf16 autocast
+(:mod:`appliance.train.precision`) the head's multiplies run in bf16 and the log-softmax in float32.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ class HeadNLL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, targets, softcap, chunk):  # type: ignore[override]
         n = h.shape[0]
-        nll = h.new_empty(n)
+        acc = torch.promote_types(h.dtype, torch.float32)  # the loss's dtype: float32 at least
+        nll = h.new_empty(n, dtype=acc)
         need_grad = ctx.needs_input_grad[0]
         grad_h = torch.empty_like(h) if need_grad else None
         rows = torch.arange(min(chunk, n), device=h.device)
         for s in range(0, n, chunk):
             e = min(s + chunk, n)
             t = targets[s:e]
-            z = h[s:e] @ weight.T
+            z = (h[s:e] @ weight.T).to(acc)  # bf16 under autocast: the log-softmax runs in float32
             th = None
             if softcap:
                 th = torch.tanh(z / softcap)

@@ -129,11 +129,12 @@ def batch_loss(lm: FrozenLM, layout: Layout, prompt: torch.Tensor, batch: Batch)
             bos = lm.embed(torch.full((b, 1), layout.bos_id, dtype=torch.long))
         parts.insert(0, bos)
         att.insert(0, torch.ones((b, 1), dtype=batch.attention_mask.dtype))
-    h = lm.hidden(torch.cat(parts, dim=1), torch.cat(att, dim=1))
     t = batch.input_ids.shape[1]
-    h_tok = h[:, layout.offset - 1 : layout.offset - 1 + t]  # row j predicts token j
     mask = batch.target_mask
-    nll = head_nll(h_tok[mask], lm.head_weight, batch.input_ids[mask], softcap=lm.softcap)
+    with lm.autocast():  # bf16 where the trainer chose it (appliance.train.precision); the loss is float32
+        h = lm.hidden(torch.cat(parts, dim=1), torch.cat(att, dim=1))
+        h_tok = h[:, layout.offset - 1 : layout.offset - 1 + t]  # row j predicts token j
+        nll = head_nll(h_tok[mask], lm.head_weight, batch.input_ids[mask], softcap=lm.softcap)
     owner = torch.arange(b).unsqueeze(1).expand(b, t)[mask]
     counts = mask.sum(dim=1).clamp(min=1).to(nll.dtype)
     per_sample = torch.zeros(b, dtype=nll.dtype).index_add(0, owner, nll) / counts

@@ -12,7 +12,7 @@ import hashlib
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -27,6 +27,7 @@ from appliance.train.layout import Layout, build_examples, collate
 from appliance.train.lm import FrozenLM, load_frozen
 from appliance.train.loop import LoopStats, StepCallback, run_steps
 from appliance.train.plan import Plan, TrainRequest, check_request, make_plan, scaled_lr
+from appliance.train.precision import Precision, resolve
 from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll, prior_ids, public_basis
 
 
@@ -43,6 +44,7 @@ class TrainResult:
     dataset_epsilon_spent: float | None
     n_train: int
     n_canaries: int
+    precision: Precision
 
 
 def train(
@@ -70,7 +72,8 @@ def train(
             actor=ctx.actor,
             policy_sha256=ctx.policy_sha256,
         )
-    run = _Run(ctx, plan, data, planted, reservation, on_step, on_phase or (lambda _s: None))
+    precision = resolve(pol.training.precision)
+    run = _Run(ctx, plan, data, planted, reservation, precision, on_step, on_phase or (lambda _s: None))
     threads = torch.get_num_threads()
     torch.set_num_threads(idle_cores())  # oversubscribed OpenMP threads stall at every barrier (appliance.cpu)
     try:
@@ -93,10 +96,12 @@ class _Run:
         data: DatasetRecords,
         planted: list[canary_store.Canary],
         reservation: int | None,
+        precision: Precision,
         on_step: StepCallback | None,
         phase: Callable[[str], None],
     ) -> None:
         self.ctx, self.plan, self.data, self.planted = ctx, plan, data, planted
+        self.precision = precision
         self.reservation, self.on_step, self.phase = reservation, on_step, phase
         self.prompt_id = new_prompt_id()
         self.written: list[str] = []
@@ -122,9 +127,10 @@ class _Run:
         hold_batches = [collate(hold[i : i + step]) for i in range(0, len(hold), step)]
         basis = public_basis(lm.model.get_input_embeddings().weight, t.subspace_rank) if t.subspace_rank else None
         prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k), basis)
+        lm = replace(lm, precision=self.precision)  # its forward passes; the prompt and its DP step stay float32
         self.phase("scoring the initial prompt on the holdout split")
         initial = mean_nll(lm, layout, prompt.rows(), hold_batches) if hold_batches else None
-        self.phase("training")
+        self.phase(f"training ({self.precision.name})")
         epsilon, sigma, noise_mode, stats = self._optimise(lm, layout, prompt, examples)
         self.phase("scoring the trained prompt on the holdout split")
         rows = prompt.rows()
@@ -143,6 +149,7 @@ class _Run:
             total,
             len(self.data.train),
             len(self.planted),
+            self.precision,
         )
 
     def _optimise(self, lm: FrozenLM, layout: Layout, prompt: SoftPrompt, examples: list) -> tuple:
@@ -258,6 +265,7 @@ class _Run:
             "noise_mode": noise_mode,
             "secure_noise_policy": pol.privacy.secure_noise,
             "holdout_loss_initial": _finite(initial),
+            **self.precision.as_dict(),
         }
         meta = {
             **layout.meta(self.data.labels),
