@@ -123,7 +123,7 @@ def score(home: Path, prompt_id: str, texts: list[str]) -> list[float]:
     """Log-likelihood gain (nats) the trained prompt gives each text over the bare model."""
     from appliance.config import Workspace
     from appliance.context import Context
-    from appliance.generate.backend import build_backend
+    from appliance.generate import providers
     from appliance.generate.prompts import load_soft_prompt
     from appliance.models.registry import verified_path
     from appliance.probes.scoring import LikelihoodScorer
@@ -133,7 +133,8 @@ def score(home: Path, prompt_id: str, texts: list[str]) -> list[float]:
         cur = ctx.db.conn.execute("SELECT * FROM prompts WHERE id = ?", (prompt_id,))
         row = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
         _, path, sha = verified_path(row["model_name"], ctx.ws)
-        backend = build_backend("llama.cpp", path, n_ctx=512, n_threads=ctx.policy.generation.threads, n_seq_max=1)
+        g = ctx.policy.generation
+        backend = providers.build(g.backend, path, sha, n_ctx=512, n_threads=g.threads, n_seq_max=1)
         try:
             sp = load_soft_prompt(ctx.ws, row, model_name=row["model_name"], model_sha256=sha, n_embd=backend.n_embd)
             sc = LikelihoodScorer.from_prompt(backend, sp.embeddings, row)

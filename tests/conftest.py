@@ -65,3 +65,17 @@ def workspace(cli: Callable, home: Path) -> Path:
     res = cli("init")
     assert res.exit_code == 0, res.output
     return home
+
+
+@pytest.fixture
+def mock_backend():
+    """A generation engine double registered as ``generation.backend: mock`` through the real provider
+    registry (tests/_mock_backend.py); removed again after the test."""
+    from _mock_backend import MockProvider
+
+    from appliance.generate import providers
+
+    provider = MockProvider()
+    providers.register(provider)
+    yield provider
+    providers.unregister(provider.kind)

@@ -4,24 +4,21 @@ A backend loads one model file and offers tokenization, teacher-forced logits (`
 the trainer's parity test and the probes) and batched sampling (``generate``). Prompts are
 :class:`Prefix` objects: an optional BOS, an optional soft prompt (raw input embeddings, ``(k, n_embd)``
 float32 in the model's ``inputs_embeds`` space) and text tokens. Jobs that share a prefix ``key`` share
-its KV cache (the value types are in :mod:`appliance.generate.jobs`). Backends are built by
-:func:`build_backend` from a kind name.
+its KV cache (the value types are in :mod:`appliance.generate.jobs`). Backends are built by the provider
+registered for the policy's ``generation.backend`` (:mod:`appliance.generate.providers`).
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from appliance.errors import ConfigError
 from appliance.generate.jobs import Completion, Job, Prefix, SamplingParams
 
 # the value types live in appliance.generate.jobs; re-exported here for existing imports
-__all__ = ["Completion", "GenerationBackend", "Job", "Prefix", "SamplingParams", "build_backend"]
+__all__ = ["Completion", "GenerationBackend", "Job", "Prefix", "SamplingParams"]
 
 
 class GenerationBackend(abc.ABC):
@@ -89,33 +86,3 @@ class GenerationBackend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def build_backend(
-    kind: str,
-    model_path: Path,
-    *,
-    isolate: bool = False,
-    use_extra_bufts: bool | None = None,
-    model_sha256: str | None = None,
-    **options: Any,
-) -> GenerationBackend:
-    """Construct a backend by kind name (``"llama.cpp"``); options go to its constructor.
-
-    Before llama.cpp is even imported, :mod:`appliance.generate.selftest` decides (once per model and machine)
-    whether its extra buffer types are safe, unless ``use_extra_bufts`` is given. ``isolate``: decode in a
-    child process, so that a native crash becomes :class:`~appliance.generate.isolated.DecoderCrashed`.
-    """
-    if kind in ("llama.cpp", "llama_cpp", "llamacpp"):
-        if use_extra_bufts is None:
-            from appliance.generate.selftest import extra_bufts_safe
-
-            use_extra_bufts = extra_bufts_safe(model_path, model_sha256).extra_bufts
-        if isolate:
-            from appliance.generate.isolated import IsolatedBackend
-
-            return IsolatedBackend(model_path, use_extra_bufts=use_extra_bufts, **options)
-        from appliance.generate.llama import LlamaCppBackend
-
-        return LlamaCppBackend(model_path, use_extra_bufts=use_extra_bufts, **options)
-    raise ConfigError(f"unknown generation backend {kind!r}; known: llama.cpp")

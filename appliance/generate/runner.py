@@ -17,22 +17,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.audit.ledger import append_in_tx
 from appliance.context import Context
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
-from appliance.generate import store
-from appliance.generate.backend import GenerationBackend, build_backend
+from appliance.generate import providers, store
+from appliance.generate.backend import GenerationBackend
 from appliance.generate.fewshot import fewshot_prefix, pick, train_examples
 from appliance.generate.isolated import DecoderCrashed
 from appliance.generate.jobs import Job, Prefix
 from appliance.generate.plan import GenerateOptions, Plan, job_seed, plan_new, plan_resume
 from appliance.generate.prompts import artifact_path, load_embeddings
-from appliance.generate.selftest import Verdict, extra_bufts_safe, record_crash
-from appliance.generate.weights import batch_weights
+from appliance.generate.providers import Setup
 from appliance.policy.templates import render_label_template
 
 
@@ -87,30 +85,23 @@ class BatchInterrupted(KeyboardInterrupt):
         self.result = result
 
 
-def _weights(ctx: Context, plan: Plan) -> tuple[Path, str]:
-    """The file to decode with: the verified model, or its cached F16 derivative (policy generation.weights)."""
-    if plan.weights == "f16":
-        return batch_weights(plan.model_path, plan.model_sha256)
-    return plan.model_path, plan.model_sha256
-
-
 @contextmanager
-def _backend(ctx: Context, plan: Plan, path: Path, wsha: str) -> Iterator[tuple[GenerationBackend, Verdict]]:
-    """The decoding backend (in a child process) and the self-test verdict it was built with."""
+def _backend(ctx: Context, plan: Plan) -> Iterator[tuple[GenerationBackend, Setup]]:
+    """The policy's engine (``generation.backend``) ready for this plan: its weights (``generation.weights``),
+    its kernel self-test (audited when it ran now), and the backend, decoding in a child process."""
     g = ctx.policy.generation
-    verdict = extra_bufts_safe(path, wsha)
-    if not verdict.cached:
-        ctx.record("generate.selftest", verdict.audit())
-    with build_backend(
-        "llama.cpp",
-        path,
+    provider = providers.get(g.backend)
+    setup = provider.setup(plan.model_path, plan.model_sha256, weights=plan.weights)
+    if setup.selftest_event is not None:
+        ctx.record("generate.selftest", setup.selftest_event)
+    with provider.build(
+        setup,
         isolate=True,
-        use_extra_bufts=verdict.extra_bufts,
         n_ctx=g.n_ctx,
         n_threads=g.threads,
         n_seq_max=plan.batch * (2 if plan.sampling.guidance > 0.0 else 1),  # guided: a guide sequence per job
     ) as backend:
-        yield backend, verdict
+        yield backend, setup
 
 
 def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[int]) -> list[Job]:
@@ -145,7 +136,7 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
     return jobs
 
 
-def _audit_base(ctx: Context, plan: Plan, batch_id: str, weights_sha256: str, verdict: Verdict) -> dict[str, Any]:
+def _audit_base(ctx: Context, plan: Plan, batch_id: str, setup: Setup) -> dict[str, Any]:
     base: dict[str, Any] = {
         "batch_id": batch_id,
         "dataset": plan.dataset,
@@ -153,9 +144,10 @@ def _audit_base(ctx: Context, plan: Plan, batch_id: str, weights_sha256: str, ve
         "model": plan.model_name,
         "model_sha256": plan.model_sha256,
         "weights": plan.weights,
-        "weights_sha256": weights_sha256,
-        "extra_bufts": verdict.extra_bufts,
-        "kernel_selftest": verdict.outcome,
+        "backend": ctx.policy.generation.backend,
+        "weights_sha256": setup.sha256,
+        "extra_bufts": setup.extra_bufts,
+        "kernel_selftest": setup.kernel_selftest,
         "prompt_id": plan.prompt["id"] if plan.prompt else None,
         "prompt_sha256": plan.prompt["artifact_sha256"] if plan.prompt else None,
         "raw_seeds_in_prompt": plan.mode == "fewshot",
@@ -169,8 +161,7 @@ def _audit_base(ctx: Context, plan: Plan, batch_id: str, weights_sha256: str, ve
 def start(ctx: Context, opts: GenerateOptions, reporter: Reporter | None = None) -> RunResult:
     """Create a batch and run it to completion (Ctrl-C or kill: what finished stays stored)."""
     plan = plan_new(ctx, opts)
-    path, wsha = _weights(ctx, plan)
-    with _backend(ctx, plan, path, wsha) as (backend, verdict):
+    with _backend(ctx, plan) as (backend, setup):
         if plan.prompt is not None:  # width and shape checks before the batch exists
             load_embeddings(artifact_path(ctx.ws, plan.prompt), plan.prompt, backend.n_embd)
         batch_id = store.new_batch_id()
@@ -197,7 +188,7 @@ def start(ctx: Context, opts: GenerateOptions, reporter: Reporter | None = None)
                 conn,
                 "generate.start",
                 {
-                    **_audit_base(ctx, plan, batch_id, wsha, verdict),
+                    **_audit_base(ctx, plan, batch_id, setup),
                     "n_requested": plan.n,
                     "n_labels": len(plan.labels),
                     "exportable": plan.exportable,
@@ -206,8 +197,8 @@ def start(ctx: Context, opts: GenerateOptions, reporter: Reporter | None = None)
                     "sampling": _audit_sampling(plan),
                 },
             )
-        base = _audit_base(ctx, plan, batch_id, wsha, verdict)
-        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), base, verdict)
+        base = _audit_base(ctx, plan, batch_id, setup)
+        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), base, setup)
 
 
 def resume(ctx: Context, batch_id: str, reporter: Reporter | None = None) -> RunResult:
@@ -219,13 +210,12 @@ def resume(ctx: Context, batch_id: str, reporter: Reporter | None = None) -> Run
         n = len(store.done_indices(ctx.db, batch_id))
         return RunResult(batch_id, "complete", row["n_requested"], n, 0, 0, 0, 0, 0.0)
     plan = plan_resume(ctx, row)
-    path, wsha = _weights(ctx, plan)
-    with _backend(ctx, plan, path, wsha) as (backend, verdict):
+    with _backend(ctx, plan) as (backend, setup):
         store.set_status(ctx.db, batch_id, "running", runner=store.runner_id())
         missing = plan.n - len(store.done_indices(ctx.db, batch_id))
-        base = _audit_base(ctx, plan, batch_id, wsha, verdict)
+        base = _audit_base(ctx, plan, batch_id, setup)
         ctx.record("generate.resume", {**base, "n_missing": missing})
-        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), base, verdict)
+        return _run(ctx, plan, backend, batch_id, reporter or _Quiet(), base, setup)
 
 
 def _run(
@@ -235,7 +225,7 @@ def _run(
     batch_id: str,
     reporter: Reporter,
     base: dict[str, Any],
-    verdict: Verdict,
+    setup: Setup,
 ) -> RunResult:
     from appliance.pii import PiiPipeline
 
@@ -293,9 +283,11 @@ def _run(
     except DecoderCrashed as exc:
         r = close("interrupted", reason="decoder_crashed", signal=exc.signal_name)
         after = ""
-        if exc.native_fault and verdict.extra_bufts and verdict.outcome != "forced":
-            demoted = record_crash(verdict, exc.signal_name)
-            ctx.record("generate.selftest", demoted.audit())
+        demoted = (
+            providers.get(ctx.policy.generation.backend).crashed(setup, exc.signal_name) if exc.native_fault else None
+        )
+        if demoted is not None:
+            ctx.record("generate.selftest", demoted)
             after = "; extra buffer types are now off for this model on this machine"
         raise DecoderCrashed(
             f"{exc}; batch {batch_id} keeps its {r.n_stored}/{r.n_requested} stored outputs{after}"

@@ -305,6 +305,11 @@ class TrainingPolicy(_Strict):
 
 class GenerationPolicy(_Strict):
     default_model: str = "smollm2-135m"
+    backend: str = Field(
+        default="llama.cpp",
+        min_length=1,
+        description="the engine: a provider registered in appliance.generate.providers",
+    )
     temperature: Annotated[float, Field(ge=0.0, le=5.0)] = 0.9
     top_p: Probability = 0.95
     top_k: int = Field(default=50, ge=0)

@@ -123,7 +123,7 @@ def open_scorer(
 ) -> tuple[GenerationBackend, LikelihoodScorer]:
     """The batch's model (SHA-256 checked against the batch) with the prompt's verified soft prompt, in the
     trainer's layout. The caller closes the backend."""
-    from appliance.generate.backend import build_backend
+    from appliance.generate import providers
     from appliance.generate.prompts import load_soft_prompt
     from appliance.models.registry import verified_path
 
@@ -134,7 +134,7 @@ def open_scorer(
             " — re-generate the batch"
         )
     g = ctx.policy.generation
-    backend = build_backend("llama.cpp", path, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=1)
+    backend = providers.build(g.backend, path, sha, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=1)
     try:
         sp = load_soft_prompt(ctx.ws, prompt, model_name=batch["model_name"], model_sha256=sha, n_embd=backend.n_embd)
     except BaseException:
