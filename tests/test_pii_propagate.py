@@ -62,3 +62,17 @@ def test_only_identifying_words_spread() -> None:
     assert name_words("the patient") == []  # stop words and vocabulary never
     assert name_words("stephanie diaz") == ["stephanie", "diaz"]
     assert name_words("eugene walker") == ["eugene"]  # a surname that is a common word ("a walker") stays put
+
+
+def test_the_pure_pii_modules_do_not_load_presidio() -> None:
+    """propagate, casing and precision are pure: importing them (as the fast layer does) loads neither Presidio
+    nor spaCy; precision names Presidio's result type for type checking only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import appliance.pii.propagate, appliance.pii.casing, appliance.pii.precision; "
+        "print(sorted(m for m in ('presidio_analyzer', 'spacy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

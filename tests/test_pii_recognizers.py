@@ -120,3 +120,19 @@ def test_address_grammar_does_not_fire_on_plain_text(pipe: PiiPipeline, text: st
 def test_more_address_and_phone_forms(pipe: PiiPipeline, text: str, value: str) -> None:
     start = text.index(value)
     assert any(f["start"] <= start and start + len(value) <= f["end"] for f in pipe.scan([text])[0])
+
+
+def test_precision_reads_presidios_recognizer_name_key() -> None:
+    from presidio_analyzer import RecognizerResult
+
+    from appliance.pii.precision import RECOGNIZER_NAME_KEY
+
+    assert RecognizerResult.RECOGNIZER_NAME_KEY == RECOGNIZER_NAME_KEY
+
+
+def test_the_stop_word_list_is_spacys_own() -> None:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    from appliance.pii import lexicon
+
+    assert lexicon.stop_words() == frozenset(STOP_WORDS)

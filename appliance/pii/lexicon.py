@@ -16,8 +16,10 @@ that is not an everyday word ("stephanie", "miller", "james") may be a name in a
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from bisect import bisect_left
 from functools import cache
+from pathlib import Path
 
 ENGLISH_LOCALES = ("en_US", "en_GB", "en_IE", "en_IN", "en_NZ", "en_KE", "en_NG", "en_PK")
 OTHER_LOCALES = ("de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR", "nl_NL", "pl_PL", "tr_TR", "sv_SE")
@@ -77,15 +79,31 @@ def common_words() -> frozenset[str]:
 
 
 @cache
+def stop_words() -> frozenset[str]:
+    """spaCy's English stop words, read from spaCy's own list (``spacy/lang/en/stop_words.py``) without
+    importing spaCy itself (seconds, and it pulls in its whole pipeline machinery): the pure PII modules that
+    need the list stay light."""
+    spec = importlib.util.find_spec("spacy")  # locates the package; does not import it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("spaCy is not installed: `make install` (the PII stage needs it)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "lang" / "en" / "stop_words.py"
+    loader = importlib.util.spec_from_file_location("_appliance_spacy_en_stop_words", path)
+    if loader is None or loader.loader is None:
+        raise ImportError(f"spaCy's English stop-word list is missing at {path}")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return frozenset(module.STOP_WORDS)
+
+
+@cache
 def everyday() -> frozenset[str]:
     """Name-lexicon words that are first of all ordinary English words."""
     from faker.providers.lorem.en_US import Provider as Lorem
-    from spacy.lang.en.stop_words import STOP_WORDS
     from wordfreq import top_n_list, zipf_frequency
 
     frequent = {w for w in top_n_list("en", 2_000) if zipf_frequency(w, "en") >= EVERYDAY_ZIPF}
     surnames_only = (names() - first_names()) & common_words()
-    words = {w.casefold() for w in Lorem.word_list} | set(STOP_WORDS) | CALENDAR | frequent | surnames_only
+    words = {w.casefold() for w in Lorem.word_list} | stop_words() | CALENDAR | frequent | surnames_only
     return frozenset(words & names())
 
 

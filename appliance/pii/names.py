@@ -233,10 +233,4 @@ class _Tags:
         return tag.startswith(VETO) or (tag.startswith("VB") and word.casefold() in lexicon.common_words())
 
 
-def _stop_words() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return frozenset(STOP_WORDS)
-
-
-_STOP = _stop_words()
+_STOP = lexicon.stop_words()

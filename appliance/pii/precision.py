@@ -16,12 +16,17 @@ recognizers are never touched: the cue already explains them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import regex
-from presidio_analyzer import RecognizerResult
 
 from appliance.pii import lexicon
 from appliance.pii.casing import written_in_lower_case
+
+if TYPE_CHECKING:  # Presidio's result type, only named here: importing this module does not load Presidio
+    from presidio_analyzer import RecognizerResult
+
+RECOGNIZER_NAME_KEY = "recognizer_name"  # presidio_analyzer.RecognizerResult.RECOGNIZER_NAME_KEY
 
 GUARDED_RECOGNIZERS = frozenset({"SpacyRecognizer", "appliance_proper_noun"})
 VOCABULARY_TYPES = frozenset({"PERSON", "ORGANIZATION"})
@@ -47,9 +52,7 @@ class PrecisionFilter:
     def __init__(self, allow_terms: Iterable[str] = (), allow_patterns: Sequence[str] = ()) -> None:
         self.vocabulary = frozenset(w.casefold() for t in allow_terms for w in _WORD.findall(t))
         self.patterns = [regex.compile(p, regex.IGNORECASE) for p in allow_patterns]
-        from spacy.lang.en.stop_words import STOP_WORDS
-
-        self.stop = frozenset(STOP_WORDS)
+        self.stop = lexicon.stop_words()
 
     def apply(self, text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
         guarded = [r for r in results if r.entity_type in HEADER_TYPES and _recognizer(r) in GUARDED_RECOGNIZERS]
@@ -103,4 +106,4 @@ def _cut_header(text: str, r: RecognizerResult, headers: list[tuple[int, int]]) 
 
 
 def _recognizer(r: RecognizerResult) -> str:
-    return (r.recognition_metadata or {}).get(RecognizerResult.RECOGNIZER_NAME_KEY, "")
+    return (r.recognition_metadata or {}).get(RECOGNIZER_NAME_KEY, "")

@@ -31,13 +31,7 @@ _BEFORE = frozenset(
 )  # fmt: skip
 
 
-def _stop_words() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return frozenset(STOP_WORDS)
-
-
-_STOP = _stop_words()
+_STOP = lexicon.stop_words()
 
 
 def name_words(value: str) -> list[str]:
