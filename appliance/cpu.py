@@ -1,6 +1,6 @@
 """What this process may use of the CPU: how many cores are idle now, and which instruction sets it has.
 
-How many cores: the cores not already busy (1-minute load average), at least one.
+How many cores: the cores not already busy (threads runnable right now), at least one.
 
 Compute threads that meet at a barrier (ggml's graph nodes, torch's OpenMP regions) lose whole scheduler
 slices when another process holds one of their cores: on a loaded 2-core host two torch threads made DP
@@ -11,6 +11,8 @@ with :func:`idle_cores`.
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from functools import cache
 from pathlib import Path
 
@@ -26,14 +28,37 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def idle_cores(*, own_load: float = 0.0) -> int:
-    """Cores minus the 1-minute load average (``own_load``: this process's share of that load, added back),
-    rounded, between 1 and :func:`cores`."""
-    n = cores()
+def busy_cores(*, samples: int = 5, interval_s: float = 0.04, stat: str = "/proc/stat") -> float:
+    """Threads other than the caller that are runnable right now: the median over ``samples`` reads of the
+    kernel's run queue (``procs_running`` in /proc/stat, which counts the reading thread itself), taken
+    ``interval_s`` apart. The 1-minute load average where /proc/stat cannot be read.
+
+    The run queue, not the load average: a stage that starts just after a busy one (the probes after training,
+    in the demo) would read the finished stage's load for about a minute and use half the cores it has.
+    """
+    reads: list[int] = []
+    for i in range(samples):
+        try:
+            with open(stat, encoding="ascii") as fh:
+                running = next(int(line.split()[1]) for line in fh if line.startswith("procs_running"))
+        except (OSError, StopIteration, ValueError, IndexError):
+            break
+        reads.append(max(0, running - 1))
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    if reads:
+        return float(statistics.median(reads))
     try:
-        idle = n - os.getloadavg()[0] + own_load
+        return os.getloadavg()[0]
     except OSError:
-        return n
+        return 0.0
+
+
+def idle_cores(*, own_load: float = 0.0) -> int:
+    """Cores minus the threads already runnable (:func:`busy_cores`; ``own_load``: this process's own share of
+    them, added back), rounded, between 1 and :func:`cores`."""
+    n = cores()
+    idle = n - busy_cores() + own_load
     return max(1, min(n, int(idle + 0.5)))
 
 

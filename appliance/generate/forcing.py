@@ -1,9 +1,12 @@
 """Teacher forcing many continuations of one shared prefix on a multi-sequence llama.cpp context.
 
 The prefix (BOS, soft prompt, context tokens) is decoded once and copied into ``n_par`` sequences of
-the KV cache; the continuations then advance in lockstep, one token per live sequence per decode call.
-Scoring 200 canary candidates or a few hundred records this way costs a few hundred small decode calls
-instead of one full forward pass per text (the way the generator's scheduler shares prefixes).
+the KV cache (the way the generator's scheduler shares prefixes); then every token of the ``n_par``
+continuations goes into one decode call (split only where a call would pass the context's ``n_batch``
+tokens), with logits for each position. Teacher forcing knows every input token in advance, so nothing has
+to wait for a sample: a call carries hundreds of rows and the weights are read once for all of them,
+instead of once per token position (the lock-step loop this replaced made one call per position with a
+row per sequence: 3,264 calls for the quick demo's probes, 481 s of its 517 s).
 """
 
 from __future__ import annotations
@@ -48,12 +51,9 @@ def shared_prefix_logprobs(
             chunk = [seqs[i] for i in todo[c0 : c0 + n]]
             for s in range(len(chunk)):
                 sess.truncate(s, plen)
-            lps = [[_log_softmax_at(first, int(c[0]))] for c in chunk]
-            for t in range(max(len(c) for c in chunk) - 1):
-                live = [s for s, c in enumerate(chunk) if t + 1 < len(c)]
-                logits = sess.step(live, [int(chunk[s][t]) for s in live], [plen + t] * len(live))
-                for row, s in enumerate(live):
-                    lps[s].append(_log_softmax_at(logits[row], int(chunk[s][t + 1])))
-            for k, lp in enumerate(lps):
+            rows = sess.force(list(range(len(chunk))), [list(c[:-1]) for c in chunk], plen)
+            for k, c in enumerate(chunk):
+                lp = [_log_softmax_at(first, int(c[0]))]
+                lp += [_log_softmax_at(rows[k][t], int(c[t + 1])) for t in range(len(c) - 1)]
                 out[todo[c0 + k]] = np.asarray(lp, dtype=np.float64)
     return out

@@ -136,6 +136,23 @@ class _Session:
                 rows.append(self._logits(sum(out)).copy())
         return rows
 
+    def force(self, seqs: Sequence[int], ids: Sequence[Sequence[int]], start: int) -> list[np.ndarray]:
+        """Teacher forcing: decode ``ids[i]`` into sequence ``seqs[i]`` from position ``start`` (each already
+        holds ``start`` positions), as few decode calls as ``n_batch`` allows, and return each sequence's logits
+        rows ((len(ids[i]), n_vocab), copied); row t follows token t."""
+        out: list[list[np.ndarray]] = [[] for _ in seqs]
+        pending = [(k, t) for k in range(len(seqs)) for t in range(len(ids[k]))]  # sequence-major
+        for c0 in range(0, len(pending), self.n_batch):
+            part = pending[c0 : c0 + self.n_batch]
+            n = len(part)
+            self._tok_ids[:n] = [ids[k][t] for k, t in part]
+            self._fill(self.tok, n, [seqs[k] for k, _ in part], [start + t for _, t in part], [True] * n)
+            self._decode(self.tok)
+            logits = self._logits(n)
+            for row, (k, _) in enumerate(part):
+                out[k].append(logits[row].copy())
+        return [np.stack(r) if r else np.zeros((0, self.b.n_vocab), dtype=np.float32) for r in out]
+
     def feed_embeddings(self, seq: int, rows: np.ndarray, start: int, last_logits: bool) -> np.ndarray | None:
         """Decode raw input embeddings (k, n_embd) into ``seq`` from ``start``."""
         k = rows.shape[0]

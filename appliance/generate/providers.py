@@ -121,11 +121,12 @@ def get(kind: str) -> Provider:
 
 
 def build(
-    kind: str, model_path: Path, model_sha256: str, *, isolate: bool = False, **options: Any
+    kind: str, model_path: Path, model_sha256: str, *, weights: str = "native", isolate: bool = False, **options: Any
 ) -> GenerationBackend:
-    """A backend of ``kind`` on the model's own weights (the probes' scorer; the caller closes it)."""
+    """A backend of ``kind`` on the model's ``weights`` (``native``, or a derivative such as ``f16``), for the
+    probes' scorer; the caller closes it."""
     provider = get(kind)
-    return provider.build(provider.setup(model_path, model_sha256, weights="native"), isolate=isolate, **options)
+    return provider.build(provider.setup(model_path, model_sha256, weights=weights), isolate=isolate, **options)
 
 
 register(LlamaCppProvider(), "llama_cpp", "llamacpp")

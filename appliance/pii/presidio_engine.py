@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing as mp
-import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -266,9 +265,9 @@ class PresidioEngine(PiiEngine):
             return 1
         if self.policy.n_process:
             return self.policy.n_process
-        cores = os.cpu_count() or 1
-        idle = cores - os.getloadavg()[0] + 1  # this process is part of the load
-        return max(1, min(cores, round(idle)))
+        from appliance.cpu import idle_cores
+
+        return idle_cores()
 
     def analyze(self, texts: Sequence[str]) -> list[list[Finding]]:
         pieces: list[tuple[int, int]] = []  # (text index, chunk offset)
