@@ -69,7 +69,8 @@ def test_the_runner_drives_the_policys_engine_through_a_crash_and_a_resume(
 ) -> None:
     """The batch decodes with the registered double (in its "child process": isolate=True), a native fault
     after two outputs interrupts it with one line and the provider's changed kernel choice is audited; resume
-    produces exactly the three missing outputs; the events name the engine and its kernel choice."""
+    produces exactly the three missing outputs on the batch's own engine (the policy names another one by then);
+    the events name the engine and its kernel choice."""
     add_dataset(workspace, "tickets", TICKETS)
     _backend(workspace, "mock")
     mock_backend.crash_after = 2
@@ -87,6 +88,7 @@ def test_the_runner_drives_the_policys_engine_through_a_crash_and_a_resume(
     assert [e.get("outcome") for e in _events(workspace, "generate.selftest")] == [None, "fallback:generate-SIGSEGV"]
 
     mock_backend.crash_after = None
+    _backend(workspace, "nope")  # the batch resumes on its own engine, whatever the policy says now
     res = cli("generate", "--resume", bid, "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[-1])["n_new"] == 3

@@ -54,6 +54,7 @@ class Plan:
     labels: list[str | None]
     label_arg: str | None
     weights: str = "native"  # native | f16 (appliance.generate.weights)
+    backend: str = "llama.cpp"  # the engine's provider (appliance.generate.providers); a batch keeps its own
 
     @property
     def meta(self) -> PromptMeta:
@@ -81,7 +82,7 @@ class Plan:
             "batch": self.batch,
             "few_shot": self.few_shot,
             "labels": self.labels,
-            "backend": "llama.cpp",
+            "backend": self.backend,
             "weights": self.weights,
         }
 
@@ -204,6 +205,7 @@ def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
         labels=labels,
         label_arg=opts.label,
         weights=ctx.policy.generation.weights,
+        backend=ctx.policy.generation.backend,
     )
 
 
@@ -238,4 +240,5 @@ def plan_resume(ctx: Context, row: dict[str, Any]) -> Plan:
         labels=list(p["labels"]),
         label_arg=row["label"],
         weights=str(p.get("weights", "native")),  # batches stored before weights existed decoded native weights
+        backend=str(p.get("backend", "llama.cpp")),  # the batch's own engine, whatever the policy says now
     )

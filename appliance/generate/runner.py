@@ -87,10 +87,11 @@ class BatchInterrupted(KeyboardInterrupt):
 
 @contextmanager
 def _backend(ctx: Context, plan: Plan) -> Iterator[tuple[GenerationBackend, Setup]]:
-    """The policy's engine (``generation.backend``) ready for this plan: its weights (``generation.weights``),
-    its kernel self-test (audited when it ran now), and the backend, decoding in a child process."""
+    """The plan's engine (``generation.backend`` when the batch began) ready for it: its weights
+    (``generation.weights``), its kernel self-test (audited when it ran now), and the backend, decoding in a
+    child process."""
     g = ctx.policy.generation
-    provider = providers.get(g.backend)
+    provider = providers.get(plan.backend)
     setup = provider.setup(plan.model_path, plan.model_sha256, weights=plan.weights)
     if setup.selftest_event is not None:
         ctx.record("generate.selftest", setup.selftest_event)
@@ -144,7 +145,7 @@ def _audit_base(ctx: Context, plan: Plan, batch_id: str, setup: Setup) -> dict[s
         "model": plan.model_name,
         "model_sha256": plan.model_sha256,
         "weights": plan.weights,
-        "backend": ctx.policy.generation.backend,
+        "backend": plan.backend,
         "weights_sha256": setup.sha256,
         "extra_bufts": setup.extra_bufts,
         "kernel_selftest": setup.kernel_selftest,
@@ -283,9 +284,7 @@ def _run(
     except DecoderCrashed as exc:
         r = close("interrupted", reason="decoder_crashed", signal=exc.signal_name)
         after = ""
-        demoted = (
-            providers.get(ctx.policy.generation.backend).crashed(setup, exc.signal_name) if exc.native_fault else None
-        )
+        demoted = providers.get(plan.backend).crashed(setup, exc.signal_name) if exc.native_fault else None
         if demoted is not None:
             ctx.record("generate.selftest", demoted)
             after = "; extra buffer types are now off for this model on this machine"

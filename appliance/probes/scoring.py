@@ -134,12 +134,13 @@ def open_scorer(
             " — re-generate the batch"
         )
     g = ctx.policy.generation
-    # the weights the batch was decoded with (generation.weights, kept in its params): the probes measure the
-    # generator the outputs came from, and F16 weights multiply many rows at once where Q4_1 cannot
+    # the engine and weights the batch was decoded with (kept in its params): the probes measure the generator
+    # the outputs came from, and F16 weights multiply many rows at once where Q4_1 cannot
     params = batch.get("params") or {}
     params = json.loads(params) if isinstance(params, str) else params
     weights = str(params.get("weights", "native"))  # batches stored before weights existed decoded native weights
-    backend = providers.build(g.backend, path, sha, weights=weights, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=1)
+    kind = str(params.get("backend", "llama.cpp"))  # the batch's own engine
+    backend = providers.build(kind, path, sha, weights=weights, n_ctx=g.n_ctx, n_threads=g.threads, n_seq_max=1)
     try:
         sp = load_soft_prompt(ctx.ws, prompt, model_name=batch["model_name"], model_sha256=sha, n_embd=backend.n_embd)
     except BaseException:
