@@ -199,3 +199,18 @@ def test_a_guided_job_without_a_guide_is_an_error() -> None:
     params = SamplingParams(temperature=0.0, max_tokens=2, guidance=1.0)
     with pytest.raises(ValueError, match="needs a guide prefix"):
         list(Scheduler(_PairDecoder(), 1, None, params).run([Job(0, Prefix(key="soft"), seed=0)]))  # type: ignore[arg-type]
+
+
+def test_an_end_token_never_ends_a_text_before_it_begins() -> None:
+    """A prompt whose first choice is the end token (a DP prompt did this for one label of a public two-label
+    set: every output empty) still writes a text; once the text has a word, the end token ends it."""
+    from appliance.generate.backend import Job, Prefix
+    from appliance.generate.engine import Scheduler
+
+    class _EndFirst(_PairDecoder):
+        ROWS: ClassVar[dict[str, np.ndarray]] = {"soft": np.log(np.array([0.3, 0.05, 0.05, 0.6]))}
+
+    soft = Prefix(key="soft", tokens=(0,), soft_prompt=np.zeros((2, 4), dtype=np.float32), bos=False)
+    params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=5, min_p=0.0)
+    done = list(Scheduler(_EndFirst(), 2, None, params).run([Job(0, soft, seed=0)]))  # type: ignore[arg-type]
+    assert [(c.text, c.finish_reason) for c in done] == [("a", "eos")]

@@ -168,6 +168,10 @@ class Scheduler:
             logits = guided_logits(logits[0::2], logits[1::2], self.params.guidance, self.params.min_p)
         if self.params.ignore_eos:
             logits[:, self.dec.eog_ids] = -np.inf
+        else:  # an end token ends a text, never stops one before it begins (an empty output is no record)
+            empty = [r for r, s in enumerate(slots) if not bytes(s.text).strip()]
+            if empty:
+                logits[np.ix_(empty, self.dec.eog_ids)] = -np.inf
         uniforms = np.array([s.rng.random() for s in slots])
         chosen = sample_rows(logits, [s.tokens for s in slots], uniforms, self.params)
         if on_step is not None:
