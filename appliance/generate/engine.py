@@ -169,7 +169,7 @@ class Scheduler:
         if self.params.ignore_eos:
             logits[:, self.dec.eog_ids] = -np.inf
         else:  # an end token ends a text, never stops one before it begins (an empty output is no record)
-            empty = [r for r, s in enumerate(slots) if not bytes(s.text).strip()]
+            empty = [r for r, s in enumerate(slots) if not s.text.strip()]
             if empty:
                 logits[np.ix_(empty, self.dec.eog_ids)] = -np.inf
         uniforms = np.array([s.rng.random() for s in slots])

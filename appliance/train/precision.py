@@ -43,7 +43,7 @@ class Precision:
     units: tuple[str, ...] = ()  # the CPU's bf16 matrix units
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
-        """The context the model's forward and backward run in."""
+        """The context the model's forward passes run in (backward follows the dtypes they chose)."""
         if self.name == "bf16":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
