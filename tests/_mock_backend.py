@@ -14,7 +14,7 @@ import numpy as np
 from appliance.generate.backend import GenerationBackend
 from appliance.generate.isolated import DecoderCrashed
 from appliance.generate.jobs import Completion, Job, SamplingParams
-from appliance.generate.providers import Provider, Setup
+from appliance.generate.providers import CrashResponse, Provider, Setup
 
 KIND = "mock"
 
@@ -93,6 +93,6 @@ class MockProvider(Provider):
         self.builds.append({"isolate": isolate, **options})
         return MockBackend(self, options)
 
-    def crashed(self, setup: Setup, signal_name: str) -> dict[str, Any] | None:
+    def crashed(self, setup: Setup, signal_name: str) -> CrashResponse | None:
         self.crashes.append(signal_name)
-        return {"mock": 1, "outcome": f"fallback:generate-{signal_name}"}
+        return CrashResponse({"mock": 1, "outcome": f"fallback:generate-{signal_name}"}, "the mock engine changed")

@@ -78,6 +78,7 @@ def test_the_runner_drives_the_policys_engine_through_a_crash_and_a_resume(
     assert res.exit_code == 1, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "SIGSEGV" in lines[0] and "generate --resume b-" in lines[0], res.stderr
+    assert "; the mock engine changed" in lines[0]  # the provider's own words, not llama.cpp's
     assert mock_backend.crashes == ["SIGSEGV"]
     assert mock_backend.builds[0]["isolate"] is True and mock_backend.builds[0]["n_seq_max"] == 2
     with sqlite3.connect(str(workspace / "appliance.db")) as conn:

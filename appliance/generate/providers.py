@@ -33,6 +33,15 @@ class Setup:
     state: Any = field(default=None, compare=False)  # the provider's own record (llama.cpp: its Verdict)
 
 
+@dataclass(frozen=True)
+class CrashResponse:
+    """What a provider changed after a native fault: the audit payload, and the clause the error message adds
+    (the provider's own words, e.g. "extra buffer types are now off for this model on this machine")."""
+
+    event: dict[str, Any]
+    note: str
+
+
 class Provider(abc.ABC):
     """One generation engine: how to prepare it on this machine and build a backend."""
 
@@ -47,9 +56,9 @@ class Provider(abc.ABC):
     def build(self, setup: Setup, *, isolate: bool, **options: Any) -> GenerationBackend:
         """A backend over ``setup.path``; ``isolate``: decode in a child process where the engine can."""
 
-    def crashed(self, setup: Setup, signal_name: str) -> dict[str, Any] | None:
+    def crashed(self, setup: Setup, signal_name: str) -> CrashResponse | None:
         """Decoding died of a native fault (``signal_name``) with ``setup``'s choice: record that, and return
-        the audit payload of the changed choice (None when nothing changed)."""
+        the changed choice's audit payload and a clause for the error message (None when nothing changed)."""
         return None
 
 
@@ -76,13 +85,14 @@ class LlamaCppProvider(Provider):
 
         return LlamaCppBackend(setup.path, use_extra_bufts=setup.extra_bufts, **options)
 
-    def crashed(self, setup: Setup, signal_name: str) -> dict[str, Any] | None:
+    def crashed(self, setup: Setup, signal_name: str) -> CrashResponse | None:
         from appliance.generate.selftest import record_crash
 
         verdict = setup.state
         if verdict is None or not setup.extra_bufts or verdict.outcome == "forced":
             return None
-        return record_crash(verdict, signal_name).audit()
+        event = record_crash(verdict, signal_name).audit()
+        return CrashResponse(event, "llama.cpp's extra buffer types are now off for this model on this machine")
 
 
 _PROVIDERS: dict[str, Provider] = {}

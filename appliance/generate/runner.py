@@ -284,10 +284,10 @@ def _run(
     except DecoderCrashed as exc:
         r = close("interrupted", reason="decoder_crashed", signal=exc.signal_name)
         after = ""
-        demoted = providers.get(plan.backend).crashed(setup, exc.signal_name) if exc.native_fault else None
-        if demoted is not None:
-            ctx.record("generate.selftest", demoted)
-            after = "; extra buffer types are now off for this model on this machine"
+        changed = providers.get(plan.backend).crashed(setup, exc.signal_name) if exc.native_fault else None
+        if changed is not None:  # the provider changed its kernel choice: audit it, in its own words
+            ctx.record("generate.selftest", changed.event)
+            after = f"; {changed.note}"
         raise DecoderCrashed(
             f"{exc}; batch {batch_id} keeps its {r.n_stored}/{r.n_requested} stored outputs{after}"
             f" — finish it with `appliance generate --resume {batch_id}`",
