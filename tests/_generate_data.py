@@ -82,6 +82,7 @@ def add_prompt(
     width: int | None = None,
     created_at: str | None = None,
     prior: str | None = None,
+    end_text: str = "",
 ) -> str:
     """A prompt row + safetensors artifact whose embeddings are the instruction's token embeddings; with
     ``prior``, the meta records that text's tokens as the public prior (what the trainer records)."""
@@ -100,6 +101,8 @@ def add_prompt(
     meta = {"prefix_text": "", "suffix_text": suffix, "label_template": label_template, "labels": labels}
     if prior_ids:
         meta["prior_token_ids"] = prior_ids
+    if end_text:
+        meta["end_text"] = end_text
     ctx = Context.open(Workspace.resolve(home))
     try:
         with transaction(ctx.db) as conn:

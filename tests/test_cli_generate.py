@@ -173,6 +173,24 @@ def test_guidance_decodes_the_prior_beside_the_prompt_and_is_recorded(cli: Calla
     assert bad.exit_code == 1 and "--guidance must be" in bad.stderr
 
 
+def test_a_prompt_trained_with_an_end_text_stops_at_it(cli: Callable, ds: Path) -> None:
+    """training.end_text ends each training record with that text; generation adds it to the stop strings (the
+    batch's params record it), so no output runs past where the prompt learned to end a record."""
+    pid = add_prompt(ds, "tickets", end_text="\n")
+    res = cli("generate", "tickets", "--n", "4", "--prompt", pid, "--batch", "2", *FAST, "--json")
+    assert res.exit_code == 0, res.output
+    bid = json.loads(res.stdout)["id"]
+    with _db(ds) as conn:
+        params = json.loads(conn.execute("SELECT params FROM batches WHERE id = ?", (bid,)).fetchone()[0])
+    assert "\n" in params["sampling"]["stop"]
+    assert all("\n" not in t for _, t, _, _ in _outputs(ds, bid))
+    plain = add_prompt(ds, "tickets")
+    res = cli("generate", "tickets", "--n", "2", "--prompt", plain, *FAST, "--json")
+    with _db(ds) as conn:
+        row = conn.execute("SELECT params FROM batches WHERE id = ?", (json.loads(res.stdout)["id"],)).fetchone()
+    assert "\n" not in json.loads(row[0])["sampling"]["stop"]  # the shipped policy's stop is "\n\n" only
+
+
 def test_wrong_width_prompt_exits_1_before_creating_a_batch(cli: Callable, ds: Path) -> None:
     pid = add_prompt(ds, "tickets", width=500)
     res = cli("generate", "tickets", "--n", "2", "--prompt", pid, *FAST)

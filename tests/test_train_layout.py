@@ -60,3 +60,15 @@ def test_meta_carries_the_contract_keys() -> None:
     assert lay.offset == 5
     unl = _layout().meta(None)
     assert unl["label_template"] is None and unl["labels"] is None and unl["prefix_bos"] is False
+
+
+def test_an_end_text_ends_the_record_instead_of_the_end_token() -> None:
+    """training.end_text: the record ends as the public prior would end it (its tokens are targets); a cut
+    text still has no end; the prompt's meta carries the text, so generation stops at it."""
+    lay = _layout(end_text="END MARK", suffix_text="s")
+    ex = build_examples(_encode, lay, ["a bb"], [None])[0]
+    assert ex.ids == (101, 101, 102, 103, 104)  # context "s", text "a bb", then "END MARK", no eos (2)
+    b = collate([ex])
+    assert b.target_mask.tolist() == [[False, True, True, True, True]]
+    assert build_examples(_encode, _layout(end_text="END", max_text_tokens=2), ["a b c"], [None])[0].ids == (101, 101)
+    assert lay.meta(None)["end_text"] == "END MARK" and _layout().meta(None)["end_text"] == ""

@@ -177,6 +177,9 @@ def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
         raise BadInput(f"prompt {prompt['id']} puts text before the soft prompt, a layout generation does not use")
     labels = _labels(ctx, opts, prompt)
     sampling = _sampling(ctx, opts)
+    end_text = PromptMeta.parse(prompt["meta"]).end_text if prompt is not None else ""
+    if end_text and end_text not in sampling.stop:  # the prompt was trained to end a record with this text
+        sampling = replace(sampling, stop=(*sampling.stop, end_text))
     if prompt is None or not PromptMeta.parse(prompt["meta"]).prior_token_ids:
         # few-shot has no trained prompt to contrast; a prompt without a recorded prior has no guide (the
         # batch's params then say guidance 0)

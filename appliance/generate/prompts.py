@@ -30,6 +30,7 @@ class PromptMeta:
     labels: list[str] | None = None
     prefix_bos: bool = True  # BOS before the soft prompt (only where the model has one)
     prior_token_ids: tuple[int, ...] = ()  # the public prior the prompt was initialised from (guidance's guide)
+    end_text: str = ""  # what ends a record in training (training.end_text): generation stops at it
 
     @classmethod
     def parse(cls, raw: str | None) -> PromptMeta:
@@ -45,6 +46,7 @@ class PromptMeta:
             labels=[str(x) for x in labels] if labels else None,
             prefix_bos=bool(data.get("prefix_bos", True)),
             prior_token_ids=tuple(int(t) for t in data.get("prior_token_ids") or ()),
+            end_text=str(data.get("end_text") or ""),
         )
 
 

@@ -283,6 +283,12 @@ class TrainingPolicy(_Strict):
     label_template: str = Field(
         default="Label: {label}\n", max_length=200, description="label prefix; {label} / {label_words}"
     )
+    end_text: str = Field(
+        default="",
+        max_length=20,
+        description="what ends a record: '' the model's end token; a string (e.g. a newline) is trained as the"
+        " record's last tokens, as the public prior would end it, and generation stops at it",
+    )
     eval_max_records: int = Field(default=200, ge=1, le=100_000, description="holdout records scored per run")
     max_physical_batch: int = Field(default=8, ge=1, le=4096, description="examples per forward pass (memory cap)")
     precision: Literal["auto", "fp32", "bf16"] = Field(

@@ -3,8 +3,9 @@
 The layout is the trainer's (``appliance.train.layout``, contract 3): ``[bos?] + soft prompt +
 tokens(context) + tokens(text) + [end]`` where the context is the prompt's ``label_template`` for a
 labelled record and its ``suffix_text`` otherwise, text longer than ``max_text_tokens`` is cut (and then
-has no end token), and the loss covers the text and end tokens. Scores come from the generation
-backend's ``prompt_logits`` (llama.cpp): the very model that produces the outputs.
+has no end token), and the loss covers the text and end tokens (the end text's tokens where the prompt was
+trained with ``training.end_text``). Scores come from the generation backend's ``prompt_logits`` (llama.cpp):
+the very model that produces the outputs.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ class LikelihoodScorer:
         end_id: int | None = None,
         max_text_tokens: int = 96,
         prefix_bos: bool = True,
+        end_text: str = "",
     ) -> None:
         self.backend = backend
         self.soft = soft_prompt
         self.suffix_text = suffix_text
         self.label_template = label_template
         self.end_id = end_id
+        self.end_text = end_text  # set: the record ends with this text's tokens instead of end_id
         self.max_text_tokens = max_text_tokens
         self.prefix_bos = prefix_bos
         self._ctx: dict[str | None, list[int]] = {}
@@ -60,6 +63,7 @@ class LikelihoodScorer:
             end_id=int(end) if end is not None else None,
             max_text_tokens=int(meta.get("max_text_tokens") or 96),
             prefix_bos=bool(meta.get("prefix_bos", True)),
+            end_text=str(meta.get("end_text") or ""),
         )
 
     def context_ids(self, label: str | None) -> list[int]:
@@ -70,10 +74,13 @@ class LikelihoodScorer:
         return self._ctx[label]
 
     def record_ids(self, text: str) -> list[int]:
-        """The predicted tokens of a record: its text tokens, and the end token unless the text was cut."""
+        """The predicted tokens of a record: its text tokens, and its end (the end text's tokens, else the end
+        token) unless the text was cut."""
         ids = self.backend.tokenize(text, add_bos=False)
         if len(ids) > self.max_text_tokens:
             return ids[: self.max_text_tokens]
+        if self.end_text:
+            return [*ids, *self.backend.tokenize(self.end_text, add_bos=False)]
         return [*ids, self.end_id] if self.end_id is not None else ids
 
     def logprobs(self, text: str, label: str | None = None, *, with_prompt: bool = True) -> np.ndarray:

@@ -4,7 +4,9 @@ Every training sequence is ``[bos?] + k soft-prompt rows + tokens(context) + tok
 context is ``label_template.format(label=L)`` for a labelled dataset (one shared prompt plus a label prefix,
 SoftSRV's shared-prompt variant) and ``suffix_text`` otherwise. BOS is present only when the GGUF asks for it
 (llama.cpp's ``add_bos``), exactly as the generation backend does. The loss covers the text tokens and the
-end token; context tokens are given, not predicted.
+end token; context tokens are given, not predicted. With ``training.end_text`` set, the record ends with that
+text's tokens instead of the end token (``[eos]`` above), the way the public prior would end it (e.g. a
+newline for one record per line), and generation stops at that text.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Layout:
     suffix_text: str
     label_template: str | None
     max_text_tokens: int
+    end_text: str = ""  # "" : the end token ends a record; else this text's tokens do
 
     @property
     def offset(self) -> int:
@@ -46,13 +49,14 @@ class Layout:
             "labels": labels or None,
             "prefix_bos": self.bos_id is not None,
             "end_token_id": self.eos_id,
+            "end_text": self.end_text,
             "max_text_tokens": self.max_text_tokens,
         }
 
 
 @dataclass(frozen=True)
 class Example:
-    ids: tuple[int, ...]  # context tokens, then text tokens, then the end token (unless truncated)
+    ids: tuple[int, ...]  # context tokens, then text tokens, then the end token(s) (unless truncated)
     n_context: int
 
 
@@ -61,13 +65,14 @@ def build_examples(
 ) -> list[Example]:
     """Tokenize texts in the layout; text tokens are cut at ``max_text_tokens`` (then no end token)."""
     cache: dict[str | None, list[int]] = {}
+    end = encode(layout.end_text) if layout.end_text else [layout.eos_id]
     out: list[Example] = []
     for text, label in zip(texts, labels, strict=True):
         if label not in cache:
             cache[label] = encode(layout.context_text(label))
         ctx_ids = cache[label]
         ids = encode(text)
-        body = ids[: layout.max_text_tokens] if len(ids) > layout.max_text_tokens else [*ids, layout.eos_id]
+        body = ids[: layout.max_text_tokens] if len(ids) > layout.max_text_tokens else [*ids, *end]
         out.append(Example(tuple(ctx_ids + body), len(ctx_ids)))
     return out
 

@@ -117,6 +117,7 @@ class _Run:
             bos_id=lm.bos_id,
             eos_id=lm.eos_id,
             suffix_text=t.suffix_text,
+            end_text=t.end_text,
             label_template=t.label_template if self.data.labels else None,
             max_text_tokens=t.max_seq_tokens,
         )
