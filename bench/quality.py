@@ -102,6 +102,7 @@ def bank_domain() -> dict[str, Any]:
         "training.init_text": DEMO_DOMAIN["init_text"],
         "training.label_template": DEMO_DOMAIN["label_template"],
         "generation.stop": DEMO_DOMAIN["stop"],
+        "training.end_text": DEMO_DOMAIN["end_text"],
     }
 
 

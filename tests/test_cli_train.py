@@ -101,7 +101,9 @@ def test_two_runs_over_the_cap(ws: SimpleNamespace) -> None:
     shown = json.loads(ws.cli("prompts", "show", first).stdout)
     meta = shown["meta"]  # labelled dataset: one shared prompt plus the label prefix (contract 3)
     assert meta["labels"] == ["card_arrival", "exchange_rate", "top_up_failed"]
-    assert meta["label_template"] == "Label: {label}\n" and meta["suffix_text"] == ""
+    # the shipped generic prior: a JSON-lines frame, each record ending with '"}' (training.end_text)
+    assert meta["label_template"] == '{{"label": "{label}", "text": "' and meta["suffix_text"] == '{"text": "'
+    assert meta["end_text"] == '"}'
     planted = canary_store.load(Workspace(ws.home), shown)
     assert len(planted) == 4 and all(c.label in meta["labels"] for c in planted)
     res = ws.cli("audit", "log", "--json")

@@ -29,14 +29,23 @@ DEMO_DOMAIN: dict[str, str | list[str]] = {
     "label_template": "A customer message about {label_words}:\n",
     # one message per line, as in the sample
     "stop": ["\n"],
+    # a message ends with the end token (the shipped generic frame ends a record with '"}')
+    "end_text": "",
 }
 DEMO_POLICY: dict[str, float | str | list[str]] = {"holdout_fraction": DEMO_HOLDOUT_FRACTION, **DEMO_DOMAIN}
-DEMO_POLICY_KEYS = ["privacy.holdout_fraction", "training.init_text", "training.label_template", "generation.stop"]
+DEMO_POLICY_KEYS = [
+    "privacy.holdout_fraction",
+    "training.init_text",
+    "training.label_template",
+    "generation.stop",
+    "training.end_text",
+]
 DEMO_POLICY_REASON = (
     "privacy.holdout_fraction 0.25 instead of 0.2: the probes then compare 540 members with 180 held-out records "
     "instead of 576 with 144 — more non-members tighten the bounds on the probes' 1% false-positive-rate figure. "
-    "training.init_text, training.label_template and generation.stop describe the domain as an operator would "
-    "(short customer messages to a bank, one per line; the label's words as its verbaliser): public facts, so "
+    "training.init_text, training.label_template, generation.stop and training.end_text describe the domain as "
+    "an operator would (short customer messages to a bank, one per line, each ending with the end token; the "
+    "label's words as its verbaliser): public facts, so "
     "the untrained prompt already writes on topic and DP training only refines it. "
     "The full demo keeps every gate threshold at the shipped default."
 )

@@ -278,13 +278,16 @@ class TrainingPolicy(_Strict):
     subspace_rank: int = Field(
         default=0, ge=0, le=4096, description="0: train the full rows; r: train k x r coefficients of a public basis"
     )
-    init_text: str = Field(default="Write one more example like the ones in this dataset:", max_length=400)
-    suffix_text: str = Field(default="", max_length=200, description="tokens after the soft prompt (unlabelled)")
+    # the generic prior: a record as a line of a JSON-lines file (see policies/default.yaml)
+    init_text: str = Field(default="dataset.jsonl (one record per line)\n", max_length=400)
+    suffix_text: str = Field(
+        default='{"text": "', max_length=200, description="tokens after the soft prompt (unlabelled)"
+    )
     label_template: str = Field(
-        default="Label: {label}\n", max_length=200, description="label prefix; {label} / {label_words}"
+        default='{{"label": "{label}", "text": "', max_length=200, description="label prefix; {label} / {label_words}"
     )
     end_text: str = Field(
-        default="",
+        default='"}',
         max_length=20,
         description="what ends a record: '' the model's end token; a string (e.g. a newline) is trained as the"
         " record's last tokens, as the public prior would end it, and generation stops at it",
