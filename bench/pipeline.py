@@ -182,6 +182,7 @@ def time_trainer_steps(home: Path, steps: int, paths: list[str]) -> dict[str, di
             suffix_text=t.suffix_text,
             label_template=t.label_template if data.labels else None,
             max_text_tokens=t.max_seq_tokens,
+            end_text=t.end_text,
         )
         examples = build_examples(base.encode, layout, [r[0] for r in data.train], [r[1] for r in data.train])
         bs = t.batch_size

@@ -91,6 +91,7 @@ def time_steps(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
         suffix_text=t.suffix_text,
         label_template=None,
         max_text_tokens=t.max_seq_tokens,
+        end_text=t.end_text,
     )
     texts = [r[0] for r in ctx.db.conn.execute("SELECT text FROM records WHERE dataset='bench' AND split='train'")]
     examples = build_examples(lm.encode, layout, texts, [None] * len(texts))
