@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.curate.decide import OUTPUT_PII, UNFINISHED, decide, pii_hits
+from appliance.curate.decide import LABEL_ECHO, OUTPUT_PII, UNFINISHED, decide, pii_hits
 from appliance.curate.dedup import exact_duplicates, jaccard, near_duplicates
 from appliance.curate.filters import LeakIndex, alpha_ratio, has_binary, quality_reason, repeated_ngram_ratio
 from appliance.curate.text import char_shingles, normalize, text_hash, words
@@ -105,7 +105,17 @@ def test_decide_never_reads_the_seeds() -> None:
     """Curation is post-processing of the DP outputs: its signature has no seed-dependent input."""
     import inspect
 
-    assert set(inspect.signature(decide).parameters) == {"texts", "pii", "policy", "finish_reasons", "label_ok"}
+    params = set(inspect.signature(decide).parameters)
+    assert params == {"texts", "pii", "policy", "finish_reasons", "label_ok", "labels"}  # labels: public schema
+
+
+def test_an_output_that_is_only_a_label_is_dropped_as_label_echo() -> None:
+    """Measured on BANKING77 with the generic prior: "fiat_currency_support" came out as a whole text. The
+    label set is public schema, so the check reads no seed; an output that merely names its topic is kept."""
+    labels = ["fiat_currency_support", "card_linking"]
+    texts = ["fiat_currency_support", "Card linking.", "Do you support fiat currency?", "card linking please help"]
+    assert decide(texts, pii=[0] * 4, policy=POLICY, labels=labels) == [LABEL_ECHO, LABEL_ECHO, None, None]
+    assert decide(texts, pii=[0] * 4, policy=POLICY) == [None, None, None, None]  # no labels: nothing to echo
 
 
 def test_decide_drops_outputs_cut_off_at_the_token_limit() -> None:

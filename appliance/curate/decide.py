@@ -2,7 +2,8 @@
 
 Pure function of the outputs alone. Filters apply in a fixed order and the first one that fires names
 the reason: PII still present → unfinished (cut off at ``generation.max_tokens``, when
-``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive) → off-label
+``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive) → label echo (the
+whole text is a label's name or words, e.g. "fiat_currency_support": a public label, not a record) → off-label
 (``label_ok``: the DP generator's own reading) → exact duplicate → near duplicate. Deduplication only
 looks at outputs that passed every earlier filter, so each duplicate group keeps its first clean member.
 
@@ -14,22 +15,31 @@ but only the gate reads it, and it refuses the whole export instead of shaping i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from appliance.curate.dedup import EXACT, NEAR, exact_duplicates, near_duplicates
 from appliance.curate.filters import LEAK, quality_reason
 from appliance.policy.schema import CurationPolicy
+from appliance.policy.templates import label_words
 
 OUTPUT_PII = "output_pii"
 GENERATION_PII = "pii"  # set by `appliance generate` when the output scan dropped the record
 # ``leak`` no longer comes out of :func:`decide`; it stays so that older curations still read back.
 OFF_LABEL = "off_label"  # the DP generator itself reads the output as another label (curate/consistency.py)
 UNFINISHED = "unfinished"  # the output hit max_tokens before EOS or a stop string: cut mid-sentence
+LABEL_ECHO = "label_echo"  # the whole output is a label's name or words, not a record
 REASONS = (
-    GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", OFF_LABEL, EXACT,
-    NEAR,
+    GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", LABEL_ECHO,
+    OFF_LABEL, EXACT, NEAR,
 )  # fmt: skip
+
+
+def label_echo(text: str, labels: Iterable[str]) -> bool:
+    """True when the text's words are exactly one label's words (``Fiat currency support.`` for
+    ``fiat_currency_support``): the generator wrote the label, which is public schema, instead of a record."""
+    got = label_words(text)
+    return bool(got) and any(got == label_words(lab) for lab in labels)
 
 
 def pii_hits(findings: list[dict[str, Any]], *, count_pseudonyms: bool) -> int:
@@ -49,6 +59,7 @@ def decide(
     policy: CurationPolicy,
     finish_reasons: Sequence[str | None] | None = None,
     label_ok: Sequence[bool] | None = None,
+    labels: Iterable[str] = (),
 ) -> list[str | None]:
     """The reason each text is dropped, or None when it is kept (the seeds play no part).
 
@@ -56,7 +67,9 @@ def decide(
     batches from before it was stored) lets ``policy.drop_unfinished`` drop outputs cut off at the token limit.
     ``label_ok`` (None: not checked) marks outputs the DP generator reads as their own label; the others are
     dropped as ``off_label`` after the quality filters (a function of the DP artifact and the outputs).
+    ``labels``: the batch's label set (public schema); an output that is only a label's words is ``label_echo``.
     """
+    label_set = [lab for lab in labels if lab]
     finish = list(finish_reasons) if finish_reasons is not None else [None] * len(texts)
     ok = list(label_ok) if label_ok is not None else [True] * len(texts)
     if not (len(texts) == len(pii) == len(finish) == len(ok)):
@@ -68,7 +81,8 @@ def decide(
         elif fin == "length" and policy.drop_unfinished:
             reasons.append(UNFINISHED)
         else:
-            reasons.append(quality_reason(text, policy))
+            reason = quality_reason(text, policy)
+            reasons.append(LABEL_ECHO if reason is None and label_echo(text, label_set) else reason)
     reasons = [OFF_LABEL if r is None and not good else r for r, good in zip(reasons, ok, strict=True)]
     clean = [i for i, r in enumerate(reasons) if r is None]
     for local in exact_duplicates([texts[i] for i in clean]):

@@ -118,7 +118,12 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     chance = chance_leak_rate(index, split_texts(ctx, batch["dataset"], "holdout"))
     label_ok, check_info = label_check(ctx, batch, texts, [r["label"] for r in live])
     reasons = decide(
-        texts, pii=pii, policy=policy, finish_reasons=[r["finish_reason"] for r in live], label_ok=label_ok
+        texts,
+        pii=pii,
+        policy=policy,
+        finish_reasons=[r["finish_reason"] for r in live],
+        label_ok=label_ok,
+        labels={r["label"] for r in rows if r["label"]},
     )
 
     counts = Counter(r for r in reasons if r is not None)
