@@ -15,6 +15,8 @@ Messages must say how to fix the problem, and must never contain raw seed text o
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
@@ -61,7 +63,7 @@ class BudgetExhausted(PolicyViolation):
 class GateRefused(PolicyViolation):
     """Raised by the export gate when one or more policy thresholds fail."""
 
-    def __init__(self, message: str, failures: list[dict] | None = None) -> None:
+    def __init__(self, message: str, failures: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.failures = failures or []
 

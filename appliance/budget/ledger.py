@@ -236,7 +236,7 @@ class BudgetLedger:
             worst[1] if worst else None,
         )
 
-    def charges(self, dataset: str) -> list[dict]:
+    def charges(self, dataset: str) -> list[dict[str, Any]]:
         cols = ("id", "prompt_id", "epsilon", "delta", "accountant", "composition", "status", "actor", "created_at")
         return prompts.charges(self.db, (*cols, "settled_at", "n_units"), dataset=dataset)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -14,7 +15,7 @@ from appliance.generate import store
 app = new_app("Inspect generated batches and their outputs.")
 
 
-def _tps(row: dict) -> float:
+def _tps(row: dict[str, Any]) -> float:
     return row["n_tokens"] / row["gen_seconds"] if row.get("gen_seconds") else 0.0
 
 

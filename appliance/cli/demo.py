@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -11,11 +12,11 @@ from appliance.cli.common import console, print_json, state
 DEFAULT_DEMO_HOME = ".appliance-demo"
 
 
-def first_records(path: Path, n: int) -> list[dict]:
+def first_records(path: Path, n: int) -> list[dict[str, Any]]:
     """The first ``n`` records of a JSON Lines export (text and label), for a person to read."""
     import json
 
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if line.strip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -14,7 +15,7 @@ from appliance.models.registry import gguf_architecture, load_registry, locate, 
 app = new_app("List and verify the pinned local models.")
 
 
-def _rows(ctx: typer.Context, check: bool, only: str | None = None) -> list[dict]:
+def _rows(ctx: typer.Context, check: bool, only: str | None = None) -> list[dict[str, Any]]:
     default, specs = load_registry()
     ws = state(ctx).ws
     rows = []
@@ -41,7 +42,7 @@ def _rows(ctx: typer.Context, check: bool, only: str | None = None) -> list[dict
     return rows
 
 
-def _kernels(path: Path, sha256: str) -> dict:
+def _kernels(path: Path, sha256: str) -> dict[str, Any]:
     """The llama.cpp self-test verdict for this model on this machine (runs the test once, then cached)."""
     from appliance.generate.selftest import BackendUnusable, CpuUnsupported, extra_bufts_safe
 
@@ -52,7 +53,7 @@ def _kernels(path: Path, sha256: str) -> dict:
     return {**v.audit(), "system_info": v.system_info}
 
 
-def _table(rows: list[dict]) -> Table:
+def _table(rows: list[dict[str, Any]]) -> Table:
     kernels = any("kernels" in r for r in rows)
     t = Table(
         "name",

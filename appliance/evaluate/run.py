@@ -74,7 +74,9 @@ def diversity(texts: list[str], emb: np.ndarray, *, bleu_samples: int, seed: int
     }
 
 
-def utility(ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap: int, seed: int) -> dict | None:
+def utility(
+    ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap: int, seed: int
+) -> dict[str, Any] | None:
     """TSTR on the dataset's labels, or None when the dataset or the kept outputs carry no labels."""
     syn_texts, syn_labels = synthetic.labeled()
     train_texts, train_labels = split_records(ctx, dataset, "train").labeled()
@@ -97,7 +99,9 @@ def utility(ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap: 
     return {**result.as_dict(), "masked": masked.as_dict()}
 
 
-def fidelity(ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap: int, seed: int) -> dict | None:
+def fidelity(
+    ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap: int, seed: int
+) -> dict[str, Any] | None:
     """Label fidelity of the labelled outputs against a classifier trained on the real train split, or None."""
     syn_texts, syn_labels = synthetic.labeled()
     train_texts, train_labels = split_records(ctx, dataset, "train").labeled()
@@ -118,7 +122,7 @@ def fidelity(ctx: Context, dataset: str, synthetic: Texts, embed: _Memo, *, cap:
     return res.as_dict()
 
 
-def detection(real_emb: np.ndarray, syn_emb: np.ndarray, *, seed: int) -> dict | None:
+def detection(real_emb: np.ndarray, syn_emb: np.ndarray, *, seed: int) -> dict[str, Any] | None:
     """Detection AUC (real reference vs outputs) with its bootstrap interval, or None below 4 per side."""
     if min(len(real_emb), len(syn_emb)) < 4:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appliance.context import Context
 from appliance.errors import BadInput
@@ -22,7 +23,7 @@ class Texts:
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def kept_outputs(ctx: Context, batch_id: str) -> tuple[dict, dict, Texts]:
+def kept_outputs(ctx: Context, batch_id: str) -> tuple[dict[str, Any], dict[str, Any], Texts]:
     """(batch, latest curation, kept outputs); exit 1 telling to curate when the batch is not curated."""
     batch = batches.require(ctx.db, batch_id)
     curation = results.latest_curation(ctx.db, batch_id)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from appliance.errors import BadInput
 
@@ -143,7 +144,7 @@ def _txt(text: str, _fields: Fields) -> Iterator[Row]:
             yield no, line, None, None
 
 
-def _field(obj: dict, name: str, what: str, no: int) -> str | BadRecord:
+def _field(obj: dict[str, Any], name: str, what: str, no: int) -> str | BadRecord:
     if name not in obj:
         return BadRecord(no, f"missing {what} field {name!r}")
     value = obj[name]
@@ -170,7 +171,7 @@ def _jsonl(text: str, fields: Fields) -> Iterator[Row]:
         yield from _pick(obj, no, fields)
 
 
-def _pick(obj: dict, no: int, fields: Fields) -> Iterator[Row]:
+def _pick(obj: dict[str, Any], no: int, fields: Fields) -> Iterator[Row]:
     text_field, label_field = fields.text, fields.label
     body = _field(obj, text_field, "text", no)
     if isinstance(body, BadRecord):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.pii.engine import Finding
 from appliance.policy.schema import PiiAction, PiiPolicy
@@ -27,7 +28,7 @@ class Span:
     score: float
     action: PiiAction
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "type": self.type,
             "start": self.start,

@@ -91,7 +91,9 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
-def attack_summary(pos: ArrayLike, neg: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float | list]:
+def attack_summary(
+    pos: ArrayLike, neg: ArrayLike, *, n_boot: int = 1000, seed: int = 0
+) -> dict[str, float | list[float]]:
     """AUC and TPR@1%FPR with 95% bootstrap intervals, for one attack's member and holdout scores."""
     auc = roc_auc(pos, neg)
     tpr = tpr_at_fpr(pos, neg, 0.01)

@@ -29,14 +29,14 @@ class ReportData:
     chain: dict[str, Any]
     datasets: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
-    pii_import: dict[str, Counter] = field(default_factory=dict)
-    pii_output: dict[str, Counter] = field(default_factory=dict)
+    pii_import: dict[str, Counter[str]] = field(default_factory=dict)
+    pii_output: dict[str, Counter[str]] = field(default_factory=dict)
     probes: list[dict[str, Any]] = field(default_factory=list)
     gate: list[dict[str, Any]] = field(default_factory=list)
     exports: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     activity: list[dict[str, Any]] = field(default_factory=list)
-    actors: Counter = field(default_factory=Counter)
+    actors: Counter[str] = field(default_factory=Counter)
     thresholds: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,8 +98,8 @@ def runs(ctx: Context, dataset: str | None) -> list[dict[str, Any]]:
     return out
 
 
-def _count_findings(rows: list[dict[str, Any]], key_column: str) -> dict[str, Counter]:
-    per: dict[str, Counter] = {}
+def _count_findings(rows: list[dict[str, Any]], key_column: str) -> dict[str, Counter[str]]:
+    per: dict[str, Counter[str]] = {}
     for row in rows:
         key, raw = row[key_column], row["findings"]
         c = per.setdefault(key, Counter())
@@ -108,18 +108,18 @@ def _count_findings(rows: list[dict[str, Any]], key_column: str) -> dict[str, Co
     return per
 
 
-def pii_import(conn: sqlite3.Connection, dataset: str | None) -> dict[str, Counter]:
+def pii_import(conn: sqlite3.Connection, dataset: str | None) -> dict[str, Counter[str]]:
     return _count_findings(store_datasets.findings(conn, dataset), "dataset")
 
 
-def pii_output(conn: sqlite3.Connection, dataset: str | None) -> dict[str, Counter]:
+def pii_output(conn: sqlite3.Connection, dataset: str | None) -> dict[str, Counter[str]]:
     return _count_findings(batches.output_findings(conn, dataset), "batch_id")
 
 
-def activity(ctx: Context, dataset: str | None, limit: int = 500) -> tuple[list[dict[str, Any]], Counter]:
+def activity(ctx: Context, dataset: str | None, limit: int = 500) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The newest ``limit`` events (narrowed to a dataset's events when one is given) and counts per actor."""
     events = []
-    actors: Counter = Counter()
+    actors: Counter[str] = Counter()
     batch_ds = batches.datasets_by_batch(ctx.db)
     for ev in ctx.ledger.events():
         p = ev.payload

@@ -72,7 +72,7 @@ def roc_chart(curves: dict[str, dict[str, list[float]]], aucs: dict[str, float],
     return _svg(fig)
 
 
-def pii_chart(at_import: Counter, at_output: Counter) -> str:
+def pii_chart(at_import: Counter[str], at_output: Counter[str]) -> str:
     """Grouped bars: PII findings per entity type in the seeds (import) and in generated outputs."""
     types = sorted(set(at_import) | set(at_output)) or ["(none)"]
     fig, ax = plt.subplots(figsize=(6.4, 0.6 + 0.35 * len(types)))

@@ -44,7 +44,9 @@ def os_seeded_generator() -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little"))
 
 
-def poisson_loader(examples: list[Example], *, sample_rate: float, steps_per_epoch: int, generator: Any) -> DataLoader:
+def poisson_loader(
+    examples: list[Example], *, sample_rate: float, steps_per_epoch: int, generator: Any
+) -> DataLoader[Any]:
     """Lists of examples, each example in each list independently with probability ``sample_rate`` (lists may be
     empty); the training loop splits them into physical batches."""
     sampler = UniformWithReplacementSampler(
@@ -57,7 +59,7 @@ def poisson_loader(examples: list[Example], *, sample_rate: float, steps_per_epo
 class PrivateParts:
     module: Any  # GradSampleModule around the soft prompt
     optimizer: Any  # DPOptimizer
-    loader: DataLoader
+    loader: DataLoader[Any]
     engine: PrivacyEngine
     noise_mode: str
 

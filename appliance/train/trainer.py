@@ -13,6 +13,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ from appliance.train import canaries as canary_store
 from appliance.train.artifact import PromptRecord, new_prompt_id, store, write_artifact
 from appliance.train.data import DatasetRecords, load_records
 from appliance.train.dp import make_private, os_seeded_generator, poisson_loader
-from appliance.train.layout import Layout, build_examples, collate
+from appliance.train.layout import Example, Layout, build_examples, collate
 from appliance.train.lm import FrozenLM, load_frozen
 from appliance.train.loop import LoopStats, StepCallback, run_steps
 from appliance.train.plan import Plan, TrainRequest, check_request, make_plan, scaled_lr
@@ -153,7 +154,7 @@ class _Run:
             self.precision,
         )
 
-    def _optimise(self, lm: FrozenLM, layout: Layout, prompt: SoftPrompt, examples: list) -> tuple:
+    def _optimise(self, lm: FrozenLM, layout: Layout, prompt: SoftPrompt, examples: list[Example]) -> tuple[Any, ...]:
         plan, pol = self.plan, self.ctx.policy
         # full rows: lr is relative to the embeddings' scale; subspace coefficients are already in those units
         lr = plan.lr if prompt.basis is not None else scaled_lr(lm, plan.lr)
