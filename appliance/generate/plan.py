@@ -114,13 +114,13 @@ def _pick_prompt(ctx: Context, opts: GenerateOptions) -> dict[str, Any] | None:
         if row["dataset"] != opts.dataset:
             raise BadInput(f"prompt {row['id']} was trained on dataset {row['dataset']!r}, not {opts.dataset!r}")
         return row
-    row = newest_dp_prompt(ctx.db, opts.dataset)
-    if row is None:
+    newest = newest_dp_prompt(ctx.db, opts.dataset)
+    if newest is None:
         raise BadInput(
             f"dataset {opts.dataset!r} has no exportable DP prompt — run `appliance train {opts.dataset}` "
             "or pass --few-shot K"
         )
-    return row
+    return newest
 
 
 def _labels(ctx: Context, opts: GenerateOptions, prompt: dict[str, Any] | None) -> list[str | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -125,11 +126,11 @@ def gguf_architecture(path: Path) -> str:
     """
     import struct
 
-    def read_str(fh) -> bytes:
+    def read_str(fh: BinaryIO) -> bytes:
         (n,) = struct.unpack("<Q", fh.read(8))
-        return fh.read(n)
+        return fh.read(int(n))
 
-    def skip(fh, vtype: int) -> None:
+    def skip(fh: BinaryIO, vtype: int) -> None:
         if vtype in _GGUF_SCALARS:
             fh.seek(_GGUF_SCALARS[vtype], 1)
         elif vtype == 8:
