@@ -35,11 +35,10 @@ REASONS = (
 )  # fmt: skip
 
 
-def label_echo(text: str, labels: Iterable[str]) -> bool:
-    """True when the text's words are exactly one label's words (``Fiat currency support.`` for
-    ``fiat_currency_support``): the generator wrote the label, which is public schema, instead of a record."""
-    got = label_words(text)
-    return bool(got) and any(got == label_words(lab) for lab in labels)
+def label_echoes(labels: Iterable[str]) -> set[tuple[str, ...]]:
+    """The word sequences an output echoing a label would have: ``Fiat currency support.`` has the words of
+    ``fiat_currency_support``. The label set is public schema; an output that is only a label is no record."""
+    return {words for words in (tuple(label_words(lab)) for lab in labels if lab) if words}
 
 
 def pii_hits(findings: list[dict[str, Any]], *, count_pseudonyms: bool) -> int:
@@ -69,7 +68,7 @@ def decide(
     dropped as ``off_label`` after the quality filters (a function of the DP artifact and the outputs).
     ``labels``: the batch's label set (public schema); an output that is only a label's words is ``label_echo``.
     """
-    label_set = [lab for lab in labels if lab]
+    echoes = label_echoes(labels)
     finish = list(finish_reasons) if finish_reasons is not None else [None] * len(texts)
     ok = list(label_ok) if label_ok is not None else [True] * len(texts)
     if not (len(texts) == len(pii) == len(finish) == len(ok)):
@@ -82,7 +81,8 @@ def decide(
             reasons.append(UNFINISHED)
         else:
             reason = quality_reason(text, policy)
-            reasons.append(LABEL_ECHO if reason is None and label_echo(text, label_set) else reason)
+            echo = reason is None and tuple(label_words(text)) in echoes
+            reasons.append(LABEL_ECHO if echo else reason)
     reasons = [OFF_LABEL if r is None and not good else r for r, good in zip(reasons, ok, strict=True)]
     clean = [i for i, r in enumerate(reasons) if r is None]
     for local in exact_duplicates([texts[i] for i in clean]):

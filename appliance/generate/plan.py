@@ -173,14 +173,15 @@ def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
         raise BadInput("--n must be a positive number of outputs")
     _require_dataset(ctx, opts.dataset)
     prompt = _pick_prompt(ctx, opts)
-    if prompt is not None and PromptMeta.parse(prompt["meta"]).prefix_text:
+    meta = PromptMeta.parse(prompt["meta"]) if prompt is not None else None
+    if prompt is not None and meta is not None and meta.prefix_text:
         raise BadInput(f"prompt {prompt['id']} puts text before the soft prompt, a layout generation does not use")
     labels = _labels(ctx, opts, prompt)
     sampling = _sampling(ctx, opts)
-    end_text = PromptMeta.parse(prompt["meta"]).end_text if prompt is not None else ""
-    if end_text and end_text not in sampling.stop:  # the prompt was trained to end a record with this text
-        sampling = replace(sampling, stop=(*sampling.stop, end_text))
-    if prompt is None or not PromptMeta.parse(prompt["meta"]).prior_token_ids:
+    if meta is not None and meta.end_text and meta.end_text not in sampling.stop:
+        # the prompt was trained to end a record with this text
+        sampling = replace(sampling, stop=(*sampling.stop, meta.end_text))
+    if meta is None or not meta.prior_token_ids:
         # few-shot has no trained prompt to contrast; a prompt without a recorded prior has no guide (the
         # batch's params then say guidance 0)
         sampling = replace(sampling, guidance=0.0)

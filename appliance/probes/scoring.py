@@ -42,8 +42,11 @@ class LikelihoodScorer:
         self.soft = soft_prompt
         self.suffix_text = suffix_text
         self.label_template = label_template
-        self.end_id = end_id
-        self.end_text = end_text  # set: the record ends with this text's tokens instead of end_id
+        # what ends a record: the end text's tokens when the prompt was trained with one, else the end token
+        if end_text:
+            self.end_ids = backend.tokenize(end_text, add_bos=False)
+        else:
+            self.end_ids = [end_id] if end_id is not None else []
         self.max_text_tokens = max_text_tokens
         self.prefix_bos = prefix_bos
         self._ctx: dict[str | None, list[int]] = {}
@@ -79,9 +82,7 @@ class LikelihoodScorer:
         ids = self.backend.tokenize(text, add_bos=False)
         if len(ids) > self.max_text_tokens:
             return ids[: self.max_text_tokens]
-        if self.end_text:
-            return [*ids, *self.backend.tokenize(self.end_text, add_bos=False)]
-        return [*ids, self.end_id] if self.end_id is not None else ids
+        return [*ids, *self.end_ids]
 
     def logprobs(self, text: str, label: str | None = None, *, with_prompt: bool = True) -> np.ndarray:
         """Log-probabilities of the record's predicted tokens, given everything before them."""
