@@ -110,6 +110,7 @@ def test_other_dates_are_not_dates_of_birth(pipe: PiiPipeline) -> None:
         ("History of Present Illness: worsening cough for a week.", "History"),
         ("Normocephalic, atraumatic. Supple neck.", "Normocephalic"),  # a sentence opener, not a name
         ("Neck: Supple. No lymphadenopathy.", "Supple"),
+        ("Summary: Doing well.\nPlan: Review in a week.", "Summary"),  # a header label is no speaker
         ("How to Calculate Compound Interest in a Spreadsheet", "Calculate"),
         ("Neck: Supple. No lymphadenopathy. Mild thyromegaly noted.", "thyromegaly"),  # lower case in cased text
     ],
@@ -140,6 +141,7 @@ def test_a_header_label_is_never_replaced(pipe: PiiPipeline) -> None:
         ("I met Siobhan at the conference and she mentioned the delay.", "Siobhan"),
         ("PATIENT: MARGARET OYELARAN", "MARGARET"),  # a name in capitals after a header label
         ("Koppány: Who are you?\nEli: Nobody.", "Koppány"),  # a speaker label
+        ('Heather: "Who are you?"\nMelvin: "Your neighbour."', "Heather"),  # a lexicon first name as a speaker
         ("They invited four: Hleb, Sheila, Donna and Ruth.", "Hleb"),  # a list of names
         ("Irenka is very reliable.", "Irenka"),  # an uncommon subject
     ],

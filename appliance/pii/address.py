@@ -14,7 +14,7 @@ from __future__ import annotations
 import regex
 from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
 
-_CAP = r"\p{Lu}[\p{L}'’.-]*"
+_CAP = r"\p{Lu}[\p{L}'’.∆-]*"  # ∆ (U+2206) stands in for Greek capital delta in some sources
 _WORD = r"\p{L}[\p{L}'’.-]*"
 _S = r"[ \t]+"
 _TYPE = (
@@ -33,6 +33,14 @@ _SUFFIXED = (
     r"\p{L}+(?i:vej|veien|vegen|vägen|väg|gatan|gata|gate|gade|katu|tie|kuja|polku|kaari|strasse|straße|gasse|weg"
     r"|platz|straat|laan|utca|allee|damm|stræti|vegur|braut|gränd|stigen|torget)"
 )
+# street types that follow the name and come before the house number (Villacher Strasse 89, Luite tee 87,
+# hegyalja út 98): only words that are not also everyday English nouns ("the trail 3 times", "Gate 12")
+_TYPE_AFTER = (
+    r"(?i:straße|strasse|str\.|gasse|weg|platz|vej|vei|veien|vegen|vägen|väg|gata|gatan|gade|katu|tie|kuja"
+    r"|utca|út|útja|tér|körút|trg|tee|põik|terrasse|straat|laan|allee|stræti|vegur)"
+)
+_FUNCTION = r"(?i:is|on|at|in|to|the|a|an|of|and|or|for|from|by|near|off|into|onto|my|our|your|his|her|their)"
+_NAMEWORD = rf"(?!{_FUNCTION}\b){_WORD}"  # a street name's word: "is on Lindauer Strasse 4" starts at Lindauer
 _UNIT = r"(?i:apt\.?|apartment|suite|ste\.|unit|p\.?[ ]?o\.?[ ]?box|postbox|box|floor|room)[ \t]*#?[ \t]*\d{1,6}\b"
 
 STRONG = [
@@ -47,9 +55,13 @@ STRONG = [
     rf"(?:(?i:la|le|los|las){_S})?{_WORD}(?:{_S}\d{{1,5}}\b)?",
     # Hansinegata 120 / 0269 Stensås terrasse 38 is caught by the weak rule
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_SUFFIXED}(?:{_S}{_WORD})?{_S}\d{{1,5}}\b",
-    # PSC 3294, Box 9168 APO AA 61487 / USS Lorenzen FPO AE 25990
-    r"\b(?:PSC|Unit|CMR)\s+\d{3,5},?\s+Box\s+\d{3,5}\s+(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b",
-    rf"\b(?:USNS|USNV|USS|USCGC)\s+{_CAP}\s+(?:FPO|APO|DPO)\s+A[AEP]\s+\d{{5}}\b",
+    # Villacher Strasse 89 / Árpád fejedelem útja 3 / hegyalja út 98: name, street type, house number; not a year
+    rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b(?:{_NAMEWORD}{_S}){{1,3}}{_TYPE_AFTER}{_S}(?!(?:19|20)\d\d\b)\d{{1,5}}\b",
+    # Király u. 15: the Hungarian abbreviation after a capitalised name (chat "u." is lower-case before it)
+    rf"\b(?:{_CAP}{_S}){{1,3}}u\.{_S}\d{{1,5}}\b",
+    # PSC 3294, Box 9168 APO AA 61487 / USS Lorenzen FPO AE 25990, in either case
+    r"\b(?i:(?:PSC|Unit|CMR)\s+\d{3,5},?\s+Box\s+\d{3,5}\s+(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})\b",
+    rf"\b(?i:(?:USNS|USNV|USS|USCGC)\s+{_WORD}\s+(?:FPO|APO|DPO)\s+A[AEP]\s+\d{{5}})\b",
     # the corner of X and Y
     rf"(?i:\bthe\s+)?(?i:\bcorner\s+of)\s+[^\n,;?!]{{3,60}}?\s+and\s+(?:{_CAP}|\d{{1,5}}\b)(?:\s+(?:{_WORD}|\d{{1,5}}\b)){{0,3}}",
     # a unit on its own: Suite 318, Apt. 117, P.O. Box 104
@@ -62,13 +74,20 @@ STRONG = [
 WEAK = [rf"(?:\b\d{{1,6}}{_S})?\b{_CAP}(?:{_S}{_CAP}){{0,2}}{_S}\d{{1,5}}\b(?![.,:/-]\d)"]
 
 # What may follow an anchor inside the same address block (unit, city, region, country, postcode)
+# lower-case particles inside place names: Mora de Rubielos, Caxias do Sul, Chomutice u Horic v Podkrkonoší
+_PART = r"(?:de|del|della|do|dos|da|das|di|du|la|le|u|v|na|nad|pod|am|an|im|sur|en|y|van|von|der|den|z)[ \t]+"
 _ITEM = (
     rf"(?:{_UNIT}|\(\p{{L}}+\)|\d{{3,6}}(?:[ -]\d{{2,4}})?\b"
-    rf"|(?:{_CAP}|nan\b)(?:[ \t]+(?:{_CAP}|\d{{3,6}}\b|[A-Z]{{1,3}}\b)){{0,4}})"
+    rf"|\d{{2}}(?=[ \t]*\n?[ \t]*\d{{4,6}}\b)"  # a two-digit region code before a postcode: ", 32\n 60810"
+    rf"|(?:{_PART})?(?:{_CAP}|nan\b)(?:[ \t]+(?:{_PART})?(?:{_CAP}|\d{{3,6}}\b|[A-Z]{{1,3}}\b)){{0,4}})"
 )
 _TAIL = regex.compile(
     rf"(?:(?:\.(?=[ \t]*\n))?(?:[ \t]*,[ \t]*|[ \t]*\n(?:[ \t>?]*\n)?[ \t>?]*(?:,[ \t]*)?|[ \t]+){_ITEM})+"
 )  # a period may close the street line ("Király u. 15.") only where the block goes on on the next line
+# in lower-case text the block's items are lower-case words after commas: "2407 tawastintie 6, sé, portugal"
+_LOWER_TAIL = regex.compile(r"(?:[ \t]*,[ \t]*(?:\p{Ll}+(?:[ \t]+\p{Ll}+){0,2}(?:[ \t]+\d{3,6}\b)?|\d{3,6}\b))+")
+# a street intersection written as "Leon and Eyrarodda 66": the first street's name belongs to the address
+_CROSS = regex.compile(rf"\b{_CAP}(?:[ \t]+{_CAP})?[ \t]+and[ \t]+\Z")
 # house or unit numbers written before an anchor that did not take them in: "3747 3911 fourth avenue"
 _HEAD = regex.compile(r"(?:(?<![\d.,:/-])\b\d{1,6}[ \t]+){1,2}\Z")
 
@@ -122,7 +141,12 @@ class StreetAddressRecognizer(PatternRecognizer):
             head = _HEAD.search(text, max(0, r.start - 16), r.start)
             if head:
                 r.start = head.start()
+            cross = _CROSS.search(text, max(0, r.start - 40), r.start)
+            if cross:
+                r.start = cross.start()
             m = _TAIL.match(text, r.end)
+            if not m and not any(c.isupper() for c in text[r.start : r.end]):
+                m = _LOWER_TAIL.match(text, r.end)
             if m:
                 r.end = m.end()
                 if r.score < STRONG_SCORE and _BLOCK.search(m.group()):

@@ -1,15 +1,15 @@
 """Names in text whose letter case says nothing: speech transcripts, chat, lower-cased exports.
 
-:class:`SpokenNameRecognizer` (built-in ``spoken_names``) reads a name after a cue — a title ("dr.
-patel"), a naming phrase ("my name is x", "patient is nicole miller"), a greeting or vocative ("hi ,
-stephanie .", "thanks , john"), or an introduction after it ("roger is a 62 year old male") — and
-checks the words against the name lexicon (:mod:`.lexicon`), in any letter case. In a text written in
-lower case (where capitals cannot mark names) speech-recognition output has no commas to mark a
-vocative, so a first name between a discourse marker and the rest of the clause ("so karen tell me",
-"okay michael so") or closing a turn ("take care julie .") counts too; otherwise a lexicon name counts
-there only when spaCy's tagger reads it as a noun, or, for a first name that is not a common word, as
-anything but a function word. Everyday words that are also names ("will", "may", "hope") are never taken
-without a strong cue; common words never without a cue.
+:class:`SpokenNameRecognizer` (built-in ``spoken_names``) reads a name after a cue — a title ("dr. patel"), a
+naming phrase ("my name is x", "patient is nicole miller"), a greeting or vocative ("hi , stephanie .",
+"thanks , john"), a speaker label ("Alice: who are you?"), or an introduction after it ("roger is a 62 year
+old male") — and checks the words against the name lexicon (:mod:`.lexicon`), in any letter case. In a text
+written in lower case (where capitals cannot mark names) speech-recognition output has no commas to mark a
+vocative, so a first name between a discourse marker and the rest of the clause ("so karen tell me", "okay
+michael so") or closing a turn ("take care julie .") counts too; otherwise a lexicon name counts there only
+when spaCy's tagger reads it as a noun, or, for a first name that is not a common word, as anything but a
+function word. Everyday words that are also names ("will", "may", "hope") are never taken without a strong
+cue; common words never without a cue.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ _CLOSING = regex.compile(
     r"(?=[ \t]*(?:[.?!]|$))",
     regex.M,
 )
+# a speaker label opening a line of dialogue: "Alice: Who are you?", "> Heather: ...", 'Ella:"I'm ...'
+_SPEAKER = regex.compile(r"^[ \t>]*(?P<w>\p{Lu}[\p{Ll}'’-]+)[ \t]*:(?=[ \t]*[\"“'‘]?\p{L})", regex.M)
 _WORD = regex.compile(r"\p{L}[\p{L}'’-]*")
 _NEXT_WORD = regex.compile(r"[ \t]+(\p{L}[\p{L}'’-]*)")
 _PREV_WORD = regex.compile(r"(?<![\p{L}'’-])(\p{L}[\p{L}'’-]*)[ \t]+$")
@@ -67,7 +69,7 @@ NOUNISH = frozenset({"NN", "NNS", "NNP", "NNPS", "FW", "UH", "XX", "ADD", ""})
 VETO = ("MD", "PRP", "DT", "IN", "CC", "TO", "WDT", "WP", "WRB", "EX", "POS", "RP")
 SCORES = {
     "title": 0.85, "strong": 0.85, "greet": 0.8, "medium": 0.8, "intro": 0.8,
-    "vocative": 0.7, "pair": 0.7, "bare": 0.65,
+    "vocative": 0.7, "speaker": 0.7, "pair": 0.7, "bare": 0.65,
 }  # fmt: skip
 MAX_WORDS = 3
 
@@ -118,6 +120,10 @@ class SpokenNameRecognizer(EntityRecognizer):
             named = self._name(w) or not (lexicon.is_known(w) or w.casefold() in _STOP)
             if named and not tags.tag(m.start()).startswith(VETO):
                 add(self._extend_back(text, m.start()), m.end(), "intro")
+        for m in _SPEAKER.finditer(text):  # a first name as a speaker label, in any letter case of the rest
+            w = m.group("w")
+            if self._first_name(w) and not tags.vetoed(m.start("w"), w):
+                add(m.start("w"), m.end("w"), "speaker")
         lower = written_in_lower_case(text)
         for m in _VOCATIVE.finditer(text) if lower or "," in text else ():
             w = m.group("w")
