@@ -106,6 +106,36 @@ def bank_domain() -> dict[str, Any]:
     }
 
 
+# What each intent means, written by this bench's author from the intent's *name* alone (as an operator writes a
+# line about each of their labels: public schema), never from a record. Used with --descriptions.
+DESCRIPTIONS = {
+    "card_linking": "linking a card to their account in the app",
+    "card_payment_wrong_exchange_rate": "a card payment converted at the wrong exchange rate",
+    "extra_charge_on_statement": "an extra charge they do not recognise on their statement",
+    "pending_cash_withdrawal": "a cash withdrawal that still shows as pending",
+    "fiat_currency_support": "which currencies the bank supports",
+    "card_delivery_estimate": "how long a new card takes to be delivered",
+    "automatic_top_up": "setting up automatic top-ups",
+    "card_not_working": "a card that does not work",
+    "exchange_via_app": "exchanging currencies in the app",
+    "age_limit": "how old you must be to open an account",
+    "contactless_not_working": "contactless payments that do not work",
+    "top_up_by_bank_transfer_charge": "a fee for topping up by bank transfer",
+}
+DESCRIBED_TEMPLATE = "A customer message about {label_description}:\n"
+
+
+def described(intents: list[str]) -> dict[str, Any]:
+    """Policy settings that describe each intent in a line (the bank domain's template with {label_description})."""
+    missing = [c for c in intents if c not in DESCRIPTIONS]
+    if missing:
+        raise SystemExit(f"--descriptions: no description written for {missing}; add them to DESCRIPTIONS")
+    return {
+        "training.label_template": DESCRIBED_TEMPLATE,
+        "training.label_descriptions": {c: DESCRIPTIONS[c] for c in intents},
+    }
+
+
 def choose_intents(k: int, offset: int) -> list[str]:
     cats = json.loads((DATA / "banking77" / "categories.json").read_text())
     return [c for c in cats if c not in DEMO_INTENTS][offset : offset + k]
@@ -260,6 +290,10 @@ def main() -> None:
         "--domain", choices=("bank", "none"), default="bank",
         help="bank: the operator's public description of the data, as the demo sets it; none: the generic default",
     )  # fmt: skip
+    p.add_argument(
+        "--descriptions", action="store_true",
+        help="with --domain bank: one line about each intent (DESCRIPTIONS) as the label verbaliser",
+    )  # fmt: skip
     p.add_argument("--json-out", type=Path, default=None)
     p.add_argument("--samples-out", type=Path, default=None, help="10 kept outputs per mode (first repeat), JSON")
     p.add_argument("--keep", action="store_true")
@@ -270,7 +304,10 @@ def main() -> None:
         raise SystemExit(f"unknown modes {bad}; choose from {MODES}")
     intents = choose_intents(args.intents, args.intent_offset)
     test = official_test(intents)
-    sets = {**(bank_domain() if args.domain == "bank" else {}), **parse_sets(args.sets)}
+    domain = bank_domain() if args.domain == "bank" else {}
+    if args.descriptions:
+        domain.update(described(intents))
+    sets = {**domain, **parse_sets(args.sets)}
     # every mode trains on the same records in one workspace: the per-record cap must fit dp1 + dp4 + dp8
     sets.setdefault("privacy.dataset_epsilon_cap", 20.0)
     if {"zeroshot", "nodp"} & set(modes):

@@ -86,6 +86,11 @@ def test_label_template_renders_label_words():
     assert (
         render_label_template("About {label_words} ({label}):", "card_arrival") == "About card arrival (card_arrival):"
     )
+    described = {"card_arrival": "a card that has not come yet"}
+    assert render_label_template("About {label_description}:", "card_arrival", described) == (
+        "About a card that has not come yet:"
+    )
+    assert render_label_template("About {label_description}:", "pin_blocked", described) == "About pin blocked:"
 
 
 def test_reliability_flags_small_samples():

@@ -23,3 +23,14 @@ def test_a_record_ends_with_the_end_token_or_the_prompts_end_text() -> None:
     assert _scorer({}).record_ids("a bb") == [101, 102, 2]
     assert _scorer({"end_text": "END MARK"}).record_ids("a bb") == [101, 102, 103, 104]
     assert _scorer({"end_text": "END"}).record_ids("a bb ccc dddd") == [101, 102, 103]  # cut: no end
+
+
+def test_the_label_context_reads_the_prompts_label_descriptions() -> None:
+    """Curation's label check and the probes score each label's context as the trainer built it."""
+    from appliance.generate.prompts import PromptMeta
+
+    meta = {"label_template": "About {label_description}:", "label_descriptions": {"pin_blocked": "a b"}}
+    scorer = _scorer(meta)
+    assert scorer.context_ids("pin_blocked") == [105, 101, 102]  # "About a b:"
+    assert scorer.context_ids("card_arrival") == [105, 104, 108]  # no description: "About card arrival:"
+    assert PromptMeta.parse(json.dumps(meta)).label_descriptions == {"pin_blocked": "a b"}

@@ -72,3 +72,31 @@ def test_an_end_text_ends_the_record_instead_of_the_end_token() -> None:
     assert b.target_mask.tolist() == [[False, True, True, True, True]]
     assert build_examples(_encode, _layout(end_text="END", max_text_tokens=2), ["a b c"], [None])[0].ids == (101, 101)
     assert lay.meta(None)["end_text"] == "END MARK" and _layout().meta(None)["end_text"] == ""
+
+
+def test_label_descriptions_fill_the_template_and_travel_in_the_meta() -> None:
+    """training.label_descriptions: the operator's public description of a label stands for
+    {label_description}; a label without one reads as its words; the meta keeps the prompt's labels' ones."""
+    lay = _layout(
+        label_template="About {label_description}:",
+        label_descriptions={"card_arrival": "a new card that has not come", "other": "not in this dataset"},
+    )
+    assert lay.context_text("card_arrival") == "About a new card that has not come:"
+    assert lay.context_text("pin_blocked") == "About pin blocked:"
+    meta = lay.meta(["card_arrival", "pin_blocked"])
+    assert meta["label_descriptions"] == {"card_arrival": "a new card that has not come"}
+
+
+def test_label_descriptions_are_validated_by_the_policy() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from appliance.policy.schema import TrainingPolicy
+
+    ok = TrainingPolicy(label_template="About {label_description}:", label_descriptions={"a": "one line"})
+    assert ok.label_descriptions == {"a": "one line"}
+    for bad in ({"a": ""}, {"a": "two\nlines"}, {"a": "x" * 201}, {" ": "text"}):
+        with pytest.raises(ValidationError, match="label_descriptions"):
+            TrainingPolicy(label_descriptions=bad)
+    with pytest.raises(ValidationError, match="label_description"):
+        TrainingPolicy(label_template="About {label_meaning}:")

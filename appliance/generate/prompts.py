@@ -9,7 +9,7 @@ finite and as wide as the model's input embeddings (:class:`BadInput`, exit 1).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class PromptMeta:
     prefix_bos: bool = True  # BOS before the soft prompt (only where the model has one)
     prior_token_ids: tuple[int, ...] = ()  # the public prior the prompt was initialised from (guidance's guide)
     end_text: str = ""  # what ends a record in training (training.end_text): generation stops at it
+    label_descriptions: dict[str, str] = field(default_factory=dict)  # for {label_description} in the template
 
     @classmethod
     def parse(cls, raw: str | None) -> PromptMeta:
@@ -47,6 +48,7 @@ class PromptMeta:
             prefix_bos=bool(data.get("prefix_bos", True)),
             prior_token_ids=tuple(int(t) for t in data.get("prior_token_ids") or ()),
             end_text=str(data.get("end_text") or ""),
+            label_descriptions={str(k): str(v) for k, v in (data.get("label_descriptions") or {}).items()},
         )
 
 

@@ -117,7 +117,11 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
             label = plan.label_of(i)
             if label not in cache:
                 templ = meta.label_template
-                text = render_label_template(templ, label) if templ and label is not None else meta.suffix_text
+                text = (
+                    render_label_template(templ, label, meta.label_descriptions)
+                    if templ and label is not None
+                    else meta.suffix_text
+                )
                 ids = tuple(backend.tokenize(text, add_bos=False)) if text else ()
                 head = Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb, bos=meta.prefix_bos)
                 # the guide: the same context after the public prior's tokens instead of the trained rows

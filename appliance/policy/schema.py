@@ -284,7 +284,14 @@ class TrainingPolicy(_Strict):
         default='{"text": "', max_length=200, description="tokens after the soft prompt (unlabelled)"
     )
     label_template: str = Field(
-        default='{{"label": "{label}", "text": "', max_length=200, description="label prefix; {label} / {label_words}"
+        default='{{"label": "{label}", "text": "',
+        max_length=200,
+        description="label prefix; {label} / {label_words} / {label_description}",
+    )
+    label_descriptions: dict[str, str] = Field(
+        default_factory=dict,
+        description="label -> the operator's public description of it, for {label_description} in label_template"
+        " (a label without one reads as its words); public schema, never taken from the records",
     )
     end_text: str = Field(
         default='"}',
@@ -304,11 +311,25 @@ class TrainingPolicy(_Strict):
         from appliance.policy.templates import FIELDS, render_label_template
 
         if not any(f in v for f in FIELDS):
-            raise ValueError("label_template must contain {label} or {label_words}")
+            raise ValueError("label_template must contain {label}, {label_words} or {label_description}")
         try:
             render_label_template(v, "example_label")
         except (KeyError, IndexError, ValueError):
-            raise ValueError("label_template may use only {label} and {label_words} (write {{ }} for braces)") from None
+            raise ValueError(
+                "label_template may use only {label}, {label_words} and {label_description} (write {{ }} for braces)"
+            ) from None
+        return v
+
+    @field_validator("label_descriptions")
+    @classmethod
+    def _descriptions(cls, v: dict[str, str]) -> dict[str, str]:
+        for label, text in v.items():
+            if not label.strip():
+                raise ValueError("label_descriptions: a label name is empty")
+            if not text.strip() or len(text) > 200 or "\n" in text:
+                raise ValueError(
+                    f"label_descriptions[{label!r}]: write one line of 1-200 characters describing the label"
+                )
         return v
 
 

@@ -37,11 +37,13 @@ class LikelihoodScorer:
         max_text_tokens: int = 96,
         prefix_bos: bool = True,
         end_text: str = "",
+        label_descriptions: dict[str, str] | None = None,
     ) -> None:
         self.backend = backend
         self.soft = soft_prompt
         self.suffix_text = suffix_text
         self.label_template = label_template
+        self.label_descriptions = dict(label_descriptions or {})
         # what ends a record: the end text's tokens when the prompt was trained with one, else the end token
         if end_text:
             self.end_ids = backend.tokenize(end_text, add_bos=False)
@@ -67,12 +69,17 @@ class LikelihoodScorer:
             max_text_tokens=int(meta.get("max_text_tokens") or 96),
             prefix_bos=bool(meta.get("prefix_bos", True)),
             end_text=str(meta.get("end_text") or ""),
+            label_descriptions={str(k): str(v) for k, v in (meta.get("label_descriptions") or {}).items()},
         )
 
     def context_ids(self, label: str | None) -> list[int]:
         if label not in self._ctx:
             tmpl = self.label_template
-            text = render_label_template(tmpl, label) if tmpl is not None and label is not None else self.suffix_text
+            text = (
+                render_label_template(tmpl, label, self.label_descriptions)
+                if tmpl is not None and label is not None
+                else self.suffix_text
+            )
             self._ctx[label] = self.backend.tokenize(text, add_bos=False) if text else []
         return self._ctx[label]
 

@@ -11,8 +11,8 @@ newline for one record per line), and generation stops at that text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,6 +29,8 @@ class Layout:
     label_template: str | None
     max_text_tokens: int
     end_text: str = ""  # "" : the end token ends a record; else this text's tokens do
+    # the operator's public descriptions of the labels, for {label_description} in the template
+    label_descriptions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def offset(self) -> int:
@@ -37,7 +39,7 @@ class Layout:
 
     def context_text(self, label: str | None) -> str:
         if self.label_template is not None and label is not None:
-            return render_label_template(self.label_template, label)
+            return render_label_template(self.label_template, label, self.label_descriptions)
         return self.suffix_text
 
     def meta(self, labels: list[str] | None) -> dict[str, Any]:
@@ -47,6 +49,7 @@ class Layout:
             "suffix_text": self.suffix_text,
             "label_template": self.label_template if labels else None,
             "labels": labels or None,
+            "label_descriptions": {lab: d for lab, d in self.label_descriptions.items() if lab in (labels or [])},
             "prefix_bos": self.bos_id is not None,
             "end_token_id": self.eos_id,
             "end_text": self.end_text,

@@ -120,6 +120,7 @@ class _Run:
             suffix_text=t.suffix_text,
             end_text=t.end_text,
             label_template=t.label_template if self.data.labels else None,
+            label_descriptions=dict(t.label_descriptions),
             max_text_tokens=t.max_seq_tokens,
         )
         records = self.data.train + canary_store.training_records(self.planted, pol.privacy.canaries.repeats)
