@@ -117,5 +117,6 @@ def read_back(path: Path, fmt: str) -> list[dict[str, Any]]:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(str(path)).to_pylist()
+        records: list[dict[str, Any]] = pq.read_table(str(path)).to_pylist()
+        return records
     raise BadInput(f"unknown export format {fmt!r}")

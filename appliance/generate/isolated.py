@@ -154,7 +154,8 @@ class IsolatedBackend(GenerationBackend):
     ) -> np.ndarray:
         conn = self._start()
         conn.send(("logits", soft_prompt, [int(t) for t in token_ids], prefix_bos))
-        return self._recv()[1]
+        logits: np.ndarray = self._recv()[1]
+        return logits
 
     def generate(
         self,

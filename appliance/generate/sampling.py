@@ -33,7 +33,8 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax in float64 (rows of -inf stay -inf)."""
     x = logits.astype(np.float64)
     m = x.max(axis=1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+    out: np.ndarray = x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+    return out
 
 
 def guided_logits(cond: np.ndarray, guide: np.ndarray, guidance: float, min_p: float) -> np.ndarray:
@@ -45,7 +46,8 @@ def guided_logits(cond: np.ndarray, guide: np.ndarray, guidance: float, min_p: f
     out = lp + guidance * (lp - lq)
     cut = np.log(min_p if min_p > 0.0 else GUIDANCE_PLAUSIBILITY)
     out[lp < lp.max(axis=1, keepdims=True) + cut] = -np.inf
-    return out.astype(np.float32)
+    rows: np.ndarray = out.astype(np.float32)
+    return rows
 
 
 def apply_repeat_penalty(logits: np.ndarray, histories: Sequence[Sequence[int]], penalty: float, last_n: int) -> None:
@@ -103,7 +105,8 @@ def sample_rows(
     """One token id per row. ``logits`` is modified in place (penalties); ``uniforms`` are U[0,1) draws."""
     apply_repeat_penalty(logits, histories, params.repeat_penalty, params.repeat_last_n)
     if params.temperature <= 0.0:
-        return np.argmax(logits, axis=1)
+        greedy: np.ndarray = np.argmax(logits, axis=1)
+        return greedy
     out = np.empty(logits.shape[0], dtype=np.int64)
     for r, (ids, vals) in enumerate(candidates(logits, params.top_k, params.min_p)):
         kept, z = keep_sorted(ids, vals, params)

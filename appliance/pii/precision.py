@@ -106,4 +106,5 @@ def _cut_header(text: str, r: RecognizerResult, headers: list[tuple[int, int]]) 
 
 
 def _recognizer(r: RecognizerResult) -> str:
-    return (r.recognition_metadata or {}).get(RECOGNIZER_NAME_KEY, "")
+    name: str = (r.recognition_metadata or {}).get(RECOGNIZER_NAME_KEY, "")
+    return name

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ def word_ngrams(text: str, n: int = 2) -> frozenset[tuple[str, ...]]:
     return frozenset(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
 
 
-def jaccard_distances(a: Sequence[frozenset], b: Sequence[frozenset]) -> np.ndarray:
+def jaccard_distances(a: Sequence[frozenset[Hashable]], b: Sequence[frozenset[Hashable]]) -> np.ndarray:
     """Matrix of 1 − |x ∩ y| / |x ∪ y| (0 for two empty sets)."""
     out = np.empty((len(a), len(b)), dtype=np.float64)
     for i, x in enumerate(a):
@@ -49,7 +49,8 @@ def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     y = np.asarray(b, dtype=np.float64)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), EPS)
     y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), EPS)
-    return np.clip(1.0 - x @ y.T, 0.0, 2.0)
+    out: np.ndarray = np.clip(1.0 - x @ y.T, 0.0, 2.0)
+    return out
 
 
 def closest(dist: np.ndarray) -> np.ndarray:
@@ -57,7 +58,8 @@ def closest(dist: np.ndarray) -> np.ndarray:
     d = np.asarray(dist, dtype=np.float64)
     if d.ndim != 2 or d.shape[1] == 0:
         raise ValueError("need a non-empty reference set")
-    return d.min(axis=1)
+    out: np.ndarray = d.min(axis=1)
+    return out
 
 
 def dcr_ratio(to_members: np.ndarray, to_holdout: np.ndarray) -> float:

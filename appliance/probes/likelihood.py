@@ -18,7 +18,8 @@ def token_logprobs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
         raise ValueError(f"logits {lg.shape} and targets {tg.shape} do not line up")
     m = lg.max(axis=1, keepdims=True)
     lse = (m + np.log(np.exp(lg - m).sum(axis=1, keepdims=True)))[:, 0]
-    return lg[np.arange(tg.size), tg] - lse
+    out: np.ndarray = lg[np.arange(tg.size), tg] - lse
+    return out
 
 
 def mean_loss(logprobs: np.ndarray) -> float:

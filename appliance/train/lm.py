@@ -68,16 +68,19 @@ class FrozenLM:
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Input embeddings of token ids, in HF ``inputs_embeds`` space."""
-        return self.model.get_input_embeddings()(ids)
+        emb: torch.Tensor = self.model.get_input_embeddings()(ids)
+        return emb
 
     def hidden(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Final hidden states (after the last norm) for a right-padded batch of embeddings."""
         out = self.model.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
-        return out.last_hidden_state
+        states: torch.Tensor = out.last_hidden_state
+        return states
 
     @property
     def head_weight(self) -> torch.Tensor:
-        return self.model.get_output_embeddings().weight
+        weight: torch.Tensor = self.model.get_output_embeddings().weight
+        return weight
 
     @property
     def softcap(self) -> float | None:
@@ -136,7 +139,8 @@ def _build_cache(path: Path, sha256: str, target: Path) -> None:
         str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
     )
     # a GGUF-loaded model refuses save_pretrained while it still carries its quantization config
-    model.hf_quantizer = None
+    # nn.Module.__setattr__ is typed (str, Tensor | Module) but stores any value
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config.__dict__.pop("quantization_config", None)
@@ -170,7 +174,7 @@ def _read_cache(target: Path, sha256: str) -> dict[str, Any] | None:
     if not mf.is_file():
         return None
     try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads(mf.read_text(encoding="utf-8"))
         files = dict(manifest["files"]) if manifest.get("version") == CACHE_VERSION else {}
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ChecksumMismatch(f"model cache manifest {mf} is damaged — delete {target} to rebuild it") from None

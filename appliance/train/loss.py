@@ -9,6 +9,8 @@ the chunk; backward is one multiply. Only target positions go through the head a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 
 DEFAULT_CHUNK = 128
@@ -17,13 +19,21 @@ DEFAULT_CHUNK = 128
 class HeadNLL(torch.autograd.Function):
     """``nll[i] = logsumexp(z_i) - z_i[t_i]`` with ``z_i = cap·tanh(h_i W^T / cap)`` (cap optional)."""
 
+    if TYPE_CHECKING:  # Function.apply is untyped: its signature here is forward's without ctx
+
+        @classmethod
+        def apply(
+            cls, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None, chunk: int
+        ) -> torch.Tensor: ...
+
     @staticmethod
-    def forward(ctx, h, weight, targets, softcap, chunk):  # type: ignore[override]
+    def forward(
+        ctx: Any, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None, chunk: int
+    ) -> torch.Tensor:
         n = h.shape[0]
         acc = torch.promote_types(h.dtype, torch.float32)  # the loss's dtype: float32 at least
         nll = h.new_empty(n, dtype=acc)
-        need_grad = ctx.needs_input_grad[0]
-        grad_h = torch.empty_like(h) if need_grad else None
+        grad_h = torch.empty_like(h) if ctx.needs_input_grad[0] else None
         rows = torch.arange(min(chunk, n), device=h.device)
         for s in range(0, n, chunk):
             e = min(s + chunk, n)
@@ -36,17 +46,17 @@ class HeadNLL(torch.autograd.Function):
             lse = torch.logsumexp(z, dim=-1)
             r = rows[: e - s]
             nll[s:e] = lse - z[r, t]
-            if need_grad:
+            if grad_h is not None:
                 p = torch.exp(z.sub_(lse[:, None]))  # softmax, in place over the chunk's logits
                 p[r, t] -= 1.0
                 if th is not None:
                     p.mul_(1.0 - th * th)
                 grad_h[s:e] = p @ weight
-        ctx.save_for_backward(grad_h if need_grad else h.new_empty(0))
+        ctx.save_for_backward(grad_h if grad_h is not None else h.new_empty(0))
         return nll
 
     @staticmethod
-    def backward(ctx, grad_nll):  # type: ignore[override]
+    def backward(ctx: Any, grad_nll: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
         (grad_h,) = ctx.saved_tensors
         return grad_h * grad_nll[:, None], None, None, None, None
 

@@ -66,7 +66,7 @@ class SoftPrompt(nn.Module):
         return torch.arange(self.k).repeat(batch_size, 1)
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
-        e = self.embedding(index)
+        e: torch.Tensor = self.embedding(index)
         if self.basis is None or self.offset is None:
             return e
         return e @ self.basis + self.offset[index]
@@ -89,7 +89,8 @@ def public_basis(embeddings: torch.Tensor, rank: int) -> torch.Tensor:
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         _, s, v = torch.pca_lowrank(e, q=rank, center=True, niter=6)
     scale = s / max(1.0, (e.shape[0] - 1) ** 0.5)
-    return (v * scale).T.contiguous()
+    out: torch.Tensor = (v * scale).T.contiguous()
+    return out
 
 
 def prior_ids(lm: FrozenLM, text: str, k: int) -> list[int]:
