@@ -10,6 +10,7 @@ import json
 import multiprocessing as mp
 import os
 import sqlite3
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,23 +171,23 @@ class AuditLedger:
     def check_head(self, head: dict[str, Any], keys_dir: Path, public_key: Any = None) -> None:
         """Raise unless ``head`` is signed by this appliance (or by ``public_key``) and is in the chain."""
         try:
-            body = {"seq": int(head["seq"]), "hash": str(head["hash"])}
+            seq, digest = int(head["seq"]), str(head["hash"])
             sig = str(head["signature"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BadInput("head file must be JSON with seq, hash and signature (from `audit head --out`)") from exc
         own = public_key if public_key is not None else signing.load_private(keys_dir).public_key()
-        signing.verify(own, body, sig)
-        have = self.hash_at(body["seq"])
+        signing.verify(own, {"seq": seq, "hash": digest}, sig)
+        have = self.hash_at(seq)
         if have is None:
             raise ChainBroken(
-                f"signed head seq {body['seq']} is not in the chain (chain truncated or rewritten)",
-                seq=body["seq"],
+                f"signed head seq {seq} is not in the chain (chain truncated or rewritten)",
+                seq=seq,
                 reason="missing",
             )
-        if have != body["hash"]:
+        if have != digest:
             raise ChainBroken(
-                f"event {body['seq']} hash differs from the signed head (chain rewritten)",
-                seq=body["seq"],
+                f"event {seq} hash differs from the signed head (chain rewritten)",
+                seq=seq,
                 reason="rewritten",
             )
 
@@ -223,7 +224,7 @@ def _verify_parallel(path: str, n: int, workers: int) -> VerifyResult | None:
     return VerifyResult(total, expected_prev, None)
 
 
-def _iter_rows(cur: sqlite3.Cursor):
+def _iter_rows(cur: sqlite3.Cursor) -> Iterator[tuple[int, str, str, str, str, str, str]]:
     while True:
         batch = cur.fetchmany()
         if not batch:

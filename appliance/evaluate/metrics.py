@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from appliance.curate.text import ngrams, words
+
+T = TypeVar("T")
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
@@ -31,7 +34,7 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
 
 def self_bleu(texts: Sequence[str], *, max_samples: int = 200, seed: int = 0) -> float:
     """Mean sentence BLEU (0..1) of each text against all the others, on up to ``max_samples`` texts."""
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.bleu import BLEU
 
     chosen = sample(list(texts), max_samples, seed)
     if len(chosen) < 2:
@@ -101,7 +104,7 @@ def mauve_score(p_features: np.ndarray, q_features: np.ndarray, *, seed: int = 0
     return float(out.mauve)
 
 
-def sample(items: list, k: int, seed: int) -> list:
+def sample(items: list[T], k: int, seed: int) -> list[T]:
     """Up to ``k`` items chosen without replacement by a seeded generator (order kept)."""
     if len(items) <= k:
         return list(items)

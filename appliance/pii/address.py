@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import regex
 from presidio_analyzer import Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
 
 _CAP = r"\p{Lu}[\p{L}'’.∆-]*"  # ∆ (U+2206) stands in for Greek capital delta in some sources
 _WORD = r"\p{L}[\p{L}'’.-]*"
@@ -135,7 +136,9 @@ class StreetAddressRecognizer(PatternRecognizer):
             global_regex_flags=regex.MULTILINE,
         )
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts=None, regex_flags=None) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None, regex_flags: int | None = None
+    ) -> list[RecognizerResult]:
         results = super().analyze(text, entities, nlp_artifacts, regex_flags)
         for r in results:
             head = _HEAD.search(text, max(0, r.start - 16), r.start)

@@ -25,7 +25,7 @@ def custom_recognizers(spec: CustomRecognizer) -> list[EntityRecognizer]:
                 name=f"{base}_patterns",
                 supported_language=LANGUAGE,
                 patterns=[Pattern(p.name, p.regex, p.score) for p in spec.patterns],
-                context=list(spec.context) or None,
+                context=list(spec.context) or None,  # type: ignore[arg-type]  # Presidio: List[str] = None
             )
         )
     if spec.deny_list:
@@ -35,7 +35,7 @@ def custom_recognizers(spec: CustomRecognizer) -> list[EntityRecognizer]:
                 name=f"{base}_deny_list",
                 supported_language=LANGUAGE,
                 deny_list=list(spec.deny_list),
-                context=list(spec.context) or None,
+                context=list(spec.context) or None,  # type: ignore[arg-type]  # Presidio: List[str] = None
             )
         )
     return out

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from appliance.audit.chain import canonical_json
 from appliance.config import Workspace, shipped_file
@@ -27,7 +28,7 @@ def default_policy_path() -> Path:
     return shipped_file("policies/default.yaml")
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -101,7 +102,11 @@ def set_values(path: Path, values: Mapping[str, float | int | str | list[str]], 
     for key, value in values.items():
         rendered = repr(value) if isinstance(value, int | float) else json.dumps(value, ensure_ascii=False)
         pattern = rf"(?m)^(\s+{re.escape(key)}:)[ \t]*{_VALUE}([ \t]*#.*)?$"
-        text, n = re.subn(pattern, lambda m, v=rendered: f"{m.group(1)} {v}{m.group(2) or ''}", text)
+
+        def put(m: re.Match[str], v: str = rendered) -> str:
+            return f"{m.group(1)} {v}{m.group(2) or ''}"
+
+        text, n = re.subn(pattern, put, text)
         if n != 1:
             raise BadInput(f"{path}: expected one {key} line to set, found {n}")
     path.write_text(header.rstrip("\n") + "\n" + text, encoding="utf-8")

@@ -116,6 +116,33 @@ def load_pack(name: str) -> PiiPack:
         raise ValueError(f"pack file {path} is invalid: {exc}".replace("\n", " ")) from None
 
 
+BuiltinRecognizer = Literal[
+    "street_address",
+    "phone_context",
+    "card_context",
+    "ssn_format",
+    "person_cues",
+    "proper_nouns",
+    "spoken_names",
+    "date_of_birth",
+    "spoken_digits",
+]
+
+
+def _all_builtin_recognizers() -> list[BuiltinRecognizer]:
+    return [
+        "street_address",
+        "phone_context",
+        "card_context",
+        "ssn_format",
+        "person_cues",
+        "proper_nouns",
+        "spoken_names",
+        "date_of_birth",
+        "spoken_digits",
+    ]
+
+
 class PiiPolicy(_Strict):
     default_action: PiiAction = PiiAction.redact
     default_threshold: Probability = 0.5
@@ -144,30 +171,8 @@ class PiiPolicy(_Strict):
         ],
         description="spaCy NER labels never reported (others map PERSON, NORP, FAC/LOC/GPE, ORG, DATE/TIME)",
     )
-    builtin_recognizers: list[
-        Literal[
-            "street_address",
-            "phone_context",
-            "card_context",
-            "ssn_format",
-            "person_cues",
-            "proper_nouns",
-            "spoken_names",
-            "date_of_birth",
-            "spoken_digits",
-        ]
-    ] = Field(
-        default_factory=lambda: [
-            "street_address",
-            "phone_context",
-            "card_context",
-            "ssn_format",
-            "person_cues",
-            "proper_nouns",
-            "spoken_names",
-            "date_of_birth",
-            "spoken_digits",
-        ],
+    builtin_recognizers: list[BuiltinRecognizer] = Field(
+        default_factory=_all_builtin_recognizers,
         description="the appliance's own recognizers to add to Presidio's (see appliance/pii/builtin.py)",
     )
     allow_list: list[str] = Field(

@@ -10,6 +10,7 @@ small average advantage.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypedDict
 
 import numpy as np
 
@@ -91,9 +92,18 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
-def attack_summary(
-    pos: ArrayLike, neg: ArrayLike, *, n_boot: int = 1000, seed: int = 0
-) -> dict[str, float | list[float]]:
+class AttackSummary(TypedDict):
+    """One attack's scores (:func:`attack_summary`); the ``_ci`` entries are [low, high]."""
+
+    auc: float
+    auc_ci: list[float]
+    tpr_at_1pct_fpr: float
+    tpr_at_1pct_fpr_ci: list[float]
+    n_members: int
+    n_holdout: int
+
+
+def attack_summary(pos: ArrayLike, neg: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> AttackSummary:
     """AUC and TPR@1%FPR with 95% bootstrap intervals, for one attack's member and holdout scores."""
     auc = roc_auc(pos, neg)
     tpr = tpr_at_fpr(pos, neg, 0.01)
