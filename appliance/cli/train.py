@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from appliance.cli.common import console, err_console, print_json, state
 
@@ -51,7 +51,7 @@ class _Bar:
     def __init__(self, *, dp: bool) -> None:
         self.dp = dp
         self.progress: Progress | None = None
-        self.task = 0
+        self.task = TaskID(0)
 
     def phase(self, name: str) -> None:
         if self.progress is None:
@@ -69,7 +69,7 @@ class _Bar:
     def step(self, step: int, total: int, loss: float | None, eps: float) -> None:
         if self.progress is None:
             return
-        fields = {"loss": f"{loss:.4f}"} if loss is not None else {}
+        fields: dict[str, Any] = {"loss": f"{loss:.4f}"} if loss is not None else {}  # Progress.update's **fields
         if self.dp:
             fields["eps"] = f"{eps:.3f}"
         self.progress.update(self.task, completed=step, total=total, **fields)

@@ -24,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import TypedDict
 
 from appliance.cpu import cpu_flags
 from appliance.errors import ConfigError
@@ -93,6 +94,16 @@ class Verdict:
         """The verdict as an audit payload (no free text)."""
         d = {k: v for k, v in self.as_dict().items() if k != "system_info"}
         return {**d, "build_features": self.build_features}
+
+
+class _Identity(TypedDict):
+    """The fields of a :class:`Verdict` that say which model, machine and build it is for."""
+
+    key: str
+    model_sha256: str
+    cpu_flags_sha256: str
+    llama_cpp_version: str
+    build_sha256: str
 
 
 # -- what the key is made of ----------------------------------------------------------------------------
@@ -234,7 +245,7 @@ def extra_bufts_safe(model: Path, model_sha256: str | None = None) -> Verdict:
     sha = model_sha256 if model_sha256 and model_sha256.startswith("sha256:") else file_sha256(model)
     flags_sha = _flags_sha()
     key = _key(sha, flags_sha)
-    base = {
+    base: _Identity = {
         "key": key,
         "model_sha256": sha,
         "cpu_flags_sha256": flags_sha,
@@ -268,9 +279,9 @@ def extra_bufts_safe(model: Path, model_sha256: str | None = None) -> Verdict:
                 f" {_signame(rc2)} without) — try another model (`appliance models list`) or report the CPU model"
             )
         verdict = Verdict(False, f"fallback:{first}", system_info=_info(out2), checked_at=_now(), seconds=0.0, **base)
-    verdict = Verdict(**{**verdict.as_dict(), "seconds": round(time.perf_counter() - t0, 3)})
+    verdict = replace(verdict, seconds=round(time.perf_counter() - t0, 3))
     _store(verdict)
-    _MEMO[key] = Verdict(**{**verdict.as_dict(), "cached": True})
+    _MEMO[key] = replace(verdict, cached=True)
     return verdict
 
 
@@ -280,12 +291,10 @@ def record_crash(verdict: Verdict, signal_name: str) -> Verdict:
     The self-test's few tokens passed, but a longer run found a kernel fault; the next run (the batch's
     ``--resume``) then decodes without extra buffer types.
     """
-    demoted = Verdict(
-        **{**verdict.as_dict(), "extra_bufts": False, "outcome": f"fallback:generate-{signal_name}", "cached": False}
-    )
-    demoted = Verdict(**{**demoted.as_dict(), "checked_at": _now()})
+    demoted = replace(verdict, extra_bufts=False, outcome=f"fallback:generate-{signal_name}", cached=False)
+    demoted = replace(demoted, checked_at=_now())
     _store(demoted)
-    _MEMO[demoted.key] = Verdict(**{**demoted.as_dict(), "cached": True})
+    _MEMO[demoted.key] = replace(demoted, cached=True)
     return demoted
 
 

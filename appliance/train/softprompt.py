@@ -115,12 +115,16 @@ class BatchLoss:
     n_tokens: int
 
 
-def batch_loss(lm: FrozenLM, layout: Layout, prompt: torch.Tensor, batch: Batch) -> BatchLoss:
-    """NLL of the batch's target tokens after ``[bos?] + prompt`` (prompt: (B, k, d), may require grad)."""
+def batch_loss(lm: FrozenLM | None, layout: Layout | None, prompt: torch.Tensor, batch: Batch) -> BatchLoss:
+    """NLL of the batch's target tokens after ``[bos?] + prompt`` (prompt: (B, k, d), may require grad).
+
+    An empty batch needs neither the model nor the layout (the loop's empty DP step may pass None).
+    """
     b = len(batch)
     if b == 0:
         zero = prompt.sum(dim=(1, 2))  # keeps the graph, so Opacus sees an empty per-sample gradient
         return BatchLoss(zero, 0.0, 0)
+    assert lm is not None and layout is not None, "a non-empty batch needs the model and its layout"
     with torch.no_grad():
         tok = lm.embed(batch.input_ids)
     parts = [prompt.to(tok.dtype), tok]

@@ -13,7 +13,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -30,6 +30,18 @@ from appliance.train.loop import LoopStats, StepCallback, run_steps
 from appliance.train.plan import Plan, TrainRequest, check_request, make_plan, scaled_lr
 from appliance.train.precision import Precision, resolve
 from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll, prior_ids, public_basis
+
+
+class _StepArgs(TypedDict):
+    """The arguments both of :meth:`_Run._optimise`'s :func:`run_steps` calls share."""
+
+    lm: FrozenLM | None
+    layout: Layout | None
+    prompt: SoftPrompt
+    total_steps: int
+    steps_per_epoch: int
+    max_physical: int
+    on_step: StepCallback | None
 
 
 @dataclass
@@ -65,6 +77,7 @@ def train(
     ledger = BudgetLedger(ctx.db, pol.privacy)
     reservation = None
     if req.dp:
+        assert req.epsilon is not None and plan.delta is not None  # check_request and make_plan, under DP
         reservation = ledger.reserve(
             req.dataset,
             epsilon=float(req.epsilon),
@@ -160,7 +173,7 @@ class _Run:
         # full rows: lr is relative to the embeddings' scale; subspace coefficients are already in those units
         lr = plan.lr if prompt.basis is not None else scaled_lr(lm, plan.lr)
         optimizer = torch.optim.Adam(prompt.parameters(), lr=lr)
-        common = {
+        common: _StepArgs = {
             "lm": lm,
             "layout": layout,
             "prompt": prompt,
@@ -183,12 +196,14 @@ class _Run:
                     **common, forward=prompt, optimizer=optimizer, loader=loader, dp=False, epsilon_so_far=lambda: 0.0
                 )
                 return None, None, None, stats
+            target_epsilon, delta = plan.req.epsilon, plan.delta
+            assert target_epsilon is not None and delta is not None  # check_request and make_plan, under DP
             parts = make_private(
                 prompt,
                 optimizer,
                 examples,
-                target_epsilon=float(plan.req.epsilon),
-                delta=float(plan.delta),
+                target_epsilon=float(target_epsilon),
+                delta=float(delta),
                 epochs=plan.epochs,
                 steps_per_epoch=plan.steps_per_epoch,
                 max_grad_norm=plan.clip,
@@ -199,7 +214,7 @@ class _Run:
 
             def eps_so_far() -> float:  # prv is slow to evaluate: refresh it every 10 steps for the progress bar
                 if pol.privacy.accountant == "rdp" or parts.steps % 10 == 0 or parts.steps == plan.total_steps:
-                    shown[0] = parts.epsilon(float(plan.delta))
+                    shown[0] = parts.epsilon(float(delta))
                 return shown[0]
 
             try:
@@ -211,7 +226,7 @@ class _Run:
                     dp=True,
                     epsilon_so_far=eps_so_far,
                 )
-                epsilon = parts.epsilon(float(plan.delta))
+                epsilon = parts.epsilon(float(delta))
             finally:
                 parts.module._close()  # remove Opacus hooks from the prompt module
         return epsilon, parts.noise_multiplier, parts.noise_mode, stats
@@ -241,6 +256,8 @@ class _Run:
                 "file": rel,
                 "sha256": sha,
             }
+        clip_norm = plan.clip if dp else None
+        accountant = pol.privacy.accountant if dp else None
         facts = {
             "model_sha256": lm.sha256,
             "dataset": plan.req.dataset,
@@ -250,8 +267,8 @@ class _Run:
             "noise_multiplier": sigma,
             "sample_rate": plan.sample_rate,
             "steps": stats.steps,
-            "clip_norm": plan.clip if dp else None,
-            "accountant": pol.privacy.accountant if dp else None,
+            "clip_norm": clip_norm,
+            "accountant": accountant,
             "noise_mode": noise_mode,
             "dp": int(dp),
             "composition": "basic" if dp else None,
@@ -291,8 +308,8 @@ class _Run:
             sigma,
             plan.sample_rate,
             stats.steps,
-            facts["clip_norm"],
-            facts["accountant"],
+            clip_norm,
+            accountant,
             stats.train_loss,
             final,
             art_rel,
