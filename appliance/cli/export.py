@@ -8,14 +8,16 @@ not a sub-command name (a batch id, or an option) to the ``run`` command, so ``a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from appliance.cli.common import console, print_json, state
 from appliance.export.writers import FORMATS
+
+if TYPE_CHECKING:  # typer vendors click: TyperGroup.parse_args takes its Context, not the click package's
+    from typer._click.core import Context as ClickContext
 
 
 class DefaultCommandGroup(TyperGroup):
@@ -23,7 +25,7 @@ class DefaultCommandGroup(TyperGroup):
 
     default_command = "run"
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)

@@ -30,19 +30,20 @@ log = logging.getLogger("appliance.llama")
 _CTX_ALIGN = 256
 
 
-@llama_cpp.llama_log_callback
-def _log_errors_only(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+def _log_errors(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     if level == 4:  # GGML_LOG_LEVEL_ERROR (ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5)
         log.error("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
 
 
+_log_errors_only = llama_cpp.llama_log_callback(_log_errors)  # the C callback: kept alive by this module
 llama_cpp.llama_log_set(_log_errors_only, ctypes.c_void_p(0))
 llama_cpp.llama_backend_init()
 
 
 def system_info() -> str:
     """llama.cpp's compiled CPU features, e.g. ``CPU : SSE3 = 1 | AVX2 = 1 | ... | REPACK = 1 |``."""
-    return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+    info: bytes = llama_cpp.llama_print_system_info()
+    return info.decode("utf-8", "replace").strip()
 
 
 def library_version() -> str:
@@ -102,10 +103,12 @@ class _Session:
         self._emb_buf = np.ctypeslib.as_array(self.emb.embd, shape=(self.n_batch, backend.n_embd))
 
     # -- low level -------------------------------------------------------------------------------
-    def _fill(self, batch: llama_cpp.llama_batch, n: int, seqs: Sequence[int], pos: Sequence[int], out: Sequence[bool]):
+    def _fill(
+        self, batch: llama_cpp.llama_batch, n: int, seqs: Sequence[int], pos: Sequence[int], out: Sequence[bool]
+    ) -> None:
         batch.n_tokens = n
         for i in range(n):
-            batch.pos[i] = pos[i]
+            batch.pos[i] = pos[i]  # type: ignore[call-overload]  # llama_cpp types pos 2-D; it is POINTER(llama_pos)
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = seqs[i]
             batch.logits[i] = out[i]
