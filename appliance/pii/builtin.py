@@ -14,6 +14,7 @@ out digit by digit, :mod:`.spoken`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy
 import regex
@@ -25,6 +26,10 @@ from appliance.pii.address import StreetAddressRecognizer
 from appliance.pii.birth import date_of_birth_recognizer
 from appliance.pii.names import SpokenNameRecognizer
 from appliance.pii.spoken import spoken_digits_recognizer
+
+if TYPE_CHECKING:
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+    from spacy.tokens import Token
 
 Factory = Callable[[], EntityRecognizer]
 _REGISTRY: dict[str, Factory] = {}
@@ -59,7 +64,7 @@ CONTEXT_BEFORE, CONTEXT_AFTER, CONTEXT_BOOST = 5, 2, 0.35  # as Presidio's Lemma
 class _DigitsRecognizer(PatternRecognizer):
     """A pattern recognizer that also checks how many digits the match holds."""
 
-    def __init__(self, *, min_digits: int, max_digits: int, **kwargs) -> None:
+    def __init__(self, *, min_digits: int, max_digits: int, **kwargs: Any) -> None:
         self.min_digits, self.max_digits = min_digits, max_digits
         super().__init__(**kwargs)
 
@@ -67,8 +72,14 @@ class _DigitsRecognizer(PatternRecognizer):
         n = sum(c.isdigit() for c in pattern_text)
         return None if self.min_digits <= n <= self.max_digits else False
 
-    def enhance_using_context(self, text, raw_recognizer_results, other_raw_recognizer_results, nlp_artifacts,
-                              context=None) -> list[RecognizerResult]:  # fmt: skip
+    def enhance_using_context(
+        self,
+        text: str,
+        raw_recognizer_results: list[RecognizerResult],
+        other_raw_recognizer_results: list[RecognizerResult],
+        nlp_artifacts: NlpArtifacts,
+        context: list[str] | None = None,
+    ) -> list[RecognizerResult]:
         """Context words counted from the match's own edges: Presidio's window starts at the first token
         of a match, so for "28-64-66-98 office" the word after the number is out of its reach."""
         for r in raw_recognizer_results:
@@ -180,6 +191,7 @@ class ProperNounRecognizer(EntityRecognizer):
     """
 
     TAGS = frozenset({"NNP", "NNPS"})
+    name: str  # set by EntityRecognizer.__init__, whose inferred type mypy cannot see
 
     def __init__(self, score: float = 0.6) -> None:
         self.base_score = score
@@ -215,7 +227,9 @@ class ProperNounRecognizer(EntityRecognizer):
     def load(self) -> None:
         return None
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
         if nlp_artifacts is None or nlp_artifacts.tokens is None:
             return []
         doc = nlp_artifacts.tokens
@@ -229,11 +243,11 @@ class ProperNounRecognizer(EntityRecognizer):
         else:
             visit = list(range(len(doc)))
         out: list[RecognizerResult] = []
-        run: list = []
+        run: list[Token] = []
         strong = initial = False
         for i in [*visit, None]:
             tok = doc[i] if i is not None else None
-            contiguous = tok is not None and run and run[-1].i == i - 1
+            contiguous = tok is not None and run and run[-1].i == tok.i - 1
             kind = self._kind(tok, _previous(tok)) if tok is not None else None
             if run and (kind is None or not contiguous):
                 nxt = doc[run[-1].i + 1] if run[-1].i + 1 < len(doc) else None
@@ -242,14 +256,14 @@ class ProperNounRecognizer(EntityRecognizer):
                     if not any(s < end and start < e for s, e in claimed):
                         out.append(self._result(start, end))
                 run, strong = [], False
-            if kind is not None:
+            if tok is not None and kind is not None:
                 if not run:
                     initial = _sentence_initial(tok, _previous(tok))
                 run.append(tok)
                 strong = strong or kind
         return out
 
-    def _opener_is_name(self, tok, nxt) -> bool:
+    def _opener_is_name(self, tok: Token, nxt: Token | None) -> bool:
         """A lone sentence opener is a name when it is a first name ("Stephanie called"), a speaker label
         ("Vinka: ..."), heads a list of names ("Hleb, Sheila, ..."), or an uncommon word is the subject of a
         verb ("Irenka is ...") — not a clinical fragment ("Neck: Supple.", "Normocephalic, atraumatic.")."""
@@ -262,7 +276,7 @@ class ProperNounRecognizer(EntityRecognizer):
             return after is not None and after.tag_ in self.TAGS and after.is_title
         return nxt.tag_.startswith(("VB", "MD")) and tok.lower_ not in self._common
 
-    def _kind(self, tok, prev) -> bool | None:
+    def _kind(self, tok: Token, prev: Token | None) -> bool | None:
         """None: not part of a name; False: may continue a name (an everyday name); True: a name."""
         proper = tok.tag_ in self.TAGS if tok.tag_ else (tok.is_title or (tok.is_upper and len(tok.text) > 3))
         if not (proper and tok.is_alpha and len(tok.text) > 1 and tok.text[0].isupper()) or tok.is_stop:
@@ -291,7 +305,7 @@ class ProperNounRecognizer(EntityRecognizer):
         )
 
 
-def _previous(tok):
+def _previous(tok: Token) -> Token | None:
     """The word before ``tok`` on its line (None at the start of the text or of a line)."""
     doc = tok.doc
     j = tok.i - 1
@@ -302,14 +316,14 @@ def _previous(tok):
     return doc[j] if j >= 0 else None
 
 
-def _line_start(tok) -> bool:
+def _line_start(tok: Token) -> bool:
     """The token opens its line (only spaces before it)."""
     text = tok.doc.text
     line = text.rfind("\n", 0, tok.idx) + 1
     return not text[line : tok.idx].strip()
 
 
-def _sentence_initial(tok, prev) -> bool:
+def _sentence_initial(tok: Token, prev: Token | None) -> bool:
     """First word of the text, of a line, or after sentence punctuation, a bracket or a bullet."""
     return prev is None or prev.text in _SENTENCE_OPENERS or (prev.text.endswith(".") and len(prev.text) > 1)
 

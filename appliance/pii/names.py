@@ -15,12 +15,20 @@ cue; common words never without a cue.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import regex
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
 
 from appliance.pii import lexicon
 from appliance.pii.casing import written_in_lower_case
+
+if TYPE_CHECKING:
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+    from spacy.tokens import Doc
+
+_Add = Callable[[int, int, str], None]  # add(start, end, how): a candidate name and the rule that found it
 
 _TITLE = r"(?:mr|mrs|ms|miss|mx|dr|prof|mme|herr|frau)\.?"  # not "sir" / "madam": mostly vocatives
 _STRONG = (
@@ -77,6 +85,8 @@ MAX_WORDS = 3
 class SpokenNameRecognizer(EntityRecognizer):
     """PERSON after cues and, in lower-case texts, bare lexicon names the tagger reads as nouns."""
 
+    name: str  # set by EntityRecognizer.__init__, whose inferred type mypy cannot see
+
     def __init__(self) -> None:
         self._names = lexicon.names()
         self._common = lexicon.common_words()
@@ -105,7 +115,9 @@ class SpokenNameRecognizer(EntityRecognizer):
         return len(w) > 2 and w not in self._common and w not in self._names
 
     # -- recognition ----------------------------------------------------------------------------
-    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
         tags = _Tags(nlp_artifacts)
         out: dict[tuple[int, int], tuple[float, str]] = {}
 
@@ -142,7 +154,7 @@ class SpokenNameRecognizer(EntityRecognizer):
             self._bare(text, tags, add)
         return [self._result(s, e, sc, how) for (s, e), (sc, how) in sorted(out.items())]
 
-    def _cued(self, text: str, tags: _Tags, add) -> None:
+    def _cued(self, text: str, tags: _Tags, add: _Add) -> None:
         """Names right after a title, a naming phrase, or a greeting or other medium cue."""
         for m in _CUE.finditer(text):
             how = m.lastgroup or "medium"
@@ -181,7 +193,7 @@ class SpokenNameRecognizer(EntityRecognizer):
         m = _PREV_WORD.search(text[lo:start])
         return lo + m.start(1) if m is not None and self._first_name(m.group(1)) else start
 
-    def _bare(self, text: str, tags: _Tags, add) -> None:
+    def _bare(self, text: str, tags: _Tags, add: _Add) -> None:
         """Lower-case text: a first name and surname pair, or one uncommon lexicon name read as a noun."""
         words = list(_WORD.finditer(text))
         i = 0
@@ -221,9 +233,9 @@ class SpokenNameRecognizer(EntityRecognizer):
 class _Tags:
     """spaCy's fine-grained tag of the token starting at a character offset ('' when unknown)."""
 
-    def __init__(self, nlp_artifacts) -> None:
-        self.doc = getattr(nlp_artifacts, "tokens", None)
-        self.starts = getattr(nlp_artifacts, "tokens_indices", None) or []
+    def __init__(self, nlp_artifacts: NlpArtifacts | None) -> None:
+        self.doc: Doc | None = getattr(nlp_artifacts, "tokens", None)
+        self.starts: list[int] = getattr(nlp_artifacts, "tokens_indices", None) or []
 
     def tag(self, char: int) -> str:
         if self.doc is None or not self.starts:

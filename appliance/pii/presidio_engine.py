@@ -133,7 +133,7 @@ def _prefilters(registry: RecognizerRegistry, policy: PiiPolicy, entities: list[
         recs = [r for r in registry.recognizers if entity in r.supported_entities]
         names = [known.get(r.name) or known.get(type(r).__name__) for r in recs]
         if recs and all(names):
-            out[entity] = [compiled[rx] for rx in dict.fromkeys(names)]
+            out[entity] = [compiled[rx] for rx in dict.fromkeys(names) if rx is not None]  # none is, after all(names)
     return out
 
 
