@@ -34,7 +34,8 @@ import regex  # noqa: E402
 import spacy  # noqa: E402
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry  # noqa: E402
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer  # noqa: E402
-from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngineProvider, SpacyNlpEngine  # noqa: E402
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvider, SpacyNlpEngine  # noqa: E402
+from spacy import about as spacy_about  # noqa: E402
 from spacy.attrs import IDX, LOWER  # noqa: E402
 from spacy.language import Language  # noqa: E402
 from spacy.tokens import Doc  # noqa: E402
@@ -106,6 +107,9 @@ class _LowercaseLemmaSpacyEngine(SpacyNlpEngine):
     """Presidio's spaCy engine with the lowercase form as lemma (see :func:`_fast_lemmas`), read from the doc's
     arrays in one pass instead of building a Python ``Token`` per word twice (about a tenth of the scan)."""
 
+    # SpacyNlpEngine.__init__ sets nlp = None without an annotation (mypy reads None); load() fills it
+    nlp: dict[str, Language]  # type: ignore[assignment]
+
     def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
         arr = doc.to_array([LOWER, IDX]).tolist() if len(doc) else []
         strings = doc.vocab.strings
@@ -131,10 +135,17 @@ def _prefilters(registry: RecognizerRegistry, policy: PiiPolicy, entities: list[
     out: dict[str, list[Any]] = {}
     for entity in entities:
         recs = [r for r in registry.recognizers if entity in r.supported_entities]
-        names = [known.get(r.name) or known.get(type(r).__name__) for r in recs]
+        # Presidio assigns EntityRecognizer.name in an __init__ whose inferred types mypy cannot read
+        names = [known.get(r.name) or known.get(type(r).__name__) for r in recs]  # type: ignore[has-type]
         if recs and all(names):
             out[entity] = [compiled[rx] for rx in dict.fromkeys(names) if rx is not None]  # none is, after all(names)
     return out
+
+
+def _spacy_engine(engine: NlpEngine) -> _LowercaseLemmaSpacyEngine:
+    """``engine`` as the spaCy engine it is (the provider is given only that class)."""
+    assert isinstance(engine, _LowercaseLemmaSpacyEngine)
+    return engine
 
 
 def _unstop_context_words(nlp: Any, registry: RecognizerRegistry) -> None:
@@ -172,11 +183,12 @@ class PresidioEngine(PiiEngine):
             },
         )
         self.nlp_engine = provider.create_engine()
-        nlp = self.nlp_engine.nlp[LANGUAGE]
+        nlp = _spacy_engine(self.nlp_engine).nlp[LANGUAGE]
         # Presidio keeps labels that are neither mapped nor ignored: ignore every unmapped label explicitly
-        labels = set(nlp.get_pipe("ner").labels) if "ner" in nlp.pipe_names else set()
+        ner: Any = nlp.get_pipe("ner") if "ner" in nlp.pipe_names else None  # spaCy types a pipe as a callable
+        labels = set(ner.labels) if ner is not None else set()
         ignore = set(policy.spacy_ignore_labels) | {label for label in labels if label not in NER_MAPPING}
-        conf = self.nlp_engine.ner_model_configuration
+        conf = _spacy_engine(self.nlp_engine).ner_model_configuration
         conf.labels_to_ignore = sorted(ignore)
         conf.model_to_presidio_entity_mapping = {k: v for k, v in NER_MAPPING.items() if k not in ignore}
         _fast_lemmas(nlp)
@@ -204,8 +216,8 @@ class PresidioEngine(PiiEngine):
         self.precision = PrecisionFilter(policy.allow_list, policy.allow_patterns)
 
     @property
-    def nlp(self) -> Any:
-        return self.nlp_engine.nlp[LANGUAGE]
+    def nlp(self) -> Language:
+        return _spacy_engine(self.nlp_engine).nlp[LANGUAGE]
 
     # -- one text, in-process ---------------------------------------------------------------------
     def _analyze_kwargs(self) -> dict[str, Any]:
@@ -313,7 +325,7 @@ class PresidioEngine(PiiEngine):
         return {
             "engine": self.name,
             "presidio_version": _version("presidio-analyzer"),
-            "spacy_version": spacy.__version__,
+            "spacy_version": spacy_about.__version__,
             "spacy_model": self.policy.spacy_model,
             "spacy_model_version": str(meta.get("version", "")),
             "model_sha256": self.model_sha256,
