@@ -7,7 +7,7 @@ Turning a safeguard off (``privacy.allow_non_dp``, ``gate.enabled: false``) is e
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -130,17 +130,7 @@ BuiltinRecognizer = Literal[
 
 
 def _all_builtin_recognizers() -> list[BuiltinRecognizer]:
-    return [
-        "street_address",
-        "phone_context",
-        "card_context",
-        "ssn_format",
-        "person_cues",
-        "proper_nouns",
-        "spoken_names",
-        "date_of_birth",
-        "spoken_digits",
-    ]
+    return list(get_args(BuiltinRecognizer))
 
 
 class PiiPolicy(_Strict):
