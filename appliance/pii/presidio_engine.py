@@ -182,13 +182,14 @@ class PresidioEngine(PiiEngine):
                 },
             },
         )
-        self.nlp_engine = provider.create_engine()
-        nlp = _spacy_engine(self.nlp_engine).nlp[LANGUAGE]
+        spacy_engine = _spacy_engine(provider.create_engine())
+        self.nlp_engine: NlpEngine = spacy_engine  # Presidio's interface: process_batch yields (text, artifacts)
+        nlp = spacy_engine.nlp[LANGUAGE]
         # Presidio keeps labels that are neither mapped nor ignored: ignore every unmapped label explicitly
         ner: Any = nlp.get_pipe("ner") if "ner" in nlp.pipe_names else None  # spaCy types a pipe as a callable
         labels = set(ner.labels) if ner is not None else set()
         ignore = set(policy.spacy_ignore_labels) | {label for label in labels if label not in NER_MAPPING}
-        conf = _spacy_engine(self.nlp_engine).ner_model_configuration
+        conf = spacy_engine.ner_model_configuration
         conf.labels_to_ignore = sorted(ignore)
         conf.model_to_presidio_entity_mapping = {k: v for k, v in NER_MAPPING.items() if k not in ignore}
         _fast_lemmas(nlp)

@@ -19,6 +19,7 @@ import numpy as np
 from appliance.context import Context
 from appliance.errors import BadInput
 from appliance.generate.backend import GenerationBackend, Prefix
+from appliance.generate.prompts import PromptMeta
 from appliance.policy.templates import render_label_template
 from appliance.probes.likelihood import token_logprobs
 
@@ -57,19 +58,18 @@ class LikelihoodScorer:
     def from_prompt(
         cls, backend: GenerationBackend, soft_prompt: np.ndarray, prompt_row: dict[str, Any]
     ) -> LikelihoodScorer:
-        """The layout recorded in ``prompts.meta`` by the trainer."""
-        meta = json.loads(prompt_row.get("meta") or "{}")
-        end = meta.get("end_token_id")
+        """The layout recorded in ``prompts.meta`` by the trainer (read as generation reads it)."""
+        meta = PromptMeta.parse(prompt_row.get("meta"))
         return cls(
             backend,
             soft_prompt,
-            suffix_text=str(meta.get("suffix_text") or ""),
-            label_template=meta.get("label_template"),
-            end_id=int(end) if end is not None else None,
-            max_text_tokens=int(meta.get("max_text_tokens") or 96),
-            prefix_bos=bool(meta.get("prefix_bos", True)),
-            end_text=str(meta.get("end_text") or ""),
-            label_descriptions={str(k): str(v) for k, v in (meta.get("label_descriptions") or {}).items()},
+            suffix_text=meta.suffix_text,
+            label_template=meta.label_template,
+            end_id=meta.end_token_id,
+            max_text_tokens=meta.max_text_tokens,
+            prefix_bos=meta.prefix_bos,
+            end_text=meta.end_text,
+            label_descriptions=meta.label_descriptions,
         )
 
     def context_ids(self, label: str | None) -> list[int]:
