@@ -1,7 +1,8 @@
 """Privacy audit: is the DP real? A one-run audit (Steinke, Nasr & Jagielski 2023, "Privacy auditing with one
 training run", Algorithm 1 and Theorem 3.2) beside the accountant's ε.
 
-1. ``--canaries`` m random secrets ``my account number is NNNNNNNN``; each is put in the seed file with
+1. ``--canaries`` m random secrets ``my account number is NNNNNNNN`` (``--kind words``: ``my secret word is W``,
+   W a one-token word of the model's vocabulary); each is put in the seed file with
    probability ½, independently (the coin flips are this script's, never the appliance's). The file is
    imported with the appliance's own ``seeds import`` (PII scanning and redaction allowed for digits only
    through the audit policy below), into a fresh workspace per run.
@@ -23,7 +24,9 @@ Prints a table and ends with the line
 ``privacy audit: eps_lower X at eps 4 (eps_lower Y no-DP)``.
 Example: ``.venv/bin/python bench/privacy_audit.py`` (40 canaries, a 100-epoch non-DP control: the control must
 memorise them for the audit to be able to fail — with 200 canaries and 30 epochs a 16-token soft prompt
-memorised none, and every bound was 0; see bench/RESULTS.md).
+memorised none, and every bound was 0; 80 digit canaries or 200 word canaries at 100 epochs give smaller bounds
+than 40 — a 16-token prompt memorises only a dozen or two secrets; see bench/RESULTS.md). Each setting's scores
+are written to ``OUT/<setting>-scores.json``; ``--skip-dp`` runs the control alone, to size it.
 """
 
 from __future__ import annotations
@@ -47,8 +50,38 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-TEMPLATE = "my account number is {secret}"
+TEMPLATES = {"digits": "my account number is {secret}", "words": "my secret word is {secret}"}
 CONFIDENCE = 0.05
+
+
+def word_pool(min_len: int = 6, max_len: int = 10) -> list[str]:
+    """Lower-case words that are one token each in the default model's vocabulary (read from its GGUF file).
+
+    A single-token secret is something a soft prompt can memorise (raise that token's probability); an 8-digit
+    number is ten shared digit tokens in a random order, which a 16-token prompt barely learns at all.
+    """
+    from gguf import GGUFReader
+
+    from appliance.models.registry import verified_path
+
+    _, path, _ = verified_path(None)
+    field = GGUFReader(str(path)).fields["tokenizer.ggml.tokens"]
+    tokens = [bytes(field.parts[i]).decode("utf-8", "replace") for i in field.data]
+    # GPT-2 style byte-level BPE marks a leading space with "Ġ"
+    return sorted({t[1:] for t in tokens if re.fullmatch(rf"Ġ[a-z]{{{min_len},{max_len}}}", t)})
+
+
+def make_canaries(kind: str, m: int, rng: random.Random) -> list[str]:
+    """m distinct canaries of the given kind, in a random order."""
+    if kind == "digits":
+        secrets = sorted({str(rng.randrange(10**8)).zfill(8) for _ in range(m * 2)})[:m]
+    else:
+        pool = word_pool()
+        if m > len(pool):
+            sys.exit(f"--canaries {m} is more than the {len(pool)} one-token words the vocabulary has")
+        secrets = rng.sample(pool, m)
+    rng.shuffle(secrets)
+    return [TEMPLATES[kind].format(secret=s) for s in secrets]
 
 
 def cli(home: Path, *args: str) -> str:
@@ -99,6 +132,16 @@ def audit(scores: list[float], member: list[bool], grid: list[int]) -> dict[str,
         if eps > best["eps_lower"]:
             best = {"eps_lower": eps, "k": 2 * half, "correct": r}
     return best
+
+
+def score_auc(scores: list[float], member: list[bool]) -> float:
+    """How well the scores rank members above non-members (0.5: not at all), over every canary."""
+    ins = [s for s, m in zip(scores, member, strict=True) if m]
+    outs = [s for s, m in zip(scores, member, strict=True) if not m]
+    if not ins or not outs:
+        return 0.5
+    wins = sum((a > b) + 0.5 * (a == b) for a in ins for b in outs)
+    return wins / (len(ins) * len(outs))
 
 
 def write_policy(home: Path, args: argparse.Namespace) -> None:
@@ -175,14 +218,23 @@ def run_setting(root: Path, name: str, train_args: list[str], canaries: list[str
     eps = con.execute("SELECT epsilon FROM prompts WHERE id = ?", (pid,)).fetchone()[0]
     con.close()
     gains = score(home, pid, canaries)
-    grid = [g for g in (5, 10, 20, 40, 80) if 2 * g <= len(canaries)]
+    grid = [g for g in (5, 10, 20, 40, 80, 160, 320, 500) if 2 * g <= len(canaries)]
     res = audit(gains, member, grid)
-    return {"setting": name, "epsilon": eps, "members": sum(member), "train_s": round(seconds, 1), **res}
+    (root / f"{name}-scores.json").write_text(json.dumps({"canaries": canaries, "member": member, "gain": gains}))
+    return {
+        "setting": name,
+        "epsilon": eps,
+        "members": sum(member),
+        "train_s": round(seconds, 1),
+        "score_auc": round(score_auc(gains, member), 3),
+        **res,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--canaries", type=int, default=40)
+    ap.add_argument("--kind", choices=sorted(TEMPLATES), default="digits", help="what each canary's secret is")
     ap.add_argument("--eps", type=float, nargs="+", default=[1.0, 4.0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--nodp-epochs", type=int, default=100)
@@ -192,13 +244,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "privacy-audit")
+    ap.add_argument("--skip-dp", action="store_true", help="only the non-DP control (to size it)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    secrets = sorted({str(rng.randrange(10**8)).zfill(8) for _ in range(args.canaries * 2)})[: args.canaries]
-    rng.shuffle(secrets)
-    canaries = [TEMPLATE.format(secret=s) for s in secrets]
+    canaries = make_canaries(args.kind, args.canaries, rng)
     rows = []
-    for e in args.eps:
+    for e in [] if args.skip_dp else args.eps:
         rows.append(
             run_setting(args.out, f"eps{e:g}", ["--epsilon", f"{e:g}", "--epochs", str(args.epochs)], canaries, args)
         )
@@ -207,15 +258,18 @@ def main() -> None:
     rows.append(run_setting(args.out, "nodp", nodp, canaries, args))
     print(json.dumps(rows[-1]), flush=True)
     print(
-        f"\n{'setting':<8} {'ε (accountant)':>15} {'members':>8} {'k':>4} {'correct':>8} {'ε lower':>8} {'train s':>8}"
+        f"\n{'setting':<8} {'ε (accountant)':>15} {'members':>8} {'score AUC':>9} {'k':>4} {'correct':>8}"
+        f" {'ε lower':>8} {'train s':>8}"
     )
     for r in rows:
         acc = "-" if r["epsilon"] is None else f"{r['epsilon']:.3f}"
         print(
-            f"{r['setting']:<8} {acc:>15} {r['members']:>8} {r['k']:>4} {r['correct']:>8}"
+            f"{r['setting']:<8} {acc:>15} {r['members']:>8} {r['score_auc']:>9.3f} {r['k']:>4} {r['correct']:>8}"
             f" {r['eps_lower']:>8.3f} {r['train_s']:>8}"
         )
     at4 = next((r for r in rows if r["setting"] == "eps4"), rows[0])
+    if at4["epsilon"] is None:
+        return  # --skip-dp: no DP run to put beside the control
     print(
         f"privacy audit: eps_lower {at4['eps_lower']:.2f} at eps {at4['epsilon']:.2g}"
         f" (eps_lower {rows[-1]['eps_lower']:.2f} no-DP)"
