@@ -69,8 +69,10 @@ def label_check(
         return None, {"label_consistency": "off"}
     if batch.get("mode") != "softprompt" or not batch.get("prompt_id"):
         return None, {"label_consistency": "no_soft_prompt"}
+    from appliance.generate.prompts import PromptMeta
+
     prompt = prompts.get(ctx.db, batch["prompt_id"])
-    label_set = list(json.loads((prompt or {}).get("meta") or "{}").get("labels") or [])
+    label_set = list(PromptMeta.parse((prompt or {}).get("meta")).labels or [])
     if prompt is None or len(label_set) < 2 or not texts or any(lab not in label_set for lab in labels):
         return None, {"label_consistency": "under_two_labels"}
     from appliance.curate.consistency import consistent, score_labels
