@@ -127,6 +127,7 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
             "label_template": p.training.label_template,
             "stop": p.generation.stop,
             "end_text": p.training.end_text,
+            "label_margin_nats": p.curation.label_margin_nats,
         }
         if not quality_floor:
             seen.update(max_detection_auc=p.gate.max_detection_auc, min_label_fidelity=p.gate.min_label_fidelity)
