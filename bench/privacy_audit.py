@@ -22,11 +22,12 @@ the holdout fraction is set to its minimum useful value so that few do.
 
 Prints a table and ends with the line
 ``privacy audit: eps_lower X at eps 4 (eps_lower Y no-DP)``.
-Example: ``.venv/bin/python bench/privacy_audit.py`` (40 canaries, a 100-epoch non-DP control: the control must
-memorise them for the audit to be able to fail — with 200 canaries and 30 epochs a 16-token soft prompt
-memorised none, and every bound was 0; 80 digit canaries or 200 word canaries at 100 epochs give smaller bounds
-than 40 — a 16-token prompt memorises only a dozen or two secrets; see bench/RESULTS.md). Each setting's scores
-are written to ``OUT/<setting>-scores.json``; ``--skip-dp`` runs the control alone, to size it.
+Example: ``.venv/bin/python bench/privacy_audit.py`` (120 canaries, 64 virtual tokens in every setting, a
+100-epoch non-DP control). The control must memorise the canaries for the audit to be able to fail: the shipped
+16-token prompt memorises only a dozen or two secrets (40 canaries: bound 1.48; 80 digit or 200 word canaries:
+smaller), while a 64-token prompt separates all of them (score AUC 1.000), so the control's bound is capped by
+the canary count alone; the DP runs use the same prompt size, so only DP differs (bench/RESULTS.md). Each
+setting's scores are written to ``OUT/<setting>-scores.json``; ``--skip-dp`` runs the control alone, to size it.
 """
 
 from __future__ import annotations
@@ -233,14 +234,14 @@ def run_setting(root: Path, name: str, train_args: list[str], canaries: list[str
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--canaries", type=int, default=40)
+    ap.add_argument("--canaries", type=int, default=120)
     ap.add_argument("--kind", choices=sorted(TEMPLATES), default="digits", help="what each canary's secret is")
     ap.add_argument("--eps", type=float, nargs="+", default=[1.0, 4.0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--nodp-epochs", type=int, default=100)
     ap.add_argument("--nodp-lr", type=float, default=1.5)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--virtual-tokens", type=int, default=16)
+    ap.add_argument("--virtual-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "privacy-audit")
