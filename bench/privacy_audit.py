@@ -58,8 +58,9 @@ CONFIDENCE = 0.05
 def word_pool(min_len: int = 6, max_len: int = 10) -> list[str]:
     """Lower-case words that are one token each in the default model's vocabulary (read from its GGUF file).
 
-    A single-token secret is something a soft prompt can memorise (raise that token's probability); an 8-digit
-    number is ten shared digit tokens in a random order, which a 16-token prompt barely learns at all.
+    The alternative to digit secrets (eight tokens drawn from ten shared digits): one rare token per secret. Measured
+    weaker than digits with the 16-token prompt (bench/RESULTS.md): each word's likelihood moves for reasons of
+    its own, which hides membership.
     """
     from gguf import GGUFReader
 
@@ -137,12 +138,11 @@ def audit(scores: list[float], member: list[bool], grid: list[int]) -> dict[str,
 
 def score_auc(scores: list[float], member: list[bool]) -> float:
     """How well the scores rank members above non-members (0.5: not at all), over every canary."""
-    ins = [s for s, m in zip(scores, member, strict=True) if m]
-    outs = [s for s, m in zip(scores, member, strict=True) if not m]
-    if not ins or not outs:
-        return 0.5
-    wins = sum((a > b) + 0.5 * (a == b) for a in ins for b in outs)
-    return wins / (len(ins) * len(outs))
+    from sklearn.metrics import roc_auc_score
+
+    if len(set(member)) < 2:
+        return 0.5  # one class only: nothing to rank
+    return float(roc_auc_score(member, scores))
 
 
 def write_policy(home: Path, args: argparse.Namespace) -> None:
