@@ -36,6 +36,14 @@ class TrainRequest:
 
 
 @dataclass(frozen=True)
+class DpTarget:
+    """What a DP run must reach: the ε asked for and the δ it is accounted at (both set, or no DP at all)."""
+
+    epsilon: float
+    delta: float
+
+
+@dataclass(frozen=True)
 class Plan:
     req: TrainRequest
     epochs: int
@@ -47,7 +55,11 @@ class Plan:
     steps_per_epoch: int
     sample_rate: float
     total_steps: int
-    delta: float | None
+    dp: DpTarget | None  # None: the non-DP control
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.dp is None else self.dp.delta
 
 
 # command-line option -> the policy's training key that bounds it (one source of truth for the ranges)
@@ -105,20 +117,27 @@ def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
     clip, lr = pick("max_grad_norm"), pick("lr")
     m = math.ceil(n / bs)
     q = 1.0 / m
-    delta = None
+    target = None
     if req.dp:
+        epsilon = _required_epsilon(req)
         delta = req.delta if req.delta is not None else (ctx.policy.privacy.delta or default_delta(n))
         if not 0 < delta < 1.0 / n:
             raise BadInput(f"--delta must be in (0, 1/n) = (0, {1.0 / n:.3g}) for n={n} training records")
-    return Plan(req, epochs, k, lr, bs, clip, n, m, q, planned_steps(epochs=epochs, sample_rate=q), delta)
+        target = DpTarget(epsilon, float(delta))
+    return Plan(req, epochs, k, lr, bs, clip, n, m, q, planned_steps(epochs=epochs, sample_rate=q), target)
+
+
+def _required_epsilon(req: TrainRequest) -> float:
+    if req.epsilon is None or not req.epsilon > 0:
+        raise BadInput("--epsilon must be a positive number (or pass --no-dp for the non-DP control)")
+    return float(req.epsilon)
 
 
 def check_request(ctx: Context, req: TrainRequest) -> None:
     """Refuse what the policy forbids before anything else happens."""
     _check_ranges(req)
     if req.dp:
-        if req.epsilon is None or not req.epsilon > 0:
-            raise BadInput("--epsilon must be a positive number (or pass --no-dp for the non-DP control)")
+        _required_epsilon(req)
     elif not ctx.policy.privacy.allow_non_dp:
         raise PolicyViolation(
             "non-DP training is refused: policy key privacy.allow_non_dp is false — set it to true in the workspace"

@@ -76,12 +76,11 @@ def train(
     plan = make_plan(ctx, req, len(data.train) + len(planted) * pol.privacy.canaries.repeats)
     ledger = BudgetLedger(ctx.db, pol.privacy)
     reservation = None
-    if req.dp:
-        assert req.epsilon is not None and plan.delta is not None  # check_request and make_plan, under DP
+    if plan.dp is not None:
         reservation = ledger.reserve(
             req.dataset,
-            epsilon=float(req.epsilon),
-            delta=float(plan.delta),
+            epsilon=plan.dp.epsilon,
+            delta=plan.dp.delta,
             accountant=pol.privacy.accountant,
             actor=ctx.actor,
             policy_sha256=ctx.policy_sha256,
@@ -185,7 +184,8 @@ class _Run:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Full backward hook.*")
             warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
-            if not plan.req.dp:
+            target = plan.dp
+            if target is None:
                 loader = poisson_loader(
                     examples,
                     sample_rate=plan.sample_rate,
@@ -196,14 +196,13 @@ class _Run:
                     **common, forward=prompt, optimizer=optimizer, loader=loader, dp=False, epsilon_so_far=lambda: 0.0
                 )
                 return None, None, None, stats
-            target_epsilon, delta = plan.req.epsilon, plan.delta
-            assert target_epsilon is not None and delta is not None  # check_request and make_plan, under DP
+            delta = target.delta
             parts = make_private(
                 prompt,
                 optimizer,
                 examples,
-                target_epsilon=float(target_epsilon),
-                delta=float(delta),
+                target_epsilon=target.epsilon,
+                delta=delta,
                 epochs=plan.epochs,
                 steps_per_epoch=plan.steps_per_epoch,
                 max_grad_norm=plan.clip,
@@ -214,7 +213,7 @@ class _Run:
 
             def eps_so_far() -> float:  # prv is slow to evaluate: refresh it every 10 steps for the progress bar
                 if pol.privacy.accountant == "rdp" or parts.steps % 10 == 0 or parts.steps == plan.total_steps:
-                    shown[0] = parts.epsilon(float(delta))
+                    shown[0] = parts.epsilon(delta)
                 return shown[0]
 
             try:
@@ -226,7 +225,7 @@ class _Run:
                     dp=True,
                     epsilon_so_far=eps_so_far,
                 )
-                epsilon = parts.epsilon(float(delta))
+                epsilon = parts.epsilon(delta)
             finally:
                 parts.module._close()  # remove Opacus hooks from the prompt module
         return epsilon, parts.noise_multiplier, parts.noise_mode, stats
