@@ -154,7 +154,8 @@ def _ssn_format() -> EntityRecognizer:
 
 
 _TITLES = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mme|Herr|Frau)\.?"
-_NAME = r"\p{Lu}[\p{L}'’-]+(?:[ ]\p{Lu}\.?)?(?:[ ]\p{Lu}[\p{L}'’-]+){0,2}"
+# a middle initial is a lone capital ("Anna K. Brown"), never the first letter of the next word ("John S|mith")
+_NAME = r"\p{Lu}[\p{L}'’-]+(?:[ ]\p{Lu}\.?(?![\p{L}'’-]))?(?:[ ]\p{Lu}[\p{L}'’-]+){0,2}"
 _CUES = r"(?i:my name is|name is|name:|call me|named|called|dear|signed|regards,|sincerely,)"
 
 
