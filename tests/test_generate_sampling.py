@@ -214,3 +214,32 @@ def test_an_end_token_never_ends_a_text_before_it_begins() -> None:
     params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=5, min_p=0.0)
     done = list(Scheduler(_EndFirst(), 2, None, params).run([Job(0, soft, seed=0)]))  # type: ignore[arg-type]
     assert [(c.text, c.finish_reason) for c in done] == [("a", "eos")]
+
+
+def test_a_json_like_end_text_also_stops_at_its_closing_bracket() -> None:
+    """``"}`` ends a record; a noisy prompt also writes ``.}`` — the bare closing bracket ends it too, listed
+    after the full end text, and a text that ends properly loses its whole end text, not only the bracket."""
+    from appliance.generate.backend import Job, Prefix
+    from appliance.generate.engine import Scheduler, _Slot
+    from appliance.generate.plan import _with_end_stops
+
+    assert _with_end_stops(("\n\n",), '"}') == ("\n\n", '"}', "}")
+    assert _with_end_stops(("\n\n", '"}'), '"}') == ("\n\n", '"}', "}")
+    assert _with_end_stops(("\n\n",), "\n") == ("\n\n", "\n")  # no bracket: only the end text
+    assert _with_end_stops(("\n\n",), "}") == ("\n\n", "}")
+
+    class _Pieces:
+        def is_eog(self, tok: int) -> bool:
+            return False
+
+        def piece(self, tok: int) -> bytes:
+            return {1: b"Hi", 2: b".}", 3: b" there", 4: b'"}'}[tok]
+
+    stops = _with_end_stops(("\n\n",), '"}')
+    for toks, want in (((1, 2), "Hi."), ((1, 3, 4), "Hi there")):
+        sched = Scheduler(_Pieces(), 1, None, SamplingParams(stop=stops, max_tokens=10))  # type: ignore[arg-type]
+        slot = _Slot(job=Job(0, Prefix(key="k", tokens=(5,)), seed=0), plens=[1], rng=np.random.default_rng(0))
+        done = None
+        for t in toks:
+            done = sched._accept(slot, t)
+        assert done is not None and done.finish_reason == "stop" and done.text == want

@@ -167,6 +167,19 @@ def _sampling(ctx: Context, opts: GenerateOptions) -> SamplingParams:
     return s
 
 
+CLOSERS = "}]"  # a record format's closing bracket: a text inside the record never holds it bare
+
+
+def _with_end_stops(stop: tuple[str, ...], end_text: str) -> tuple[str, ...]:
+    """Stop at the text the prompt was trained to end a record with, then at that text's closing bracket
+    alone: with ``"}``, a noisy prompt also ends records as ``.}`` or ``}`` ("Hi.} I'm so glad.}", a second
+    record run on after the first, bench/RESULTS.md). The full end text is listed first, so it is the one cut
+    at when both match."""
+    closing = end_text.rstrip()[-1:]
+    extra = [end_text] + ([closing] if closing and closing in CLOSERS and closing != end_text else [])
+    return (*stop, *(e for e in extra if e not in stop))
+
+
 def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
     """Validate a new batch: exit 1 for bad input, 3 if the policy refuses, 4 if a checksum fails."""
     if opts.n <= 0:
@@ -178,9 +191,8 @@ def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
         raise BadInput(f"prompt {prompt['id']} puts text before the soft prompt, a layout generation does not use")
     labels = _labels(ctx, opts, prompt)
     sampling = _sampling(ctx, opts)
-    if meta is not None and meta.end_text and meta.end_text not in sampling.stop:
-        # the prompt was trained to end a record with this text
-        sampling = replace(sampling, stop=(*sampling.stop, meta.end_text))
+    if meta is not None and meta.end_text:
+        sampling = replace(sampling, stop=_with_end_stops(sampling.stop, meta.end_text))
     if meta is None or not meta.prior_token_ids:
         # few-shot has no trained prompt to contrast; a prompt without a recorded prior has no guide (the
         # batch's params then say guidance 0)
