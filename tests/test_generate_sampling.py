@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -97,20 +97,32 @@ def test_rows_are_independent() -> None:
     assert out.tolist() == [0, 3]
 
 
-def test_a_stop_string_ends_a_text_but_never_stops_one_before_it_begins() -> None:
-    """Leading newlines (the model's habit after a prompt ending in a newline) do not end an empty output."""
+class _Pieces:
+    """A decoder that only turns token ids into text, from a table (no end token)."""
+
+    def __init__(self, table: dict[int, bytes]) -> None:
+        self.table = table
+
+    def is_eog(self, tok: int) -> bool:
+        return False
+
+    def piece(self, tok: int) -> bytes:
+        return self.table[tok]
+
+
+def _one_slot(table: dict[int, bytes], stop: tuple[str, ...]) -> tuple[Any, Any]:
+    """A one-slot scheduler over ``table`` with these stop strings, and its slot, ready for ``_accept``."""
     from appliance.generate.backend import Job, Prefix
     from appliance.generate.engine import Scheduler, _Slot
 
-    class _Pieces:
-        def is_eog(self, tok: int) -> bool:
-            return False
-
-        def piece(self, tok: int) -> bytes:
-            return {1: b"\n", 2: b"Hi", 3: b" there", 4: b"\nmore"}[tok]
-
-    sched = Scheduler(_Pieces(), 1, None, SamplingParams(stop=("\n",), max_tokens=10))  # type: ignore[arg-type]
+    sched = Scheduler(_Pieces(table), 1, None, SamplingParams(stop=stop, max_tokens=10))  # type: ignore[arg-type]
     slot = _Slot(job=Job(0, Prefix(key="k", tokens=(5,)), seed=0), plens=[1], rng=np.random.default_rng(0))
+    return sched, slot
+
+
+def test_a_stop_string_ends_a_text_but_never_stops_one_before_it_begins() -> None:
+    """Leading newlines (the model's habit after a prompt ending in a newline) do not end an empty output."""
+    sched, slot = _one_slot({1: b"\n", 2: b"Hi", 3: b" there", 4: b"\nmore"}, ("\n",))
     assert sched._accept(slot, 1) is None and sched._accept(slot, 1) is None  # leading newlines: go on
     assert sched._accept(slot, 2) is None and sched._accept(slot, 3) is None
     done = sched._accept(slot, 4)
@@ -219,8 +231,6 @@ def test_an_end_token_never_ends_a_text_before_it_begins() -> None:
 def test_a_json_like_end_text_also_stops_at_its_closing_bracket() -> None:
     """``"}`` ends a record; a noisy prompt also writes ``.}`` — the bare closing bracket ends it too, listed
     after the full end text, and a text that ends properly loses its whole end text, not only the bracket."""
-    from appliance.generate.backend import Job, Prefix
-    from appliance.generate.engine import Scheduler, _Slot
     from appliance.generate.plan import _with_end_stops
 
     assert _with_end_stops(("\n\n",), '"}') == ("\n\n", '"}', "}")
@@ -228,17 +238,9 @@ def test_a_json_like_end_text_also_stops_at_its_closing_bracket() -> None:
     assert _with_end_stops(("\n\n",), "\n") == ("\n\n", "\n")  # no bracket: only the end text
     assert _with_end_stops(("\n\n",), "}") == ("\n\n", "}")
 
-    class _Pieces:
-        def is_eog(self, tok: int) -> bool:
-            return False
-
-        def piece(self, tok: int) -> bytes:
-            return {1: b"Hi", 2: b".}", 3: b" there", 4: b'"}'}[tok]
-
     stops = _with_end_stops(("\n\n",), '"}')
     for toks, want in (((1, 2), "Hi."), ((1, 3, 4), "Hi there")):
-        sched = Scheduler(_Pieces(), 1, None, SamplingParams(stop=stops, max_tokens=10))  # type: ignore[arg-type]
-        slot = _Slot(job=Job(0, Prefix(key="k", tokens=(5,)), seed=0), plens=[1], rng=np.random.default_rng(0))
+        sched, slot = _one_slot({1: b"Hi", 2: b".}", 3: b" there", 4: b'"}'}, stops)
         done = None
         for t in toks:
             done = sched._accept(slot, t)
