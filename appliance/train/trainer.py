@@ -242,7 +242,7 @@ class _Run:
         initial: float | None,
         final: float | None,
     ) -> float | None:
-        plan, pol, dp = self.plan, self.ctx.policy, self.plan.req.dp
+        plan, pol, dp = self.plan, self.ctx.policy, self.plan.dp is not None
         can = pol.privacy.canaries
         canary_info = None
         if self.planted:
