@@ -145,3 +145,23 @@ def test_ledger_unknown_dataset(ctx: Context) -> None:
     with pytest.raises(NotFound):
         ledger.view("nope")
     assert math.isfinite(ledger.view("d1").remaining)
+
+
+@pytest.mark.parametrize("acc", ["rdp", "prv"])
+def test_a_reserved_histogram_is_composed_into_the_target(acc: str) -> None:
+    """DP-SGD's σ rises just enough that DP-SGD and one σ = 4 histogram together stay within ε = 4."""
+    from appliance.budget.accounting import history_epsilon, selection_mechanism
+
+    q, steps, delta = 1 / 34, 102, 1e-6
+    also = (selection_mechanism(4.0),)
+    alone = noise_multiplier_for(target_epsilon=4.0, delta=delta, sample_rate=q, steps=steps, accountant=acc)
+    sigma = noise_multiplier_for(target_epsilon=4.0, delta=delta, sample_rate=q, steps=steps, accountant=acc, also=also)
+    both = epsilon_for(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta, accountant=acc, also=also)
+    assert 3.99 - 0.01 <= both <= 4.0
+    assert alone < sigma < alone * 1.05, "RDP composition makes the histogram cheap"
+    # composed, not added: far below the sum of the two ε
+    sel_eps = history_epsilon(also, delta=delta, accountant=acc)
+    assert sel_eps > 0.9 and both < epsilon_for(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta,
+                                                  accountant=acc) + sel_eps  # fmt: skip
+    with pytest.raises(ValueError, match="alone spend"):
+        noise_multiplier_for(target_epsilon=0.5, delta=delta, sample_rate=q, steps=steps, also=also)

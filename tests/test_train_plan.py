@@ -41,3 +41,22 @@ def test_non_dp_plan_has_no_target() -> None:
 def test_bad_epsilon_or_delta_is_refused(epsilon: float | None, delta: float | None, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         make_plan(_ctx(), TrainRequest("d", epsilon=epsilon, delta=delta), n=200)
+
+
+def _selecting(noise: float) -> Any:
+    policy = load_policy_file(default_policy_path())
+    sel = policy.curation.dp_selection.model_copy(update={"enabled": True, "noise_multiplier": noise})
+    cur = policy.curation.model_copy(update={"dp_selection": sel})
+    return SimpleNamespace(policy=policy.model_copy(update={"curation": cur}))
+
+
+def test_dp_selection_is_reserved_in_the_runs_epsilon() -> None:
+    plan = make_plan(_selecting(4.0), TrainRequest("d", epsilon=4.0), n=200)
+    assert plan.dp is not None and plan.dp.also == ((4.0, 1.0, 1),) and plan.dp.selection_noise == 4.0
+    assert make_plan(_ctx(), TrainRequest("d", epsilon=4.0), n=200).dp.selection_noise is None  # off by default
+    assert make_plan(_selecting(4.0), TrainRequest("d", epsilon=None, dp=False), n=200).dp is None
+
+
+def test_dp_selection_that_would_spend_half_the_epsilon_is_refused() -> None:
+    with pytest.raises(BadInput, match=r"curation\.dp_selection"):
+        make_plan(_selecting(1.0), TrainRequest("d", epsilon=1.0), n=200)

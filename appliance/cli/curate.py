@@ -38,3 +38,29 @@ def curate(
         f"PII hits {report.pii_hits} (kept {report.kept_pii_hits}); audit event {report.event_seq}",
         markup=False,
     )
+    note = _selection_note(report.dp_selection)
+    if note:
+        console.print(note, markup=False)
+
+
+def _selection_note(info: dict[str, object]) -> str | None:
+    """One line on curation's DP selection (curation.dp_selection), when it applied or could not."""
+    state_ = info.get("dp_selection")
+    if state_ == "applied":
+        return (
+            f"DP selection: kept {info['kept']} of {info['candidates']} filtered outputs, in proportion to the seeds'"
+            " noisy histogram (its cost is inside the prompt's ε)"
+        )
+    if state_ == "reused":
+        return f"DP selection: the choice released in audit event {info['event_seq']} applied again"
+    if state_ == "spent":
+        return (
+            f"WARNING: this prompt's DP selection was spent on batch {info['spent_on_batch']}; every filtered output"
+            " of this batch is kept. Curate that batch, or train a new prompt for a new selection."
+        )
+    if state_ == "not_reserved":
+        return (
+            "WARNING: curation.dp_selection is enabled but this batch's prompt reserved no DP selection (it was"
+            " trained without it); every filtered output is kept. Train again with it enabled."
+        )
+    return None

@@ -1,10 +1,11 @@
 """Curate a batch: re-scan and filter its outputs, mark each kept or dropped, count seed overlap, audit.
 
-Promise: what is kept depends on the outputs alone (output PII, quality, duplicates), never on the
-private seeds, so the released set stays post-processing of the DP generator. Verbatim overlap with a
-training seed (``leak_hits``) is counted per output and in the summary, beside the share of held-out
-records that overlap the seeds by chance; the gate refuses the whole export when more kept outputs overlap
-than that share explains, and the counts stay in the database and the audit log.
+Promise: what is kept depends on the outputs alone (output PII, quality, duplicates), and on the private
+seeds only through DP values — the optional DP selection's noisy histogram, whose cost the prompt's ε already
+includes (:mod:`appliance.curate.dp_selection`) — so the released set stays post-processing of DP outputs.
+Verbatim overlap with a training seed (``leak_hits``) is counted per output and in the summary, beside the
+share of held-out records that overlap the seeds by chance; the gate refuses the whole export when more kept
+outputs overlap than that share explains, and the counts stay in the database and the audit log.
 
 Nothing is deleted: every output of the batch ends with ``status`` ``kept`` or ``dropped`` and, when
 dropped, a ``reason``; the per-output leak and PII counters, the run's summary row and one
@@ -23,6 +24,7 @@ from typing import Any
 
 from appliance.audit import append_in_tx
 from appliance.context import Context
+from appliance.curate import dp_selection
 from appliance.curate.decide import GENERATION_PII, decide, pii_hits
 from appliance.curate.filters import LeakIndex, chance_leak_rate, leak_allowance
 from appliance.curate.kept import kept_digest
@@ -48,6 +50,7 @@ class CurationReport:
     kept_leaking_outputs: int = 0  # kept outputs with any seed n-gram hit (what the gate counts)
     leak_allowance: int = 0  # how many of them chance explains (held-out real records' overlap rate)
     event_seq: int = 0
+    dp_selection: dict[str, Any] = field(default_factory=dict)  # what curation's DP selection did (dp_selection)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +130,9 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         label_ok=label_ok,
         labels={r["label"] for r in rows if r["label"]},
     )
+    reasons, selection_info, selection_event = dp_selection.apply(
+        ctx, batch, [r["id"] for r in live], texts, [r["label"] for r in live], reasons
+    )
 
     counts = Counter(r for r in reasons if r is not None)
     counts.update({GENERATION_PII: sum(pre_dropped)} if any(pre_dropped) else {})
@@ -144,8 +150,9 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         kept_pii_hits=sum(pii[i] for i in kept),
         kept_leaking_outputs=sum(1 for i in kept if leaks[i] > 0),
         leak_allowance=leak_allowance(chance, len(kept)),
+        dp_selection=selection_info,
     )
-    _store(ctx, report, [r["id"] for r in live], reasons, leaks, pii, engine_info, check_info, chance)
+    _store(ctx, report, [r["id"] for r in live], reasons, leaks, pii, engine_info, check_info, chance, selection_event)
     return report
 
 
@@ -159,6 +166,7 @@ def _store(
     engine: dict[str, Any],
     label_info: dict[str, Any],
     holdout_leak_rate: float | None,
+    selection_event: dict[str, Any] | None,
 ) -> None:
     policy = ctx.policy.curation
     updates = [
@@ -184,6 +192,7 @@ def _store(
             "output_pii_action": policy.output_pii_action,
             "pii_engine": engine,
             "label_check": label_info,
+            "dp_selection": report.dp_selection,
             # verbatim overlap that chance explains: held-out real records overlap the seeds at this rate
             "kept_leaking_outputs": report.kept_leaking_outputs,
             "holdout_leak_rate": holdout_leak_rate,
@@ -191,6 +200,8 @@ def _store(
             "model_sha256": engine.get("model_sha256"),
             "policy_sha256": ctx.policy_sha256,
         }
+        if selection_event is not None:  # the noisy histogram: released once per prompt, kept in the chain
+            append_in_tx(conn, dp_selection.EVENT, selection_event, actor=ctx.actor)
         ev = append_in_tx(conn, "curate.run", payload, actor=ctx.actor)
         results.insert_curation(
             conn,

@@ -27,6 +27,16 @@ NEIGHBOURING = "add/remove one record"
 PROMPT_KEYS = ("id", "artifact_sha256", "accountant", "noise_multiplier", "sample_rate", "steps", "clip_norm")
 
 
+def _prompt_facts(prompt: dict[str, Any]) -> dict[str, Any]:
+    """The prompt's DP parameters and artifact hash, and σ of the DP selection its ε includes (None: none)."""
+    meta = json.loads(prompt.get("meta") or "{}")
+    return {
+        **{k: prompt.get(k) for k in PROMPT_KEYS},
+        "dp": bool(prompt["dp"]),
+        "dp_selection_noise": meta.get("dp_selection_noise"),
+    }
+
+
 def manifest_path(out: Path) -> Path:
     return out.with_name(out.name + MANIFEST_SUFFIX)
 
@@ -72,7 +82,7 @@ def public_body(
         "actor": actor,
         "dataset": batch["dataset"],
         "batch": {"id": batch["id"], "mode": batch["mode"], "label": batch.get("label")},
-        "prompt": None if prompt is None else {**{k: prompt.get(k) for k in PROMPT_KEYS}, "dp": bool(prompt["dp"])},
+        "prompt": None if prompt is None else _prompt_facts(prompt),
         "model": {"name": batch["model_name"], "sha256": batch["model_sha256"]},
         "policy_sha256": policy_sha256,
         "privacy": {

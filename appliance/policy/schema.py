@@ -357,6 +357,23 @@ class GenerationPolicy(_Strict):
     )
 
 
+class DpSelectionPolicy(_Strict):
+    """Curation's DP selection (:mod:`appliance.curate.selection`): the training seeds vote, once each, for the
+    cluster of outputs nearest them; the counts get Gaussian noise; outputs are kept in proportion to their
+    cluster's noisy count. Its cost is reserved at ``train`` and composed with DP-SGD into the prompt's ε."""
+
+    enabled: bool = Field(
+        default=False,
+        description="train reserves one noisy histogram in the prompt's ε; curate then keeps the outputs nearest"
+        " the seeds' noisy distribution. Generate about 1 / keep_fraction times the records you want",
+    )
+    noise_multiplier: float = Field(
+        default=4.0, ge=1.0, le=100.0, description="σ of the Gaussian noise on each count (each seed counts once)"
+    )
+    clusters_per_label: int = Field(default=6, ge=1, le=100, description="k-means clusters of the outputs per label")
+    keep_fraction: float = Field(default=0.3, gt=0.0, le=1.0, description="share of the filtered outputs kept")
+
+
 class CurationPolicy(_Strict):
     near_dup_jaccard: Probability = 0.8
     minhash_perm: int = Field(default=128, ge=16, le=1024)
@@ -392,6 +409,7 @@ class CurationPolicy(_Strict):
     eval_max_samples: int = Field(default=1000, ge=10, le=100_000, description="cap per side for MAUVE/diversity")
     self_bleu_max_samples: int = Field(default=200, ge=2, le=5000)
     eval_seed: int = Field(default=0, ge=0, description="seed for evaluation sampling, k-means and TSTR")
+    dp_selection: DpSelectionPolicy = DpSelectionPolicy()
 
 
 class GatePolicy(_Strict):

@@ -93,6 +93,7 @@ def runs(ctx: Context, dataset: str | None) -> list[dict[str, Any]]:
     for r in out:
         meta = json.loads(r.pop("meta") or "{}")
         r["noise_mode"] = meta.get("noise_mode")
+        r["dp_selection_noise"] = meta.get("dp_selection_noise")
         r["n_canaries"] = (meta.get("canaries") or {}).get("count", 0)
         r["actor"] = actor.get(r["id"])
     return out

@@ -96,6 +96,7 @@ def runs_section(d: ReportData) -> str:
             fmt(r["accountant"]),
             fmt(r["noise_multiplier"]),
             fmt(r["steps"]),
+            fmt(r["dp_selection_noise"]),
             fmt(r["noise_mode"]),
             fmt(bool(r["exportable"])),
             fmt(r["actor"]),
@@ -116,6 +117,7 @@ def runs_section(d: ReportData) -> str:
                 "accountant",
                 "noise σ",
                 "steps",
+                "selection σ",
                 "noise mode",
                 "exportable",
                 "by",
@@ -140,6 +142,10 @@ def _runs_notes(d: ReportData) -> str:
         " magnitude); a δ at or above 1/n is refused.",
         "Budget composition: <b>basic composition</b> — the ε and the δ of every DP run on a record add up "
         "(sound for any sequence of runs; conservative, since the runs' RDP curves are not composed).",
+        "<b>selection σ</b>: a run trained with <code>curation.dp_selection</code> enabled reserves, inside its ε,"
+        " one Gaussian histogram over its training records (each record adds 1 to one count, noise σ per count),"
+        " composed with DP-SGD by the same accountant; curation of one of its batches releases it once. A run"
+        " without it (—) reserves nothing.",
     ]
     if any(r["noise_mode"] == "os-seeded" for r in d.runs):
         notes.append(
@@ -269,11 +275,15 @@ def gate_section(d: ReportData) -> str:
 
 def _gate_notes() -> str:
     notes = [
-        "What is released is post-processing of the DP soft prompt: generation samples from it (with guidance, from"
-        " it contrasted with the public prior it was initialised from — no seed is read), and curation keeps or drops"
-        " outputs on the outputs"
-        " alone (PII re-scan, quality, duplicates, unfinished, off-label by the DP generator's own reading), never by"
-        " comparing them with the seeds. Verbatim overlap with a training seed (a shared span of"
+        "What is released is post-processing of DP outputs: generation samples from the DP soft prompt (with"
+        " guidance, from it contrasted with the public prior it was initialised from — no seed is read), and curation"
+        " keeps or drops outputs on the outputs alone (PII re-scan, quality, duplicates, unfinished, off-label by the"
+        " DP generator's own reading), never by comparing them with the seeds — except through the DP selection of a"
+        " run whose table row shows a selection σ: the training records vote once each for the nearest cluster of"
+        " outputs, Gaussian noise of that σ is added to every count, and outputs are drawn in proportion to the noisy"
+        " counts (event <code>curate.dp_selection</code>, once per prompt); its cost is inside the run's ε."
+        " Verbatim overlap with a"
+        " training seed (a shared span of"
         " <code>curation.leak_ngram_tokens</code> words) is counted; overlap in more kept outputs than chance explains"
         " (held-out real records' overlap rate, <code>gate.leak_chance_baseline</code>) <b>refuses the whole"
         " export</b> (<code>verbatim_leaks</code>); the counts stay in the database"

@@ -104,3 +104,16 @@ def counted_unit_charges(db: Db) -> list[Row]:
         "SELECT u.kind, u.unit, u.multiplicity, c.epsilon, c.delta FROM unit_charges u"
         f" JOIN privacy_charges c ON c.id = u.charge_id WHERE c.{COUNTED}",
     )
+
+
+def charged_record_units(db: Db, prompt_id: str) -> set[str]:
+    """The record units (hashes of redacted text) a run's reserved or charged privacy charge covers."""
+    return {
+        r["unit"]
+        for r in query(
+            db,
+            "SELECT u.unit FROM unit_charges u JOIN privacy_charges c ON c.id = u.charge_id"
+            f" WHERE c.prompt_id = ? AND u.kind = 'record' AND c.{COUNTED}",
+            (prompt_id,),
+        )
+    }

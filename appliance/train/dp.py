@@ -25,6 +25,7 @@ from opacus import PrivacyEngine
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch.utils.data import DataLoader
 
+from appliance.budget.accounting import Mechanism, history_epsilon, noise_multiplier_for, planned_steps
 from appliance.train.layout import Example
 
 NOISE_CSPRNG = "torchcsprng"
@@ -62,13 +63,20 @@ class PrivateParts:
     loader: DataLoader[Any]
     engine: PrivacyEngine
     noise_mode: str
+    also: tuple[Mechanism, ...] = ()  # mechanisms reserved on the same records, composed into every ε reported
 
     @property
     def noise_multiplier(self) -> float:
         return float(self.optimizer.noise_multiplier)
 
     def epsilon(self, delta: float) -> float:
-        return float(self.engine.get_epsilon(delta)) if len(self.engine.accountant.history) else 0.0
+        """ε of the steps taken so far composed with the reserved mechanisms (0 before any step)."""
+        history = list(self.engine.accountant.history)
+        if not history:
+            return 0.0
+        if not self.also:
+            return float(self.engine.get_epsilon(delta))
+        return history_epsilon([*history, *self.also], delta=delta, accountant=self.engine.accountant.mechanism())
 
     @property
     def steps(self) -> int:
@@ -87,10 +95,13 @@ def make_private(
     max_grad_norm: float,
     accountant: str,
     secure_noise: bool,
+    also: tuple[Mechanism, ...] = (),
 ) -> PrivateParts:
     """Wrap the prompt and optimizer with Opacus for (``target_epsilon``, ``delta``) after ``epochs`` epochs.
 
     The Poisson rate is ``1 / steps_per_epoch`` (Opacus derives it from the loader's length the same way).
+    With mechanisms ``also`` reserved on the same records, σ is calibrated so that DP-SGD composed with them
+    stays within ``target_epsilon`` (:func:`appliance.budget.accounting.noise_multiplier_for`).
     """
     secure = secure_noise and csprng_available()
     with warnings.catch_warnings():
@@ -100,20 +111,26 @@ def make_private(
     loader = poisson_loader(
         examples, sample_rate=1.0 / steps_per_epoch, steps_per_epoch=steps_per_epoch, generator=sample_gen
     )
+    sigma = noise_multiplier_for(
+        target_epsilon=target_epsilon,
+        delta=delta,
+        sample_rate=1.0 / steps_per_epoch,
+        steps=planned_steps(epochs=epochs, sample_rate=1.0 / steps_per_epoch),
+        accountant=accountant,
+        also=also,
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Poisson sampling.*")
         warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
-        module, dp_optimizer, loader = engine.make_private_with_epsilon(
+        module, dp_optimizer, loader = engine.make_private(
             module=prompt,
             optimizer=optimizer,
             data_loader=loader,
-            target_epsilon=target_epsilon,
-            target_delta=delta,
-            epochs=epochs,
+            noise_multiplier=sigma,
             max_grad_norm=max_grad_norm,
             poisson_sampling=False,  # the loader above already samples Poisson, with our generator
             noise_generator=None if secure else os_seeded_generator(),
             grad_sample_mode="hooks",
         )
     module.forbid_grad_accumulation()
-    return PrivateParts(module, dp_optimizer, loader, engine, NOISE_CSPRNG if secure else NOISE_OS_SEEDED)
+    return PrivateParts(module, dp_optimizer, loader, engine, NOISE_CSPRNG if secure else NOISE_OS_SEEDED, also)

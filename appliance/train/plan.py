@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from appliance.budget.accounting import default_delta, planned_steps
+from appliance.budget.accounting import Mechanism, default_delta, history_epsilon, planned_steps, selection_mechanism
 from appliance.context import Context
 from appliance.errors import BadInput, PolicyViolation
 from appliance.policy.schema import TrainingPolicy
@@ -37,10 +37,17 @@ class TrainRequest:
 
 @dataclass(frozen=True)
 class DpTarget:
-    """What a DP run must reach: the ε asked for and the δ it is accounted at (both set, or no DP at all)."""
+    """What a DP run must reach: the ε asked for and the δ it is accounted at (both set, or no DP at all), and
+    the mechanisms it reserves on the same records (curation's DP selection), composed into that ε."""
 
     epsilon: float
     delta: float
+    also: tuple[Mechanism, ...] = ()
+
+    @property
+    def selection_noise(self) -> float | None:
+        """σ of the reserved DP selection histogram, or None when the run reserves none."""
+        return self.also[0][0] if self.also else None
 
 
 @dataclass(frozen=True)
@@ -123,8 +130,24 @@ def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
         delta = req.delta if req.delta is not None else (ctx.policy.privacy.delta or default_delta(n))
         if not 0 < delta < 1.0 / n:
             raise BadInput(f"--delta must be in (0, 1/n) = (0, {1.0 / n:.3g}) for n={n} training records")
-        target = DpTarget(epsilon, float(delta))
+        target = DpTarget(epsilon, float(delta), _reserved(ctx, epsilon, float(delta)))
     return Plan(req, epochs, k, lr, bs, clip, n, m, q, planned_steps(epochs=epochs, sample_rate=q), target)
+
+
+def _reserved(ctx: Context, epsilon: float, delta: float) -> tuple[Mechanism, ...]:
+    """The curation's DP selection histogram when the policy enables it; refused when it alone spends ``epsilon``."""
+    sel = ctx.policy.curation.dp_selection
+    if not sel.enabled:
+        return ()
+    also = (selection_mechanism(sel.noise_multiplier),)
+    alone = history_epsilon(also, delta=delta, accountant=ctx.policy.privacy.accountant)
+    if alone >= 0.5 * epsilon:
+        raise BadInput(
+            f"curation.dp_selection with noise_multiplier {sel.noise_multiplier:g} alone spends ε {alone:.3g}, at"
+            f" least half of --epsilon {epsilon:g}: raise curation.dp_selection.noise_multiplier, raise --epsilon,"
+            " or set curation.dp_selection.enabled false"
+        )
+    return also
 
 
 def _required_epsilon(req: TrainRequest) -> float:

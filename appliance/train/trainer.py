@@ -208,6 +208,7 @@ class _Run:
                 max_grad_norm=plan.clip,
                 accountant=pol.privacy.accountant,
                 secure_noise=pol.privacy.secure_noise,
+                also=target.also,
             )
             shown = [0.0]
 
@@ -271,6 +272,8 @@ class _Run:
             "noise_mode": noise_mode,
             "dp": int(dp),
             "composition": "basic" if dp else None,
+            # σ of the DP selection histogram reserved in this ε (composed with DP-SGD by the accountant), or None
+            "dp_selection_noise": plan.dp.selection_noise if plan.dp is not None else None,
         }
         art_rel, art_sha = write_artifact(self.ctx.ws.home, self.prompt_id, rows.numpy(), facts)
         self.written.append(art_rel)
@@ -284,6 +287,7 @@ class _Run:
             "noise_mode": noise_mode,
             "secure_noise_policy": pol.privacy.secure_noise,
             "holdout_loss_initial": _finite(initial),
+            "dp_selection_noise": facts["dp_selection_noise"],
             **self.precision.as_dict(),
         }
         meta = {

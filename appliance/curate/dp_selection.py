@@ -1,0 +1,107 @@
+"""Curation's DP selection for one batch: which of the filtered outputs the seeds' noisy histogram keeps.
+
+The math is :mod:`appliance.curate.selection`; this module decides whether it runs and keeps it to one release:
+
+- it runs only for a soft-prompt batch whose prompt reserved it at ``train`` (``dp_selection_noise`` in the
+  prompt's metadata: the σ whose cost is composed into the prompt's ε), with that σ, whatever the policy says now;
+- the voters are exactly the records the prompt's privacy charge covers (never a record added later);
+- one histogram per prompt: the first curation of one of its batches releases it (event ``curate.dp_selection``:
+  the noisy counts and the chosen outputs); curating that batch again reuses the choice, and curating another
+  batch of the same prompt keeps every filtered output (the reservation is spent), as the ``curate.run`` event
+  and the command's output say.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from appliance.audit.rows import first_with
+from appliance.context import Context
+from appliance.curate import selection as sel
+from appliance.store import datasets, prompts
+
+EVENT = "curate.dp_selection"
+REASON = "dp_selection"
+
+
+def reserved_noise(prompt: dict[str, Any] | None) -> float | None:
+    """σ of the selection histogram the prompt's ε includes, or None."""
+    if prompt is None:
+        return None
+    value = json.loads(prompt.get("meta") or "{}").get("dp_selection_noise")
+    return None if value is None else float(value)
+
+
+def _voters(ctx: Context, prompt: dict[str, Any]) -> tuple[list[str], list[str | None]]:
+    from appliance.budget.units import record_unit  # budget.units imports curate.text: import late
+
+    units = prompts.charged_record_units(ctx.db, prompt["id"])
+    texts, labels = [], []
+    for r in datasets.split_rows(ctx.db, prompt["dataset"], "train", select="text, label, unit_key"):
+        if (r["unit_key"] or record_unit(r["text"])) in units:
+            texts.append(r["text"])
+            labels.append(r["label"])
+    return texts, labels
+
+
+def apply(
+    ctx: Context,
+    batch: dict[str, Any],
+    ids: Sequence[int],
+    texts: Sequence[str],
+    labels: Sequence[str | None],
+    reasons: list[str | None],
+) -> tuple[list[str | None], dict[str, Any], dict[str, Any] | None]:
+    """``reasons`` with the outputs the selection does not keep marked ``dp_selection``; the ``curate.run``
+    event's summary; and the payload of a new ``curate.dp_selection`` event (None when nothing new is released)."""
+    prompt = prompts.get(ctx.db, batch["prompt_id"]) if batch.get("prompt_id") else None
+    sigma = reserved_noise(prompt)
+    if batch.get("mode") != "softprompt" or prompt is None or sigma is None:
+        state = "not_reserved" if ctx.policy.curation.dp_selection.enabled else "off"
+        return reasons, {"dp_selection": state}, None
+    earlier = first_with(ctx.db.conn, [EVENT], "prompt", prompt["id"])
+    if earlier is not None:
+        done = json.loads(earlier["payload"])
+        if done["batch"] != batch["id"]:
+            return reasons, {"dp_selection": "spent", "spent_on_batch": done["batch"]}, None
+        chosen = set(done["selected"])
+        out = [r if r is not None or oid in chosen else REASON for oid, r in zip(ids, reasons, strict=True)]
+        return out, {"dp_selection": "reused", "event_seq": earlier["seq"]}, None
+    kept = [i for i, r in enumerate(reasons) if r is None]
+    if not kept:
+        return reasons, {"dp_selection": "no_candidates"}, None  # nothing to choose from: nothing released
+    from appliance.evaluate.embed import default_embedder
+
+    embedder = default_embedder()
+    clusters = sel.cluster_outputs(
+        embedder.encode([texts[i] for i in kept]),
+        [labels[i] for i in kept],
+        per_label=ctx.policy.curation.dp_selection.clusters_per_label,
+        seed=ctx.policy.curation.eval_seed,
+    )
+    voter_texts, voter_labels = _voters(ctx, prompt)
+    counts = sel.vote_counts(clusters, embedder.encode(voter_texts), voter_labels)
+    rng = np.random.default_rng(secrets.randbits(128))
+    noisy = sel.noisy(counts, sigma, rng)
+    del counts  # only the noisy counts leave this function
+    want = round(ctx.policy.curation.dp_selection.keep_fraction * len(kept))
+    picked = {kept[int(j)] for j in sel.draw(clusters, noisy, want, rng)}
+    out = [r if r is not None or i in picked else REASON for i, r in enumerate(reasons)]
+    payload = {
+        "prompt": prompt["id"],
+        "batch": batch["id"],
+        "noise_multiplier": sigma,
+        "keep_fraction": ctx.policy.curation.dp_selection.keep_fraction,
+        "clusters": [
+            {"label": lab, "outputs": int(size), "noisy_count": round(float(c), 3)}
+            for lab, size, c in zip(clusters.labels, clusters.sizes, noisy, strict=True)
+        ],
+        "candidates": len(kept),
+        "selected": sorted(int(ids[i]) for i in picked),
+    }
+    return out, {"dp_selection": "applied", "kept": len(picked), "candidates": len(kept)}, payload
