@@ -98,8 +98,11 @@ def test_demo_policy_changes_only_the_split_and_the_domain_description_and_is_au
     assert demo["training"]["label_template"] == demo_settings.DEMO_DOMAIN["label_template"]
     assert demo["generation"]["stop"] == ["\n"]
     for key in demo_settings.DEMO_POLICY_KEYS:
-        section, leaf = key.split(".")
-        demo[section][leaf] = shipped[section][leaf]
+        *path, leaf = key.split(".")
+        node, ship = demo, shipped
+        for part in path:
+            node, ship = node[part], ship[part]
+        node[leaf] = ship[leaf]
     assert demo == shipped  # every other key, the gate thresholds included, is the default
     kinds = [k for k, _ in _events(home)]
     assert kinds[-1] == "demo.policy"
@@ -142,3 +145,24 @@ def test_quick_demo_lifts_only_the_quality_floor_and_says_so(cli, tmp_path: Path
         assert demo["gate"][key] == full["gate"][key]  # every privacy check stays
     event = json.loads(_events(home)[-1][1])
     assert "gate.max_detection_auc" in event["changed"] and demo_settings.FULL.quality_floor
+
+
+def test_set_values_reaches_a_key_inside_its_block_only(tmp_path: Path) -> None:
+    from appliance.errors import BadInput
+    from appliance.policy.loader import set_values
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "curation:\n  dp_selection:   # c\n    enabled: false\n    keep_fraction: 0.3\n  min_chars: 10\n"
+        "gate:\n  enabled: true\n",
+        encoding="utf-8",
+    )
+    set_values(policy, {"dp_selection.enabled": True, "dp_selection.keep_fraction": 0.25}, header="# e")
+    assert policy.read_text(encoding="utf-8") == (
+        "# e\ncuration:\n  dp_selection:   # c\n    enabled: true\n    keep_fraction: 0.25\n  min_chars: 10\n"
+        "gate:\n  enabled: true\n"
+    )
+    with pytest.raises(BadInput, match="expected one enabled line to set, found 2"):
+        set_values(policy, {"enabled": False}, header="# again")
+    with pytest.raises(BadInput, match=r"expected a nope: block for nope\.min_chars"):
+        set_values(policy, {"nope.min_chars": 1}, header="# x")

@@ -115,7 +115,7 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
     from appliance.policy.loader import set_values
 
     ws = Workspace(home)
-    values: dict[str, float | int | str | list[str]] = {**DEMO_POLICY, **({} if quality_floor else QUICK_GATE)}
+    values: dict[str, bool | float | int | str | list[str]] = {**DEMO_POLICY, **({} if quality_floor else QUICK_GATE)}
     keys = DEMO_POLICY_KEYS + ([] if quality_floor else [f"gate.{k}" for k in QUICK_GATE])
     set_values(ws.policy_path, values, header="# appliance demo workspace: the shipped default with " + ", ".join(keys))
     ctx = Context.open(ws, actor=actor)  # validates the edited policy (ConfigError, exit 1, if it were broken)
@@ -128,6 +128,7 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
             "stop": p.generation.stop,
             "end_text": p.training.end_text,
             "label_margin_nats": p.curation.label_margin_nats,
+            "dp_selection.enabled": p.curation.dp_selection.enabled,
         }
         if not quality_floor:
             seen.update(max_detection_auc=p.gate.max_detection_auc, min_label_fidelity=p.gate.min_label_fidelity)

@@ -4,8 +4,10 @@ Pure function of the outputs alone. Filters apply in a fixed order and the first
 the reason: PII still present → unfinished (cut off at ``generation.max_tokens``, when
 ``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive) → label echo (the
 whole text is a label's name or words, e.g. "fiat_currency_support": a public label, not a record) → off-label
-(``label_ok``: the DP generator's own reading) → exact duplicate → near duplicate. Deduplication only
-looks at outputs that passed every earlier filter, so each duplicate group keeps its first clean member.
+(``label_ok``: the DP generator's own reading, when given; :func:`appliance.curate.run.curate_batch` applies it
+last instead, after the DP selection, because it is the costly one) → exact duplicate → near duplicate.
+Deduplication only looks at outputs that passed every earlier filter, so each duplicate group keeps its first
+clean member.
 
 No filter here reads the private seeds: selecting outputs by their similarity to a training record is
 a data-dependent choice outside DP (Ganev & De Cristofaro 2023), so what is released stays

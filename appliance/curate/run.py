@@ -25,7 +25,7 @@ from typing import Any
 from appliance.audit import append_in_tx
 from appliance.context import Context
 from appliance.curate import dp_selection
-from appliance.curate.decide import GENERATION_PII, decide, pii_hits
+from appliance.curate.decide import GENERATION_PII, OFF_LABEL, decide, pii_hits
 from appliance.curate.filters import LeakIndex, chance_leak_rate, leak_allowance
 from appliance.curate.kept import kept_digest
 from appliance.db import transaction, utc_now
@@ -121,18 +121,22 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     index = LeakIndex(split_texts(ctx, batch["dataset"], "train"), policy.leak_ngram_tokens)
     leaks = [index.hits(t) for t in texts]
     chance = chance_leak_rate(index, split_texts(ctx, batch["dataset"], "holdout"))
-    label_ok, check_info = label_check(ctx, batch, texts, [r["label"] for r in live])
     reasons = decide(
         texts,
         pii=pii,
         policy=policy,
         finish_reasons=[r["finish_reason"] for r in live],
-        label_ok=label_ok,
         labels={r["label"] for r in rows if r["label"]},
     )
     reasons, selection_info, selection_event = dp_selection.apply(
         ctx, batch, [r["id"] for r in live], texts, [r["label"] for r in live], reasons
     )
+    # the DP generator's own reading of the label, last: it scores every output under every label, so it runs
+    # only on what the other filters and the DP selection kept
+    still = [i for i, r in enumerate(reasons) if r is None]
+    label_ok, check_info = label_check(ctx, batch, [texts[i] for i in still], [live[i]["label"] for i in still])
+    for i, good in zip(still, label_ok or [True] * len(still), strict=True):
+        reasons[i] = None if good else OFF_LABEL
 
     counts = Counter(r for r in reasons if r is not None)
     counts.update({GENERATION_PII: sum(pre_dropped)} if any(pre_dropped) else {})

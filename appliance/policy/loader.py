@@ -91,22 +91,42 @@ def set_numbers(path: Path, values: Mapping[str, float | int], *, header: str) -
 _VALUE = r'(?:"(?:[^"\\\n]|\\.)*"|\[[^\]\n]*\]|[^#\n]*?)'
 
 
-def set_values(path: Path, values: Mapping[str, float | int | str | list[str]], *, header: str) -> None:
+def set_values(path: Path, values: Mapping[str, bool | float | int | str | list[str]], *, header: str) -> None:
     """Set keys of a policy YAML file in place, its comments and layout kept, under a ``header`` comment.
 
-    Each key (e.g. ``holdout_fraction``) must occur on exactly one line of the file; values are written as
+    Each key (e.g. ``holdout_fraction``, or ``dp_selection.enabled`` inside the ``dp_selection:`` block) must
+    occur on exactly one line of the file (of its block); values are written as
     JSON, which YAML reads as the same number, string or list. The result is not validated here — the next
     :class:`~appliance.context.Context` that opens the workspace does that.
     """
     text = path.read_text(encoding="utf-8")
     for key, value in values.items():
-        rendered = repr(value) if isinstance(value, int | float) else json.dumps(value, ensure_ascii=False)
-        pattern = rf"(?m)^(\s+{re.escape(key)}:)[ \t]*{_VALUE}([ \t]*#.*)?$"
+        plain = isinstance(value, int | float) and not isinstance(value, bool)
+        rendered = repr(value) if plain else json.dumps(value, ensure_ascii=False)
+        *parents, leaf = key.split(".")
+        start, end = _block(text, parents, path, key)
+        pattern = rf"(?m)^(\s+{re.escape(leaf)}:)[ \t]*{_VALUE}([ \t]*#.*)?$"
 
         def put(m: re.Match[str], v: str = rendered) -> str:
             return f"{m.group(1)} {v}{m.group(2) or ''}"
 
-        text, n = re.subn(pattern, put, text)
+        block, n = re.subn(pattern, put, text[start:end])
         if n != 1:
             raise BadInput(f"{path}: expected one {key} line to set, found {n}")
+        text = text[:start] + block + text[end:]
     path.write_text(header.rstrip("\n") + "\n" + text, encoding="utf-8")
+
+
+def _block(text: str, parents: list[str], path: Path, key: str) -> tuple[int, int]:
+    """The span of ``text`` under the nested mapping keys ``parents`` (each an indented ``name:`` line, the
+    block ending at the next line indented no deeper); the whole text when there are none."""
+    start, end = 0, len(text)
+    for name in parents:
+        m = re.compile(rf"(?m)^([ \t]*){re.escape(name)}:[ \t]*(#.*)?$").search(text, start, end)
+        if m is None:
+            raise BadInput(f"{path}: expected a {name}: block for {key}")
+        indent = len(m.group(1))
+        start = m.end()
+        nxt = re.compile(rf"(?m)^[ \t]{{0,{indent}}}[^ \t\n#]").search(text, start, end)
+        end = nxt.start() if nxt else end
+    return start, end

@@ -370,7 +370,12 @@ class DpSelectionPolicy(_Strict):
     noise_multiplier: float = Field(
         default=4.0, ge=1.0, le=100.0, description="σ of the Gaussian noise on each count (each seed counts once)"
     )
-    clusters_per_label: int = Field(default=6, ge=1, le=100, description="k-means clusters of the outputs per label")
+    clusters_per_label: int = Field(
+        default=12,
+        ge=1,
+        le=100,
+        description="k-means clusters of the outputs per label (12 beat 6 and 20 on public BANKING77 intents)",
+    )
     keep_fraction: float = Field(default=0.3, gt=0.0, le=1.0, description="share of the filtered outputs kept")
 
 
