@@ -95,7 +95,9 @@ def noise_multiplier_for(
     lo, hi = 0.0, 10.0
     while eps(hi) > target_epsilon:  # as σ grows DP-SGD's share vanishes and ε falls toward ``floor``
         lo, hi = hi, 2 * hi
-    while eps(hi) < target_epsilon - 0.01:  # Opacus's tolerance: σ no larger than 0.01 ε of slack needs
+    for _ in range(100):  # bisect down to Opacus's tolerance: ε within 0.01 below the target
+        if eps(hi) >= target_epsilon - 0.01:
+            break
         mid = (lo + hi) / 2
         if eps(mid) > target_epsilon:
             lo = mid
