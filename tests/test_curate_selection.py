@@ -78,6 +78,9 @@ def test_draw_follows_the_counts_and_never_takes_a_zero_cluster() -> None:
     picked = sel.draw(cl, counts, 16, np.random.default_rng(0))
     assert len(picked) == 16 and len(set(picked.tolist())) == 16
     assert sel.draw(cl, np.zeros(len(cl.labels)), 5, np.random.default_rng(0)).size == 0
+    # a count under the floor weighs nothing: only the 30-count cluster is drawn from
+    picked = sel.draw(cl, counts, 16, np.random.default_rng(0), floor=12.0)
+    assert set(cl.assign[picked].tolist()) == {cl.assign[0]} and len(picked) == 12
 
 
 # --- orchestration on a real workspace: real SQLite, real Presidio re-scan, the real MiniLM embedder ---

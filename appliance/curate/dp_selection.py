@@ -90,13 +90,15 @@ def apply(
     noisy = sel.noisy(counts, sigma, rng)
     del counts  # only the noisy counts leave this function
     want = round(ctx.policy.curation.dp_selection.keep_fraction * len(kept))
-    picked = {kept[int(j)] for j in sel.draw(clusters, noisy, want, rng)}
+    floor = ctx.policy.curation.dp_selection.threshold_sigmas * sigma
+    picked = {kept[int(j)] for j in sel.draw(clusters, noisy, want, rng, floor=floor)}
     out = [r if r is not None or i in picked else REASON for i, r in enumerate(reasons)]
     payload = {
         "prompt": prompt["id"],
         "batch": batch["id"],
         "noise_multiplier": sigma,
         "keep_fraction": ctx.policy.curation.dp_selection.keep_fraction,
+        "floor": floor,
         "clusters": [
             {"label": lab, "outputs": int(size), "noisy_count": round(float(c), 3)}
             for lab, size, c in zip(clusters.labels, clusters.sizes, noisy, strict=True)

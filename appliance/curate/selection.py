@@ -13,8 +13,9 @@ the noise):
    so adding or removing one record changes one count by one: L2 sensitivity 1;
 3. every count gets N(0, σ²) noise — the Gaussian mechanism whose cost ``train`` reserved and composed with
    DP-SGD (:func:`appliance.budget.accounting.selection_mechanism`);
-4. outputs are drawn without replacement with probability ∝ max(noisy count, 0) / cluster size, so the kept
-   set follows the noisy distribution over clusters and labels: post-processing of DP values.
+4. outputs are drawn without replacement with probability ∝ noisy count / cluster size, counts under a floor
+   (``threshold_sigmas`` × σ) weighing nothing, so the kept set follows the noisy distribution over clusters
+   and labels: post-processing of DP values.
 
 A cluster no seed is near (outputs off the domain, a misread label) keeps a count near 0 and is rarely drawn.
 The noisy counts are DP outputs and are kept in the audit log; the seed votes themselves never are.
@@ -84,10 +85,15 @@ def noisy(counts: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
     return counts + rng.normal(0.0, sigma, size=counts.shape)
 
 
-def draw(clusters: Clusters, noisy_counts: np.ndarray, keep: int, rng: np.random.Generator) -> np.ndarray:
-    """``keep`` outputs (sorted indices) drawn without replacement, each with probability ∝ its cluster's
-    max(noisy count, 0) / cluster size; fewer when fewer outputs have a positive weight."""
-    weight = np.maximum(noisy_counts, 0.0) / np.maximum(clusters.sizes, 1)
+def draw(
+    clusters: Clusters, noisy_counts: np.ndarray, keep: int, rng: np.random.Generator, *, floor: float = 0.0
+) -> np.ndarray:
+    """``keep`` outputs (sorted indices) drawn without replacement, each with probability ∝ its cluster's noisy
+    count / cluster size, a count under ``floor`` weighing nothing (Aug-PE's threshold: a cluster of one or two
+    outputs that noise alone pushed up would otherwise outweigh a large cluster the seeds chose); fewer when
+    fewer outputs have a positive weight."""
+    weight = np.where(noisy_counts >= max(floor, 0.0), np.maximum(noisy_counts, 0.0), 0.0)
+    weight = weight / np.maximum(clusters.sizes, 1)
     w = weight[clusters.assign]
     n = min(keep, int(np.count_nonzero(w > 0)))
     if n <= 0:
