@@ -8,7 +8,7 @@ is tighter but numerical. Privacy parameters are keyword-only.
 A run may also reserve further Gaussian mechanisms on the same records (``also``: more ``(σ, q, T)``
 entries, e.g. ``(σ_sel, 1.0, 1)`` for one noisy histogram in which each record counts once, the curation's DP
 selection). They are composed with DP-SGD inside the accountant (RDP composes by adding, Mironov 2017,
-Prop. 1), which is far tighter than adding their ε: a σ = 4 histogram costs DP-SGD about 1.6% more noise at
+Prop. 1), which is far tighter than adding their ε: a σ = 4 histogram costs DP-SGD about 1.7% more noise at
 ε = 4, where basic composition would take ε 1.14 from it.
 """
 

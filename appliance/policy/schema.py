@@ -374,7 +374,7 @@ class DpSelectionPolicy(_Strict):
         default=12,
         ge=1,
         le=100,
-        description="k-means clusters of the outputs per label (12 beat 6 and 20 on public BANKING77 intents)",
+        description="k-means clusters of the outputs per label (12 beat 6 and matched 20 on public BANKING77 intents)",
     )
     keep_fraction: float = Field(default=0.3, gt=0.0, le=1.0, description="share of the filtered outputs kept")
     threshold_sigmas: float = Field(
