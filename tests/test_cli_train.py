@@ -124,3 +124,39 @@ def test_non_dp_control_run_when_policy_allows(ws: SimpleNamespace) -> None:
     budget = json.loads(ws.cli("budget", "show", "bank", "--json").stdout)
     assert budget["epsilon_spent"] == before["spent"] and budget["non_dp_runs"] == 1
     assert " NO " in ws.cli("prompts", "list").stdout
+
+
+def test_dp_selection_is_reserved_inside_the_runs_epsilon(tmp_path: Path) -> None:
+    """With curation.dp_selection on, DP-SGD gets more noise so that it and the histogram together stay in ε."""
+    home = tmp_path / "home"
+    runner = CliRunner()
+
+    def cli(*args: str):
+        return runner.invoke(app, ["--home", str(home), "--actor", "tester", *args], catch_exceptions=False)
+
+    assert cli("init").exit_code == 0
+    seed_model_cache(home)
+    seeds = banking_csv(tmp_path / "s.csv", n=30, categories=["card_arrival", "exchange_rate"])
+    assert cli("seeds", "import", str(seeds), "--dataset", "bank", "--label-field", "category").exit_code == 0
+
+    def train(selection: dict[str, object] | None) -> dict[str, object]:
+        doc = yaml.safe_load(shipped_file("policies/default.yaml").read_text(encoding="utf-8"))
+        doc["privacy"]["dataset_epsilon_cap"] = 20.0
+        if selection is not None:
+            doc["curation"]["dp_selection"].update({"enabled": True, **selection})
+        (home / "policy.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+        res = cli("train", "bank", "--epsilon", "3", *TINY, "--json")
+        return {"code": res.exit_code, "out": res.stdout, "err": res.stderr}
+
+    plain = train(None)
+    chosen = train({"noise_multiplier": 4.0})
+    assert plain["code"] == chosen["code"] == 0, chosen["err"]
+    p, c = (json.loads(str(r["out"]).strip().splitlines()[-1]) for r in (plain, chosen))
+    assert p["dp_selection_noise"] is None and c["dp_selection_noise"] == 4.0
+    assert 2.95 < c["epsilon"] <= 3.0 and c["noise_multiplier"] > p["noise_multiplier"]
+    shown = json.loads(cli("prompts", "show", c["prompt_id"]).stdout)
+    assert shown["meta"]["dp_selection_noise"] == 4.0
+    before = json.loads(cli("prompts", "list", "--json").stdout)["prompts"]
+    refused = train({"noise_multiplier": 1.0})  # alone ε ≫ 1.5: more than half of --epsilon 3
+    assert refused["code"] == 1 and "curation.dp_selection" in str(refused["err"])
+    assert json.loads(cli("prompts", "list", "--json").stdout)["prompts"] == before
