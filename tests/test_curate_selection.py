@@ -15,6 +15,7 @@ from appliance.curate import curate_batch
 from appliance.curate import selection as sel
 from appliance.curate.dp_selection import EVENT, REASON
 from appliance.db import transaction, utc_now
+from appliance.errors import BadInput
 
 
 def _two_blobs(n: int = 12) -> tuple[np.ndarray, list[str]]:
@@ -172,6 +173,19 @@ def test_selection_keeps_what_the_seeds_are_near_released_once(ctx) -> None:
     assert other.dp_selection == {"dp_selection": "spent", "spent_on_batch": "b-sel"}
     assert other.n_kept == candidates
     assert len(ctx.ledger.events(kind=EVENT)) == 1
+
+
+def test_a_second_release_for_one_prompt_is_refused_inside_the_transaction(workspace: Path) -> None:
+    from appliance.curate.dp_selection import check_unreleased
+
+    c = open_ctx(workspace)
+    try:
+        check_unreleased(c.db.conn, {"prompt": "sp-x"})  # nothing released yet: no error
+        c.record(EVENT, {"prompt": "sp-x", "batch": "b-1", "selected": []})
+        with pytest.raises(BadInput, match="run `appliance curate` again"):
+            check_unreleased(c.db.conn, {"prompt": "sp-x"})
+    finally:
+        c.close()
 
 
 @pytest.mark.slow

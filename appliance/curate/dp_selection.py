@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 from appliance.audit.rows import first_with
 from appliance.context import Context
 from appliance.curate import selection as sel
+from appliance.errors import BadInput
 from appliance.store import datasets, prompts
 
 EVENT = "curate.dp_selection"
@@ -35,6 +37,16 @@ def reserved_noise(prompt: dict[str, Any] | None) -> float | None:
         return None
     value = json.loads(prompt.get("meta") or "{}").get("dp_selection_noise")
     return None if value is None else float(value)
+
+
+def check_unreleased(conn: sqlite3.Connection, payload: dict[str, Any]) -> None:
+    """Inside the write transaction: refuse when another curation released this prompt's histogram meanwhile
+    (two at once would spend it twice). The values computed here were never stored or shown, so nothing leaks."""
+    if first_with(conn, [EVENT], "prompt", payload["prompt"]) is not None:
+        raise BadInput(
+            f"another curation released the DP selection of prompt {payload['prompt']} while this one ran —"
+            " run `appliance curate` again (it then reuses or reports that release)"
+        )
 
 
 def _voters(ctx: Context, prompt: dict[str, Any]) -> tuple[list[str], list[str | None]]:

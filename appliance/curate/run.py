@@ -205,6 +205,7 @@ def _store(
             "policy_sha256": ctx.policy_sha256,
         }
         if selection_event is not None:  # the noisy histogram: released once per prompt, kept in the chain
+            dp_selection.check_unreleased(conn, selection_event)
             append_in_tx(conn, dp_selection.EVENT, selection_event, actor=ctx.actor)
         ev = append_in_tx(conn, "curate.run", payload, actor=ctx.actor)
         results.insert_curation(
