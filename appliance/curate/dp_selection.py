@@ -9,6 +9,10 @@ The math is :mod:`appliance.curate.selection`; this module decides whether it ru
   the noisy counts and the chosen outputs); curating that batch again reuses the choice, and curating another
   batch of the same prompt keeps every filtered output (the reservation is spent), as the ``curate.run`` event
   and the command's output say.
+
+The noise comes from numpy's PCG64 seeded with 128 bits from the OS CSPRNG for each release: no fixed or guessable
+seed, but, as with the training noise's ``os-seeded`` mode (:mod:`appliance.train.dp`), not a cryptographic
+generator, and floating-point Gaussian samples are not exactly Gaussian (Mironov 2012).
 """
 
 from __future__ import annotations
