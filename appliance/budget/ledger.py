@@ -33,7 +33,7 @@ import sqlite_utils
 from appliance.audit.chain import canonical_json
 from appliance.audit.ledger import append_in_tx
 from appliance.budget.composition import Overrun, Spent, compose_basic, group_charge, refusal, unit_overruns
-from appliance.budget.units import RECORD, SUBJECT, Unit, record_unit, units_digest
+from appliance.budget.units import RECORD, SUBJECT, Unit, row_unit, units_digest
 from appliance.db import transaction, utc_now
 from appliance.errors import BudgetExhausted
 from appliance.policy.schema import PrivacyPolicy
@@ -70,7 +70,7 @@ def dataset_units(conn: sqlite3.Connection, dataset: str, split: str | None = "t
     """The units of a dataset's records (train split by default): (kind, key) -> records it covers."""
     units: Counter[Unit] = Counter()
     for r in datasets.unit_rows(conn, dataset, split):
-        units[(RECORD, r["unit_key"] or record_unit(r["text"]))] += 1
+        units[(RECORD, row_unit(r))] += 1
         if r["subject_key"] is not None:
             units[(SUBJECT, r["subject_key"])] += 1
     return units

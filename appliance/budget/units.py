@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from appliance.curate.text import normalize
 
@@ -29,6 +30,12 @@ Unit = tuple[str, str]  # (kind, key)
 def record_unit(key_text: str) -> str:
     """The budget key of one record: its redacted text with PII as ``<TYPE>``, normalised (hex)."""
     return hashlib.sha256(_RECORD_DOMAIN + normalize(key_text).encode("utf-8")).hexdigest()
+
+
+def row_unit(row: Mapping[str, Any]) -> str:
+    """A stored record's budget key: its ``unit_key`` column, or, for rows from before that column, the key of
+    its stored text."""
+    return str(row["unit_key"] or record_unit(row["text"]))
 
 
 def subject_unit(secret: bytes, subject: str) -> str:

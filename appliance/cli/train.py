@@ -26,7 +26,7 @@ def _result(res: Any) -> dict[str, Any]:
         "target_epsilon": plan.req.epsilon,
         "delta": plan.delta,
         "noise_multiplier": _num(res.noise_multiplier),
-        "dp_selection_noise": plan.dp.selection_noise if plan.dp is not None else None,
+        "dp_selection_noise": plan.selection_noise,
         "noise_mode": res.noise_mode,
         "sample_rate": plan.sample_rate,
         "steps": res.stats.steps,
@@ -122,10 +122,10 @@ def train_command(
             f"noise multiplier {_fmt(res.noise_multiplier)}, sample rate {res.plan.sample_rate:.4g}, "
             f"{res.stats.steps} steps, clip {res.plan.clip:g}, noise {res.noise_mode})"
         )
-        if res.plan.dp is not None and res.plan.dp.selection_noise is not None:
+        if res.plan.selection_noise is not None:
             console.print(
                 f"the epsilon includes curation's DP selection (one histogram, noise multiplier"
-                f" {res.plan.dp.selection_noise:g}), composed with DP-SGD: curate one batch of this prompt to use it"
+                f" {res.plan.selection_noise:g}), composed with DP-SGD: curate one batch of this prompt to use it"
             )
         console.print(f"dataset {req.dataset}: epsilon spent in total {_fmt(res.dataset_epsilon_spent)}")
     else:

@@ -54,12 +54,12 @@ def check_unreleased(conn: sqlite3.Connection, payload: dict[str, Any]) -> None:
 
 
 def _voters(ctx: Context, prompt: dict[str, Any]) -> tuple[list[str], list[str | None]]:
-    from appliance.budget.units import record_unit  # budget.units imports curate.text: import late
+    from appliance.budget.units import row_unit  # budget.units imports curate.text: import late
 
     units = prompts.charged_record_units(ctx.db, prompt["id"])
     texts, labels = [], []
     for r in datasets.split_rows(ctx.db, prompt["dataset"], "train", select="text, label, unit_key"):
-        if (r["unit_key"] or record_unit(r["text"])) in units:
+        if row_unit(r) in units:
             texts.append(r["text"])
             labels.append(r["label"])
     return texts, labels

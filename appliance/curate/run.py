@@ -136,7 +136,8 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     still = [i for i, r in enumerate(reasons) if r is None]
     label_ok, check_info = label_check(ctx, batch, [texts[i] for i in still], [live[i]["label"] for i in still])
     for i, good in zip(still, label_ok or [True] * len(still), strict=True):
-        reasons[i] = None if good else OFF_LABEL
+        if not good:
+            reasons[i] = OFF_LABEL
 
     counts = Counter(r for r in reasons if r is not None)
     counts.update({GENERATION_PII: sum(pre_dropped)} if any(pre_dropped) else {})

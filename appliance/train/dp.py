@@ -71,12 +71,10 @@ class PrivateParts:
 
     def epsilon(self, delta: float) -> float:
         """ε of the steps taken so far composed with the reserved mechanisms (0 before any step)."""
-        history = list(self.engine.accountant.history)
-        if not history:
+        acc = self.engine.accountant
+        if not acc.history:
             return 0.0
-        if not self.also:
-            return float(self.engine.get_epsilon(delta))
-        return history_epsilon([*history, *self.also], delta=delta, accountant=self.engine.accountant.mechanism())
+        return history_epsilon([*acc.history, *self.also], delta=delta, accountant=acc.mechanism())
 
     @property
     def steps(self) -> int:

@@ -68,6 +68,11 @@ class Plan:
     def delta(self) -> float | None:
         return None if self.dp is None else self.dp.delta
 
+    @property
+    def selection_noise(self) -> float | None:
+        """σ of the DP selection histogram this run reserves, or None (none, or no DP at all)."""
+        return None if self.dp is None else self.dp.selection_noise
+
 
 # command-line option -> the policy's training key that bounds it (one source of truth for the ranges)
 _OPTIONS = {

@@ -273,7 +273,7 @@ class _Run:
             "dp": int(dp),
             "composition": "basic" if dp else None,
             # σ of the DP selection histogram reserved in this ε (composed with DP-SGD by the accountant), or None
-            "dp_selection_noise": plan.dp.selection_noise if plan.dp is not None else None,
+            "dp_selection_noise": plan.selection_noise,
         }
         art_rel, art_sha = write_artifact(self.ctx.ws.home, self.prompt_id, rows.numpy(), facts)
         self.written.append(art_rel)
