@@ -11,10 +11,14 @@ import csv
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from _shared_data import find_shared_data
+from click.testing import Result
+from typer.testing import CliRunner
 
+from appliance.cli.main import app
 from appliance.config import Workspace
 from appliance.models.registry import verified_path
 from appliance.train.lm import cache_dir, ensure_cache
@@ -45,3 +49,20 @@ def banking_csv(path: Path, *, n: int, categories: list[str] | None = None, seed
         w.writeheader()
         w.writerows(rows[:n])
     return path
+
+
+def bank_workspace(root: Path, categories: list[str], *, n: int = 30) -> tuple[Path, Callable[..., Result]]:
+    """A fresh workspace ``root/home`` (actor ``tester``) with ``n`` BANKING77 questions of ``categories`` imported
+    as the labelled dataset ``bank`` and the model's cache seeded; returns the home and a CLI runner for it."""
+    home = root / "home"
+    runner = CliRunner()
+
+    def cli(*args: str) -> Result:
+        return runner.invoke(app, ["--home", str(home), "--actor", "tester", *args], catch_exceptions=False)
+
+    assert cli("init").exit_code == 0
+    seed_model_cache(home)
+    seeds = banking_csv(root / "s.csv", n=n, categories=categories)
+    res = cli("seeds", "import", str(seeds), "--dataset", "bank", "--label-field", "category")
+    assert res.exit_code == 0, res.output
+    return home, cli

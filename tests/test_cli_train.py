@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from _train_data import banking_csv, seed_model_cache
+from _train_data import bank_workspace
 from typer.testing import CliRunner
 
 from appliance.cli.main import app
@@ -23,17 +23,7 @@ TINY = ("--epochs", "1", "--batch-size", "64", "--virtual-tokens", "4")  # one P
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    home = tmp_path_factory.mktemp("cli-train") / "home"
-    runner = CliRunner()
-
-    def cli(*args: str):
-        return runner.invoke(app, ["--home", str(home), "--actor", "tester", *args], catch_exceptions=False)
-
-    assert cli("init").exit_code == 0
-    seed_model_cache(home)
-    seeds = banking_csv(home.parent / "s.csv", n=30, categories=["card_arrival", "exchange_rate", "top_up_failed"])
-    res = cli("seeds", "import", str(seeds), "--dataset", "bank", "--label-field", "category")
-    assert res.exit_code == 0, res.output
+    home, cli = bank_workspace(tmp_path_factory.mktemp("cli-train"), ["card_arrival", "exchange_rate", "top_up_failed"])
     return SimpleNamespace(home=home, cli=cli)
 
 
@@ -128,16 +118,7 @@ def test_non_dp_control_run_when_policy_allows(ws: SimpleNamespace) -> None:
 
 def test_dp_selection_is_reserved_inside_the_runs_epsilon(tmp_path: Path) -> None:
     """With curation.dp_selection on, DP-SGD gets more noise so that it and the histogram together stay in ε."""
-    home = tmp_path / "home"
-    runner = CliRunner()
-
-    def cli(*args: str):
-        return runner.invoke(app, ["--home", str(home), "--actor", "tester", *args], catch_exceptions=False)
-
-    assert cli("init").exit_code == 0
-    seed_model_cache(home)
-    seeds = banking_csv(tmp_path / "s.csv", n=30, categories=["card_arrival", "exchange_rate"])
-    assert cli("seeds", "import", str(seeds), "--dataset", "bank", "--label-field", "category").exit_code == 0
+    home, cli = bank_workspace(tmp_path, ["card_arrival", "exchange_rate"])
 
     def train(selection: dict[str, object] | None) -> dict[str, object]:
         doc = yaml.safe_load(shipped_file("policies/default.yaml").read_text(encoding="utf-8"))

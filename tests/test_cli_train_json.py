@@ -7,25 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from _train_data import banking_csv, seed_model_cache
-from typer.testing import CliRunner
-
-from appliance.cli.main import app
+from _train_data import bank_workspace
 
 pytestmark = pytest.mark.slow
 
 
 def test_train_json_is_the_result(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    runner = CliRunner()
-
-    def cli(*args: str):
-        return runner.invoke(app, ["--home", str(home), "--actor", "tester", *args], catch_exceptions=False)
-
-    assert cli("init").exit_code == 0
-    seed_model_cache(home)
-    seeds = banking_csv(tmp_path / "s.csv", n=30, categories=["card_arrival", "exchange_rate"])
-    assert cli("seeds", "import", str(seeds), "--dataset", "bank", "--label-field", "category").exit_code == 0
+    _, cli = bank_workspace(tmp_path, ["card_arrival", "exchange_rate"])
     tiny = ("--epochs", "1", "--batch-size", "64", "--virtual-tokens", "4")
     res = cli("train", "bank", "--epsilon", "2", *tiny, "--json")
     assert res.exit_code == 0, res.output
