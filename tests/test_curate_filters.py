@@ -44,10 +44,21 @@ def test_alpha_ratio_and_binary() -> None:
         ("#### $$$$ %%%% &&&& **** 1234", "non_text"),
         ("hello \x00\x01\x02 card arrived today fine", "non_text"),
         ("my card my card my card my card my card my card", "repetitive"),
+        ("please help me check my card here,,,,,,,,,,,,,,,, I'm looking for a discount.", "garbled_punctuation"),
+        ('Can you please explain the cash withdrawal charge more?"', "garbled_punctuation"),
+        ("How long until it arrives?|||| thanks", "garbled_punctuation"),
+        ('My friend said "it arrives in a week" but it has not.', None),
+        ("Well... I waited!!!! Where is it???? ---- thanks", None),
     ],
 )
 def test_quality_reasons(text: str, reason: str | None) -> None:
     assert quality_reason(text, POLICY) == reason
+
+
+def test_garbled_punctuation_can_be_turned_off() -> None:
+    text = 'Can you please explain the cash withdrawal charge more?"'
+    assert quality_reason(text, CurationPolicy(drop_garbled_punctuation=False)) is None
+    assert quality_reason(text, POLICY) == "garbled_punctuation"
 
 
 def test_leak_index_catches_copied_span_of_n_tokens() -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from appliance.curate.dedup import EXACT, NEAR, exact_duplicates, near_duplicates
-from appliance.curate.filters import LEAK, quality_reason
+from appliance.curate.filters import GARBLED, LEAK, quality_reason
 from appliance.policy.schema import CurationPolicy
 from appliance.policy.templates import label_words
 
@@ -32,8 +32,8 @@ OFF_LABEL = "off_label"  # the DP generator itself reads the output as another l
 UNFINISHED = "unfinished"  # the output hit max_tokens before EOS or a stop string: cut mid-sentence
 LABEL_ECHO = "label_echo"  # the whole output is a label's name or words, not a record
 REASONS = (
-    GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", LABEL_ECHO,
-    OFF_LABEL, EXACT, NEAR,
+    GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", GARBLED,
+    LABEL_ECHO, OFF_LABEL, EXACT, NEAR,
 )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Per-record curation filters: quality (length, repetition, non-text) and verbatim leakage.
+"""Per-record curation filters: quality (length, repetition, non-text, garbled punctuation) and verbatim leakage.
 
 Pure functions over text and policy numbers. Each filter answers with a reason string or ``None``;
 the reasons are the values stored in ``outputs.reason``.
@@ -7,6 +7,7 @@ the reasons are the values stored in ``outputs.reason``.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
@@ -17,7 +18,12 @@ TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
 NON_TEXT = "non_text"
 REPETITIVE = "repetitive"
+GARBLED = "garbled_punctuation"
 LEAK = "leak"
+
+# sampling debris, not prose: a run of 4+ of one mark that writers do not repeat (",,,,,,", "||||", "\"\"\"\""); the
+# marks people do repeat ("...", "!!!!", "????", "----", "****") are left alone
+_PUNCT_RUN = re.compile(r"([,;:|\"'])\1{3,}")
 
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 
@@ -45,8 +51,15 @@ def has_binary(text: str) -> bool:
     )
 
 
+def garbled_punctuation(text: str) -> bool:
+    """True for a run of 4+ commas, semicolons, colons, bars or quotes, or an odd number of straight double
+    quotes: a quote the text never opened (the model closing a record it imagined quoted:
+    "Can you help me with that?\"") or never closed."""
+    return bool(_PUNCT_RUN.search(text)) or text.count('"') % 2 == 1
+
+
 def quality_reason(text: str, policy: CurationPolicy) -> str | None:
-    """The first quality filter ``text`` fails (length, non-text, repetition), or None when it passes."""
+    """The first quality filter ``text`` fails (length, non-text, repetition, garbled punctuation), or None."""
     stripped = text.strip()
     if len(stripped) < policy.min_chars:
         return TOO_SHORT
@@ -56,6 +69,8 @@ def quality_reason(text: str, policy: CurationPolicy) -> str | None:
         return NON_TEXT
     if repeated_ngram_ratio(words(stripped), policy.repeated_ngram_tokens) > policy.max_repeated_ngram_ratio:
         return REPETITIVE
+    if policy.drop_garbled_punctuation and garbled_punctuation(stripped):
+        return GARBLED
     return None
 
 

@@ -395,6 +395,12 @@ class CurationPolicy(_Strict):
     max_repeated_ngram_ratio: Probability = 0.3
     min_alpha_ratio: Probability = 0.5
     repeated_ngram_tokens: int = Field(default=3, ge=1, le=20, description="n of the repeated n-gram ratio")
+    drop_garbled_punctuation: bool = Field(
+        default=True,
+        description="drop outputs with a run of 4+ commas, semicolons, colons, bars or quotes, or an unmatched"
+        " straight double quote: sampling debris (2-8% of the demo's kept outputs ended in a stray quote); a rule"
+        " on the output alone",
+    )
     output_pii_action: Literal["drop", "keep"] = "drop"
     label_consistency: bool = Field(
         default=True,
