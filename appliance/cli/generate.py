@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from appliance.cli.common import err_console, print_json, state
+from appliance.context import Context
 from appliance.errors import BadInput
 
 EXIT_INTERRUPTED = 130
@@ -67,6 +68,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def _selection_outlook(c: Context, batch_id: str) -> str | None:
+    """What curation's DP selection will keep of this batch, when its prompt reserved one."""
+    from appliance.curate import dp_selection
+    from appliance.store import batches, prompts
+
+    row = batches.get(c.db, batch_id)
+    prompt = prompts.get(c.db, str(row["prompt_id"])) if row and row.get("prompt_id") else None
+    return dp_selection.outlook(c, prompt)
 
 
 def generate(
@@ -134,15 +145,18 @@ def generate(
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             finally:
                 bar.stop()
+        note = _selection_outlook(c, result.batch_id)
     finally:
         c.close()
     if as_json:
         print_json(result.as_dict())
-        return
-    typer.echo(result.batch_id)
-    err_console.print(
-        f"batch {result.batch_id}: {result.status}, {result.n_stored}/{result.n_requested} outputs stored "
-        f"({result.n_new} new, {result.n_dropped} dropped by the PII policy), {result.tokens} tokens, "
-        f"{result.tokens_per_s:.1f} tokens/s",
-        markup=False,
-    )
+    else:
+        typer.echo(result.batch_id)
+        err_console.print(
+            f"batch {result.batch_id}: {result.status}, {result.n_stored}/{result.n_requested} outputs stored "
+            f"({result.n_new} new, {result.n_dropped} dropped by the PII policy), {result.tokens} tokens, "
+            f"{result.tokens_per_s:.1f} tokens/s",
+            markup=False,
+        )
+    if note is not None:
+        err_console.print(note, markup=False)

@@ -43,6 +43,26 @@ def reserved_noise(prompt: dict[str, Any] | None) -> float | None:
     return None if value is None else float(value)
 
 
+def outlook(ctx: Context, prompt: dict[str, Any] | None) -> str | None:
+    """What curating a new batch of ``prompt`` will keep, for ``generate`` to say (None: no selection reserved)."""
+    if reserved_noise(prompt) is None:
+        return None
+    assert prompt is not None
+    earlier = first_with(ctx.db.conn, [EVENT], "prompt", prompt["id"])
+    if earlier is not None:
+        return (
+            f"prompt {prompt['id']}'s DP selection was released on batch {json.loads(earlier['payload'])['batch']}:"
+            " curating this "
+            "batch keeps every output that passes the filters"
+        )
+    keep = ctx.policy.curation.dp_selection.keep_fraction
+    return (
+        f"prompt {prompt['id']} reserved a DP selection: the first curation of one of its batches keeps about "
+        f"{keep:.0%} of the outputs that pass the filters (curation.dp_selection.keep_fraction), so generate about "
+        f"{1 / keep:.1f}× the records you need, in one batch"
+    )
+
+
 def check_unreleased(conn: sqlite3.Connection, payload: dict[str, Any]) -> None:
     """Inside the write transaction: refuse when another curation released this prompt's histogram meanwhile
     (two at once would spend it twice). The values computed here were never stored or shown, so nothing leaks."""
