@@ -52,8 +52,7 @@ def outlook(ctx: Context, prompt: dict[str, Any] | None) -> str | None:
     if earlier is not None:
         return (
             f"prompt {prompt['id']}'s DP selection was released on batch {json.loads(earlier['payload'])['batch']}:"
-            " curating this "
-            "batch keeps every output that passes the filters"
+            " curating this batch keeps every output that passes the filters"
         )
     keep = ctx.policy.curation.dp_selection.keep_fraction
     return (
