@@ -149,15 +149,12 @@ def ctx(workspace: Path):
 @pytest.mark.slow
 def test_selection_keeps_what_the_seeds_are_near_released_once(ctx) -> None:
     from appliance.curate.dp_selection import outlook
-    from appliance.store import prompts
+    from appliance.store import batches
 
     _prompt(ctx, "sp-sel", sigma=1.0, charged=[t for t, _ in TRAIN])
     _softprompt_batch(ctx, "b-sel", "sp-sel")
-    assert "keeps about 40% of the outputs" in str(outlook(ctx, prompts.get(ctx.db, "sp-sel")))
+    assert "keeps about 40% of the outputs" in str(outlook(ctx, batches.require(ctx.db, "b-sel")))
     rep = curate_batch(ctx, "b-sel")
-    assert "released on batch b-sel: curating this batch keeps every output" in str(
-        outlook(ctx, prompts.get(ctx.db, "sp-sel"))
-    )
     assert rep.dp_selection["dp_selection"] == "applied"
     candidates = rep.dp_selection["candidates"]  # what the filters kept (a few test queries repeat)
     assert rep.n_kept == round(0.4 * candidates) == rep.dp_selection["kept"]
@@ -176,6 +173,9 @@ def test_selection_keeps_what_the_seeds_are_near_released_once(ctx) -> None:
     assert again.dp_selection["dp_selection"] == "reused" and statuses(ctx, "b-sel") == got
     # another batch of the same prompt: the reservation is spent, every filtered output stays
     _softprompt_batch(ctx, "b-other", "sp-sel")
+    assert "released on batch b-sel: curating this batch keeps every output" in str(
+        outlook(ctx, batches.require(ctx.db, "b-other"))
+    )
     other = curate_batch(ctx, "b-other")
     assert other.dp_selection == {"dp_selection": "spent", "spent_on_batch": "b-sel"}
     assert other.n_kept == candidates
@@ -198,15 +198,15 @@ def test_a_second_release_for_one_prompt_is_refused_inside_the_transaction(works
 @pytest.mark.slow
 def test_only_the_charged_records_vote_and_unreserved_prompts_select_nothing(ctx) -> None:
     from appliance.curate.dp_selection import _voters, outlook
-    from appliance.store import prompts
+    from appliance.store import batches, prompts
 
     charged = [t for t, lab in TRAIN if lab == "card_arrival"][:10]
     _prompt(ctx, "sp-few", sigma=4.0, charged=charged)
     texts, labels = _voters(ctx, prompts.get(ctx.db, "sp-few"))
     assert sorted(texts) == sorted(charged) and set(labels) == {"card_arrival"}
     _prompt(ctx, "sp-none", sigma=None, charged=[t for t, _ in TRAIN])
-    assert outlook(ctx, prompts.get(ctx.db, "sp-none")) is None and outlook(ctx, None) is None
     _softprompt_batch(ctx, "b-none", "sp-none")
+    assert outlook(ctx, batches.require(ctx.db, "b-none")) is None and outlook(ctx, {"prompt_id": None}) is None
     rep = curate_batch(ctx, "b-none")
     assert rep.dp_selection == {"dp_selection": "off"} and "dp_selection" not in rep.reasons
     assert not ctx.ledger.events(kind=EVENT)

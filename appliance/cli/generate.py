@@ -12,7 +12,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from appliance.cli.common import err_console, print_json, state
-from appliance.context import Context
 from appliance.errors import BadInput
 
 EXIT_INTERRUPTED = 130
@@ -68,16 +67,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
-
-
-def _selection_outlook(c: Context, batch_id: str) -> str | None:
-    """What curation's DP selection will keep of this batch, when its prompt reserved one."""
-    from appliance.curate import dp_selection
-    from appliance.store import batches, prompts
-
-    row = batches.get(c.db, batch_id)
-    prompt = prompts.get(c.db, str(row["prompt_id"])) if row and row.get("prompt_id") else None
-    return dp_selection.outlook(c, prompt)
 
 
 def generate(
@@ -145,7 +134,10 @@ def generate(
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             finally:
                 bar.stop()
-        note = _selection_outlook(c, result.batch_id)
+        from appliance.curate import dp_selection  # after the batch: its import costs ~1 s
+        from appliance.store import batches
+
+        note = dp_selection.outlook(c, batches.require(c.db, result.batch_id))
     finally:
         c.close()
     if as_json:

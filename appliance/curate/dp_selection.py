@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.audit.rows import first_with
+from appliance.audit.rows import EventRow, first_with
 from appliance.context import Context
 from appliance.curate import selection as sel
 from appliance.errors import BadInput
@@ -43,12 +43,21 @@ def reserved_noise(prompt: dict[str, Any] | None) -> float | None:
     return None if value is None else float(value)
 
 
-def outlook(ctx: Context, prompt: dict[str, Any] | None) -> str | None:
-    """What curating a new batch of ``prompt`` will keep, for ``generate`` to say (None: no selection reserved)."""
-    if reserved_noise(prompt) is None:
+def _prompt_of(ctx: Context, batch: dict[str, Any]) -> dict[str, Any] | None:
+    return prompts.get(ctx.db, batch["prompt_id"]) if batch.get("prompt_id") else None
+
+
+def _release(conn: sqlite3.Connection, prompt_id: str) -> EventRow | None:
+    """The event that released the prompt's histogram, or None while it is unspent."""
+    return first_with(conn, [EVENT], "prompt", prompt_id)
+
+
+def outlook(ctx: Context, batch: dict[str, Any]) -> str | None:
+    """What curating a new ``batch`` will keep, for ``generate`` to say (None: its prompt reserved no selection)."""
+    prompt = _prompt_of(ctx, batch)
+    if prompt is None or reserved_noise(prompt) is None:
         return None
-    assert prompt is not None
-    earlier = first_with(ctx.db.conn, [EVENT], "prompt", prompt["id"])
+    earlier = _release(ctx.db.conn, prompt["id"])
     if earlier is not None:
         return (
             f"prompt {prompt['id']}'s DP selection was released on batch {json.loads(earlier['payload'])['batch']}:"
@@ -65,7 +74,7 @@ def outlook(ctx: Context, prompt: dict[str, Any] | None) -> str | None:
 def check_unreleased(conn: sqlite3.Connection, payload: dict[str, Any]) -> None:
     """Inside the write transaction: refuse when another curation released this prompt's histogram meanwhile
     (two at once would spend it twice). The values computed here were never stored or shown, so nothing leaks."""
-    if first_with(conn, [EVENT], "prompt", payload["prompt"]) is not None:
+    if _release(conn, payload["prompt"]) is not None:
         raise BadInput(
             f"another curation released the DP selection of prompt {payload['prompt']} while this one ran —"
             " run `appliance curate` again (it then reuses or reports that release)"
@@ -94,12 +103,12 @@ def apply(
 ) -> tuple[list[str | None], dict[str, Any], dict[str, Any] | None]:
     """``reasons`` with the outputs the selection does not keep marked ``dp_selection``; the ``curate.run``
     event's summary; and the payload of a new ``curate.dp_selection`` event (None when nothing new is released)."""
-    prompt = prompts.get(ctx.db, batch["prompt_id"]) if batch.get("prompt_id") else None
+    prompt = _prompt_of(ctx, batch)
     sigma = reserved_noise(prompt)
     if batch.get("mode") != "softprompt" or prompt is None or sigma is None:
         state = "not_reserved" if ctx.policy.curation.dp_selection.enabled else "off"
         return reasons, {"dp_selection": state}, None
-    earlier = first_with(ctx.db.conn, [EVENT], "prompt", prompt["id"])
+    earlier = _release(ctx.db.conn, prompt["id"])
     if earlier is not None:
         done = json.loads(earlier["payload"])
         if done["batch"] != batch["id"]:
