@@ -11,7 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -19,6 +24,7 @@ import numpy as np
 from appliance.curate.text import ngrams, words
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
@@ -93,15 +99,39 @@ def mauve_score(p_features: np.ndarray, q_features: np.ndarray, *, seed: int = 0
         raise ValueError("MAUVE needs two 2-D feature arrays of the same width")
     if len(p) < 2 or len(q) < 2:
         raise ValueError("MAUVE needs at least two samples per side")
-    out = mauve.compute_mauve(
-        p_features=p,
-        q_features=q,
-        num_buckets=mauve_buckets(len(p), len(q)),
-        seed=seed,
-        device_id=-1,
-        verbose=False,
-    )
+    with _native_stderr_to_log("MAUVE (faiss k-means)"):
+        out = mauve.compute_mauve(
+            p_features=p,
+            q_features=q,
+            num_buckets=mauve_buckets(len(p), len(q)),
+            seed=seed,
+            device_id=-1,
+            verbose=False,
+        )
     return float(out.mauve)
+
+
+@contextmanager
+def _native_stderr_to_log(what: str) -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to the debug log instead of the terminal.
+
+    faiss, which MAUVE's k-means runs on, prints "WARNING clustering N points to K centroids: please provide at
+    least …" from C++ whenever a cluster averages fewer than 39 points, which it always does at the bucket count
+    MAUVE's authors advise (one per ten samples); ``sys.stderr`` cannot catch it. The text holds counts only.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read().decode("utf-8", "replace").strip()
+            if said:
+                log.debug("%s: %s", what, said)
 
 
 def sample(items: list[T], k: int, seed: int) -> list[T]:
