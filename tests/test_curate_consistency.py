@@ -44,8 +44,10 @@ def test_score_labels_scores_every_text_under_every_label() -> None:
     assert consistent(s, [0, 0, 2]) == [True, False, True]
 
 
-def test_decide_drops_off_label_outputs_after_the_quality_filters() -> None:
+def test_decide_leaves_the_label_check_to_curate_batch() -> None:
+    """The costly check runs after the DP selection (tests/test_curate_run.py); decide never drops off-label."""
     texts = ["Where is my new card?", "Hi", "Why was I charged for the cash?", "Where is my new card?"]
-    reasons = decide(texts, pii=[0] * 4, policy=CurationPolicy(), label_ok=[True, False, False, True])
-    assert reasons == [None, "too_short", OFF_LABEL, "exact_duplicate"]
-    assert decide(texts, pii=[0] * 4, policy=CurationPolicy())[2] is None  # not checked: nothing dropped for it
+    reasons = decide(texts, pii=[0] * 4, policy=CurationPolicy())
+    assert reasons == [None, "too_short", None, "exact_duplicate"] and OFF_LABEL not in reasons
+    with pytest.raises(ValueError):
+        decide(texts, pii=[0], policy=CurationPolicy())

@@ -117,7 +117,7 @@ def test_decide_never_reads_the_seeds() -> None:
     import inspect
 
     params = set(inspect.signature(decide).parameters)
-    assert params == {"texts", "pii", "policy", "finish_reasons", "label_ok", "labels"}  # labels: public schema
+    assert params == {"texts", "pii", "policy", "finish_reasons", "labels"}  # labels: public schema
 
 
 def test_an_output_that_is_only_a_label_is_dropped_as_label_echo() -> None:

@@ -86,6 +86,22 @@ def test_every_reason_marked_and_nothing_deleted(ctx) -> None:
     assert ctx.db.conn.execute("SELECT COUNT(*) FROM outputs WHERE batch_id='b-crafted'").fetchone()[0] == 11
 
 
+def test_the_label_check_sees_only_what_passed_and_drops_what_it_rejects(ctx, monkeypatch) -> None:
+    """Orchestration only (the check itself: tests/test_curate_consistency.py, tests/test_gate_binding_real.py):
+    the costly check scores just the outputs every other filter kept, last, and its rejects become off_label."""
+    seen: list[list[str]] = []
+
+    def check(_ctx, _batch, texts, labels):
+        seen.append(list(texts))
+        return [t != CRAFTED[9][0] for t in texts], {"label_consistency": "on"}
+
+    monkeypatch.setattr("appliance.curate.run.label_check", check)
+    report = curate_batch(ctx, "b-crafted")
+    assert seen == [[CRAFTED[0][0], CRAFTED[2][0], CRAFTED[9][0]]]
+    assert statuses(ctx, "b-crafted") == [*EXPECTED[:9], ("dropped", "off_label"), EXPECTED[10]]
+    assert report.reasons["off_label"] == 1 and report.n_kept == 2
+
+
 def test_audit_event_and_summary_row_carry_counts_only(ctx) -> None:
     report = curate_batch(ctx, "b-crafted")
     (event,) = ctx.ledger.events(kind="curate.run")

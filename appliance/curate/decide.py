@@ -2,10 +2,10 @@
 
 Pure function of the outputs alone. Filters apply in a fixed order and the first one that fires names
 the reason: PII still present → unfinished (cut off at ``generation.max_tokens``, when
-``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive) → label echo (the
-whole text is a label's name or words, e.g. "fiat_currency_support": a public label, not a record) → off-label
-(``label_ok``: the DP generator's own reading, when given; :func:`appliance.curate.run.curate_batch` applies it
-last instead, after the DP selection, because it is the costly one) → exact duplicate → near duplicate.
+``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive, garbled) → label echo (the
+whole text is a label's name or words, e.g. "fiat_currency_support": a public label, not a record) → exact
+duplicate → near duplicate. Off-label outputs (the DP generator's own reading of the label, the costly check)
+are dropped later, by :func:`appliance.curate.run.curate_batch`, after the DP selection.
 Deduplication only looks at outputs that passed every earlier filter, so each duplicate group keeps its first
 clean member.
 
@@ -59,22 +59,18 @@ def decide(
     pii: Sequence[int],
     policy: CurationPolicy,
     finish_reasons: Sequence[str | None] | None = None,
-    label_ok: Sequence[bool] | None = None,
     labels: Iterable[str] = (),
 ) -> list[str | None]:
     """The reason each text is dropped, or None when it is kept (the seeds play no part).
 
     ``finish_reasons`` (the engine's ``eos`` / ``stop`` / ``length`` per output; None for unknown, as in
     batches from before it was stored) lets ``policy.drop_unfinished`` drop outputs cut off at the token limit.
-    ``label_ok`` (None: not checked) marks outputs the DP generator reads as their own label; the others are
-    dropped as ``off_label`` after the quality filters (a function of the DP artifact and the outputs).
     ``labels``: the batch's label set (public schema); an output that is only a label's words is ``label_echo``.
     """
     echoes = label_echoes(labels)
     finish = list(finish_reasons) if finish_reasons is not None else [None] * len(texts)
-    ok = list(label_ok) if label_ok is not None else [True] * len(texts)
-    if not (len(texts) == len(pii) == len(finish) == len(ok)):
-        raise ValueError("texts, pii, finish_reasons and label_ok must have the same length")
+    if not (len(texts) == len(pii) == len(finish)):
+        raise ValueError("texts, pii and finish_reasons must have the same length")
     reasons: list[str | None] = []
     for text, p, fin in zip(texts, pii, finish, strict=True):
         if p > 0 and policy.output_pii_action == "drop":
@@ -85,7 +81,6 @@ def decide(
             reason = quality_reason(text, policy)
             echo = reason is None and tuple(label_words(text)) in echoes
             reasons.append(LABEL_ECHO if echo else reason)
-    reasons = [OFF_LABEL if r is None and not good else r for r, good in zip(reasons, ok, strict=True)]
     clean = [i for i, r in enumerate(reasons) if r is None]
     for local in exact_duplicates([texts[i] for i in clean]):
         reasons[clean[local]] = EXACT
