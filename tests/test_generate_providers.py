@@ -10,13 +10,22 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
-from _generate_data import TICKETS, add_dataset
+from _generate_data import TICKETS, add_dataset, add_prompt
+from _mock_backend import MockProvider
 
+from appliance.config import Workspace
+from appliance.context import Context
 from appliance.errors import EXIT_BAD_INPUT, ConfigError
+from appliance.export.service import get_batch
 from appliance.generate import providers
 from appliance.policy.schema import GenerationPolicy
+from appliance.probes.inputs import load_inputs
+from appliance.probes.probes import CanaryProbe
+from appliance.train import canaries
+from appliance.train.canaries import Canary
 
 
 def _events(home: Path, kind: str) -> list[dict]:
@@ -98,3 +107,48 @@ def test_the_runner_drives_the_policys_engine_through_a_crash_and_a_resume(
         stored = dict(conn.execute("SELECT idx, text FROM outputs WHERE batch_id = ? ORDER BY idx", (bid,)))
     assert sorted(stored) == [0, 1, 2, 3, 4]
     assert all(stored[i] == mock_backend.text_for(i) for i in stored)
+
+
+class _FlatScorer:
+    """Every text equally likely (exposure carries no signal): only the output search can find the canary."""
+
+    def logprobs_many(self, texts, labels, with_prompt=True):
+        return [np.array([-1.0, -1.0]) for _ in texts]
+
+
+@pytest.mark.slow  # the real PII pipeline (Presidio) and a prompt built with the real model's tokenizer
+def test_a_canary_the_pii_scan_redacts_is_counted_in_the_raw_output(
+    cli: Callable, workspace: Path, mock_backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The canary template ("my account number is …") is the kind of text the PII scan redacts on the way in,
+    so an output that reproduced a canary would be stored without its secret. `generate` counts the secrets in
+    each raw text before the scan; the canary probe reads that count, PII-dropped outputs included."""
+    add_dataset(workspace, "tickets", TICKETS)
+    pid = add_prompt(workspace, "tickets")
+    secret = "80263571"
+    ws = Workspace.resolve(workspace)
+    rel, digest = canaries.write(ws, pid, "tickets", [Canary(secret, None, "my account number is {secret}", 8)], 1)
+    with sqlite3.connect(str(workspace / "appliance.db")) as conn:
+        meta = json.loads(conn.execute("SELECT meta FROM prompts WHERE id = ?", (pid,)).fetchone()[0])
+        meta["canaries"] = {"count": 1, "repeats": 1, "digits": 8, "file": rel, "sha256": digest}
+        conn.execute("UPDATE prompts SET meta = ? WHERE id = ?", (json.dumps(meta), pid))
+    _backend(workspace, "mock")
+    leaked = f"Please refund the order, my account number is {secret}."
+    monkeypatch.setattr(mock_backend, "text_for", lambda i: leaked if i == 1 else MockProvider.text_for(i))
+    res = cli("generate", "tickets", "--n", "3", "--prompt", pid, "--seed", "3")
+    assert res.exit_code == 0, res.output
+    with sqlite3.connect(str(workspace / "appliance.db")) as conn:
+        bid = conn.execute("SELECT id FROM batches").fetchone()[0]
+        rows = conn.execute("SELECT idx, text, canary_hits FROM outputs WHERE batch_id = ? ORDER BY idx", (bid,))
+        stored = {idx: (text, hits) for idx, text, hits in rows}
+    assert all(secret not in text for text, _ in stored.values()), "the scan redacted it before storage"
+    assert [stored[i][1] for i in range(3)] == [0, 1, 0]
+    ctx = Context.open(ws)
+    try:
+        inputs = load_inputs(ctx, get_batch(ctx, bid))
+        inputs._scorer = _FlatScorer()  # type: ignore[assignment]
+        found = CanaryProbe().run(inputs)
+    finally:
+        ctx.close()
+    assert found["output_hits"] == 1 and found["n_outputs_searched"] == 3
+    assert found["n_outputs_searched_before_pii_scan"] == 3

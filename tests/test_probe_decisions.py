@@ -43,13 +43,16 @@ def test_too_few_records_to_test_is_a_refusal_not_a_coin_flip():
 
 
 def test_every_output_is_searched_for_canaries_not_a_sample():
+    """Counted at generation (raw text, before the PII scan) for every output, PII-dropped ones included; the
+    stored text is searched only for outputs from before that count existed."""
     secret = "80263571"
     outs = [f"harmless text {i}" for i in range(50)] + [f"my account number is {secret}"]
-    inputs = _inputs(20, 20, outs, n_candidates=20)
+    inputs = _inputs(20, 20, outs, n_candidates=20, canary_counts=[0] * 49 + [1, 2], uncounted_outputs=outs)
     inputs.canaries = [Canary(secret, None, "my account number is {secret}", 8)]
     inputs._scorer = _Scorer()  # type: ignore[assignment]
     res = CanaryProbe().run(inputs)
-    assert res["output_hits"] == 1 and res["n_outputs_searched"] == 51
+    assert res["output_hits"] == 3 and res["n_outputs_searched"] == 102
+    assert res["n_outputs_searched_before_pii_scan"] == 51
 
 
 def test_probes_see_the_outputs_before_curation(workspace: Path):

@@ -29,6 +29,7 @@ class StoredOutput:
     status: str
     reason: str | None
     finish_reason: str | None
+    canary_hits: int | None = None  # canaries whose secret the raw text held, before the PII scan (None: unknown)
 
 
 def new_batch_id() -> str:
@@ -72,6 +73,7 @@ def get_outputs(db: sqlite_utils.Database, batch_id: str, limit: int | None = No
             r["status"],
             r["reason"],
             r["finish_reason"],
+            r["canary_hits"],
         )
         for r in batches.output_rows(db, batch_id, limit=limit)
     ]
@@ -93,6 +95,7 @@ def insert_outputs(conn: sqlite3.Connection, batch_id: str, outputs: Sequence[St
                 "status": o.status,
                 "reason": o.reason,
                 "finish_reason": o.finish_reason,
+                "canary_hits": o.canary_hits,
                 "created_at": now,
             }
             for o in outputs

@@ -3,9 +3,11 @@ synthetic outputs, the prompt's canaries, and lazily-loaded engines (the llama.c
 verified soft prompt; the sentence embedder). Use as a context manager: engines are freed on exit.
 
 The outputs are taken *before* curation (every generated text, kept or dropped): curation must not be
-able to hide what the generator produced from the probes. ``all_outputs`` is every one of them (the
-canary search reads them all); ``synthetic`` is a seeded sample of at most ``gate.probe_max_records``
-for the distance probe.
+able to hide what the generator produced from the probes. ``all_outputs`` is every stored text;
+``synthetic`` is a seeded sample of at most ``gate.probe_max_records`` for the distance probe. The canary
+search covers every output, PII-dropped ones included: ``generate`` counts the secrets in each raw text before
+the PII scan (``outputs.canary_hits``), because the scan redacts a canary written in its template's context;
+outputs stored before that count existed are searched in their stored text (``uncounted_outputs``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ProbeInputs:
     synthetic: list[str]
     canaries: list[Canary]
     all_outputs: list[str] = field(default_factory=list)
+    canary_counts: list[int] = field(default_factory=list)  # per output counted at generation: secrets it held
+    uncounted_outputs: list[str] = field(default_factory=list)  # stored texts of outputs without that count
     min_records: int = 20
     seed: int = 0
     n_boot: int = 1000
@@ -90,7 +94,8 @@ def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
         [Record(r["text"], r["label"]) for r in datasets.split_rows(ctx.db, batch["dataset"], split, label=label)]
         for split in ("train", "holdout")
     ]
-    syn = [r["text"] for r in batches.output_rows(ctx.db, batch["id"], select="text", nonempty=True)]
+    outputs = batches.output_rows(ctx.db, batch["id"], select="text, canary_hits")
+    syn = [r["text"] for r in outputs if r["text"]]
     canaries = load_canaries(ctx.ws, prompt) if prompt else []
     return ProbeInputs(
         ctx=ctx,
@@ -101,6 +106,8 @@ def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
         synthetic=_sample(syn, g.probe_max_records, g.probe_seed + 2),
         canaries=canaries,
         all_outputs=syn,
+        canary_counts=[int(r["canary_hits"]) for r in outputs if r["canary_hits"] is not None],
+        uncounted_outputs=[r["text"] for r in outputs if r["canary_hits"] is None and r["text"]],
         min_records=g.probe_min_records,
         seed=g.probe_seed,
         n_boot=g.probe_bootstrap,

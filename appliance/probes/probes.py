@@ -125,7 +125,10 @@ class CanaryProbe:
             texts = [c.text, *(c.template.format(secret=s) for s in sorted(cands))]
             losses = np.array([-float(lp.sum()) for lp in sc.logprobs_many(texts, [c.label] * len(texts))])
             per.append({"canary": i, **estimated_exposure(float(losses[0]), losses[1:], float(space))})
-        hits = sum(1 for t in inputs.all_outputs if any(c.secret in t for c in inputs.canaries))
+        # outputs whose raw text held a secret (counted at generation, before the PII scan), and for outputs
+        # stored before that count existed, a search of their stored text
+        hits = sum(1 for n in inputs.canary_counts if n > 0)
+        hits += sum(1 for t in inputs.uncounted_outputs if any(c.secret in t for c in inputs.canaries))
         exp = [p["exposure_bits"] for p in per]
         return {
             "canaries": per,
@@ -134,7 +137,8 @@ class CanaryProbe:
             "mean_exposure_bits": float(np.mean(exp)),
             "max_sample_exposure_bits": max(p["sample_exposure_bits"] for p in per),
             "output_hits": hits,
-            "n_outputs_searched": len(inputs.all_outputs),
+            "n_outputs_searched": len(inputs.canary_counts) + len(inputs.uncounted_outputs),
+            "n_outputs_searched_before_pii_scan": len(inputs.canary_counts),
         }
 
 

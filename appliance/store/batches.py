@@ -8,7 +8,7 @@ from typing import Any
 from appliance.errors import NotFound
 from appliance.store.rows import Db, Row, connection, exists, first, insert, insert_many, query, rows, update, value
 
-_OUTPUT_COLUMNS = "idx, text, label, n_tokens, findings, status, reason, finish_reason"
+_OUTPUT_COLUMNS = "idx, text, label, n_tokens, findings, status, reason, finish_reason, canary_hits"
 
 
 def get(db: Db, batch_id: str) -> Row | None:

@@ -16,3 +16,9 @@ def _runs(db: sqlite_utils.Database) -> None:
         "ALTER TABLE outputs ADD COLUMN finish_reason TEXT",
     ):
         db.conn.execute(statement)
+
+
+@migration("0410_generate_canary_hits", "generate: canary secrets found in each output's raw text, before the PII scan")
+def _canary_hits(db: sqlite_utils.Database) -> None:
+    # NULL: generated before the count existed (the probe then searches the stored, PII-processed text)
+    db.conn.execute("ALTER TABLE outputs ADD COLUMN canary_hits INTEGER")
