@@ -81,6 +81,19 @@ def test_dp_selection_drops_the_rare_label_and_charges_every_record(ctx: Context
     assert view.most_charged is not None and view.most_charged.epsilon == 1.0
 
 
+def test_split_counts_are_those_of_the_records_kept(ctx: Context, tmp_path: Path) -> None:
+    """Records of an unselected label are dropped after the split: the counts stored and printed are the kept
+    records' (some of the dropped ones were holdout, so counting splits before the choice got both wrong)."""
+    rare = [(f"A rare question, variant {i}.", "rare") for i in range(8)]
+    s = import_seeds(ctx, _csv(tmp_path / "s.csv", ROWS[:120] + rare), dataset="d", label_field="category",
+                     select_labels_dp=True, pipeline=NamePipeline())  # fmt: skip
+    assert s.labels_public == ["card", "fees"] and s.n_label_dropped == 8 and s.n_records == 120
+    stored = dict(ctx.db.conn.execute("SELECT split, COUNT(*) FROM records WHERE dataset = 'd' GROUP BY split"))
+    assert (s.n_train, s.n_holdout) == (stored["train"], stored["holdout"])
+    row = ctx.db.conn.execute("SELECT n_records, n_train, n_holdout FROM datasets WHERE name = 'd'").fetchone()
+    assert tuple(row) == (120, stored["train"], stored["holdout"])
+
+
 def test_no_label_selected_keeps_every_record_with_its_labels_inside(ctx: Context, tmp_path: Path) -> None:
     few = [("Card question one.", "card"), ("Fee question one.", "fees"), ("Card question two.", "card")]
     s = import_seeds(ctx, _csv(tmp_path / "s.csv", few), dataset="d", label_field="category",

@@ -203,7 +203,7 @@ def import_seeds(
     if subject_field is not None:
         summary.n_subjects = len({r["subject_key"] for r in rows})
     summary.n_records = len(rows)
-    summary.n_holdout = splits.count("holdout")
+    summary.n_holdout = sum(1 for r in rows if r["split"] == "holdout")  # after the DP label choice dropped rows
     summary.n_train = summary.n_records - summary.n_holdout
     _store(
         ctx,
