@@ -24,6 +24,11 @@ SECRET = "Jane Roe 4111 1111 1111 1111"
         (json.JSONDecodeError("Expecting value", SECRET, 3), "JSON document is damaged"),
         (sqlite3.OperationalError("database is locked"), "database is locked by another appliance command"),
         (sqlite3.OperationalError(f"no such column: {SECRET}"), "database refused the operation"),
+        (TypeError(f"unsupported operand: {SECRET!r}"), "unexpected TypeError"),  # a bug: still no text
+        (AttributeError(SECRET), "unexpected AttributeError"),
+        (IndexError(SECRET), "unexpected IndexError"),
+        (PermissionError(13, "Permission denied", f"/data/{SECRET}.csv"), "refused a file operation (EACCES"),
+        (MemoryError(SECRET), "unexpected MemoryError"),
     ],
 )
 def test_last_resort_is_one_line_exit_1_without_text(
@@ -40,6 +45,17 @@ def test_last_resort_is_one_line_exit_1_without_text(
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], res.stderr
     assert "Jane" not in res.stderr and "4111" not in res.stderr and "Traceback" not in res.stderr
     assert "cli/policy.py" in lines[0] or "locked" in lines[0]  # where, never what
+
+
+def test_the_traceback_is_there_for_a_developer_who_asks(cli, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_a, **_k):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(policy_cli, "load_policy_file", boom)
+    assert "APPLIANCE_TRACEBACK=1" in cli("policy", "validate").stderr
+    monkeypatch.setenv("APPLIANCE_TRACEBACK", "1")
+    with pytest.raises(TypeError, match="a bug"):
+        cli("policy", "validate")
 
 
 def test_click_control_flow_passes_through(cli, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,9 @@ Exit codes (kept exact for every command): 0 ok; 1 bad input or configuration; 2
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import traceback
 from pathlib import Path
@@ -29,8 +31,8 @@ from appliance.cli import train as train_cli
 from appliance.cli.common import ApplianceGroup, CliState, err_console
 from appliance.errors import EXIT_BAD_INPUT
 
-# Errors no code path raises on purpose; anything else (MemoryError, a bug's TypeError...) keeps its traceback.
-LAST_RESORT = (ValueError, RuntimeError, KeyError, sqlite3.OperationalError)
+# A traceback prints the exception's text, which may quote a record; set this to 1 to see it while debugging.
+TRACEBACK_ENV = "APPLIANCE_TRACEBACK"
 
 
 def _where(exc: BaseException) -> str:
@@ -49,6 +51,11 @@ def last_resort_message(exc: BaseException) -> str:
         if "locked" in str(exc) or "busy" in str(exc):
             return "the workspace database is locked by another appliance command — wait for it to finish and retry"
         return f"the workspace database refused the operation ({_where(exc)}) — check disk space and permissions"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        code = errno.errorcode.get(exc.errno, str(exc.errno))
+        return (
+            f"the operating system refused a file operation ({code}; {_where(exc)}) — check permissions and disk space"
+        )
     if isinstance(exc, json.JSONDecodeError):
         return (
             f"a stored JSON document is damaged (line {exc.lineno}, column {exc.colno}; {_where(exc)}) — "
@@ -56,7 +63,7 @@ def last_resort_message(exc: BaseException) -> str:
         )
     return (
         f"unexpected {type(exc).__name__} ({_where(exc)}) — report this line"
-        " (details are not printed: they may quote record text)"
+        f" (details are not printed: they may quote record text; {TRACEBACK_ENV}=1 prints the traceback)"
     )
 
 
@@ -72,9 +79,12 @@ _CONTROL_FLOW = (
 
 
 class RootGroup(ApplianceGroup):
-    """The root group plus the last-resort handler: an unexpected error is one line and exit 1, never a traceback.
+    """The root group plus the last-resort handler: any unexpected error (a bug's TypeError included) is one line
+    and exit 1 — its type and where, never its text or a traceback, which may quote a record.
 
-    Typer's and Click's control flow (``Exit``, ``Abort``: RuntimeErrors) passes through untouched.
+    Typer's and Click's control flow (``Exit``, ``Abort``: RuntimeErrors) passes through untouched, and so do
+    KeyboardInterrupt and SystemExit (not ``Exception``). ``APPLIANCE_TRACEBACK=1`` lets the error propagate with
+    its traceback, for a developer on test data.
     """
 
     def invoke(self, ctx: Any) -> Any:
@@ -82,7 +92,9 @@ class RootGroup(ApplianceGroup):
             return super().invoke(ctx)
         except _CONTROL_FLOW:
             raise
-        except LAST_RESORT as exc:
+        except Exception as exc:
+            if os.environ.get(TRACEBACK_ENV) == "1":
+                raise
             err_console.print(f"error: {last_resort_message(exc)}", markup=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
