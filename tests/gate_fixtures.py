@@ -259,20 +259,21 @@ def seed_workspace(
     return batch_id
 
 
-def insert_evaluation(conn, batch_id: str, mauve: float) -> None:
-    """An evaluation record in the evaluation stage's table, with its audit event."""
+def insert_evaluation(conn, batch_id: str, mauve: float, *, reference: str = "holdout") -> None:
+    """An evaluation record (of the batch's latest curation) in the evaluation stage's table, with its event."""
     insert_bound(
         conn,
         "evaluations",
         {
             "batch_id": batch_id,
-            "reference": "holdout",
+            "reference": reference,
             "n_synthetic": 5,
             "n_reference": 2,
             "mauve": mauve,
             "metrics": json.dumps({"mauve": mauve, "distinct_2": 0.8, "detection_auc": 0.62, "label_fidelity": 0.9}),
             "embedding_model": "all-MiniLM-L6-v2",
             "embedding_sha256": "sha256:" + "5" * 64,
+            "curation_id": conn.execute("SELECT MAX(id) FROM curations WHERE batch_id = ?", (batch_id,)).fetchone()[0],
             "policy_sha256": "sha256:" + "0" * 64,
             "created_at": utc_now(),
         },

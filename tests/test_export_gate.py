@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from gate_fixtures import GOOD_SUMMARY, TEXTS, seed_workspace, write_policy
+from gate_fixtures import GOOD_SUMMARY, TEXTS, insert_bound, insert_evaluation, seed_workspace, write_policy
 
 from appliance.config import Workspace
 from appliance.context import Context
+from appliance.export.service import get_batch
 from appliance.export.writers import read_back
+from appliance.gate.facts import gather
 
 
 def _events(home: Path, kind: str) -> list:
@@ -234,6 +236,32 @@ def test_point_estimate_under_the_threshold_is_not_enough(cli, workspace, tmp_pa
 def test_curation_and_evaluation_failures_are_refused(cli, workspace, tmp_path, kw, check):
     b = seed_workspace(workspace, **kw)
     _refused(cli, workspace, b, tmp_path, check)
+
+
+def test_only_an_evaluation_against_the_holdout_of_the_latest_curation_counts(cli, workspace, tmp_path):
+    """The quality floor compares the seeds with what would leave: an evaluation against a --reference file,
+    or one of an earlier curation (re-curated since, so other outputs are kept), is no evaluation."""
+    b = seed_workspace(workspace, evaluated=False)
+    ctx = Context.open(Workspace(workspace))
+    try:
+        with ctx.db.conn as conn:
+            insert_evaluation(conn, b, 0.9, reference="file:sha256:" + "7" * 64)
+    finally:
+        ctx.close()
+    res = _refused(cli, workspace, b, tmp_path, "evaluation")
+    assert "run `appliance evaluate BATCH` after the latest curate" in res.output
+    ctx = Context.open(Workspace(workspace))
+    try:
+        with ctx.db.conn as conn:
+            insert_evaluation(conn, b, 0.9)  # against the holdout: it counts
+        assert gather(ctx.db, get_batch(ctx, b)).facts.evaluated
+        with ctx.db.conn as conn:  # curated again: the evaluation is of the outputs kept before
+            cur = conn.execute("SELECT * FROM curations WHERE batch_id = ?", (b,)).fetchone()
+            row = dict(zip([d[0] for d in conn.execute("SELECT * FROM curations").description], cur, strict=True))
+            insert_bound(conn, "curations", {k: v for k, v in row.items() if k not in ("id", "event_seq")})
+        assert not gather(ctx.db, get_batch(ctx, b)).facts.evaluated
+    finally:
+        ctx.close()
 
 
 def test_min_mauve_is_enforced(cli, workspace, tmp_path):

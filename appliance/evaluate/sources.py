@@ -9,8 +9,7 @@ from typing import Any
 from appliance.context import Context
 from appliance.errors import BadInput
 from appliance.store import batches, datasets, results
-
-HOLDOUT = "holdout"
+from appliance.store.results import HOLDOUT
 
 
 @dataclass(frozen=True)

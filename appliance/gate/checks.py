@@ -108,7 +108,17 @@ def failures(checks: list[Check]) -> list[dict[str, Any]]:
     return [{k: v for k, v in c.as_dict().items() if k != "passed"} for c in checks if not c.passed]
 
 
+# what to do about a failed check whose value alone does not say it
+_FIX = {
+    "curated": " — run `appliance curate BATCH`",
+    "evaluation": " — run `appliance evaluate BATCH` after the latest curate (against the holdout: an evaluation"
+    " against a --reference file is not the seeds)",
+}
+
+
 def describe(failed: list[dict[str, Any]]) -> str:
     """One line: ``mia_auc 0.81 (max 0.6); dp False (requires True)``."""
     words = {"<=": "max", ">=": "min", "==": "requires"}
-    return "; ".join(f"{f['check']} {f['value']} ({words[f['op']]} {f['threshold']})" for f in failed)
+    return "; ".join(
+        f"{f['check']} {f['value']} ({words[f['op']]} {f['threshold']}){_FIX.get(f['check'], '')}" for f in failed
+    )

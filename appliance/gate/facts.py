@@ -19,6 +19,7 @@ from appliance.budget.ledger import dataset_spent, most_charged
 from appliance.gate import bound
 from appliance.gate.checks import GateFacts
 from appliance.store import batches, prompts, results
+from appliance.store.results import HOLDOUT
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
     conn = db.conn
     prompt = prompts.get(conn, batch["prompt_id"]) if batch.get("prompt_id") else None
     cur = results.latest_curation(conn, batch["id"])
-    ev = results.latest_evaluation(conn, batch["id"])
+    # the quality floor compares the seeds with what would leave: only an evaluation against the holdout, of the
+    # latest curation's kept outputs, counts (not one against a --reference file, nor of an earlier curation)
+    ev = results.latest_evaluation(conn, batch["id"], reference=HOLDOUT, curation_id=cur["id"]) if cur else None
     probe = results.latest_probe(conn, batch["id"])
     bound.check_batch(conn, batch)
     bound.check_charges(conn)

@@ -13,6 +13,7 @@ from typing import Any
 from appliance.store.rows import Db, Row, first, insert, rows
 
 _PROBE_JSON = ("summary", "metrics", "curves")
+HOLDOUT = "holdout"  # ``evaluations.reference`` of an evaluation against the dataset's own holdout split
 
 
 def insert_curation(db: Db, row: Mapping[str, Any]) -> int:
@@ -33,9 +34,18 @@ def insert_evaluation(db: Db, row: Mapping[str, Any]) -> int:
     return insert(db, "evaluations", row)
 
 
-def latest_evaluation(db: Db, batch_id: str) -> Row | None:
-    """The batch's most recent evaluation, ``metrics`` parsed; None when it was never evaluated."""
-    row = first(db, "evaluations", "batch_id = ?", (batch_id,), order_by="id DESC")
+def latest_evaluation(
+    db: Db, batch_id: str, *, reference: str | None = None, curation_id: int | None = None
+) -> Row | None:
+    """The batch's most recent evaluation (against ``reference``, of the curation ``curation_id``, when given),
+    ``metrics`` parsed; None when there is none."""
+    where = "batch_id = ?"
+    args: list[Any] = [batch_id]
+    for column, wanted in (("reference", reference), ("curation_id", curation_id)):
+        if wanted is not None:
+            where += f" AND {column} = ?"
+            args.append(wanted)
+    row = first(db, "evaluations", where, args, order_by="id DESC")
     if row is not None:
         metrics = row.get("metrics")
         row["metrics"] = json.loads(metrics) if isinstance(metrics, str) else (metrics or {})
