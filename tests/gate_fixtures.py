@@ -64,7 +64,8 @@ def bind(conn, table: str, row: dict[str, Any]) -> int:
         payload = {"batch_id": row["id"], **{k: row.get(k) for k in ("dataset", "mode", "prompt_id", "model_sha256")}}
         kind = "generate.start"
     elif table == "evaluations":
-        payload = {"batch": row["batch_id"], "metrics": json.loads(row["metrics"])}
+        payload = {"batch": row["batch_id"], "metrics": json.loads(row["metrics"]), "reference": row["reference"],
+                   "curation_id": row.get("curation_id")}  # fmt: skip
         kind = "evaluate.run"
     elif table == "curations":
         payload = {"batch": row["batch_id"], **{k: row[k] for k in ("kept_leak_hits", "kept_pii_hits", "n_kept")},

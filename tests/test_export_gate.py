@@ -321,6 +321,40 @@ def test_an_edited_gate_fact_is_an_integrity_failure(cli, workspace, tmp_path, s
     assert not out.exists() and not _events(workspace, "gate.passed")
 
 
+def test_an_evaluation_relabelled_or_a_newer_result_deleted_is_an_integrity_failure(cli, workspace, tmp_path):
+    """An evaluation against a --reference file edited to read 'holdout', or the newest evaluation or probe row
+    deleted to bring back an older one: exit 4, nothing written."""
+    b = seed_workspace(workspace, evaluated=False)
+    ctx = Context.open(Workspace(workspace))
+    try:
+        with ctx.db.conn as conn:
+            insert_evaluation(conn, b, 0.9, reference="file:sha256:" + "7" * 64)
+            conn.execute("UPDATE evaluations SET reference = 'holdout'")
+    finally:
+        ctx.close()
+    res = cli("export", b, "--out", str(tmp_path / "o.jsonl"))
+    assert res.exit_code == 4 and "column reference differs" in res.output, res.output
+    for table, bind in (("evaluations", "evaluation"), ("probes", "probe")):
+        b2 = seed_workspace(workspace, batch_id=f"b-{table}")
+        ctx = Context.open(Workspace(workspace))
+        try:
+            with ctx.db.conn as conn:
+                if table == "evaluations":
+                    insert_evaluation(conn, b2, 0.9)
+                else:
+                    row = conn.execute("SELECT * FROM probes WHERE batch_id = ?", (b2,)).fetchone()
+                    cols = [d[0] for d in conn.execute("SELECT * FROM probes").description]
+                    newer = dict(zip(cols, row, strict=True)) | {"id": f"p-{b2}-2", "created_at": "9999-01-01"}
+                    insert_bound(conn, "probes", {k: v for k, v in newer.items() if k != "event_seq"})
+                conn.execute(f"DELETE FROM {table} WHERE id = (SELECT MAX(id) FROM {table} WHERE batch_id = ?)"
+                             if table == "evaluations" else "DELETE FROM probes WHERE id = ?",
+                             (b2,) if table == "evaluations" else (f"p-{b2}-2",))  # fmt: skip
+        finally:
+            ctx.close()
+        res = cli("export", b2, "--out", str(tmp_path / f"{table}.jsonl"))
+        assert res.exit_code == 4 and "row was deleted" in res.output and bind in res.output, res.output
+
+
 def test_four_eyes(cli, runner, workspace, tmp_path):
     from appliance.cli.main import app
 

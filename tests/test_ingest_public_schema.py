@@ -116,3 +116,22 @@ def test_labels_option_accepts_a_list_or_a_file(tmp_path: Path) -> None:
     assert parse_labels(None) is None
     with pytest.raises(BadInput, match="cannot read"):
         parse_labels(f"@{tmp_path / 'missing.txt'}")
+
+
+def test_a_prompts_labels_are_the_public_set_not_those_trained_on(ctx, tmp_path: Path) -> None:
+    """Whether a label appears in the outputs must not hang on one record: the training data's label set is the
+    declared one, "refund" included though no record holds it; an import whose DP choice picked no label
+    trains unlabelled (its labels stay stored, never released)."""
+    from appliance.train.data import load_records, public_labels
+
+    rows = [(f"Question number {i} about fees.", "fees") for i in range(30)] + [("Where is my card?", "card")]
+    import_seeds(ctx, _csv(tmp_path / "s.csv", rows), dataset="d", label_field="category",
+                 labels=["card", "fees", "refund"], pipeline=NamePipeline())  # fmt: skip
+    data = load_records(ctx.db, "d", holdout_limit=10)
+    assert public_labels(ctx.db, "d") == ["card", "fees", "refund"] and data.labels == ["card", "fees", "refund"]
+    few = [("Card question one.", "card"), ("Fee question one.", "fees"), ("Card question two.", "card")]
+    import_seeds(ctx, _csv(tmp_path / "f.csv", few), dataset="f", label_field="category", select_labels_dp=True,
+                 pipeline=NamePipeline())  # fmt: skip
+    unlabelled = load_records(ctx.db, "f", holdout_limit=10)
+    assert public_labels(ctx.db, "f") == [] and unlabelled.labels is None
+    assert all(lab is None for _, lab in unlabelled.train)

@@ -34,6 +34,13 @@ def first_with(conn: sqlite3.Connection, kinds: Sequence[str], key: str, value: 
     )
 
 
+def last_matching(conn: sqlite3.Connection, kind: str, match: dict[str, Any]) -> EventRow | None:
+    """The newest event of ``kind`` whose payload holds every ``key: value`` of ``match``, or None."""
+    where = " AND ".join(f"json_extract(payload, '$.{key}') = ?" for key in match)
+    sql = f"{_SELECT} WHERE kind = ? AND {where} ORDER BY seq DESC LIMIT 1"
+    return _row(conn.execute(sql, (kind, *match.values())).fetchone())
+
+
 def latest_by(conn: sqlite3.Connection, kinds: Sequence[str], key: str) -> dict[Any, EventRow]:
     """For each value of payload ``key`` among events of ``kinds``, the newest event carrying it."""
     marks = ", ".join("?" * len(kinds))

@@ -86,6 +86,19 @@ def _compare(row: dict[str, Any], payload: dict[str, Any], fields: dict[str, str
             )
 
 
+def _newest(conn: sqlite3.Connection, kind: str, match: dict[str, Any], seq: Any, what: str) -> None:
+    """The row the gate reads is bound to the newest such event: a newer result's row was not deleted to bring
+    an older, kinder one back."""
+    newest = event_rows.last_matching(conn, kind, match)
+    if newest is not None and newest["seq"] != seq:
+        raise ChainBroken(
+            f"{what}: a newer {kind} event (seq {newest['seq']}) has no row — the row was deleted after it was"
+            " recorded",
+            seq=newest["seq"],
+            reason="row deleted",
+        )
+
+
 def check_prompt(conn: sqlite3.Connection, prompt: dict[str, Any]) -> None:
     """The prompt row is what its ``train.run`` / ``train.non_dp`` event says; a non-DP run is never DP."""
     what = f"prompt {prompt['id']}"
@@ -143,8 +156,11 @@ def check_evaluation(conn: sqlite3.Connection, ev: dict[str, Any]) -> None:
     if payload.get("batch") != ev["batch_id"]:
         raise ChainBroken(f"{what} names another batch's audit event", seq=ev.get("event_seq"), reason="row edited")
     metrics = payload.get("metrics") or {}
-    _compare(ev, payload, {"metrics": "metrics"}, what, ev.get("event_seq"))
+    fields = {"metrics": "metrics", "reference": "reference", "curation_id": "curation_id"}
+    _compare(ev, payload, fields, what, ev.get("event_seq"))
     _compare(ev, metrics, {"mauve": "mauve"}, what, ev.get("event_seq"))
+    match = {"batch": ev["batch_id"], "reference": ev["reference"], "curation_id": ev["curation_id"]}
+    _newest(conn, "evaluate.run", match, ev.get("event_seq"), what)
 
 
 def check_probe(conn: sqlite3.Connection, probe: dict[str, Any]) -> None:
@@ -153,6 +169,7 @@ def check_probe(conn: sqlite3.Connection, probe: dict[str, Any]) -> None:
     if payload.get("probe_id") != probe["id"]:
         raise ChainBroken(f"{what} names another audit event", seq=probe.get("event_seq"), reason="row edited")
     _compare(probe, payload, PROBE_FIELDS, what, probe.get("event_seq"))
+    _newest(conn, "probe.run", {"batch_id": probe["batch_id"]}, probe.get("event_seq"), what)
 
 
 def import_event(conn: sqlite3.Connection, dataset: str) -> tuple[str, dict[str, Any]]:

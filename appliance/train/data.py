@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import sqlite_utils
 
+from appliance.audit import rows as event_rows
 from appliance.errors import BadInput, NotFound
 from appliance.store import datasets
 
@@ -15,7 +17,19 @@ class DatasetRecords:
     name: str
     train: list[tuple[str, str | None]]  # (redacted text, label)
     holdout: list[tuple[str, str | None]]
-    labels: list[str] | None  # sorted distinct train labels of a labelled dataset, else None
+    labels: list[str] | None  # the dataset's public label set (sorted), else None
+
+
+def public_labels(db: sqlite_utils.Database, dataset: str) -> list[str] | None:
+    """The label set the dataset's import declared public (``--labels``) or chose by DP (``--labels dp``), from
+    its ``seeds.import`` event; None when the event has none (an unlabelled or older import).
+
+    A prompt's labels are this set, never the labels its training records hold: whether a label appears in the
+    outputs must not depend on whether some record of it was trained on (one record alone would decide it).
+    """
+    event = event_rows.first_with(db.conn, ("seeds.import",), "dataset", dataset)
+    declared = json.loads(event["payload"]).get("labels_public") if event is not None else None
+    return [str(x) for x in declared] if isinstance(declared, list) else None
 
 
 def load_records(db: sqlite_utils.Database, dataset: str, *, holdout_limit: int) -> DatasetRecords:
@@ -27,8 +41,13 @@ def load_records(db: sqlite_utils.Database, dataset: str, *, holdout_limit: int)
     holdout = [(r["text"], r["label"]) for r in datasets.split_rows(db, dataset, "holdout", limit=holdout_limit)]
     if not train:
         raise BadInput(f"dataset {dataset} has no training records — import more seeds")
-    labelled = row["label_field"] is not None and any(lab is not None for _, lab in train)
-    labels = sorted({lab for _, lab in train if lab is not None}) if labelled else None
+    public = public_labels(db, dataset)
+    if public is not None:  # the declared (or DP-chosen) set, not the labels some training record happens to hold
+        labels = sorted(public) or None
+    elif row["label_field"] is not None and any(lab is not None for _, lab in train):
+        labels = sorted({lab for _, lab in train if lab is not None})  # an older import: the gate refuses its labels
+    else:
+        labels = None
     if labels is None:
         train = [(t, None) for t, _ in train]
         holdout = [(t, None) for t, _ in holdout]
