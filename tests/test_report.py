@@ -50,7 +50,8 @@ def test_report_is_self_contained_and_complete(report, workspace):
         assert f'<section id="{sec}">' in html
     assert "INTACT" in html and "REFUSED" in html and "PASSED" in html and "NON-DP" in html
     assert "basic composition" in html and "add/remove-one-record" in html
-    assert "refuses the whole export" in html and "only public facts" in html  # what the guarantee covers
+    assert "refuses the whole export" in html and "retries included" in html  # what the guarantee covers
+    assert "to within one batch size" in html and "public label set" in html
     assert "mia_auc: 0.93 (threshold &lt;= 0.65)" in html
     assert "PERSON" in html and "<svg" in html and "@media print" in html
     assert "<script" not in html and "<link" not in html and "<img" not in html

@@ -160,6 +160,7 @@ def gather(ctx: Context, dataset: str | None, generated_at: str) -> ReportData:
         "max_mia_auc": g.max_mia_auc,
         "max_tpr_at_1pct_fpr": g.max_tpr_at_1pct_fpr,
         "max_canary_exposure_bits": g.max_canary_exposure_bits,
+        "max_canary_output_hits": g.max_canary_output_hits,
         "min_dcr_ratio": g.min_dcr_ratio,
         "max_epsilon": g.max_epsilon,
         "gate_enabled": g.enabled,

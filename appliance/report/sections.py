@@ -20,9 +20,11 @@ def chain_section(d: ReportData) -> str:
         else f'<p class="fail">first broken event: {c["break_seq"]} — {escape(str(c["break_reason"]))}</p>'
     )
     return (
-        f'<section id="chain"><h2>Audit chain</h2><p>Status {status} — {c["count"]} events verified.</p>{brk}'
+        f'<section id="chain"><h2>Audit chain</h2><p>Status {status} — the hash links of {c["count"]} events'
+        " recomputed (a chain rewritten whole is caught only against a signed head kept elsewhere:"
+        f" <code>audit verify --against-head</code>).</p>{brk}"
         + table(
-            ["head seq", "head hash", "signing key"],
+            ["head seq", "head hash", "key that signs manifests and heads"],
             [
                 [
                     str(c["head_seq"]),
@@ -139,18 +141,21 @@ def _runs_notes(d: ReportData) -> str:
         " k·e<sup>(k−1)ε</sup>·δ. Without it a person with several records is protected by group privacy only,"
         " and the budget does not know it. Default δ = min(1/(10·N), 10<sup>−6</sup>), with N the next power of"
         " ten at or above the number of training records (a public upper bound: δ reveals only its order of"
-        " magnitude); a δ at or above 1/n is refused.",
+        " magnitude; the sample rate 1/⌈n/B⌉ and the step count in the manifest pin n to within the batch size B);"
+        " a δ at or above 1/n is refused.",
         "Budget composition: <b>basic composition</b> — the ε and the δ of every DP run on a record add up "
         "(sound for any sequence of runs; conservative, since the runs' RDP curves are not composed).",
         "<b>selection σ</b>: a run trained with <code>curation.dp_selection</code> enabled reserves, inside its ε,"
-        " one Gaussian histogram over its training records (each record adds 1 to one count, noise σ per count),"
+        " one Gaussian histogram over its training records (each record adds 1 to the count of the nearest output"
+        " cluster of its own label, noise σ per count),"
         " composed with DP-SGD by the same accountant; curation of one of its batches releases it once. A run"
         " without it (—) reserves nothing.",
     ]
     if any(r["noise_mode"] == "os-seeded" for r in d.runs):
         notes.append(
             "Noise mode <b>os-seeded</b>: Opacus's secure mode needs torchcsprng, which has no build for this "
-            "torch, so DP noise and Poisson sampling use torch's generators seeded with 64 bits from the OS "
+            "torch (or <code>privacy.secure_noise</code> is off), so DP noise and Poisson sampling use torch's"
+            " generators seeded with 64 bits from the OS "
             "CSPRNG. As in every floating-point DP-SGD implementation, the Gaussian noise is a floating-point "
             "approximation (Mironov 2012); the (ε, δ) guarantee assumes ideal real-valued noise."
         )
@@ -172,8 +177,9 @@ def pii_section(d: ReportData) -> str:
     ]
     chart = f"<figure>{plots.pii_chart(imp, out)}</figure>" if types else ""
     return (
-        '<section id="pii"><h2>PII findings per type</h2><p class="muted">Types and counts only; values are never'
-        " stored.</p>"
+        '<section id="pii"><h2>PII findings per type</h2><p class="muted">Types and counts only; a matched value is'
+        " never stored (a finding keeps its type, offsets and score). Types the policy allows (shipped: DATE_TIME,"
+        " NRP) stay in the text as written and are not counted; import counts cover the records stored.</p>"
         + table(["entity type", "at import (seeds)", "at output (generated)"], rows)
         + chart
         + "<h3>Per batch (output scan)</h3>"
@@ -185,11 +191,13 @@ def pii_section(d: ReportData) -> str:
 def _probe(p: dict[str, Any], th: dict[str, Any]) -> str:
     s = p["summary"]
     checks = [  # the gate compares the interval bound; the point estimate is shown beside it
-        ("MIA AUC (best attack), 95% upper bound", s.get("mia_auc_upper"), s.get("mia_auc"), "≤", th["max_mia_auc"]),
+        ("MIA AUC, highest 95% upper bound of the attacks", s.get("mia_auc_upper"), s.get("mia_auc"), "≤",
+         th["max_mia_auc"]),
         ("TPR at 1% FPR, 95% upper bound", s.get("tpr_at_1pct_fpr_upper"), s.get("tpr_at_1pct_fpr"), "≤",
          th["max_tpr_at_1pct_fpr"]),
         ("canary exposure (bits, max)", s.get("canary_exposure_bits"), None, "≤", th["max_canary_exposure_bits"]),
-        ("canaries found in outputs (every output)", s.get("canary_output_hits"), None, "≤", 0),
+        ("outputs containing a canary secret (every raw output)", s.get("canary_output_hits"), None, "≤",
+         th["max_canary_output_hits"]),
         ("DCR ratio (members / holdout), 95% lower bound", s.get("dcr_ratio_lower"), s.get("dcr_ratio"), "≥",
          th["min_dcr_ratio"]),
     ]  # fmt: skip
@@ -231,12 +239,17 @@ def probes_section(d: ReportData) -> str:
     body = "".join(_probe(p, d.thresholds) for p in d.probes) or '<p class="muted">no probe runs recorded</p>'
     return (
         '<section id="probes"><h2>Privacy probes</h2><p class="muted">Membership inference (loss, Min-K%,'
-        " reference-calibrated loss) members vs holdout; canary exposure (Secret Sharer); distance to closest"
-        " record from synthetic data (Canary's Echo), on every generated output before curation; every output"
-        " searched for every canary. Intervals: 95% bootstrap. The gate compares the bound of each interval that"
-        " is least favourable (upper for MIA, lower for DCR), not the estimate, and a probe with fewer than"
+        " reference-calibrated loss) members vs holdout and canary exposure (Secret Sharer), both on the trained"
+        " prompt; distance to closest record (Canary's Echo) from a seeded sample of up to"
+        " <code>gate.probe_max_records</code> stored outputs, before curation; every output's raw text (counted at"
+        " generation, before the PII scan) searched for every canary. Intervals: 95% bootstrap. The gate compares"
+        " the bound of each interval that is least favourable (upper for MIA, lower for DCR), not the estimate,"
+        " and a probe with fewer than"
         " <code>gate.probe_min_records</code> records on a side is refused as too few records to test. These"
-        " are empirical checks of the data actually released, not part of the DP guarantee.</p>" + body + "</section>"
+        " are empirical checks of the trained prompt and the batch's outputs, not part of the DP guarantee. Pass and"
+        " fail below use the current policy's thresholds; the gate decisions record those in force then.</p>"
+        + body
+        + "</section>"
     )
 
 
@@ -276,29 +289,37 @@ def gate_section(d: ReportData) -> str:
 def _gate_notes() -> str:
     notes = [
         "What is released is post-processing of DP outputs: generation samples from the DP soft prompt (with"
-        " guidance, from it contrasted with the public prior it was initialised from — no seed is read), and curation"
-        " keeps or drops outputs on the outputs alone (PII re-scan, quality, duplicates, unfinished, off-label by the"
-        " DP generator's own reading), never by comparing them with the seeds — except through the DP selection of a"
-        " run whose table row shows a selection σ: the training records vote once each for the nearest cluster of"
-        " outputs, Gaussian noise of that σ is added to every count, and outputs are drawn in proportion to the noisy"
-        " counts (event <code>curate.dp_selection</code>, once per prompt); its cost is inside the run's ε."
+        " guidance, from it contrasted with the public prior it was initialised from — no seed is read) over the"
+        " dataset's public label set (never the labels its training records hold), and curation"
+        " keeps or drops outputs on the outputs alone (PII re-scan, unfinished, quality, label echo, duplicates, and"
+        " off-label by the DP generator's own reading), never by comparing them with the seeds — except through the"
+        " DP selection of a run whose table row shows a selection σ: the training records vote once each for the"
+        " nearest cluster of outputs of their own label, Gaussian noise of that σ is added to every count, and"
+        " outputs are drawn in proportion to the noisy count per output, a count under"
+        " <code>threshold_sigmas</code>·σ weighing nothing (event <code>curate.dp_selection</code>, once per"
+        " prompt); its cost is inside the run's ε."
         " Verbatim overlap with a"
         " training seed (a shared span of"
         " <code>curation.leak_ngram_tokens</code> words) is counted; overlap in more kept outputs than chance explains"
         " (held-out real records' overlap rate, <code>gate.leak_chance_baseline</code>) <b>refuses the whole"
         " export</b> (<code>verbatim_leaks</code>); the counts stay in the database"
-        " and the audit log. The probe checks (membership inference, canaries, DCR) refuse whole exports the same"
-        " way. Whether an export happens at all is therefore one seed-dependent bit outside the DP guarantee.",
+        " and the audit log. The probe checks (membership inference, canaries, DCR) and the quality floor (detection"
+        " AUC, label fidelity and MAUVE against the holdout) refuse whole exports the same way. Each export"
+        " decision, retries included, is therefore one seed-dependent bit outside the DP guarantee.",
         "A <code>--no-dp</code> or few-shot batch is never exported, and labels leave only when they were declared"
         " public schema at import (<code>seeds import --labels</code>) or chosen there by DP partition selection"
-        " (<code>--labels dp</code>, its ε and δ charged to every record like a training run), whatever"
+        " (<code>--labels dp</code>, its ε and δ charged to every labelled record like a training run), whatever"
         " <code>gate.enabled</code> says."
-        " Every prompt, batch, curation and probe row the gate reads is checked against the audit event that"
-        " recorded it; an edited row is an integrity failure (exit 4), not a fact.",
-        "The signed export manifest carries only public facts: DP parameters (ε, δ, noise multiplier, sample rate,"
-        " steps, clip norm, accountant, neighbouring relation), hashes, model and policy identity, and each gate"
-        " check's name and pass/fail. The measured values in this report (losses, MIA AUCs, utility, DCR, counts)"
-        " stay inside the appliance.",
+        " Every prompt, batch, curation, evaluation and probe row and every privacy charge the gate reads is checked"
+        " against the audit event that recorded it (the columns the gate reads), and the evaluation and probe rows"
+        " must be the newest of their events: an edited or deleted row is an integrity failure (exit 4), not a"
+        " fact. A chain rewritten from the edit on is caught only against a signed head kept elsewhere.",
+        "The signed export manifest carries: DP parameters (ε, δ, noise multiplier, sample rate, steps, clip norm,"
+        " accountant, neighbouring relation, the selection σ), the dataset's name, ε spent and budget caps and the"
+        " label set's source, hashes, model and policy identity, the actor and approver names, the file's name, size"
+        " and record count, the audit head, and each gate check's name and pass/fail. The sample rate and steps pin"
+        " the number of training records to within one batch size. The measured values in this report (losses, MIA"
+        " AUCs, utility, DCR, member counts) stay inside the appliance.",
     ]
     return "".join(f'<p class="note">{n}</p>' for n in notes)
 
@@ -375,7 +396,7 @@ def summary_section(d: ReportData) -> str:
         ("gate refusals", refused),
         ("probe runs", len(d.probes)),
         ("gate", "on" if d.thresholds["gate_enabled"] else "OFF"),
-        ("four-eyes", "required" if d.thresholds["approval_required"] else "not required"),
+        ("four-eyes", "required (two distinct actor names)" if d.thresholds["approval_required"] else "not required"),
     ]
     return (
         '<div class="summary">'
