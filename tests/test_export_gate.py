@@ -334,21 +334,28 @@ def test_an_evaluation_relabelled_or_a_newer_result_deleted_is_an_integrity_fail
         ctx.close()
     res = cli("export", b, "--out", str(tmp_path / "o.jsonl"))
     assert res.exit_code == 4 and "column reference differs" in res.output, res.output
-    for table, bind in (("evaluations", "evaluation"), ("probes", "probe")):
+    for table, bind in (("evaluations", "evaluation"), ("probes", "probe"), ("curations", "curation")):
         b2 = seed_workspace(workspace, batch_id=f"b-{table}")
         ctx = Context.open(Workspace(workspace))
         try:
             with ctx.db.conn as conn:
                 if table == "evaluations":
                     insert_evaluation(conn, b2, 0.9)
+                elif table == "curations":
+                    cur = conn.execute("SELECT * FROM curations WHERE batch_id = ?", (b2,)).fetchone()
+                    cols = [d[0] for d in conn.execute("SELECT * FROM curations").description]
+                    again = {k: v for k, v in zip(cols, cur, strict=True) if k not in ("id", "event_seq")}
+                    insert_bound(conn, "curations", again)
                 else:
                     row = conn.execute("SELECT * FROM probes WHERE batch_id = ?", (b2,)).fetchone()
                     cols = [d[0] for d in conn.execute("SELECT * FROM probes").description]
                     newer = dict(zip(cols, row, strict=True)) | {"id": f"p-{b2}-2", "created_at": "9999-01-01"}
                     insert_bound(conn, "probes", {k: v for k, v in newer.items() if k != "event_seq"})
-                conn.execute(f"DELETE FROM {table} WHERE id = (SELECT MAX(id) FROM {table} WHERE batch_id = ?)"
-                             if table == "evaluations" else "DELETE FROM probes WHERE id = ?",
-                             (b2,) if table == "evaluations" else (f"p-{b2}-2",))  # fmt: skip
+                if table == "probes":
+                    conn.execute("DELETE FROM probes WHERE id = ?", (f"p-{b2}-2",))
+                else:
+                    conn.execute(f"DELETE FROM {table} WHERE id = (SELECT MAX(id) FROM {table} WHERE batch_id = ?)",
+                                 (b2,))  # fmt: skip
         finally:
             ctx.close()
         res = cli("export", b2, "--out", str(tmp_path / f"{table}.jsonl"))

@@ -131,6 +131,7 @@ def check_curation(conn: sqlite3.Connection, cur: dict[str, Any]) -> dict[str, A
     if payload.get("batch") != cur["batch_id"]:
         raise ChainBroken(f"{what} names another batch's audit event", seq=seq, reason="row edited")
     _compare(cur, payload, CURATION_FIELDS, what, seq)
+    _newest(conn, "curate.run", {"batch": cur["batch_id"]}, seq, what)
     bound = payload.get("kept_sha256")
     if bound is None:
         raise ChainBroken(
