@@ -311,8 +311,8 @@ def _gate_notes() -> str:
         " (<code>--labels dp</code>, its ε and δ charged to every labelled record like a training run), whatever"
         " <code>gate.enabled</code> says."
         " Every prompt, batch, curation, evaluation and probe row and every privacy charge the gate reads is checked"
-        " against the audit event that recorded it (the columns the gate reads), and the evaluation and probe rows"
-        " must be the newest of their events: an edited or deleted row is an integrity failure (exit 4), not a"
+        " against the audit event that recorded it (the columns the gate reads), and the curation, evaluation and"
+        " probe rows must be the newest of their events: an edited or deleted row is an integrity failure (exit 4), not a"
         " fact. A chain rewritten from the edit on is caught only against a signed head kept elsewhere.",
         "The signed export manifest carries: DP parameters (ε, δ, noise multiplier, sample rate, steps, clip norm,"
         " accountant, neighbouring relation, the selection σ), the dataset's name, ε spent and budget caps and the"
