@@ -312,8 +312,8 @@ def _gate_notes() -> str:
         " <code>gate.enabled</code> says."
         " Every prompt, batch, curation, evaluation and probe row and every privacy charge the gate reads is checked"
         " against the audit event that recorded it (the columns the gate reads), and the curation, evaluation and"
-        " probe rows must be the newest of their events: an edited or deleted row is an integrity failure (exit 4), not a"
-        " fact. A chain rewritten from the edit on is caught only against a signed head kept elsewhere.",
+        " probe rows must be the newest of their events: an edited or deleted row is an integrity failure (exit 4),"
+        " not a fact. A chain rewritten from the edit on is caught only against a signed head kept elsewhere.",
         "The signed export manifest carries: DP parameters (ε, δ, noise multiplier, sample rate, steps, clip norm,"
         " accountant, neighbouring relation, the selection σ), the dataset's name, ε spent and budget caps and the"
         " label set's source, hashes, model and policy identity, the actor and approver names, the file's name, size"
