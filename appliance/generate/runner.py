@@ -260,7 +260,7 @@ def _run(
         pipe = PiiPipeline.from_context(ctx, plan.dataset)
         # the canary search reads each raw text here, before the PII scan: a canary written in its template's
         # context ("my account number is …") is redacted on the way in and could not be found afterwards
-        secrets = [c.secret for c in load_canaries(ctx.ws, plan.prompt)] if plan.prompt is not None else []
+        canary_secrets = [c.secret for c in load_canaries(ctx.ws, plan.prompt)] if plan.prompt is not None else []
         done = store.done_indices(ctx.db, batch_id)
         jobs = _prefixes(ctx, plan, backend, [i for i in range(plan.n) if i not in done])
         reporter.start(plan.n, len(done))
@@ -276,7 +276,7 @@ def _run(
                 status="dropped" if res.dropped else "new",
                 reason="pii" if res.dropped else None,
                 finish_reason=c.finish_reason,
-                canary_hits=sum(1 for secret in secrets if secret in c.text),
+                canary_hits=sum(1 for secret in canary_secrets if secret in c.text),
             )
             now = time.perf_counter()
             with transaction(ctx.db) as conn:
