@@ -32,11 +32,11 @@ def probe(
     s = rec.summary
     rows = [
         ("MIA AUC (best attack)", s["mia_auc"], "(point estimate)"),
-        ("  95% upper bound", s["mia_auc_upper"], f"<= {g.max_mia_auc}"),
+        ("  95% upper bound (any attack)", s["mia_auc_upper"], f"<= {g.max_mia_auc}"),
         ("TPR at 1% FPR", s["tpr_at_1pct_fpr"], "(point estimate)"),
         ("  95% upper bound", s["tpr_at_1pct_fpr_upper"], f"<= {g.max_tpr_at_1pct_fpr}"),
         ("canary exposure, bits (max)", s["canary_exposure_bits"], f"<= {g.max_canary_exposure_bits}"),
-        ("canaries found in outputs", s["canary_output_hits"], f"<= {g.max_canary_output_hits}"),
+        ("outputs holding a canary", s["canary_output_hits"], f"<= {g.max_canary_output_hits}"),
         ("DCR ratio members/holdout", s["dcr_ratio"], "(point estimate)"),
         ("  95% lower bound", s["dcr_ratio_lower"], f">= {g.min_dcr_ratio}"),
         ("DCR attack AUC", s["dcr_attack_auc"], "(reported)"),
