@@ -28,7 +28,7 @@ class _Scorer:
 def _inputs(n_mem: int, n_hold: int, outputs: list[str], *, min_records: int = 20, **kw) -> ProbeInputs:
     recs = [Record(f"record {i}", None) for i in range(n_mem + n_hold)]
     return ProbeInputs(ctx=None, batch={"id": "b"}, prompt={"id": "p"}, members=recs[:n_mem],  # type: ignore[arg-type]
-                       holdout=recs[n_mem:], synthetic=outputs[:3], canaries=[], all_outputs=outputs,
+                       holdout=recs[n_mem:], synthetic=outputs[:3], canaries=[],
                        min_records=min_records, **kw)  # fmt: skip
 
 
@@ -64,7 +64,7 @@ def test_probes_see_the_outputs_before_curation(workspace: Path):
         with ctx.db.conn:
             ctx.db.conn.execute("UPDATE outputs SET status = 'dropped', reason = 'near_duplicate' WHERE idx < 3")
         inputs = load_inputs(ctx, get_batch(ctx, b))
-        assert len(inputs.all_outputs) == 5 and len(inputs.synthetic) == 5
+        assert len(inputs.uncounted_outputs) == 5 and len(inputs.synthetic) == 5  # counted before: none here
         assert inputs.min_records == ctx.policy.gate.probe_min_records
     finally:
         ctx.close()

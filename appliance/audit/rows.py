@@ -23,22 +23,25 @@ def at(conn: sqlite3.Connection, seq: int) -> EventRow | None:
     return _row(conn.execute(f"{_SELECT} WHERE seq = ?", (seq,)).fetchone())
 
 
+def _matching(
+    conn: sqlite3.Connection, kinds: Sequence[str], match: dict[str, Any], *, newest: bool
+) -> EventRow | None:
+    """The earliest (or newest) event of one of ``kinds`` whose payload holds every ``key: value`` of ``match``."""
+    marks = ", ".join("?" * len(kinds))
+    where = "".join(f" AND json_extract(payload, '$.{key}') = ?" for key in match)
+    order = "DESC" if newest else "ASC"
+    sql = f"{_SELECT} WHERE kind IN ({marks}){where} ORDER BY seq {order} LIMIT 1"
+    return _row(conn.execute(sql, (*kinds, *match.values())).fetchone())
+
+
 def first_with(conn: sqlite3.Connection, kinds: Sequence[str], key: str, value: Any) -> EventRow | None:
     """The earliest event of one of ``kinds`` whose payload has ``key`` equal to ``value``, or None."""
-    marks = ", ".join("?" * len(kinds))
-    return _row(
-        conn.execute(
-            f"{_SELECT} WHERE kind IN ({marks}) AND json_extract(payload, '$.{key}') = ? ORDER BY seq LIMIT 1",
-            (*kinds, value),
-        ).fetchone()
-    )
+    return _matching(conn, kinds, {key: value}, newest=False)
 
 
 def last_matching(conn: sqlite3.Connection, kind: str, match: dict[str, Any]) -> EventRow | None:
     """The newest event of ``kind`` whose payload holds every ``key: value`` of ``match``, or None."""
-    where = " AND ".join(f"json_extract(payload, '$.{key}') = ?" for key in match)
-    sql = f"{_SELECT} WHERE kind = ? AND {where} ORDER BY seq DESC LIMIT 1"
-    return _row(conn.execute(sql, (kind, *match.values())).fetchone())
+    return _matching(conn, (kind,), match, newest=True)
 
 
 def latest_by(conn: sqlite3.Connection, kinds: Sequence[str], key: str) -> dict[Any, EventRow]:

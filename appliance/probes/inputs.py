@@ -3,8 +3,8 @@ synthetic outputs, the prompt's canaries, and lazily-loaded engines (the llama.c
 verified soft prompt; the sentence embedder). Use as a context manager: engines are freed on exit.
 
 The outputs are taken *before* curation (every generated text, kept or dropped): curation must not be
-able to hide what the generator produced from the probes. ``all_outputs`` is every stored text;
-``synthetic`` is a seeded sample of at most ``gate.probe_max_records`` for the distance probe. The canary
+able to hide what the generator produced from the probes. ``synthetic`` is a seeded sample of at most
+``gate.probe_max_records`` stored texts for the distance probe. The canary
 search covers every output, PII-dropped ones included: ``generate`` counts the secrets in each raw text before
 the PII scan (``outputs.canary_hits``), because the scan redacts a canary written in its template's context;
 outputs stored before that count existed are searched in their stored text (``uncounted_outputs``).
@@ -47,7 +47,6 @@ class ProbeInputs:
     holdout: list[Record]
     synthetic: list[str]
     canaries: list[Canary]
-    all_outputs: list[str] = field(default_factory=list)
     canary_counts: list[int] = field(default_factory=list)  # per output counted at generation: secrets it held
     uncounted_outputs: list[str] = field(default_factory=list)  # stored texts of outputs without that count
     min_records: int = 20
@@ -105,7 +104,6 @@ def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
         holdout=_sample(sides[1], g.probe_max_records, g.probe_seed + 1),
         synthetic=_sample(syn, g.probe_max_records, g.probe_seed + 2),
         canaries=canaries,
-        all_outputs=syn,
         canary_counts=[int(r["canary_hits"]) for r in outputs if r["canary_hits"] is not None],
         uncounted_outputs=[r["text"] for r in outputs if r["canary_hits"] is None and r["text"]],
         min_records=g.probe_min_records,
