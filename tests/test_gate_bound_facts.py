@@ -13,9 +13,15 @@ import pytest
 from gate_fixtures import seed_workspace, write_policy
 
 from appliance.budget.ledger import dataset_units, insert_charge_in_tx, most_charged, unit_spent
+from appliance.budget.units import records_units_digest
 from appliance.config import Workspace
 from appliance.context import Context
 from appliance.db import transaction
+from appliance.errors import ChainBroken
+from appliance.gate.bound import check_record_keys
+from appliance.store.datasets import unit_rows
+from appliance.train.plan import TrainRequest
+from appliance.train.trainer import train
 
 # --- charges are gate facts bound to the chain (§5) ----------------------------------------------------------
 
@@ -156,3 +162,55 @@ def test_manifest_states_the_budget_unit_from_the_import_event(cli, workspace: P
         "composition": "basic",
         "label_set": None,  # seed_workspace's import event declares no label set
     }
+
+
+# --- the records' budget keys are bound to their import (§2 through §5) ---------------------------------------
+
+
+def _bind_import_keys(workspace: Path) -> None:
+    """What `seeds import` records: the hash of the stored records' budget keys (the fixture writes no event)."""
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    keys = records_units_digest(unit_rows(ctx.db.conn, "bank", split=None))
+    ctx.record("seeds.import", {"dataset": "bank", "units_sha256": keys})
+    ctx.close()
+
+
+def _forge_keys(workspace: Path) -> None:
+    con = sqlite3.connect(workspace / "appliance.db")
+    with con:
+        con.execute("UPDATE records SET unit_key = 'forged' || id WHERE dataset = 'bank'")
+    con.close()
+
+
+def test_edited_budget_keys_are_exit_4_not_a_fresh_cap(cli, workspace: Path, tmp_path: Path):
+    """The review's attack: the gate refuses a record over its cap (exit 3); rewriting every record's unit_key
+    (so that they look up keys nothing was charged to) must not turn that into a signed export."""
+    b = seed_workspace(workspace, epsilon=3.0)
+    _bind_import_keys(workspace)
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    with transaction(ctx.db) as conn:
+        insert_charge_in_tx(conn, "bank", epsilon=14.0, delta=1e-7, accountant="rdp", actor="t",
+                            units=dataset_units(conn, "bank"))  # fmt: skip
+    ctx.close()
+    assert _export(cli, b, tmp_path).exit_code == 3
+    _forge_keys(workspace)
+    res = _export(cli, b, tmp_path)
+    assert res.exit_code == 4, res.output
+    assert "budget keys" in res.output and not (tmp_path / "o.jsonl").exists()
+
+
+def test_training_checks_the_budget_keys_before_it_reserves(workspace: Path):
+    """The per-record cap is checked on the keys the import bound: a forged key is exit 4 before any charge."""
+    seed_workspace(workspace)
+    _bind_import_keys(workspace)
+    _forge_keys(workspace)
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    try:
+        with pytest.raises(ChainBroken, match="budget keys"):
+            check_record_keys(ctx.db.conn, "bank")
+        n_charges = ctx.db.conn.execute("SELECT COUNT(*) FROM privacy_charges").fetchone()[0]
+        with pytest.raises(ChainBroken, match="budget keys"):
+            train(ctx, TrainRequest(dataset="bank", epsilon=1.0))
+        assert ctx.db.conn.execute("SELECT COUNT(*) FROM privacy_charges").fetchone()[0] == n_charges
+    finally:
+        ctx.close()

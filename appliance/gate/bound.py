@@ -1,7 +1,7 @@
 """Gate facts bound to the audit chain: each row the gate trusts is checked against the event that wrote it.
 
-Rows (``prompts``, ``batches``, ``privacy_charges`` and ``unit_charges``, ``curations``, ``evaluations``,
-``probes``) can be edited with any SQLite
+Rows (``prompts``, ``batches`` and their outputs, ``privacy_charges`` and ``unit_charges``, the records' budget
+keys, ``curations``, ``evaluations``, ``probes``) can be edited with any SQLite
 client; the event that recorded each of them cannot be changed without breaking the chain. Before the
 gate decides, every fact it reads is compared with that event, whose own hash is recomputed and linked to
 its successor's ``prev_hash``. A row without its event, or one that differs from it, is
@@ -20,9 +20,10 @@ from appliance.audit import rows as event_rows
 from appliance.audit.chain import event_hash, row_digest
 from appliance.audit.rows import EventRow
 from appliance.budget.ledger import CHARGE_EVENTS, CHARGE_FIELDS, charge_digest, stored_units_digest
+from appliance.budget.units import records_units_digest
 from appliance.curate.kept import kept_digest
 from appliance.errors import ChainBroken
-from appliance.store import prompts
+from appliance.store import datasets, prompts
 
 PROMPT_KINDS = ("train.run", "train.non_dp")
 # row column -> audit payload key, for each table the gate reads
@@ -214,6 +215,20 @@ def _import_payload(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | 
     """The dataset's verified ``seeds.import`` payload; None for a dataset imported before events bound it."""
     row = event_rows.first_with(conn, ("seeds.import",), "dataset", dataset)
     return None if row is None else verified_event(conn, row, f"dataset {dataset}")[1]
+
+
+def check_record_keys(conn: sqlite3.Connection, dataset: str) -> None:
+    """The dataset's records carry the budget keys its ``seeds.import`` event bound: an edited ``unit_key`` or
+    ``subject_key`` would look up a key nothing was charged to and lower what a record has spent (exit 4).
+    A dataset imported before the event bound its keys is not checked."""
+    payload = _import_payload(conn, dataset)
+    bound = payload.get("units_sha256") if payload else None
+    if bound is not None and records_units_digest(datasets.unit_rows(conn, dataset, split=None)) != bound:
+        raise ChainBroken(
+            f"dataset {dataset}: its records' budget keys differ from its import's audit event — a unit_key or"
+            " subject_key was edited after import",
+            reason="row edited",
+        )
 
 
 def budget_unit(conn: sqlite3.Connection, dataset: str) -> str:

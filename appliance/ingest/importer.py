@@ -37,7 +37,7 @@ import numpy as np
 from appliance.audit import append_in_tx
 from appliance.budget.accounting import default_delta, max_delta
 from appliance.budget.ledger import BudgetLedger
-from appliance.budget.units import RECORD, Unit, record_unit, subject_unit
+from appliance.budget.units import RECORD, Unit, record_unit, records_units_digest, subject_unit
 from appliance.context import Context
 from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
@@ -337,9 +337,6 @@ def _store(
     charge: Counter[Unit] | None = None,
 ) -> None:
     records_sha = hashlib.sha256("\n".join(r["text_sha256"] for r in rows).encode()).hexdigest()
-    units_sha = hashlib.sha256(
-        "\n".join(sorted(f"{r['unit_key']}:{r['subject_key']}" for r in rows)).encode()
-    ).hexdigest()
     with transaction(ctx.db) as conn:
         if datasets.has(conn, s.dataset):
             raise _refuse_existing(s.dataset)
@@ -384,7 +381,7 @@ def _store(
             "budget_unit": "subject" if s.subject_field else "record",
             "subject_field": s.subject_field,
             "n_subjects": s.n_subjects,
-            "units_sha256": "sha256:" + units_sha,
+            "units_sha256": records_units_digest(rows),
             "n_skipped": len(s.skipped_lines),
             "n_export_matches": len(s.export_matches),
             "export_match_records": s.export_matches[:MAX_LINES_IN_EVENT],
