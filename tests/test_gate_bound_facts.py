@@ -13,13 +13,16 @@ import pytest
 from gate_fixtures import seed_workspace, write_policy
 
 from appliance.budget.ledger import dataset_units, insert_charge_in_tx, most_charged, unit_spent
-from appliance.budget.units import records_units_digest
 from appliance.config import Workspace
 from appliance.context import Context
+from appliance.curate.kept import outputs_digest
 from appliance.db import transaction
 from appliance.errors import ChainBroken
-from appliance.gate.bound import check_record_keys
-from appliance.store.datasets import unit_rows
+from appliance.gate.bound import check_records
+from appliance.ingest.digest import records_digest, splits_digest, units_digest
+from appliance.probes.inputs import load_inputs
+from appliance.store import batches
+from appliance.store.datasets import bound_rows
 from appliance.train.plan import TrainRequest
 from appliance.train.trainer import train
 
@@ -27,6 +30,7 @@ from appliance.train.trainer import train
 
 
 def _export(cli, batch: str, tmp_path: Path):
+    tmp_path.mkdir(exist_ok=True)
     return cli("export", batch, "--out", str(tmp_path / "o.jsonl"))
 
 
@@ -170,8 +174,9 @@ def test_manifest_states_the_budget_unit_from_the_import_event(cli, workspace: P
 def _bind_import_keys(workspace: Path) -> None:
     """What `seeds import` records: the hash of the stored records' budget keys (the fixture writes no event)."""
     ctx = Context.open(Workspace(workspace), actor="tester")
-    keys = records_units_digest(unit_rows(ctx.db.conn, "bank", split=None))
-    ctx.record("seeds.import", {"dataset": "bank", "units_sha256": keys})
+    rows = bound_rows(ctx.db.conn, "bank")
+    digests = {"records_sha256": records_digest(rows), "splits_sha256": splits_digest(rows)}
+    ctx.record("seeds.import", {"dataset": "bank", "units_sha256": units_digest(rows), **digests})
     ctx.close()
 
 
@@ -207,10 +212,52 @@ def test_training_checks_the_budget_keys_before_it_reserves(workspace: Path):
     ctx = Context.open(Workspace(workspace), actor="tester")
     try:
         with pytest.raises(ChainBroken, match="budget keys"):
-            check_record_keys(ctx.db.conn, "bank")
+            check_records(ctx.db.conn, "bank")
         n_charges = ctx.db.conn.execute("SELECT COUNT(*) FROM privacy_charges").fetchone()[0]
         with pytest.raises(ChainBroken, match="budget keys"):
             train(ctx, TrainRequest(dataset="bank", epsilon=1.0))
         assert ctx.db.conn.execute("SELECT COUNT(*) FROM privacy_charges").fetchone()[0] == n_charges
     finally:
         ctx.close()
+
+
+def _finish_generation(workspace: Path, batch: str) -> None:
+    """What a completed `generate` records: the outputs' digest (index, text, label, canary count)."""
+    con = sqlite3.connect(workspace / "appliance.db")
+    with con:
+        con.execute("UPDATE outputs SET canary_hits = CASE idx WHEN 0 THEN 2 ELSE 0 END WHERE batch_id = ?", (batch,))
+    con.close()
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    ctx.record("generate.finish", {"batch_id": batch, "outputs_sha256": outputs_digest(ctx.db.conn, batch)})
+    ctx.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "says"),
+    [
+        ("UPDATE outputs SET canary_hits = 0", "canary count"),
+        ("UPDATE outputs SET text = 'an innocent text' WHERE idx = 1", "canary count"),
+        ("UPDATE records SET split = 'holdout' WHERE id = (SELECT MIN(id) FROM records)", "splits"),
+        ("UPDATE records SET text = 'another text' WHERE id = (SELECT MIN(id) FROM records)", "texts"),
+    ],
+)
+def test_probe_inputs_edited_before_the_probe_are_exit_4(cli, workspace: Path, tmp_path: Path, sql: str, says: str):
+    """The probes read every output (canary counts, texts for DCR) and the members and holdout; an edit that
+    would blind them (a canary count zeroed, a member moved to the holdout) is caught by the probe and the gate."""
+    b = seed_workspace(workspace)
+    _bind_import_keys(workspace)
+    _finish_generation(workspace, b)
+    assert _export(cli, b, tmp_path / "before").exit_code == 0
+    con = sqlite3.connect(workspace / "appliance.db")
+    with con:
+        con.executescript(sql)
+    con.close()
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    try:
+        with pytest.raises(ChainBroken, match=says):
+            load_inputs(ctx, dict(batches.get(ctx.db, b) or {}))
+    finally:
+        ctx.close()
+    res = _export(cli, b, tmp_path)
+    assert res.exit_code == 4 and says in res.output, res.output
+    assert not (tmp_path / "o.jsonl").exists()

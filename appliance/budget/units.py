@@ -53,14 +53,6 @@ def run_units(records: Iterable[tuple[str, str | None]]) -> Counter[Unit]:
     return units
 
 
-def records_units_digest(rows: Iterable[Mapping[str, Any]]) -> str:
-    """``sha256:`` over the sorted ``unit_key:subject_key`` lines of a dataset's records (every split): what its
-    ``seeds.import`` event binds, so that an edited budget key is caught before it can lower what a record has
-    spent (a subject key of None is written ``None``, as the importer has always written it)."""
-    lines = sorted(f"{r['unit_key']}:{r['subject_key']}" for r in rows)
-    return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
 def units_digest(units: Iterable[tuple[str, str, int]]) -> str:
     """``sha256:`` over the sorted ``kind:key:multiplicity`` lines of one charge (what its audit event binds)."""
     lines = sorted(f"{kind}:{key}:{int(m)}" for kind, key, m in units)

@@ -1,23 +1,37 @@
-"""The hash of a batch's kept outputs: what its ``curate.run`` event binds, and what the gate checks.
+"""Hashes of a batch's outputs: every output as generated (what ``generate.finish`` binds: the probes read them
+and curation chooses from them), and the kept ones (what ``curate.run`` binds); the gate checks both.
 
 Curation is the one writer of ``outputs.status``; export writes the kept rows' text and label. Binding their
 hash to the event means an output flipped to ``kept`` (or a kept text or label edited) after curation is an
-integrity failure at the gate, never a released record.
+integrity failure at the gate, never a released record; an output's text or canary count edited before the
+probes run is one too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+from typing import Any
 
 from appliance.audit.chain import canonical_json
 from appliance.store import batches
 
 
+def _digest(body: list[list[Any]]) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def _text(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
+
+
 def kept_digest(conn: sqlite3.Connection, batch_id: str) -> str:
     """``sha256:`` over the (idx, SHA-256 of text, label) of the batch's kept outputs, in idx order."""
-    body = [
-        [int(r["idx"]), hashlib.sha256(r["text"].encode("utf-8")).hexdigest(), r["label"]]
-        for r in batches.kept(conn, batch_id)
-    ]
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return _digest([[int(r["idx"]), _text(r["text"]), r["label"]] for r in batches.kept(conn, batch_id)])
+
+
+def outputs_digest(conn: sqlite3.Connection, batch_id: str) -> str:
+    """``sha256:`` over the (idx, SHA-256 of text, label, canary count) of every output of the batch, in idx order
+    (not the status, which curation writes)."""
+    rows = batches.output_rows(conn, batch_id, select="idx, text, label, canary_hits")
+    return _digest([[int(r["idx"]), _text(r["text"]), r["label"], r["canary_hits"]] for r in rows])

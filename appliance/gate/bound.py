@@ -20,9 +20,9 @@ from appliance.audit import rows as event_rows
 from appliance.audit.chain import event_hash, row_digest
 from appliance.audit.rows import EventRow
 from appliance.budget.ledger import CHARGE_EVENTS, CHARGE_FIELDS, charge_digest, stored_units_digest
-from appliance.budget.units import records_units_digest
-from appliance.curate.kept import kept_digest
+from appliance.curate.kept import kept_digest, outputs_digest
 from appliance.errors import ChainBroken
+from appliance.ingest.digest import records_digest, splits_digest, units_digest
 from appliance.store import datasets, prompts
 
 PROMPT_KINDS = ("train.run", "train.non_dp")
@@ -217,16 +217,39 @@ def _import_payload(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | 
     return None if row is None else verified_event(conn, row, f"dataset {dataset}")[1]
 
 
-def check_record_keys(conn: sqlite3.Connection, dataset: str) -> None:
-    """The dataset's records carry the budget keys its ``seeds.import`` event bound: an edited ``unit_key`` or
-    ``subject_key`` would look up a key nothing was charged to and lower what a record has spent (exit 4).
-    A dataset imported before the event bound its keys is not checked."""
+def check_records(conn: sqlite3.Connection, dataset: str) -> None:
+    """The dataset's records carry the texts, splits and budget keys its ``seeds.import`` event bound (see
+    :mod:`appliance.ingest.digest`); a digest the event lacks (imported by an older version) is not checked."""
     payload = _import_payload(conn, dataset)
-    bound = payload.get("units_sha256") if payload else None
-    if bound is not None and records_units_digest(datasets.unit_rows(conn, dataset, split=None)) != bound:
+    if payload is None:
+        return
+    rows = datasets.bound_rows(conn, dataset)
+    for key, digest, what in (
+        ("records_sha256", records_digest, "texts"),
+        ("splits_sha256", splits_digest, "train/holdout splits"),
+        ("units_sha256", units_digest, "budget keys (unit_key, subject_key)"),
+    ):
+        if payload.get(key) is not None and digest(rows) != payload[key]:
+            raise ChainBroken(
+                f"dataset {dataset}: its records' {what} differ from its import's audit event — the records were"
+                " edited after import",
+                reason="row edited",
+            )
+
+
+def check_outputs(conn: sqlite3.Connection, batch_id: str) -> None:
+    """The batch's outputs (index, text, label, canary count) are what its newest ``generate.finish`` event
+    bound — the probes' inputs and what curation chose from; a batch finished by an older version is not checked."""
+    row = event_rows.last_matching(conn, "generate.finish", {"batch_id": batch_id})
+    if row is None:
+        return
+    _, payload = verified_event(conn, row, f"batch {batch_id}'s generate.finish")
+    bound = payload.get("outputs_sha256")
+    if bound is not None and outputs_digest(conn, batch_id) != bound:
         raise ChainBroken(
-            f"dataset {dataset}: its records' budget keys differ from its import's audit event — a unit_key or"
-            " subject_key was edited after import",
+            f"batch {batch_id}: its outputs differ from its generate.finish audit event — an output's text, label"
+            " or canary count was edited after generation",
+            seq=row["seq"],
             reason="row edited",
         )
 

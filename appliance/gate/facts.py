@@ -89,7 +89,8 @@ def gather(db: sqlite_utils.Database, batch: dict[str, Any]) -> BatchFacts:
     probe = results.latest_probe(conn, batch["id"])
     bound.check_batch(conn, batch)
     bound.check_charges(conn)
-    bound.check_record_keys(conn, batch["dataset"])
+    bound.check_records(conn, batch["dataset"])
+    bound.check_outputs(conn, batch["id"])
     cur_event = bound.check_curation(conn, cur) if cur is not None else {}
     rows = ((prompt, bound.check_prompt), (ev, bound.check_evaluation))
     for row, check in (*rows, (probe, bound.check_probe)):

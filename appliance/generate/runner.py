@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from appliance.audit.ledger import append_in_tx
 from appliance.context import Context
+from appliance.curate.kept import outputs_digest
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
 from appliance.generate import providers, store
@@ -253,7 +254,8 @@ def _run(
             time.perf_counter() - t0,
         )
         kind = "generate.finish" if status == "complete" else "generate.interrupted"
-        ctx.record(kind, {**base, **result.as_dict(), **why})
+        bound = {"outputs_sha256": outputs_digest(ctx.db.conn, batch_id)} if status == "complete" else {}
+        ctx.record(kind, {**base, **result.as_dict(), **why, **bound})
         return result
 
     try:

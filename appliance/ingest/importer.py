@@ -23,7 +23,6 @@ id itself is never stored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -37,11 +36,12 @@ import numpy as np
 from appliance.audit import append_in_tx
 from appliance.budget.accounting import default_delta, max_delta
 from appliance.budget.ledger import BudgetLedger
-from appliance.budget.units import RECORD, Unit, record_unit, records_units_digest, subject_unit
+from appliance.budget.units import RECORD, Unit, record_unit, subject_unit
 from appliance.context import Context
 from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
+from appliance.ingest.digest import records_digest, splits_digest, text_sha256, units_digest
 from appliance.ingest.partition import MECHANISM, LabelSelection, select_labels
 from appliance.ingest.readers import BadRecord, ReadResult, SeedRecord, read_seeds
 from appliance.ingest.split import assign_splits, group_keys, record_key
@@ -318,7 +318,7 @@ def _row(dataset: str, rec: Any, res: PiiResult, label: str | None, split: str, 
         "text": text,
         "label": label,
         "split": split,
-        "text_sha256": "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "text_sha256": text_sha256(text),
         "findings": json.dumps(res.findings, separators=(",", ":"), sort_keys=True),
         "created_at": utc_now(),
         "unit_key": record_unit(res.key_text if res.key_text is not None else text),
@@ -336,7 +336,6 @@ def _store(
     engine: dict[str, Any],
     charge: Counter[Unit] | None = None,
 ) -> None:
-    records_sha = hashlib.sha256("\n".join(r["text_sha256"] for r in rows).encode()).hexdigest()
     with transaction(ctx.db) as conn:
         if datasets.has(conn, s.dataset):
             raise _refuse_existing(s.dataset)
@@ -369,7 +368,8 @@ def _store(
             "dataset": s.dataset,
             "format": s.fmt,
             "source_sha256": s.source_sha256,
-            "records_sha256": "sha256:" + records_sha,
+            "records_sha256": records_digest(rows),
+            "splits_sha256": splits_digest(rows),
             "n_read": s.n_read,
             "n_records": s.n_records,
             "n_train": s.n_train,
@@ -381,7 +381,7 @@ def _store(
             "budget_unit": "subject" if s.subject_field else "record",
             "subject_field": s.subject_field,
             "n_subjects": s.n_subjects,
-            "units_sha256": records_units_digest(rows),
+            "units_sha256": units_digest(rows),
             "n_skipped": len(s.skipped_lines),
             "n_export_matches": len(s.export_matches),
             "export_match_records": s.export_matches[:MAX_LINES_IN_EVENT],

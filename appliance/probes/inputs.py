@@ -19,6 +19,7 @@ import numpy as np
 
 from appliance.context import Context
 from appliance.errors import BadInput
+from appliance.gate.bound import check_outputs, check_records
 from appliance.probes.scoring import LikelihoodScorer, open_scorer
 from appliance.store import batches, datasets, prompts
 from appliance.train.canaries import Canary
@@ -87,6 +88,9 @@ class ProbeInputs:
 def load_inputs(ctx: Context, batch: dict[str, Any]) -> ProbeInputs:
     """Members, holdout and synthetic texts of a batch (capped per policy), and the prompt's canaries."""
     g = ctx.policy.gate
+    # the probes' verdicts are bound to the chain; so must their inputs be: edited records or outputs are exit 4
+    check_records(ctx.db.conn, batch["dataset"])
+    check_outputs(ctx.db.conn, batch["id"])
     prompt = prompts.get(ctx.db, batch["prompt_id"]) if batch.get("prompt_id") else None
     label = prompt.get("label") if prompt else None
     sides = [

@@ -98,6 +98,12 @@ def unit_rows(db: Db, dataset: str, split: str | None = "train") -> list[Row]:
     return rows(db, "records", where, args, select="unit_key, subject_key, text")
 
 
+def bound_rows(db: Db, dataset: str) -> list[Row]:
+    """(text, split, unit_key, subject_key) of every record of the dataset, in id (insertion) order: what its
+    import event's digests cover."""
+    return rows(db, "records", "dataset = ?", [dataset], select="text, split, unit_key, subject_key", order_by="id")
+
+
 def findings(db: Db, dataset: str | None = None) -> list[Row]:
     """(dataset, findings JSON) of every record (of one dataset when given)."""
     if dataset:

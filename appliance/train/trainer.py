@@ -20,7 +20,7 @@ import torch
 from appliance.budget.ledger import BudgetLedger
 from appliance.context import Context
 from appliance.cpu import idle_cores
-from appliance.gate.bound import check_record_keys
+from appliance.gate.bound import check_records
 from appliance.train import canaries as canary_store
 from appliance.train.artifact import PromptRecord, new_prompt_id, store, write_artifact
 from appliance.train.data import DatasetRecords, load_records
@@ -78,7 +78,7 @@ def train(
     ledger = BudgetLedger(ctx.db, pol.privacy)
     reservation = None
     if plan.dp is not None:
-        check_record_keys(ctx.db.conn, req.dataset)  # the keys the cap is checked on are the ones the import bound
+        check_records(ctx.db.conn, req.dataset)  # the cap is checked on the keys the import bound
         reservation = ledger.reserve(
             req.dataset,
             epsilon=plan.dp.epsilon,
