@@ -11,7 +11,7 @@ Scores (``\\w+`` tokens; a prediction is a span the pipeline would change — ty
 DATE_TIME, are not predictions):
 
 * direct recall — a gold direct-identifier span (:data:`DIRECT`) counts as found when every one of its tokens
-  is covered by predictions (of any type: "would it be removed");
+  but a courtesy title ("Mr", "Dr") is covered by predictions (of any type: "would it be removed");
 * precision — the share of predicted spans that overlap a gold span of any type (quasi-identifiers such as
   LOCATION, DATE_TIME or AGE are gold too, so removing them is not counted against precision);
 * over-redaction — the share of tokens outside every gold span that a prediction changes;
@@ -46,6 +46,7 @@ DIRECT = frozenset(
     }
 )  # fmt: skip
 _TOKEN = re.compile(r"\w+")
+TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "lady", "lord"})
 Pred = list[tuple[int, int]]
 
 
@@ -54,7 +55,10 @@ def _overlaps(s: int, e: int, spans: Pred) -> bool:
 
 
 def _found(text: str, s: int, e: int, pred: Pred) -> bool:
-    inside = [_overlaps(ts, te, pred) for ts, te in (m.span() for m in _TOKEN.finditer(text)) if ts < e and s < te]
+    """Every token of the gold span is covered, except a courtesy title (TAB's spans include "Mr", "Dr"; a name
+    whose title stays is still removed)."""
+    tokens = [m for m in _TOKEN.finditer(text) if m.start() < e and s < m.end()]
+    inside = [_overlaps(*m.span(), pred) for m in tokens if m.group().casefold() not in TITLES]
     return bool(inside) and all(inside)
 
 

@@ -9,6 +9,12 @@ Public, licensed, shipped with their provenance (nothing is fetched when the ben
   notes. Gold = every whole-word occurrence of the encounter's patient first and family name (from the
   metadata); the doctor's name words are gold of type ``CLINICIAN`` (not scored for recall). Nothing else is
   annotated, so precision there is a lower bound and over-redaction an upper bound.
+* ``tab-legal`` — ten ECHR judgments of the Text Anonymization Benchmark's test split (MIT; ``bench/data/tab_echr``,
+  its PROVENANCE.md), with the union of its annotators' DIRECT and QUASI mentions. Gold for recall: the DIRECT
+  person mentions (``PERSON``) and DIRECT codes (application numbers, ``CASE_NUMBER``); every QUASI mention
+  (other people such as judges and lawyers, dates, places, organisations, codes) is gold for precision only.
+  Entities TAB marks as needing no masking ("the Government", "the Convention", "Article 3") are not gold: a
+  finding there is a false alarm.
 
 Hand-made smoke sets (``bench/data/{transcript,legal,clinical,forum}.txt``): small texts written for this
 bench by the session that wrote the rules — a check of each style and failure mode, never held out.
@@ -28,6 +34,9 @@ SYNTH = HERE.parent.parent / "shared" / "data" / "pii_presidio_synth" / "synth_d
 ACI = HERE / "data" / "aci_bench"
 ACI_SPLITS = ("train", "valid", "clinicalnlp_taskB_test1", "clinicalnlp_taskC_test2", "clef_taskC_test3")
 HAND_MADE = ("transcript", "legal", "clinical", "forum")
+TAB = HERE / "data" / "tab_echr" / "docs.jsonl"
+# TAB (identifier type, entity type) -> the bench's gold type; DIRECT types the bench scores for recall
+_TAB_DIRECT = {"PERSON": "PERSON", "CODE": "CASE_NUMBER"}
 
 Gold = list[tuple[int, int, str]]
 Record = tuple[str, Gold]
@@ -105,6 +114,22 @@ def load_aci(column: str) -> list[Record]:
     return records
 
 
+def load_tab() -> list[Record]:
+    """TAB's ECHR judgments: DIRECT persons and codes as direct identifiers, every QUASI mention as quasi gold."""
+    records: list[Record] = []
+    for line in TAB.read_text(encoding="utf-8").splitlines():
+        doc = json.loads(line)
+        best: dict[tuple[int, int], str] = {}
+        for m in doc["mentions"]:
+            direct = m["identifier_type"] == "DIRECT" and m["entity_type"] in _TAB_DIRECT
+            kind = _TAB_DIRECT[m["entity_type"]] if direct else f"TAB_{m['identifier_type']}_{m['entity_type']}"
+            span = (m["start"], m["end"])
+            if span not in best or direct:  # a span one annotator calls DIRECT is scored as direct
+                best[span] = kind
+        records.append((doc["text"], sorted((s, e, t) for (s, e), t in best.items())))
+    return records
+
+
 def header_tokens(text: str) -> list[tuple[int, int]]:
     """``\\w+`` token offsets inside the text's section headers."""
     return [
@@ -114,7 +139,12 @@ def header_tokens(text: str) -> list[tuple[int, int]]:
 
 def public_sets(limit: int | None = None) -> dict[str, list[Record]]:
     """The public, licensed sets, by name."""
-    return {"synthetic": load_synth(limit), "aci-dialogue": load_aci("dialogue"), "aci-note": load_aci("note")}
+    return {
+        "synthetic": load_synth(limit),
+        "aci-dialogue": load_aci("dialogue"),
+        "aci-note": load_aci("note"),
+        "tab-legal": load_tab(),
+    }
 
 
 def hand_made_sets() -> dict[str, list[Record]]:

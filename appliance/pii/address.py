@@ -46,7 +46,8 @@ _UNIT = r"(?i:apt\.?|apartment|suite|ste\.|unit|p\.?[ ]?o\.?[ ]?box|postbox|box|
 
 STRONG = [
     # 12 Kent Street / 33787 590 Edington Drive / 1987 74 Diakou Street
-    rf"\b\d{{1,6}}(?:{_S}\d{{1,5}})?{_S}(?:{_WORD}{_S}){{0,3}}{_CAP}{_S}{_TYPE}(?:{_S}\d{{1,5}}\b)?",
+    # (the words between number and name are no function words: "Section 9 of the Administrative Court" is none)
+    rf"\b\d{{1,6}}(?:{_S}\d{{1,5}})?{_S}(?:{_NAMEWORD}{_S}){{0,3}}{_CAP}{_S}{_TYPE}(?:{_S}\d{{1,5}}\b)?",
     # Via Roma 131 / ul. Słowicza 10 / rue des lieutemants Thomazo
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX}{_S}(?:{_WORD}{_S}){{0,3}}(?:{_CAP}|\d{{1,5}}\b)(?:{_S}\d{{1,5}}\b)?",
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX_NUMBERED}{_S}(?:{_CAP}{_S}){{1,3}}\d{{1,5}}\b",
@@ -71,8 +72,13 @@ STRONG = [
     r"(?<=\b(?i:zip|zip code|postal code|postcode|post code)(?:[ \t]*:|[ \t]+is)?[ \t]+)"
     r"(?:[A-Z0-9]{3,6}(?:[ -][A-Z0-9]{2,4})?)\b",
 ]
+# a capitalised word that numbers a part of a document or a list, never a street: "Rule 52", "Article 6", "Page 3"
+_NUMBERED = (
+    r"(?i:rule|rules|article|articles|section|sections|paragraph|paragraphs|protocol|chapter|part|annex|appendix"
+    r"|schedule|clause|page|pages|table|figure|item|note|volume|step|level|grade|class|version|question|exhibit)"
+)
 # Dunajska 56 / 0269 Stensås terrasse 38: plausible, but needs a context word
-WEAK = [rf"(?:\b\d{{1,6}}{_S})?\b{_CAP}(?:{_S}{_CAP}){{0,2}}{_S}\d{{1,5}}\b(?![.,:/-]\d)"]
+WEAK = [rf"(?:\b\d{{1,6}}{_S})?\b(?!{_NUMBERED}{_S}\d){_CAP}(?:{_S}{_CAP}){{0,2}}{_S}\d{{1,5}}\b(?![.,:/-]\d)"]
 
 # What may follow an anchor inside the same address block (unit, city, region, country, postcode)
 # lower-case particles inside place names: Mora de Rubielos, Caxias do Sul, Chomutice u Horic v Podkrkonoší
