@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gate_fixtures import seed_workspace
 
@@ -65,7 +67,7 @@ def test_a_workspace_owner_who_re_signs_is_caught_by_the_officers_key(cli, works
     monkeypatch.setenv(signing.KEY_ENV, str(forged_key))  # the owner points the appliance at their own key
     doc = mf.body_of(json.loads(manifest.read_text()))
     doc["privacy"]["epsilon"] = 0.1
-    manifest.write_text(mf.dumps(mf.sign(doc, workspace / "keys")))
+    manifest.write_text(mf.dumps(mf.sign(doc, signing.load_private(workspace / "keys"))))
     assert cli("audit", "verify", "--export", str(manifest)).exit_code == 0  # self-consistent forgery
     res = cli("audit", "verify", "--export", str(manifest), "--pubkey", str(pub))
     assert res.exit_code == 4 and "--pubkey" in res.output
@@ -77,6 +79,11 @@ def test_a_key_readable_by_others_is_refused(cli, workspace, tmp_path, monkeypat
     b = seed_workspace(workspace)
     res = cli("export", b, "--out", str(tmp_path / "o.jsonl"))
     assert res.exit_code == 1 and "chmod 600" in res.output
+    # refused before the gate decides: no gate decision (nor its event) is recorded for an export that cannot sign
+    con = sqlite3.connect(workspace / "appliance.db")
+    assert con.execute("SELECT COUNT(*) FROM gate_decisions").fetchone()[0] == 0
+    assert con.execute("SELECT COUNT(*) FROM events WHERE kind LIKE 'gate.%'").fetchone()[0] == 0
+    con.close()
     monkeypatch.setenv(signing.KEY_ENV, str(tmp_path / "missing.pem"))
     assert cli("audit", "head").exit_code == 1
 
@@ -87,3 +94,8 @@ def test_pubkey_needs_something_to_check_and_a_readable_key(cli, workspace, tmp_
     assert cli("audit", "verify", "--pubkey", str(pub)).exit_code == 1
     res = cli("audit", "verify", "--export", str(tmp_path / "m.json"), "--pubkey", str(pub))
     assert res.exit_code == 1 and "public key" in res.output
+    # a readable public key of another algorithm is the wrong file (exit 1), not a forged signature (exit 4)
+    rsa_pub = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    pub.write_bytes(rsa_pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    res = cli("audit", "verify", "--against-head", str(tmp_path / "head.json"), "--pubkey", str(pub))
+    assert res.exit_code == 1 and "not an Ed25519 key" in res.output, res.output

@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from appliance.audit import signing
 from appliance.errors import BadInput
 
@@ -106,9 +108,9 @@ def public_body(
     }
 
 
-def sign(body: dict[str, Any], keys_dir: Path) -> dict[str, Any]:
-    """``body`` plus a ``signature`` block (algorithm, key fingerprint, public key, base64 value)."""
-    key = signing.load_private(keys_dir)
+def sign(body: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    """``body`` plus a ``signature`` block (algorithm, key fingerprint, public key, base64 value), signed with
+    ``key`` (:func:`appliance.audit.signing.load_private`, loaded before anything is decided or written)."""
     pub = key.public_key()
     return {
         **body,

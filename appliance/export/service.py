@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.audit import signing
 from appliance.audit.ledger import append_in_tx
 from appliance.context import Context
 from appliance.db import transaction, utc_now
@@ -160,6 +161,7 @@ def export_batch(
 ) -> ExportResult:
     """Export the kept outputs of ``batch_id`` to ``out`` if the gate passes."""
     out = _check_out(out, fmt)
+    key = signing.load_private(ctx.ws.keys)  # an unusable key is exit 1 before a gate decision is recorded
     batch = get_batch(ctx, batch_id)
     req = approval.approved_request(ctx.db.conn, batch_id) if ctx.policy.approval.required else None
     bf = gather(ctx.db, batch)
@@ -211,7 +213,7 @@ def export_batch(
             body = _manifest_body(
                 ctx, bf, eid, out, fmt, digest, len(records), nbytes, req, decision, (ev.seq, ev.hash)
             )
-            doc = mf.sign(body, ctx.ws.keys)
+            doc = mf.sign(body, key)
             text = mf.dumps(doc)
             tmp_manifest.write_text(text, encoding="utf-8")
             exports.insert_export(

@@ -21,6 +21,10 @@ def load_pubkey(path: Path) -> Any:
         raise BadInput(
             f"cannot read public key {path}: {exc.__class__.__name__} — pass a PEM Ed25519 public key"
         ) from None
+    except SignatureInvalid:  # a readable key of another algorithm: the officer passed the wrong file
+        raise BadInput(
+            f"public key {path} is not an Ed25519 key — pass the appliance's PEM Ed25519 public key"
+        ) from None
 
 
 def verify_manifest(ledger: AuditLedger, keys_dir: Path, manifest: Path, *, public_key: Any = None) -> dict[str, Any]:
