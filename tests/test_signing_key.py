@@ -99,3 +99,13 @@ def test_pubkey_needs_something_to_check_and_a_readable_key(cli, workspace, tmp_
     pub.write_bytes(rsa_pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     res = cli("audit", "verify", "--against-head", str(tmp_path / "head.json"), "--pubkey", str(pub))
     assert res.exit_code == 1 and "not an Ed25519 key" in res.output, res.output
+
+
+def test_init_with_an_unusable_service_key_creates_nothing(cli, home, tmp_path, monkeypatch):
+    """`init` refuses a missing or loose APPLIANCE_SIGNING_KEY before it writes a directory, key or database."""
+    priv, _ = _keypair(tmp_path, "loose", mode=0o644)
+    for key in (priv, tmp_path / "missing.pem"):
+        monkeypatch.setenv(signing.KEY_ENV, str(key))
+        res = cli("init")
+        assert res.exit_code == 1, res.output
+        assert not home.exists() or not any(home.iterdir())

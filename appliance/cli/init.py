@@ -42,6 +42,8 @@ def init(
         console.print(f"workspace already initialised at {ws.home}; nothing changed", markup=False)
         return
     load_policy_file(default_policy_path())  # refuse to start from a broken shipped policy
+    if signing.external_key_path() is not None:
+        signing.load_private(ws.keys)  # an unusable APPLIANCE_SIGNING_KEY is refused before anything is created
     ws.ensure_dirs()
     new_key = signing.ensure_keypair(ws.keys)
     pseudo = ws.keys / PSEUDONYM_KEY
