@@ -26,7 +26,9 @@ Example: ``.venv/bin/python bench/privacy_audit.py`` (120 canaries, 64 virtual t
 100-epoch non-DP control). The control must memorise the canaries for the audit to be able to fail: the shipped
 16-token prompt memorises only a dozen or two secrets (40 canaries: bound 1.48; 80 digit or 200 word canaries:
 smaller), while a 64-token prompt separates all of them (score AUC 1.000), so the control's bound is capped by
-the canary count alone; the DP runs use the same prompt size, so only DP differs (bench/RESULTS.md). Each
+the canary count alone. The DP runs use the same prompt size but their own schedule (3 epochs at the default
+learning rate, against the control's 100 epochs at lr 1.5), so the control shows that the audit can catch a
+prompt that memorises, not that the DP runs' schedule alone would memorise (bench/RESULTS.md). Each
 setting's scores are written to ``OUT/<setting>-scores.json``; ``--skip-dp`` runs the control alone, to size it.
 """
 

@@ -61,6 +61,7 @@ def test_epsilon_is_required(ws: SimpleNamespace) -> None:
         (("train", "bank", "--epsilon", "-1"), 1, "--epsilon must be a positive number"),
         (("train", "bank", "--epsilon", "9"), 3, "privacy.max_epsilon_per_run 8"),
         (("train", "bank", "--no-dp"), 3, "privacy.allow_non_dp is false"),
+        (("train", "bank", "--no-dp", "--delta", "1e-7"), 1, "a --no-dp run has none"),
         (("budget", "show", "nope"), 1, "unknown dataset"),
     ],
 )

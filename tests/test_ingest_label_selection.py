@@ -156,3 +156,33 @@ def test_dp_selection_needs_a_label_field_and_no_declared_set_or_subjects(
     with pytest.raises(BadInput, match=message):
         import_seeds(ctx, _csv(tmp_path / "s.csv", ROWS), dataset="d", select_labels_dp=True,
                      pipeline=NamePipeline(), **args)  # fmt: skip
+
+
+def test_without_labels_the_cli_chooses_the_set_by_dp_selection(cli, workspace: Path, tmp_path: Path) -> None:
+    """Issue 15 §1's interface: `--label-field` without `--labels` runs the DP choice (charged and said);
+    `--labels none` keeps the labels inside and spends nothing; with `--subject-field` a set must be declared,
+    so there the labels stay inside."""
+    src = _csv(tmp_path / "s.csv", ROWS)
+    res = cli("seeds", "import", str(src), "--dataset", "auto", "--label-field", "category")
+    assert res.exit_code == 0, res.output
+    assert "labels chosen by DP partition selection" in res.output and "card, fees" in res.output
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    try:
+        (ev,) = ctx.ledger.events(kind="seeds.import")
+        assert ev.payload["labels_public"] == ["card", "fees"] and ev.payload["label_selection"]["charge_id"]
+        assert dataset_spent(ctx.db.conn, "auto").epsilon == pytest.approx(ctx.policy.privacy.label_selection_epsilon)
+    finally:
+        ctx.close()
+    res = cli("seeds", "import", str(src), "--dataset", "inside", "--label-field", "category", "--labels", "none")
+    assert res.exit_code == 0 and "stay inside" in res.output and "DP partition" not in res.output.split("note")[0]
+    subj = tmp_path / "subj.csv"
+    subj.write_text("text,category,who\n" + "".join(f"{t},{c},p{i % 9}\n" for i, (t, c) in enumerate(ROWS)))
+    res = cli("seeds", "import", str(subj), "--dataset", "people", "--label-field", "category",
+              "--subject-field", "who")  # fmt: skip
+    assert res.exit_code == 0 and "stay inside" in res.output, res.output
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    try:
+        assert dataset_spent(ctx.db.conn, "inside").epsilon == 0.0
+        assert dataset_spent(ctx.db.conn, "people").epsilon == 0.0
+    finally:
+        ctx.close()

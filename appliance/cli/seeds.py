@@ -33,7 +33,8 @@ TEXT_FIELD = typer.Option("text", "--text-field", help="JSONL key / CSV column h
 FORMAT = typer.Option(None, "--format", help="file format (default: from the extension)")
 
 
-LABELS_DP = "dp"  # --labels dp: DP partition selection instead of a declared set
+LABELS_DP = "dp"  # --labels dp (the default with --label-field): DP partition selection instead of a declared set
+LABELS_NONE = "none"  # --labels none: the labels stay inside (for evaluation), none is released, nothing is spent
 
 
 def parse_labels(spec: str | None) -> list[str] | None:
@@ -60,8 +61,8 @@ def import_(
         None,
         "--labels",
         help="the public label set: a,b,c or @FILE (one per line); records with another label are dropped."
-        " Or dp: choose the set by DP partition selection (privacy.label_selection_epsilon, charged to every"
-        " record). Labels not declared or selected are never exported",
+        " Not given (or dp): the set is chosen by DP partition selection (privacy.label_selection_epsilon, charged"
+        " to every record). none: labels stay inside, never exported, nothing spent",
     ),
     subject_field: str | None = typer.Option(
         None,
@@ -76,6 +77,10 @@ def import_(
     """Scan a seed file with Presidio, apply the PII policy and store the redacted records as a dataset."""
     from appliance.ingest import import_seeds
 
+    # issue 15 §1: a released label is declared public schema or chosen by DP partition selection. Without
+    # --labels the selection runs (its ε is charged and said); with --subject-field it needs a declared set
+    # (one subject's records could vote for several labels), so there the labels stay inside.
+    select_dp = labels == LABELS_DP or (labels is None and label_field is not None and subject_field is None)
     c = state(ctx).open()
     try:
         s = import_seeds(
@@ -84,11 +89,11 @@ def import_(
             dataset=dataset,
             text_field=text_field,
             label_field=label_field,
-            labels=None if labels == LABELS_DP else parse_labels(labels),
+            labels=None if labels in (LABELS_DP, LABELS_NONE) else parse_labels(labels),
             fmt=fmt.value if fmt else None,
             skip_bad=skip_bad,
             subject_field=subject_field,
-            select_labels_dp=labels == LABELS_DP,
+            select_labels_dp=select_dp,
         )
     finally:
         c.close()
@@ -97,14 +102,13 @@ def import_(
         chosen = ", ".join(sel.labels) if sel.labels else "none — every record keeps its label, inside"
         err_console.print(
             f"labels chosen by DP partition selection (ε {sel.epsilon:g}, δ {sel.delta:.3g}, charged to every"
-            f" record): {chosen}",
+            f" record): {chosen} — declare the set with --labels a,b,c to spend nothing, or --labels none",
             markup=False,
         )
     if label_field is not None and not s.labels_public:
         err_console.print(
-            f"note: the labels of {label_field!r} were not declared public (--labels a,b,c) or selected (--labels dp):"
-            " they stay inside,"
-            " and the gate refuses to export labelled outputs of this dataset",
+            f"note: the labels of {label_field!r} were not declared public (--labels a,b,c) or selected by DP"
+            " partition selection: they stay inside, and the gate refuses to export labelled outputs of this dataset",
             markup=False,
         )
     for reason in s.skipped_reasons[:MAX_SKIPPED_SHOWN]:

@@ -105,7 +105,10 @@ def allowed_range(key: str) -> str:
 
 
 def _check_ranges(req: TrainRequest) -> None:
-    """An explicit option outside the policy's range is an error (never silently the default)."""
+    """An explicit option outside the policy's range is an error (never silently the default); so is a δ for a
+    run without DP."""
+    if not req.dp and req.delta is not None:
+        raise BadInput("--delta is the δ of a DP run; a --no-dp run has none — drop --delta or --no-dp")
     for key, flag in _OPTIONS.items():
         value = getattr(req, key)
         if value is None:
@@ -134,7 +137,8 @@ def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
         epsilon = _required_epsilon(req)
         delta = req.delta if req.delta is not None else (ctx.policy.privacy.delta or default_delta(n))
         if not 0 < delta < 1.0 / n:
-            raise BadInput(f"--delta must be in (0, 1/n) = (0, {1.0 / n:.3g}) for n={n} training records")
+            what = "--delta" if req.delta is not None else "the policy's privacy.delta"
+            raise BadInput(f"{what} must be in (0, 1/n) = (0, {1.0 / n:.3g}) for n={n} training records")
         target = DpTarget(epsilon, float(delta), _reserved(ctx, epsilon, float(delta)))
     return Plan(req, epochs, k, lr, bs, clip, n, m, q, planned_steps(epochs=epochs, sample_rate=q), target)
 
