@@ -49,6 +49,7 @@ def test_report_is_self_contained_and_complete(report, workspace):
     for sec in SECTIONS:
         assert f'<section id="{sec}">' in html
     assert "INTACT" in html and "REFUSED" in html and "PASSED" in html and "NON-DP" in html
+    assert "Trust model" in html and "the workspace's own" in html  # where the key lives, what an owner can forge
     assert "basic composition" in html and "add/remove-one-record" in html
     assert "refuses the whole export" in html and "retries included" in html  # what the guarantee covers
     assert "to within one batch size" in html and "public label set" in html
@@ -111,3 +112,10 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     for sec in SECTIONS:
         assert f'id="{sec}"' in dom
     assert dom.count("<svg") >= 3 and "Compliance report" in dom
+
+
+def test_trust_model_says_where_the_key_lives() -> None:
+    from appliance.report.sections import trust_model
+
+    assert "outside the workspace" in trust_model(True) and "--pubkey" in trust_model(True)
+    assert "re-sign" in trust_model(False) and "APPLIANCE_SIGNING_KEY" in trust_model(False)

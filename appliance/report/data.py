@@ -54,6 +54,7 @@ def chain_status(ctx: Context) -> dict[str, Any]:
         "head_seq": seq,
         "head_hash": head,
         "key_fingerprint": fp,
+        "key_external": signing.external_key_path() is not None,
         "break_seq": brk.seq if brk else None,
         "break_reason": brk.reason if brk else None,
     }

@@ -33,7 +33,33 @@ def chain_section(d: ReportData) -> str:
                 ]
             ],
         )
+        + trust_model(bool(c.get("key_external")))
         + "</section>"
+    )
+
+
+def trust_model(external: bool) -> str:
+    """Where the signing key lives, and so what a workspace owner can and cannot forge (README, "Trust model")."""
+    if external:
+        where = (
+            "The signing key is outside the workspace (<code>APPLIANCE_SIGNING_KEY</code>, readable only by the"
+            " appliance's service user). A workspace owner can delete the workspace, refuse to export, or rewrite"
+            " the database and chain whole — caught only against a signed head or manifest kept elsewhere — but"
+            " cannot make a manifest or head verify under the officer's copy of the public key"
+            " (<code>audit verify --pubkey FILE</code>) without the service user's key file. Whoever runs as the"
+            " service user can sign anything."
+        )
+    else:
+        where = (
+            "The signing key is the workspace's own (<code>keys/</code>, beside the database): whoever can write"
+            " the workspace can edit rows <em>and</em> re-sign, so against such an owner these signatures prove"
+            " nothing. Set <code>APPLIANCE_SIGNING_KEY</code> to a key outside the workspace and give its public"
+            " key to the officer to make them count."
+        )
+    return (
+        f"<p><strong>Trust model.</strong> {where} A lone edit of a row the gate reads (a prompt, charge,"
+        " budget key, output, curation, evaluation or probe) is an integrity failure (exit 4); a rewrite of the"
+        " chain from that row's event on is caught only by an earlier signed head or manifest.</p>"
     )
 
 
