@@ -18,7 +18,8 @@ from appliance.context import Context
 from appliance.curate.kept import outputs_digest
 from appliance.db import transaction
 from appliance.errors import ChainBroken
-from appliance.gate.bound import check_records
+from appliance.gate.bound import check_outputs, check_records
+from appliance.generate.runner import resume
 from appliance.ingest.digest import records_digest, splits_digest, units_digest
 from appliance.probes.inputs import load_inputs
 from appliance.store import batches
@@ -261,3 +262,52 @@ def test_probe_inputs_edited_before_the_probe_are_exit_4(cli, workspace: Path, t
     res = _export(cli, b, tmp_path)
     assert res.exit_code == 4 and says in res.output, res.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_status_flip_and_resume_do_not_rebind_edited_outputs(workspace: Path) -> None:
+    """The review's attack: edit an output, mark the batch interrupted, `generate --resume` it — a finished batch
+    is not resumed (no second generate.finish), and the first event still catches the edit."""
+    b = seed_workspace(workspace)
+    _finish_generation(workspace, b)
+    con = sqlite3.connect(workspace / "appliance.db")
+    with con:
+        con.execute("UPDATE outputs SET canary_hits = 0")
+        con.execute("UPDATE batches SET status = 'interrupted'")
+    con.close()
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    try:
+        assert resume(ctx, b).status == "complete"
+        assert len(ctx.ledger.events(kind="generate.finish")) == 1
+        assert batches.get(ctx.db, b)["status"] == "complete"
+        with pytest.raises(ChainBroken, match="canary count"):
+            check_outputs(ctx.db.conn, b)
+    finally:
+        ctx.close()
+
+
+def test_an_interrupted_run_binds_the_outputs_it_stored(workspace: Path) -> None:
+    b = seed_workspace(workspace)
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    try:
+        digest = outputs_digest(ctx.db.conn, b, [0, 1])
+        ctx.record("generate.interrupted", {"batch_id": b, "outputs_sha256": digest, "outputs_idx": [0, 1]})
+        check_outputs(ctx.db.conn, b)  # intact
+        ctx.db.conn.execute("UPDATE outputs SET text = 'edited' WHERE batch_id = ? AND idx = 1", (b,))
+        with pytest.raises(ChainBroken, match=r"generate\.interrupted"):
+            check_outputs(ctx.db.conn, b)
+    finally:
+        ctx.close()
+
+
+def test_a_batch_whose_generation_never_finished_is_not_a_fact(workspace: Path) -> None:
+    """Started by a version that binds outputs, with no finish or interruption event (the process died): the
+    probes and the gate refuse it, naming `generate --resume`; a batch from before such events is not checked."""
+    ctx = Context.open(Workspace(workspace), actor="tester")
+    try:
+        ctx.record("generate.start", {"batch_id": "b-new", "binds_outputs": True})
+        with pytest.raises(ChainBroken, match="generate --resume b-new"):
+            check_outputs(ctx.db.conn, "b-new")
+        ctx.record("generate.start", {"batch_id": "b-old"})
+        check_outputs(ctx.db.conn, "b-old")
+    finally:
+        ctx.close()

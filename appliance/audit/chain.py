@@ -44,8 +44,9 @@ def event_hash(prev_hash: str, seq: int, ts: str, actor: str, kind: str, payload
     return _PREFIX + sha256(material.encode("utf-8")).hexdigest()
 
 
-def row_digest(row: dict[str, Any]) -> str:
-    """``sha256:`` over the canonical JSON of a whole database row (column -> value): a row's content hash.
+def row_digest(row: Any) -> str:
+    """``sha256:`` over the canonical JSON of a whole database row (column -> value), or of any JSON value (a
+    list of rows): its content hash.
 
     An event that records a row carries this, and a reader recomputes it from the row as stored: any
     edited column is a mismatch.

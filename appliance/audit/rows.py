@@ -23,15 +23,22 @@ def at(conn: sqlite3.Connection, seq: int) -> EventRow | None:
     return _row(conn.execute(f"{_SELECT} WHERE seq = ?", (seq,)).fetchone())
 
 
+def _query(conn: sqlite3.Connection, kinds: Sequence[str], match: dict[str, Any], order: str) -> sqlite3.Cursor:
+    marks = ", ".join("?" * len(kinds))
+    where = "".join(f" AND json_extract(payload, '$.{key}') = ?" for key in match)
+    return conn.execute(f"{_SELECT} WHERE kind IN ({marks}){where} ORDER BY seq {order}", (*kinds, *match.values()))
+
+
 def _matching(
     conn: sqlite3.Connection, kinds: Sequence[str], match: dict[str, Any], *, newest: bool
 ) -> EventRow | None:
     """The earliest (or newest) event of one of ``kinds`` whose payload holds every ``key: value`` of ``match``."""
-    marks = ", ".join("?" * len(kinds))
-    where = "".join(f" AND json_extract(payload, '$.{key}') = ?" for key in match)
-    order = "DESC" if newest else "ASC"
-    sql = f"{_SELECT} WHERE kind IN ({marks}){where} ORDER BY seq {order} LIMIT 1"
-    return _row(conn.execute(sql, (*kinds, *match.values())).fetchone())
+    return _row(_query(conn, kinds, match, "DESC" if newest else "ASC").fetchone())
+
+
+def all_matching(conn: sqlite3.Connection, kinds: Sequence[str], match: dict[str, Any]) -> list[EventRow]:
+    """Every event of one of ``kinds`` whose payload holds every ``key: value`` of ``match``, oldest first."""
+    return [r for r in map(_row, _query(conn, kinds, match, "ASC").fetchall()) if r is not None]
 
 
 def first_with(conn: sqlite3.Connection, kinds: Sequence[str], key: str, value: Any) -> EventRow | None:

@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from typing import Any
+from collections.abc import Collection
 
-from appliance.audit.chain import canonical_json
+from appliance.audit.chain import row_digest
 from appliance.store import batches
-
-
-def _digest(body: list[list[Any]]) -> str:
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
 def _text(text: str | None) -> str:
@@ -27,11 +23,18 @@ def _text(text: str | None) -> str:
 
 def kept_digest(conn: sqlite3.Connection, batch_id: str) -> str:
     """``sha256:`` over the (idx, SHA-256 of text, label) of the batch's kept outputs, in idx order."""
-    return _digest([[int(r["idx"]), _text(r["text"]), r["label"]] for r in batches.kept(conn, batch_id)])
+    return row_digest([[int(r["idx"]), _text(r["text"]), r["label"]] for r in batches.kept(conn, batch_id)])
 
 
-def outputs_digest(conn: sqlite3.Connection, batch_id: str) -> str:
-    """``sha256:`` over the (idx, SHA-256 of text, label, canary count) of every output of the batch, in idx order
-    (not the status, which curation writes)."""
+def outputs_digest(conn: sqlite3.Connection, batch_id: str, indices: Collection[int] | None = None) -> str:
+    """``sha256:`` over the (idx, SHA-256 of text, label, canary count) of the batch's outputs (those with an index
+    in ``indices`` when given), in idx order — not the status, which curation writes."""
     rows = batches.output_rows(conn, batch_id, select="idx, text, label, canary_hits")
-    return _digest([[int(r["idx"]), _text(r["text"]), r["label"], r["canary_hits"]] for r in rows])
+    wanted = None if indices is None else set(indices)
+    return row_digest(
+        [
+            [int(r["idx"]), _text(r["text"]), r["label"], r["canary_hits"]]
+            for r in rows
+            if wanted is None or int(r["idx"]) in wanted
+        ]
+    )

@@ -238,19 +238,35 @@ def check_records(conn: sqlite3.Connection, dataset: str) -> None:
 
 
 def check_outputs(conn: sqlite3.Connection, batch_id: str) -> None:
-    """The batch's outputs (index, text, label, canary count) are what its newest ``generate.finish`` event
-    bound — the probes' inputs and what curation chose from; a batch finished by an older version is not checked."""
-    row = event_rows.last_matching(conn, "generate.finish", {"batch_id": batch_id})
-    if row is None:
-        return
-    _, payload = verified_event(conn, row, f"batch {batch_id}'s generate.finish")
-    bound = payload.get("outputs_sha256")
-    if bound is not None and outputs_digest(conn, batch_id) != bound:
+    """The batch's outputs (index, text, label, canary count) are what every ``generate.finish`` and
+    ``generate.interrupted`` event bound when it was recorded — the probes' inputs and what curation chose from.
+
+    Each event binds the outputs stored by then (an interrupted run names which), so an output edited after any
+    of them is exit 4, resumed or not. A batch started by a version that binds outputs but with no such event
+    has not finished generating; one started by an older version is not checked.
+    """
+    closes = event_rows.all_matching(conn, ("generate.finish", "generate.interrupted"), {"batch_id": batch_id})
+    bound = False
+    for row in closes:
+        _, payload = verified_event(conn, row, f"batch {batch_id}'s {row['kind']}")
+        digest = payload.get("outputs_sha256")
+        if digest is None:
+            continue
+        bound = True
+        if outputs_digest(conn, batch_id, payload.get("outputs_idx")) != digest:
+            raise ChainBroken(
+                f"batch {batch_id}: its outputs differ from its {row['kind']} audit event (seq {row['seq']}) — an"
+                " output's text, label or canary count was edited after generation",
+                seq=row["seq"],
+                reason="row edited",
+            )
+    start = event_rows.first_with(conn, ("generate.start",), "batch_id", batch_id)
+    if not bound and start is not None and verified_event(conn, start, f"batch {batch_id}")[1].get("binds_outputs"):
         raise ChainBroken(
-            f"batch {batch_id}: its outputs differ from its generate.finish audit event — an output's text, label"
-            " or canary count was edited after generation",
-            seq=row["seq"],
-            reason="row edited",
+            f"batch {batch_id} has no audit event binding its outputs — its generation never finished: run"
+            f" `appliance generate --resume {batch_id}`",
+            seq=start["seq"],
+            reason="missing",
         )
 
 
