@@ -40,14 +40,17 @@ _TYPE_AFTER = (
     r"(?i:straße|strasse|str\.|gasse|weg|platz|vej|vei|veien|vegen|vägen|väg|gata|gatan|gade|katu|tie|kuja"
     r"|utca|út|útja|tér|körút|trg|tee|põik|terrasse|straat|laan|allee|stræti|vegur)"
 )
-_FUNCTION = r"(?i:is|on|at|in|to|the|a|an|of|and|or|for|from|by|near|off|into|onto|my|our|your|his|her|their)"
+_FUNCTION_WORDS = r"is|on|at|in|to|the|a|an|of|and|or|for|from|by|near|off|into|onto|my|our|your|his|her|their"
+_FUNCTION = rf"(?i:{_FUNCTION_WORDS})"
 _NAMEWORD = rf"(?!{_FUNCTION}\b){_WORD}"  # a street name's word: "is on Lindauer Strasse 4" starts at Lindauer
+# between a house number and its street name: no lower-case function word ("1993 the Administrative Court",
+# "9 of the ... Court Procedure Act"), but a capitalised one may start the name ("14 The Old Road")
+_LEADWORD = rf"(?!(?-i:{_FUNCTION_WORDS})\b){_WORD}"
 _UNIT = r"(?i:apt\.?|apartment|suite|ste\.|unit|p\.?[ ]?o\.?[ ]?box|postbox|box|floor|room)[ \t]*#?[ \t]*\d{1,6}\b"
 
 STRONG = [
     # 12 Kent Street / 33787 590 Edington Drive / 1987 74 Diakou Street
-    # (the words between number and name are no function words: "Section 9 of the Administrative Court" is none)
-    rf"\b\d{{1,6}}(?:{_S}\d{{1,5}})?{_S}(?:{_NAMEWORD}{_S}){{0,3}}{_CAP}{_S}{_TYPE}(?:{_S}\d{{1,5}}\b)?",
+    rf"\b\d{{1,6}}(?:{_S}\d{{1,5}})?{_S}(?:{_LEADWORD}{_S}){{0,3}}{_CAP}{_S}{_TYPE}(?:{_S}\d{{1,5}}\b)?",
     # Via Roma 131 / ul. Słowicza 10 / rue des lieutemants Thomazo
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX}{_S}(?:{_WORD}{_S}){{0,3}}(?:{_CAP}|\d{{1,5}}\b)(?:{_S}\d{{1,5}}\b)?",
     rf"(?:\b\d{{1,6}}{_S}){{0,2}}\b{_PREFIX_NUMBERED}{_S}(?:{_CAP}{_S}){{1,3}}\d{{1,5}}\b",
