@@ -175,6 +175,8 @@ def test_without_labels_the_cli_chooses_the_set_by_dp_selection(cli, workspace: 
         ctx.close()
     res = cli("seeds", "import", str(src), "--dataset", "inside", "--label-field", "category", "--labels", "none")
     assert res.exit_code == 0 and "stay inside" in res.output and "DP partition" not in res.output.split("note")[0]
+    res = cli("seeds", "import", str(src), "--dataset", "nofield", "--labels", "none")
+    assert res.exit_code == 1 and "pass --label-field" in res.output
     subj = tmp_path / "subj.csv"
     subj.write_text("text,category,who\n" + "".join(f"{t},{c},p{i % 9}\n" for i, (t, c) in enumerate(ROWS)))
     res = cli("seeds", "import", str(subj), "--dataset", "people", "--label-field", "category",

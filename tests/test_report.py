@@ -118,4 +118,5 @@ def test_trust_model_says_where_the_key_lives() -> None:
     from appliance.report.sections import trust_model
 
     assert "outside the workspace" in trust_model(True) and "--pubkey" in trust_model(True)
+    assert "cannot be read now" in trust_model(True, usable=False)
     assert "re-sign" in trust_model(False) and "APPLIANCE_SIGNING_KEY" in trust_model(False)

@@ -62,7 +62,8 @@ def import_(
         "--labels",
         help="the public label set: a,b,c or @FILE (one per line); records with another label are dropped."
         " Not given (or dp): the set is chosen by DP partition selection (privacy.label_selection_epsilon, charged"
-        " to every record). none: labels stay inside, never exported, nothing spent",
+        " to every record; with --subject-field the labels stay inside instead). none: labels stay inside, never"
+        " exported, nothing spent. A label named dp or none is declared with @FILE",
     ),
     subject_field: str | None = typer.Option(
         None,
@@ -80,6 +81,8 @@ def import_(
     # issue 15 §1: a released label is declared public schema or chosen by DP partition selection. Without
     # --labels the selection runs (its ε is charged and said); with --subject-field it needs a declared set
     # (one subject's records could vote for several labels), so there the labels stay inside.
+    if labels == LABELS_NONE and label_field is None:
+        raise BadInput("--labels none keeps the labels of --label-field inside: pass --label-field F")
     select_dp = labels == LABELS_DP or (labels is None and label_field is not None and subject_field is None)
     c = state(ctx).open()
     try:

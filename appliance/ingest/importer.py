@@ -246,7 +246,7 @@ def check_dp_selection(labels: list[str] | None, label_field: str | None, subjec
 
 _FIX = (
     "these records are already charged under another dataset name: declare the labels with --labels a,b,c"
-    " instead, or lower privacy.label_selection_epsilon"
+    " instead (or keep them inside with --labels none: nothing is spent), or lower privacy.label_selection_epsilon"
 )
 
 

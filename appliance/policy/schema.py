@@ -240,8 +240,8 @@ class PrivacyPolicy(_Strict):
     )
     label_selection_epsilon: PositiveEps = Field(
         default=1.0,
-        description="`seeds import --labels dp`: ε of the DP selection of the label set (Gaussian thresholding),"
-        " charged to every record (or subject) imported",
+        description="`seeds import` without --labels (or --labels dp): ε of the DP selection of the label set"
+        " (Gaussian thresholding), charged to every labelled record imported (not with --subject-field)",
     )
     label_selection_delta: Annotated[float, Field(gt=0.0, lt=1e-2)] | None = Field(
         default=None, description="δ of the label selection; null: the default δ for the import's record count"

@@ -33,17 +33,21 @@ def chain_section(d: ReportData) -> str:
                 ]
             ],
         )
-        + trust_model(bool(c.get("key_external")))
+        + trust_model(bool(c.get("key_external")), c.get("key_fingerprint") is not None)
         + "</section>"
     )
 
 
-def trust_model(external: bool) -> str:
-    """Where the signing key lives, and so what a workspace owner can and cannot forge (README, "Trust model")."""
+def trust_model(external: bool, usable: bool = True) -> str:
+    """Where the signing key lives, and so what a workspace owner can and cannot forge (README, "Trust model").
+    Read from the environment the report is generated in: the key that signed an earlier export is named by the
+    fingerprint in its manifest."""
     if external:
+        state = "" if usable else " — but it cannot be read now, so nothing can be signed"
         where = (
-            "The signing key is outside the workspace (<code>APPLIANCE_SIGNING_KEY</code>, readable only by the"
-            " appliance's service user). A workspace owner can delete the workspace, refuse to export, or rewrite"
+            "As configured where this report was generated, the signing key is outside the workspace"
+            f" (<code>APPLIANCE_SIGNING_KEY</code>, readable only by the appliance's service user){state}. A"
+            " workspace owner can delete the workspace, refuse to export, or rewrite"
             " the database and chain whole — caught only against a signed head or manifest kept elsewhere — but"
             " cannot make a manifest or head verify under the officer's copy of the public key"
             " (<code>audit verify --pubkey FILE</code>) without the service user's key file. Whoever runs as the"
@@ -51,7 +55,8 @@ def trust_model(external: bool) -> str:
         )
     else:
         where = (
-            "The signing key is the workspace's own (<code>keys/</code>, beside the database): whoever can write"
+            "As configured where this report was generated, the signing key is the workspace's own"
+            " (<code>keys/</code>, beside the database): whoever can write"
             " the workspace can edit rows <em>and</em> re-sign, so against such an owner these signatures prove"
             " nothing. Set <code>APPLIANCE_SIGNING_KEY</code> to a key outside the workspace and give its public"
             " key to the officer to make them count."
