@@ -38,6 +38,8 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 from pii_sets import Record, hand_made_sets, header_tokens, public_sets
 
+from appliance.pii import lexicon
+
 DIRECT = frozenset(
     {
         "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
@@ -46,7 +48,7 @@ DIRECT = frozenset(
     }
 )  # fmt: skip
 _TOKEN = re.compile(r"\w+")
-TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "lady", "lord"})
+TITLES = lexicon.TITLES | {"lady", "lord"}  # the appliance's courtesy titles, and the peers' of UK judgments
 Pred = list[tuple[int, int]]
 
 

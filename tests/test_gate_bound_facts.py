@@ -20,10 +20,10 @@ from appliance.db import transaction
 from appliance.errors import ChainBroken
 from appliance.gate.bound import check_outputs, check_records
 from appliance.generate.runner import resume
-from appliance.ingest.digest import records_digest, splits_digest, units_digest
+from appliance.ingest.digest import record_keys_digest, records_digest, splits_digest
 from appliance.probes.inputs import load_inputs
 from appliance.store import batches
-from appliance.store.datasets import bound_rows
+from appliance.store.datasets import unit_rows
 from appliance.train.plan import TrainRequest
 from appliance.train.trainer import train
 
@@ -175,9 +175,9 @@ def test_manifest_states_the_budget_unit_from_the_import_event(cli, workspace: P
 def _bind_import_keys(workspace: Path) -> None:
     """What `seeds import` records: the hash of the stored records' budget keys (the fixture writes no event)."""
     ctx = Context.open(Workspace(workspace), actor="tester")
-    rows = bound_rows(ctx.db.conn, "bank")
+    rows = unit_rows(ctx.db.conn, "bank", split=None)
     digests = {"records_sha256": records_digest(rows), "splits_sha256": splits_digest(rows)}
-    ctx.record("seeds.import", {"dataset": "bank", "units_sha256": units_digest(rows), **digests})
+    ctx.record("seeds.import", {"dataset": "bank", "units_sha256": record_keys_digest(rows), **digests})
     ctx.close()
 
 

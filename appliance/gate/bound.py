@@ -22,7 +22,7 @@ from appliance.audit.rows import EventRow
 from appliance.budget.ledger import CHARGE_EVENTS, CHARGE_FIELDS, charge_digest, stored_units_digest
 from appliance.curate.kept import kept_digest, outputs_digest
 from appliance.errors import ChainBroken
-from appliance.ingest.digest import records_digest, splits_digest, units_digest
+from appliance.ingest.digest import record_keys_digest, records_digest, splits_digest
 from appliance.store import datasets, prompts
 
 PROMPT_KINDS = ("train.run", "train.non_dp")
@@ -223,11 +223,11 @@ def check_records(conn: sqlite3.Connection, dataset: str) -> None:
     payload = _import_payload(conn, dataset)
     if payload is None:
         return
-    rows = datasets.bound_rows(conn, dataset)
+    rows = datasets.unit_rows(conn, dataset, split=None)
     for key, digest, what in (
         ("records_sha256", records_digest, "texts"),
         ("splits_sha256", splits_digest, "train/holdout splits"),
-        ("units_sha256", units_digest, "budget keys (unit_key, subject_key)"),
+        ("units_sha256", record_keys_digest, "budget keys (unit_key, subject_key)"),
     ):
         if payload.get(key) is not None and digest(rows) != payload[key]:
             raise ChainBroken(

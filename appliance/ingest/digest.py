@@ -35,7 +35,7 @@ def splits_digest(rows: Rows) -> str:
     return _sha(str(r["split"]) for r in rows)
 
 
-def units_digest(rows: Rows) -> str:
+def record_keys_digest(rows: Rows) -> str:
     """``units_sha256``: over the sorted ``unit_key:subject_key`` lines (a subject key of None is written
     ``None``, as the importer has always written it)."""
     return _sha(sorted(f"{r['unit_key']}:{r['subject_key']}" for r in rows))

@@ -41,7 +41,7 @@ from appliance.context import Context
 from appliance.curate.provenance import check_seed_provenance
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
-from appliance.ingest.digest import records_digest, splits_digest, text_sha256, units_digest
+from appliance.ingest.digest import record_keys_digest, records_digest, splits_digest, text_sha256
 from appliance.ingest.partition import MECHANISM, LabelSelection, select_labels
 from appliance.ingest.readers import BadRecord, ReadResult, SeedRecord, read_seeds
 from appliance.ingest.split import assign_splits, group_keys, record_key
@@ -381,7 +381,7 @@ def _store(
             "budget_unit": "subject" if s.subject_field else "record",
             "subject_field": s.subject_field,
             "n_subjects": s.n_subjects,
-            "units_sha256": units_digest(rows),
+            "units_sha256": record_keys_digest(rows),
             "n_skipped": len(s.skipped_lines),
             "n_export_matches": len(s.export_matches),
             "export_match_records": s.export_matches[:MAX_LINES_IN_EVENT],

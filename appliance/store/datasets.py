@@ -93,15 +93,10 @@ def labels(db: Db, dataset: str) -> list[str]:
 
 
 def unit_rows(db: Db, dataset: str, split: str | None = "train") -> list[Row]:
-    """(unit_key, subject_key, text) of the dataset's records (of one split unless ``split`` is None)."""
+    """(unit_key, subject_key, text, split) of the dataset's records (of one split unless ``split`` is None), in
+    id (insertion) order: the budget's units, and what the import event's digests cover."""
     where, args = ("dataset = ?", [dataset]) if split is None else ("dataset = ? AND split = ?", [dataset, split])
-    return rows(db, "records", where, args, select="unit_key, subject_key, text")
-
-
-def bound_rows(db: Db, dataset: str) -> list[Row]:
-    """(text, split, unit_key, subject_key) of every record of the dataset, in id (insertion) order: what its
-    import event's digests cover."""
-    return rows(db, "records", "dataset = ?", [dataset], select="text, split, unit_key, subject_key", order_by="id")
+    return rows(db, "records", where, args, select="unit_key, subject_key, text, split", order_by="id")
 
 
 def findings(db: Db, dataset: str | None = None) -> list[Row]:
