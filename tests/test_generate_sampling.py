@@ -233,14 +233,15 @@ def test_a_json_like_end_text_also_stops_at_its_closing_bracket() -> None:
     after the full end text, and a text that ends properly loses its whole end text, not only the bracket."""
     from appliance.generate.plan import _with_end_stops
 
-    assert _with_end_stops(("\n\n",), '"}') == ("\n\n", '"}', "}")
-    assert _with_end_stops(("\n\n", '"}'), '"}') == ("\n\n", '"}', "}")
+    assert _with_end_stops(("\n\n",), '"}') == ("\n\n", '"}', "}", '", "', '","')
+    assert _with_end_stops(("\n\n", '"}'), '"}') == ("\n\n", '"}', "}", '", "', '","')
     assert _with_end_stops(("\n\n",), "\n") == ("\n\n", "\n")  # no bracket: only the end text
     assert _with_end_stops(("\n\n",), "}") == ("\n\n", "}")
 
     stops = _with_end_stops(("\n\n",), '"}')
-    for toks, want in (((1, 2), "Hi."), ((1, 3, 4), "Hi there")):
-        sched, slot = _one_slot({1: b"Hi", 2: b".}", 3: b" there", 4: b'"}'}, stops)
+    # ... and a record whose string closes into a next field ('Hi.", "label": …') ends there too
+    for toks, want in (((1, 2), "Hi."), ((1, 3, 4), "Hi there"), ((1, 5), "Hi.")):
+        sched, slot = _one_slot({1: b"Hi", 2: b".}", 3: b" there", 4: b'"}', 5: b'.", "label'}, stops)
         done = None
         for t in toks:
             done = sched._accept(slot, t)

@@ -170,13 +170,21 @@ def _sampling(ctx: Context, opts: GenerateOptions) -> SamplingParams:
 CLOSERS = "}]"  # a record format's closing bracket: a text inside the record never holds it bare
 
 
+# where a JSON-lines record's text closes and another field of the same object opens: the prompt writes
+# 'I can help you.", "description": "…' (9 of 240 outputs of a DP prompt on public SMS texts, bench/RESULTS.md)
+NEXT_FIELD = ('", "', '","')
+
+
 def _with_end_stops(stop: tuple[str, ...], end_text: str) -> tuple[str, ...]:
     """Stop at the text the prompt was trained to end a record with, then at that text's closing bracket
     alone: with ``"}``, a noisy prompt also ends records as ``.}`` or ``}`` ("Hi.} I'm so glad.}", a second
     record run on after the first, bench/RESULTS.md). The full end text is listed first, so it is the one cut
-    at when both match."""
+    at when both match. An end text that closes a JSON string and object (``"}``) also stops where the string
+    closes and a next field opens (:data:`NEXT_FIELD`)."""
     closing = end_text.rstrip()[-1:]
     extra = [end_text] + ([closing] if closing and closing in CLOSERS and closing != end_text else [])
+    if end_text.strip().startswith('"') and closing == "}":
+        extra += NEXT_FIELD
     return (*stop, *(e for e in extra if e not in stop))
 
 
