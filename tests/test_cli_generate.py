@@ -154,12 +154,13 @@ def test_bad_input_exits_1(cli: Callable, ds: Path, args: list[str], message: st
 
 
 def test_guidance_decodes_the_prior_beside_the_prompt_and_is_recorded(cli: Callable, ds: Path) -> None:
-    """A prompt with a recorded prior is guided by default (generation.guidance 1.0); --guidance 0 turns it
-    off; a prompt without a prior is not guided; the batch params and the audit event say which."""
+    """A prompt with a recorded prior is guided when asked (--guidance 1; the shipped default 0 is off); a prompt
+    without a prior is not guided; the batch params and the audit event say which."""
     guided = add_prompt(ds, "tickets", prior="Write one more example like the ones in this dataset:")
     plain = add_prompt(ds, "tickets")
     got = {}
-    for name, pid, extra in [("default", guided, []), ("off", guided, ["--guidance", "0"]), ("none", plain, [])]:
+    runs = [("on", guided, ["--guidance", "1"]), ("off", guided, []), ("none", plain, ["--guidance", "1"])]
+    for name, pid, extra in runs:
         res = cli("generate", "tickets", "--n", "3", "--prompt", pid, "--batch", "2", *FAST, *extra, "--json")
         assert res.exit_code == 0, res.output
         bid = json.loads(res.stdout)["id"]
@@ -167,8 +168,8 @@ def test_guidance_decodes_the_prior_beside_the_prompt_and_is_recorded(cli: Calla
             params = json.loads(conn.execute("SELECT params FROM batches WHERE id = ?", (bid,)).fetchone()[0])
         got[name] = (params["sampling"]["guidance"], _events(ds, "generate.start")[-1]["sampling"]["guidance"])
         got[name + "_texts"] = [t for _, t, _, _ in _outputs(ds, bid)]
-    assert got["default"] == (1.0, 1.0) and got["off"] == (0.0, 0.0) and got["none"] == (0.0, 0.0)
-    assert got["default_texts"] != got["off_texts"]  # same seed: guidance changed what was written
+    assert got["on"] == (1.0, 1.0) and got["off"] == (0.0, 0.0) and got["none"] == (0.0, 0.0)
+    assert got["on_texts"] != got["off_texts"]  # same seed: guidance changed what was written
     bad = cli("generate", "tickets", "--n", "2", "--prompt", guided, "--guidance", "11")
     assert bad.exit_code == 1 and "--guidance must be" in bad.stderr
 

@@ -127,6 +127,7 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
             "label_template": p.training.label_template,
             "stop": p.generation.stop,
             "end_text": p.training.end_text,
+            "guidance": p.generation.guidance,
             "label_margin_nats": p.curation.label_margin_nats,
             "dp_selection.enabled": p.curation.dp_selection.enabled,
         }

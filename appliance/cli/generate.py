@@ -81,7 +81,7 @@ def generate(
     temperature: float | None = typer.Option(None, "--temperature", help="sampling temperature (0: greedy)"),
     top_p: float | None = typer.Option(None, "--top-p", help="nucleus sampling mass"),
     guidance: float | None = typer.Option(
-        None, "--guidance", help="soft prompt: weight g of log p + g·(log p − log p_prior) (0: off; policy default 1)"
+        None, "--guidance", help="soft prompt: weight g of log p + g·(log p − log p_prior) (0: off, the policy default)"
     ),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="tokens per output at most"),
     seed: int | None = typer.Option(None, "--seed", help="same seed and settings give the same outputs"),

@@ -40,9 +40,14 @@ DEMO_LABEL_MARGIN_NATS = 2.0
 # detection AUC 0.86 against 0.91 for random 30% (bench/RESULTS.md, session 12); the demo generates 1/0.3 times as
 # many outputs as it means to keep
 DEMO_SELECTION: dict[str, bool] = {"dp_selection.enabled": True}
+# guidance toward the DP prompt from the domain's description (off in the shipped default, whose generic prior it
+# caricatures): measured with this kind of description on six public BANKING77 intents, label fidelity 0.70 → 0.79,
+# detection AUC 0.94 → 0.91 (bench/RESULTS.md, session 5)
+DEMO_GUIDANCE = 1.0
 DEMO_POLICY: dict[str, bool | float | str | list[str]] = {
     "holdout_fraction": DEMO_HOLDOUT_FRACTION,
     **DEMO_DOMAIN,
+    "guidance": DEMO_GUIDANCE,
     "label_margin_nats": DEMO_LABEL_MARGIN_NATS,
     **DEMO_SELECTION,
 }
@@ -52,6 +57,7 @@ DEMO_POLICY_KEYS = [
     "training.label_template",
     "generation.stop",
     "training.end_text",
+    "generation.guidance",
     "curation.label_margin_nats",
     "curation.dp_selection.enabled",
 ]
@@ -62,6 +68,8 @@ DEMO_POLICY_REASON = (
     "an operator would (short customer messages to a bank, one per line, each ending with the end token; the "
     "label's words as its verbaliser): public facts, so "
     "the untrained prompt already writes on topic and DP training only refines it. "
+    "generation.guidance 1.0 instead of 0: sampling amplifies what DP training moved the model toward from that "
+    "description (chosen on other, public BANKING77 intents: label fidelity 0.70 → 0.79; post-processing, no ε). "
     "curation.label_margin_nats 2.0 instead of 0: with six labels, an output is kept only when the DP generator "
     "itself reads it as its own label by more than 2 nats (chosen on other, public BANKING77 intents: label "
     "fidelity up at the same detection AUC; post-processing of the DP prompt, no seed read). "

@@ -350,7 +350,7 @@ class GenerationPolicy(_Strict):
         default="f16", description="f16: decode batches with Q4_1/Q5_1 tensors dequantized to F16 (about 2x faster)"
     )
     guidance: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
-        default=1.0,
+        default=0.0,
         description="soft-prompt batches: sample from log p + g·(log p − log p_prior), p after the trained prompt,"
         " p_prior after the public prior it was initialised from (training.init_text); 0 turns it off. Post-"
         "processing of the DP prompt (no ε); each output decodes two sequences",
