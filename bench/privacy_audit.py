@@ -248,18 +248,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "privacy-audit")
     ap.add_argument("--skip-dp", action="store_true", help="only the non-DP control (to size it)")
+    ap.add_argument("--dp-lr", type=float, default=None, help="the DP runs' --lr (default: the policy's)")
+    ap.add_argument(
+        "--skip-control", action="store_true", help="only the DP runs (the control measured before, same canaries)"
+    )
     args = ap.parse_args()
     rng = random.Random(args.seed)
     canaries = make_canaries(args.kind, args.canaries, rng)
     rows = []
+    dp_lr = [] if args.dp_lr is None else ["--lr", f"{args.dp_lr:g}"]
     for e in [] if args.skip_dp else args.eps:
-        rows.append(
-            run_setting(args.out, f"eps{e:g}", ["--epsilon", f"{e:g}", "--epochs", str(args.epochs)], canaries, args)
-        )
+        train_args = ["--epsilon", f"{e:g}", "--epochs", str(args.epochs), *dp_lr]
+        rows.append(run_setting(args.out, f"eps{e:g}", train_args, canaries, args))
         print(json.dumps(rows[-1]), flush=True)
-    nodp = ["--no-dp", "--epochs", str(args.nodp_epochs), "--lr", str(args.nodp_lr)]
-    rows.append(run_setting(args.out, "nodp", nodp, canaries, args))
-    print(json.dumps(rows[-1]), flush=True)
+    if not args.skip_control:
+        nodp = ["--no-dp", "--epochs", str(args.nodp_epochs), "--lr", str(args.nodp_lr)]
+        rows.append(run_setting(args.out, "nodp", nodp, canaries, args))
+        print(json.dumps(rows[-1]), flush=True)
     print(
         f"\n{'setting':<8} {'ε (accountant)':>15} {'members':>8} {'score AUC':>9} {'k':>4} {'correct':>8}"
         f" {'ε lower':>8} {'train s':>8}"
@@ -271,8 +276,8 @@ def main() -> None:
             f" {r['eps_lower']:>8.3f} {r['train_s']:>8}"
         )
     at4 = next((r for r in rows if r["setting"] == "eps4"), rows[0])
-    if at4["epsilon"] is None:
-        return  # --skip-dp: no DP run to put beside the control
+    if at4["epsilon"] is None or args.skip_control:
+        return  # --skip-dp: no DP run to put beside the control; --skip-control: no control in this run
     print(
         f"privacy audit: eps_lower {at4['eps_lower']:.2f} at eps {at4['epsilon']:.2g}"
         f" (eps_lower {rows[-1]['eps_lower']:.2f} no-DP)"
