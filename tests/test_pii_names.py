@@ -113,6 +113,9 @@ def test_other_dates_are_not_dates_of_birth(pipe: PiiPipeline) -> None:
         ("Summary: Doing well.\nPlan: Review in a week.", "Summary"),  # a header label is no speaker
         ("How to Calculate Compound Interest in a Spreadsheet", "Calculate"),
         ("Neck: Supple. No lymphadenopathy. Mild thyromegaly noted.", "thyromegaly"),  # lower case in cased text
+        # a currency is no name (a demo output: "… between US Dollars and Euros?" was pseudonymised)
+        ("Can you help me understand the exchange rate between US Dollars and Euros?", "Euros"),
+        ("Do you change Pesos into Rupees at the airport?", "Pesos"),
     ],
 )
 def test_vocabulary_headers_and_openers_are_not_names(pipe: PiiPipeline, text: str, word: str) -> None:

@@ -113,10 +113,23 @@ def is_name(word: str) -> bool:
     return w in names() and w not in everyday()
 
 
+# currency names, singular and plural: capitalised in prose ("US Dollars and Euros"), and spaCy reads one as a
+# PERSON ("the exchange rate between US Dollars and Euros" pseudonymised "Euros" in a demo output)
+CURRENCIES = frozenset(
+    {
+        "euro", "euros", "dollar", "dollars", "pound", "pounds", "sterling", "yen", "yuan", "renminbi", "rupee",
+        "rupees", "peso", "pesos", "franc", "francs", "krona", "kronor", "krone", "kroner", "ruble", "rubles",
+        "rouble", "roubles", "zloty", "zlotys", "forint", "forints", "koruna", "shekel", "shekels", "dirham",
+        "dirhams", "riyal", "riyals", "baht", "ringgit", "rupiah", "dinar", "dinars", "hryvnia", "lev", "leu",
+        "lei", "bitcoin", "bitcoins", "cent", "cents", "pence",
+    }
+)  # fmt: skip
+
+
 def is_vocabulary(word: str) -> bool:
-    """A common English word that is no name at all, a calendar word or a title."""
+    """A common English word that is no name at all, a calendar word, a title, or a currency that is no name."""
     w = word.casefold()
-    return w in CALENDAR or w in TITLES or (w in common_words() and w not in names())
+    return w in CALENDAR or w in TITLES or ((w in CURRENCIES or w in common_words()) and w not in names())
 
 
 @cache
