@@ -103,6 +103,30 @@ def test_batched_equals_naive_including_forked_workers(pipe: PiiPipeline, monkey
     assert engine.analyze(texts) == naive
 
 
+def test_model_runs_on_numpy_blas_one_thread_per_worker(pipe: PiiPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    from thinc.api import get_current_ops
+    from threadpoolctl import threadpool_info
+
+    import appliance.pii.presidio_engine as pe
+
+    nlp = pipe.engine.nlp
+    upper = nlp.get_pipe("ner").model.get_ref("upper")  # read by the transition parser's own C loop, not ops.gemm
+    layers = [layer for _, proc in nlp.pipeline for layer in proc.model.walk() if layer is not upper]
+    assert layers and all(layer.ops.use_blis is False for layer in layers)
+    assert get_current_ops().use_blis is True  # thinc's default is left as it was for anything else in the process
+
+    threads: list[int] = []
+
+    def serial(texts: list[str]) -> list[pe.Raw]:
+        threads.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return []
+
+    monkeypatch.setattr(pipe.engine, "analyze_serial", serial)
+    monkeypatch.setattr(pe, "_FORKED", pipe.engine)
+    assert pe._work(["x"]) == []
+    assert threads and set(threads) == {1}  # a forked worker: the workers are the parallelism
+
+
 def test_engine_is_built_once_per_detection_settings(policy: PiiPolicy) -> None:
     redacting = with_rules(policy, entities={"PERSON": {"action": "redact", "threshold": 0.6}})
     assert build_engine(policy) is build_engine(redacting)
