@@ -127,6 +127,16 @@ def test_model_runs_on_numpy_blas_one_thread_per_worker(pipe: PiiPipeline, monke
     assert threads and set(threads) == {1}  # a forked worker: the workers are the parallelism
 
 
+def test_phone_numbers_are_found_by_the_region_prefiltered_recognizer(pipe: PiiPipeline) -> None:
+    from appliance.pii.phone import PhoneRegionRecognizer
+
+    engine = pipe.engine
+    phones = [r for r in engine.analyzer.registry.recognizers if r.name == "PhoneRecognizer"]
+    assert [type(r) for r in phones] == [PhoneRegionRecognizer]
+    assert "PHONE_NUMBER" in engine._prefilters  # kept its name, so the batched scan still skips digit-free texts
+    assert [f.type for f in engine.analyze_one("Call me on 030 1234567 tomorrow.")] == ["PHONE_NUMBER"]
+
+
 def test_engine_is_built_once_per_detection_settings(policy: PiiPolicy) -> None:
     redacting = with_rules(policy, entities={"PERSON": {"action": "redact", "threshold": 0.6}})
     assert build_engine(policy) is build_engine(redacting)

@@ -11,6 +11,8 @@
   (:mod:`appliance.pii.precision`): vocabulary and section headers are not names. In a text written in
   lower case a name found once is found at its every mention (:mod:`appliance.pii.propagate`).
 * The policy's packs (``pii.packs``) are merged in before anything is built (:mod:`appliance.pii.packs`).
+* Presidio's phone recognizer runs its per-region matchers only for regions whose shortest number fits the text
+  (:mod:`appliance.pii.phone`).
 * The model's matrix products run on numpy's BLAS, one thread per worker (:func:`_numpy_blas`): the same
   tags and entities as thinc's default BLIS kernels, in about two thirds of the time.
 """
@@ -37,6 +39,7 @@ import spacy  # noqa: E402
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry  # noqa: E402
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer  # noqa: E402
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvider, SpacyNlpEngine  # noqa: E402
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer  # noqa: E402
 from spacy import about as spacy_about  # noqa: E402
 from spacy.attrs import IDX, LOWER  # noqa: E402
 from spacy.language import Language  # noqa: E402
@@ -49,6 +52,7 @@ from appliance.pii.birth import BIRTH_PREFILTER  # noqa: E402
 from appliance.pii.chunking import chunk_bounds  # noqa: E402
 from appliance.pii.engine import Finding, PiiEngine, register_engine  # noqa: E402
 from appliance.pii.packs import effective  # noqa: E402
+from appliance.pii.phone import PhoneRegionRecognizer  # noqa: E402
 from appliance.pii.precision import PrecisionFilter  # noqa: E402
 from appliance.pii.propagate import propagate_names  # noqa: E402
 from appliance.pii.recognizers import LANGUAGE, apply_policy  # noqa: E402
@@ -161,6 +165,22 @@ def _spacy_engine(engine: NlpEngine) -> _LowercaseLemmaSpacyEngine:
     return engine
 
 
+def _phone_by_region(registry: RecognizerRegistry) -> None:
+    """Presidio's phone recognizer, as :class:`PhoneRegionRecognizer`: the same settings, name and findings."""
+    recognizers = list(registry.recognizers)  # the same order: Presidio breaks ties between findings by it
+    for i, rec in enumerate(recognizers):
+        if type(rec) is PhoneRecognizer:
+            recognizers[i] = PhoneRegionRecognizer(
+                context=rec.context,
+                supported_language=rec.supported_language,
+                supported_entity=rec.supported_entities[0],
+                supported_regions=rec.supported_regions,
+                leniency=rec.leniency,
+                name=rec.name,  # type: ignore[has-type]  # Presidio assigns it in an untyped __init__
+            )
+    registry.recognizers = recognizers
+
+
 def _unstop_context_words(nlp: Any, registry: RecognizerRegistry) -> None:
     """spaCy lists "call", "name", "move" ... as stop words, which Presidio drops before context matching."""
     for rec in registry.recognizers:
@@ -210,6 +230,7 @@ class PresidioEngine(PiiEngine):
         nlp.max_length = policy.max_chunk_chars
         registry = RecognizerRegistry(supported_languages=[LANGUAGE])
         registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=self.nlp_engine)
+        _phone_by_region(registry)
         apply_policy(registry, policy)
         _unstop_context_words(nlp, registry)
         enhancer = LemmaContextAwareEnhancer(
