@@ -44,11 +44,12 @@ DIRECT = frozenset(
     {
         "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
         "STREET_ADDRESS", "US_DRIVER_LICENSE", "DRIVER_LICENSE", "PASSPORT_NUMBER", "NATIONAL_ID",
-        "SOCIAL_HANDLE", "CASE_NUMBER", "MEDICAL_RECORD_NUMBER", "CUSTOMER_ID", "DATE_OF_BIRTH",
+        "SOCIAL_HANDLE", "CASE_NUMBER", "MEDICAL_RECORD_NUMBER", "CUSTOMER_ID", "DATE_OF_BIRTH", "ACCOUNT_NUMBER",
     }
 )  # fmt: skip
 _TOKEN = re.compile(r"\w+")
-TITLES = lexicon.TITLES | {"lady", "lord"}  # the appliance's courtesy titles, and the peers' of UK judgments
+# the appliance's courtesy titles, the peers' of UK judgments, and a police rank ("Officer Barnes")
+TITLES = lexicon.TITLES | {"lady", "lord", "officer"}
 Pred = list[tuple[int, int]]
 
 

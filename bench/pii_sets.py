@@ -15,6 +15,11 @@ Public, licensed, shipped with their provenance (nothing is fetched when the ben
   (other people such as judges and lawyers, dates, places, organisations, codes) is gold for precision only.
   Entities TAB marks as needing no masking ("the Government", "the Convention", "Article 3") are not gold: a
   finding there is a false alarm.
+* ``ids-incidents`` — "PII-synthetic_dataset" (MIT; ``bench/data/pii_synthetic_ids``, its PROVENANCE.md): 149
+  short incident reports dense with structured identifiers (SSNs, passports, driver's licences, tax and patient
+  IDs, account numbers, Aadhaar/PAN, user names), each with a list of entity strings and labels. Gold = every
+  occurrence of a listed string in its text; strings not in the text verbatim are dropped. The lists are not
+  complete (an unlisted name or number is there), so precision is a lower bound.
 
 Hand-made smoke sets (``bench/data/{transcript,legal,clinical,forum}.txt``): small texts written for this
 bench by the session that wrote the rules — a check of each style and failure mode, never held out.
@@ -37,6 +42,23 @@ HAND_MADE = ("transcript", "legal", "clinical", "forum")
 TAB = HERE / "data" / "tab_echr" / "docs.jsonl"
 # TAB (identifier type, entity type) -> the bench's gold type; DIRECT types the bench scores for recall
 _TAB_DIRECT = {"PERSON": "PERSON", "CODE": "CASE_NUMBER"}
+
+IDS = HERE / "data" / "pii_synthetic_ids" / "pii_syn_nano_en.json"
+# the set's labels -> the bench's direct types; any other label (organisations, titles, systems, passwords, routing
+# numbers, which name a bank) is gold for precision only
+_IDS_DIRECT = {
+    "PERSON": "PERSON", "EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "SSN": "US_SSN", "IBAN": "IBAN_CODE",
+    "CREDIT_CARD": "CREDIT_CARD", "PASSPORT": "PASSPORT_NUMBER", "PASSPORT_NUM": "PASSPORT_NUMBER",
+    **dict.fromkeys(("DRIVER_LICENSE", "DRIVERS_LICENSE", "DRIVER_LICENSE_NUM", "LICENSE"), "DRIVER_LICENSE"),
+    **dict.fromkeys(("TAX_ID", "TAXID", "PAN", "AADHAR", "VOTER_ID"), "NATIONAL_ID"),
+    **dict.fromkeys(("ACCOUNT", "ACCOUNT_NUMBER", "ACCOUNT_NUM", "BANK_ACCOUNT", "BANK_ACCOUNT_NUM"), "ACCOUNT_NUMBER"),
+    **dict.fromkeys(("PATIENT_ID", "PID", "MEDICAL_RECORD"), "MEDICAL_RECORD_NUMBER"),
+    **dict.fromkeys(("INSURANCE_ID", "INSURANCE_POLICY_NUM", "EMPLOYEE_ID", "POLICE_ID_NUM"), "CUSTOMER_ID"),
+    **dict.fromkeys(("USERID", "USER_ID", "USERNAME"), "SOCIAL_HANDLE"),
+}  # fmt: skip
+
+_LEADING_LABEL = re.compile(r"(?:[^\W\d]+\.?(?::\s*|\s+))+")
+_LOWER_WORDS = re.compile(r"(?:[a-z]+(?:\s+|$))+")
 
 Gold = list[tuple[int, int, str]]
 Record = tuple[str, Gold]
@@ -130,6 +152,36 @@ def load_tab() -> list[Record]:
     return records
 
 
+def load_ids() -> list[Record]:
+    """The incident reports: every occurrence of each listed entity string, typed by :data:`_IDS_DIRECT`."""
+    records: list[Record] = []
+    for row in json.loads(IDS.read_text(encoding="utf-8")):
+        text = row["text"]
+        best: dict[tuple[int, int], str] = {}
+        for ent in row["NER"]:
+            value, label = ent.get("entity"), ent.get("label", "")
+            if not value:
+                continue  # one entry names its value under another key
+            kind = _IDS_DIRECT.get(label, f"IDS_{label}")
+            # some strings start with their label ("patient ID 108965", "DL:US98765432") or a person's role ("system
+            # administrator root.access@…"): the identifier or name is what follows; a "name" in lower case only
+            # ("citizen") is no name
+            if kind == "PERSON":
+                lead = _LOWER_WORDS.match(value)
+                skip = lead.end() if lead else 0
+                if skip == len(value):
+                    continue
+            else:
+                lead = _LEADING_LABEL.match(value) if kind != "EMAIL_ADDRESS" else None
+                skip = lead.end() if lead and re.search(r"\d", value[lead.end() :]) else 0
+            for m in re.finditer(re.escape(value), text):
+                span = (m.start() + skip, m.end())
+                if span not in best or kind in _IDS_DIRECT.values():
+                    best[span] = kind
+        records.append((text, sorted((s, e, t) for (s, e), t in best.items())))
+    return records
+
+
 def header_tokens(text: str) -> list[tuple[int, int]]:
     """``\\w+`` token offsets inside the text's section headers."""
     return [
@@ -144,6 +196,7 @@ def public_sets(limit: int | None = None) -> dict[str, list[Record]]:
         "aci-dialogue": load_aci("dialogue"),
         "aci-note": load_aci("note"),
         "tab-legal": load_tab(),
+        "ids-incidents": load_ids(),
     }
 
 

@@ -90,6 +90,17 @@ def test_without_packs_their_types_are_not_found(policy: PiiPolicy) -> None:
         ("national id 8801015009087 on the form", "NATIONAL_ID", "8801015009087"),
         ("my NI number is AB 12 34 56 D", "NATIONAL_ID", "AB 12 34 56 D"),
         ("customer id: CX-88412 (premium plan)", "CUSTOMER_ID", "CX-88412"),
+        # a quoted value after its label, identifiers with letters after the digits, short labels
+        ("his PAN card number 'BQRPS7731K' was leaked", "NATIONAL_ID", "BQRPS7731K"),
+        ("TIN 47-2210934 on the W-9", "NATIONAL_ID", "47-2210934"),
+        ("Voter ID 'XKD4410987' on file", "NATIONAL_ID", "XKD4410987"),
+        ("a scan of passport 'ZT881204577' was shared", "PASSPORT_NUMBER", "ZT881204577"),
+        ("MRN RX-2290417B on the chart", "MEDICAL_RECORD_NUMBER", "RX-2290417B"),
+        ("insurance code QH-55012 was updated", "CUSTOMER_ID", "QH-55012"),
+        ("refund sent to (ACC: NLB7730021456)", "CUSTOMER_ID", "NLB7730021456"),
+        ("employee number 44120-OPS was exposed", "CUSTOMER_ID", "44120-OPS"),
+        ("the card ending in 4421 was declined", "CUSTOMER_ID", "4421"),
+        ("UserID 'quiet_fern' was locked", "SOCIAL_HANDLE", "quiet_fern"),
     ],
 )
 def test_pack_recognizers(pipe: PiiPipeline, text: str, etype: str, value: str) -> None:
@@ -105,11 +116,14 @@ def test_pack_recognizers(pipe: PiiPipeline, text: str, etype: str, value: str) 
         "write to hello@example.org for help",  # an e-mail is not a handle
         "the score was 24/7 and 3/4 of the team agreed",
         "We met at 10:30 on 12/05 to discuss it",
+        "the season ending in 2019 was long",
+        "a tin of 12 biscuits and a tax of 5 percent",
+        "the word 'hello' in quotes",
     ],
 )
 def test_pack_recognizers_do_not_fire_on_plain_text(pipe: PiiPipeline, text: str) -> None:
     found = [t for t, _ in values(pipe, text)]
-    assert not {"SOCIAL_HANDLE", "CASE_NUMBER", "NATIONAL_ID", "PASSPORT_NUMBER"} & set(found), found
+    assert not {"SOCIAL_HANDLE", "CASE_NUMBER", "NATIONAL_ID", "PASSPORT_NUMBER", "CUSTOMER_ID"} & set(found), found
 
 
 def test_custom_recognizers_still_work_next_to_packs(pipe: PiiPipeline) -> None:
