@@ -101,6 +101,7 @@ def test_without_packs_their_types_are_not_found(policy: PiiPolicy) -> None:
         ("employee number 44120-OPS was exposed", "CUSTOMER_ID", "44120-OPS"),
         ("the card ending in 4421 was declined", "CUSTOMER_ID", "4421"),
         ("UserID 'quiet_fern' was locked", "SOCIAL_HANDLE", "quiet_fern"),
+        ("or find me on discord as moss.lantern9 tonight", "SOCIAL_HANDLE", "moss.lantern9"),
     ],
 )
 def test_pack_recognizers(pipe: PiiPipeline, text: str, etype: str, value: str) -> None:
@@ -119,6 +120,7 @@ def test_pack_recognizers(pipe: PiiPipeline, text: str, etype: str, value: str) 
         "the season ending in 2019 was long",
         "a tin of 12 biscuits and a tax of 5 percent",
         "the word 'hello' in quotes",
+        "I use Instagram as well as Twitter as a hobby.",
     ],
 )
 def test_pack_recognizers_do_not_fire_on_plain_text(pipe: PiiPipeline, text: str) -> None:
