@@ -171,8 +171,8 @@ def load_ids() -> list[Record]:
                 skip = lead.end() if lead else 0
                 if skip == len(value):
                     continue
-            else:
-                lead = _LEADING_LABEL.match(value) if kind != "EMAIL_ADDRESS" else None
+            else:  # direct identifiers only: a password's words are its own
+                lead = _LEADING_LABEL.match(value) if kind in _IDS_DIRECT.values() and kind != "EMAIL_ADDRESS" else None
                 skip = lead.end() if lead and re.search(r"\d", value[lead.end() :]) else 0
             for m in re.finditer(re.escape(value), text):
                 span = (m.start() + skip, m.end())

@@ -88,11 +88,32 @@ def test_same_findings_as_presidio_on_random_and_public_text(pair, shared_data) 
         assert findings(ours, text) == findings(presidio, text), text
 
 
+@pytest.mark.parametrize("leniency", [0, 1, 2, 3])
+@pytest.mark.parametrize("regions", [REGIONS, ("NF",), ("SM",), ("JE",), ("GG",), ("AG", "MG", "CC", "CX")])
+def test_same_findings_for_other_regions_and_leniencies(regions: tuple[str, ...], leniency: int) -> None:
+    """Local-only lengths count at POSSIBLE; regions whose parsing rewrites national numbers are never skipped."""
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    from appliance.pii.phone import PhoneRegionRecognizer
+
+    presidio = PhoneRecognizer(supported_regions=regions, leniency=leniency)
+    ours = PhoneRegionRecognizer(supported_regions=regions, leniency=leniency)
+    digits = "9125348670"
+    texts = [f"call {digits[:n]} now" for n in range(1, len(digits) + 1)]
+    texts += [f"call +{cc} {digits[:n]}" for cc in ("1", "44", "672", "378", "261") for n in range(1, 8)]
+    texts += ["call 51234 now", "call 912345 now", "call 456789", "call 256789", "call 123 now", "call 12 now"]
+    for text in texts:
+        assert findings(ours, text) == findings(presidio, text), (regions, leniency, text)
+
+
 def test_regions_are_skipped_only_below_their_shortest_number() -> None:
     from appliance.pii.phone import regions_for
 
     assert regions_for("no digits here", REGIONS) == []
     assert regions_for("call 1234", REGIONS) == ["DE"]  # German numbers can be 4 digits long
-    assert regions_for("call +12 3456", REGIONS) == list(REGIONS)  # "+" and 6 digits: some country's number
-    assert regions_for("call 123456", REGIONS) == ["DE"]  # without "+", a foreign number needs a prefix digit more
-    assert regions_for("call 123-4567", REGIONS) == list(REGIONS)
+    assert regions_for("call 12345", REGIONS) == ["DE"]
+    assert regions_for("call +12345", REGIONS) == ["DE"]  # "+" and 5 digits: no country code and number so short
+    assert regions_for("call +123456", REGIONS) == list(REGIONS)  # "+" and 6: Austria's, Germany's, Iran's
+    assert regions_for("call 123-4567", REGIONS) == ["US", "GB", "DE", "IL", "CA"]  # not yet FR, IN, BR (8)
+    assert regions_for("call 1234", REGIONS, leniency=0) == ["GB", "DE"]  # possible: GB's local-only lengths
+    assert regions_for("call 12345", ("NF",)) == ["NF"]  # Norfolk Island turns 5 typed digits into 6

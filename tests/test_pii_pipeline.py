@@ -115,16 +115,15 @@ def test_model_runs_on_numpy_blas_one_thread_per_worker(pipe: PiiPipeline, monke
     assert layers and all(layer.ops.use_blis is False for layer in layers)
     assert get_current_ops().use_blis is True  # thinc's default is left as it was for anything else in the process
 
-    threads: list[int] = []
+    def serial(texts: list[str]) -> list[pe.Raw]:  # runs in the forked workers: reports their BLAS threads
+        n = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        return [[(0, 0, "BLAS_THREADS", float(max(n)))] for _ in texts]
 
-    def serial(texts: list[str]) -> list[pe.Raw]:
-        threads.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
-        return []
-
+    monkeypatch.setattr(pe, "MIN_PARALLEL", 2)
+    monkeypatch.setattr(pipe.engine, "n_process", lambda: 2)
     monkeypatch.setattr(pipe.engine, "analyze_serial", serial)
-    monkeypatch.setattr(pe, "_FORKED", pipe.engine)
-    assert pe._work(["x"]) == []
-    assert threads and set(threads) == {1}  # a forked worker: the workers are the parallelism
+    found = pipe.engine._run(["a", "b", "c", "d"])
+    assert {f[0][3] for f in found} == {1.0}  # each worker: one thread (the workers are the parallelism)
 
 
 def test_phone_numbers_are_found_by_the_region_prefiltered_recognizer(pipe: PiiPipeline) -> None:

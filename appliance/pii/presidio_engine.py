@@ -13,7 +13,7 @@
 * The policy's packs (``pii.packs``) are merged in before anything is built (:mod:`appliance.pii.packs`).
 * Presidio's phone recognizer runs its per-region matchers only for regions whose shortest number fits the text
   (:mod:`appliance.pii.phone`).
-* The model's matrix products run on numpy's BLAS, one thread per worker (:func:`_numpy_blas`): the same
+* The model's layers run on numpy's BLAS (:func:`_numpy_blas`), one thread in each forked worker: the same
   tags and entities as thinc's default BLIS kernels, in about two thirds of the time.
 """
 
@@ -96,10 +96,15 @@ Raw = list[tuple[int, int, str, float]]
 _FORKED: PresidioEngine | None = None
 
 
+def _one_blas_thread() -> None:
+    """A scan worker's initializer: the workers are the parallelism, so each holds numpy's BLAS to one thread
+    (set once for the worker's life: a limit per call costs about 2 ms, the price of finding the libraries)."""
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _work(texts: list[str]) -> list[Raw]:
     assert _FORKED is not None
-    with threadpool_limits(limits=1, user_api="blas"):  # the workers are the parallelism
-        return _FORKED.analyze_serial(texts)
+    return _FORKED.analyze_serial(texts)
 
 
 def _numpy_blas() -> Any:
@@ -334,14 +339,13 @@ class PresidioEngine(PiiEngine):
         workers = self.n_process()
         # fork only from a single-threaded process: a forked child inherits locks other threads may hold
         if workers <= 1 or len(chunks) < MIN_PARALLEL or threading.active_count() > 1:
-            with threadpool_limits(limits=workers, user_api="blas"):  # as many BLAS threads as idle cores
-                return self.analyze_serial(chunks)
+            return self.analyze_serial(chunks)  # numpy's BLAS as the process has it (one thread per core by default)
         global _FORKED
         _FORKED = self
         step = max(self.policy.batch_size, 1)
         batches = [chunks[i : i + step] for i in range(0, len(chunks), step)]
         try:
-            with mp.get_context("fork").Pool(workers) as pool:
+            with mp.get_context("fork").Pool(workers, initializer=_one_blas_thread) as pool:
                 return [r for part in pool.imap(_work, batches) for r in part]
         finally:
             _FORKED = None
