@@ -120,6 +120,34 @@ def _one_slot(table: dict[int, bytes], stop: tuple[str, ...]) -> tuple[Any, Any]
     return sched, slot
 
 
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("What's wrong with my card?\"", "What's wrong with my card?"),
+        ('Is my card on its way?" \n', "Is my card on its way?"),
+        ('She said "hi"', 'She said "hi"'),  # the quotes pair up
+        ('"Card blocked"', '"Card blocked"'),
+        ('He wrote "wait" and left"', 'He wrote "wait" and left'),
+        ("no quotes at all", "no quotes at all"),
+    ],
+)
+def test_a_closing_quote_the_text_never_opened_is_not_kept(text: str, kept: str) -> None:
+    from appliance.generate.engine import without_unopened_quote
+
+    assert without_unopened_quote(text) == kept
+
+
+def test_a_text_that_ends_loses_its_unopened_quote_and_a_cut_off_one_keeps_it() -> None:
+    sched, slot = _one_slot({1: b"Hi there", 2: b'?"', 3: b"\n"}, ("\n",))
+    assert sched._accept(slot, 1) is None and sched._accept(slot, 2) is None
+    done = sched._accept(slot, 3)
+    assert done is not None and done.finish_reason == "stop" and done.text == "Hi there?"
+    sched, slot = _one_slot({1: b'Hi there?"'}, ())
+    slot.tokens.extend([0] * 9)  # one token short of max_tokens
+    done = sched._accept(slot, 1)
+    assert done is not None and done.finish_reason == "length" and done.text == 'Hi there?"'
+
+
 def test_a_stop_string_ends_a_text_but_never_stops_one_before_it_begins() -> None:
     """Leading newlines (the model's habit after a prompt ending in a newline) do not end an empty output."""
     sched, slot = _one_slot({1: b"\n", 2: b"Hi", 3: b" there", 4: b"\nmore"}, ("\n",))
