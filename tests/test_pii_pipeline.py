@@ -122,6 +122,8 @@ def test_model_runs_on_numpy_blas_one_thread_per_worker(pipe: PiiPipeline, monke
     monkeypatch.setattr(pe, "MIN_PARALLEL", 2)
     monkeypatch.setattr(pipe.engine, "n_process", lambda: 2)
     monkeypatch.setattr(pipe.engine, "analyze_serial", serial)
+    # the pool path even when an earlier test of the session left a thread running (the engine then scans serially)
+    monkeypatch.setattr(pe.threading, "active_count", lambda: 1)
     found = pipe.engine._run(["a", "b", "c", "d"])
     assert {f[0][3] for f in found} == {1.0}  # each worker: one thread (the workers are the parallelism)
 
