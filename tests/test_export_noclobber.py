@@ -38,6 +38,27 @@ def test_file_appearing_during_the_export_is_kept(
     assert not list(tmp_path.glob(".o.jsonl*"))  # and no temporary files
 
 
+def test_out_taken_while_the_probes_run_records_no_gate_decision(
+    cli, good: str, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    out = tmp_path / "o.jsonl"
+    real = service.gather
+
+    def gather_then_race(*args, **kwargs):  # the name is taken after the first check, before the gate decides
+        facts = real(*args, **kwargs)
+        out.write_text("someone else's")
+        return facts
+
+    monkeypatch.setattr(service, "gather", gather_then_race)
+    res = cli("export", good, "--out", str(out))
+    assert res.exit_code == 1, res.output
+    assert "never overwrite" in res.output and out.read_text() == "someone else's"
+    with sqlite3.connect(workspace / "appliance.db") as conn:
+        assert conn.execute("SELECT count(*) FROM gate_decisions").fetchone()[0] == 0
+
+
 def test_publish_refuses_an_existing_name(tmp_path: Path) -> None:
     tmp, dest = tmp_path / "t", tmp_path / "d"
     tmp.write_text("new")

@@ -172,9 +172,9 @@ def export_batch(
         probe_batch(ctx, batch_id)
         probe_ran = True
         bf = gather(ctx.db, batch)
+    _check_out(out, fmt)  # again, before a decision is recorded: the probes may have run for minutes
     decision = decide(ctx, bf)  # raises GateRefused (exit 3) after recording the refusal
     records = kept_records(ctx, batch_id, datasets.field(ctx.db, batch["dataset"], "label_field") is not None)
-    _check_out(out, fmt)  # again: the probes may have run for minutes
     eid = "x-" + secrets.token_hex(6)
     for leftover in (out, mf.manifest_path(out)):  # temporary files of an export that was killed mid-write
         sweep_stale_temps(leftover)
