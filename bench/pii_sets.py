@@ -162,7 +162,8 @@ def load_ids() -> list[Record]:
             value, label = ent.get("entity"), ent.get("label", "")
             if not value:
                 continue  # one entry names its value under another key
-            kind = _IDS_DIRECT.get(label, f"IDS_{label}")
+            direct = label in _IDS_DIRECT
+            kind = _IDS_DIRECT[label] if direct else f"IDS_{label}"
             # some strings start with their label ("patient ID 108965", "DL:US98765432") or a person's role ("system
             # administrator root.access@…"): the identifier or name is what follows; a "name" in lower case only
             # ("citizen") is no name
@@ -172,11 +173,11 @@ def load_ids() -> list[Record]:
                 if skip == len(value):
                     continue
             else:  # direct identifiers only: a password's words are its own
-                lead = _LEADING_LABEL.match(value) if kind in _IDS_DIRECT.values() and kind != "EMAIL_ADDRESS" else None
+                lead = _LEADING_LABEL.match(value) if direct and kind != "EMAIL_ADDRESS" else None
                 skip = lead.end() if lead and re.search(r"\d", value[lead.end() :]) else 0
             for m in re.finditer(re.escape(value), text):
                 span = (m.start() + skip, m.end())
-                if span not in best or kind in _IDS_DIRECT.values():
+                if span not in best or direct:
                     best[span] = kind
         records.append((text, sorted((s, e, t) for (s, e), t in best.items())))
     return records

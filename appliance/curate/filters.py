@@ -53,8 +53,8 @@ def has_binary(text: str) -> bool:
 
 def garbled_punctuation(text: str) -> bool:
     """True for a run of 4+ commas, semicolons, colons, bars or quotes, or an odd number of straight double
-    quotes: a quote the text never opened (the model closing a record it imagined quoted:
-    "Can you help me with that?\"") or never closed."""
+    quotes: a quote the text never closed, or one it never opened inside the text (at its end, generation already
+    cut it: :func:`appliance.generate.engine.without_unopened_quote`)."""
     return bool(_PUNCT_RUN.search(text)) or text.count('"') % 2 == 1
 
 
