@@ -174,6 +174,46 @@ def test_guidance_decodes_the_prior_beside_the_prompt_and_is_recorded(cli: Calla
     assert bad.exit_code == 1 and "--guidance must be" in bad.stderr
 
 
+def test_label_contrast_decodes_the_other_labels_beside_each_output_and_is_recorded(
+    cli: Callable, workspace: Path
+) -> None:
+    """--contrast labels guides a labelled prompt against the mixture of its labels (recorded in the batch params
+    and the audit event, and it changes what is written); an unlabelled prompt refuses it when asked, and falls
+    back to the prior when the policy asks; a bad value exits 1."""
+    _set_generation_policy(workspace, threads=1, weights="native")
+    labels = ["billing" if i % 2 else "bug" for i in range(len(TICKETS))]
+    add_dataset(workspace, "lab", TICKETS, labels)
+    prior = "Write one more example like the ones in this dataset:"
+    pid = add_prompt(
+        workspace, "lab", label_template="\nCategory: {label}\nTicket:", labels=["billing", "bug"], prior=prior
+    )
+    got = {}
+    for contrast in ("prior", "labels"):
+        args = ["--n", "4", "--prompt", pid, "--batch", "2", "--guidance", "1", "--contrast", contrast]
+        res = cli("generate", "lab", *args, *FAST, "--json")
+        assert res.exit_code == 0, res.output
+        bid = json.loads(res.stdout)["id"]
+        with _db(workspace) as conn:
+            params = json.loads(conn.execute("SELECT params FROM batches WHERE id = ?", (bid,)).fetchone()[0])
+        assert params["sampling"]["contrast"] == contrast
+        assert _events(workspace, "generate.start")[-1]["sampling"]["contrast"] == contrast
+        got[contrast] = [t for _, t, _, _ in _outputs(workspace, bid)]
+    assert got["prior"] != got["labels"]  # same seed: what guidance contrasts with changed what was written
+    bad = cli("generate", "lab", "--n", "2", "--prompt", pid, "--guidance", "1", "--contrast", "others")
+    assert bad.exit_code == 1 and "--contrast must be" in bad.stderr
+    add_dataset(workspace, "plain", TICKETS)
+    unlabelled = add_prompt(workspace, "plain", prior=prior)
+    bad = cli("generate", "plain", "--n", "2", "--prompt", unlabelled, "--guidance", "1", "--contrast", "labels")
+    assert bad.exit_code == 1 and "two or more labels" in bad.stderr
+    _set_generation_policy(workspace, guidance_contrast="labels")
+    res = cli("generate", "plain", "--n", "2", "--prompt", unlabelled, "--guidance", "1", *FAST, "--json")
+    assert res.exit_code == 0, res.output
+    with _db(workspace) as conn:
+        bid = json.loads(res.stdout)["id"]
+        params = json.loads(conn.execute("SELECT params FROM batches WHERE id = ?", (bid,)).fetchone()[0])
+    assert params["sampling"]["contrast"] == "prior"
+
+
 def test_a_prompt_trained_with_an_end_text_stops_at_it(cli: Callable, ds: Path) -> None:
     """training.end_text ends each training record with that text; generation adds it to the stop strings (the
     batch's params record it), so no output runs past where the prompt learned to end a record."""

@@ -90,12 +90,12 @@ def test_guided_greedy_equals_teacher_forced_guided_argmax(be: LlamaCppBackend, 
 
     p, g = _prefix(be, soft[:6]), _guide(be)
     params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.5, "min_p": 0.05})
-    out = _run(be, [Job(i, p, seed=i, guide=g) for i in range(3)], params, batch=3)
+    out = _run(be, [Job(i, p, seed=i, guides=(g,)) for i in range(3)], params, batch=3)
     ref: list[int] = []
     for _ in range(params.max_tokens):
         cond = be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:]
         prior = be.prompt_logits(None, list(g.tokens) + ref)[-1:]
-        nxt = int(np.argmax(guided_logits(cond, prior, params.guidance, params.min_p)[0]))
+        nxt = int(np.argmax(guided_logits(cond, [prior], params.guidance, params.min_p)[0]))
         if nxt in be.eog_set:
             break
         ref.append(nxt)
@@ -104,10 +104,34 @@ def test_guided_greedy_equals_teacher_forced_guided_argmax(be: LlamaCppBackend, 
     assert ref != plain  # guidance changed what was written
 
 
+def test_label_contrast_greedy_equals_the_teacher_forced_mixture(be: LlamaCppBackend, soft: np.ndarray) -> None:
+    """contrast "labels": each slot decodes its own label's prefix and the other labels' prefixes (the same
+    soft prompt, other label text) beside it; greedy tokens are the argmax of the own row against the mixture
+    of all three teacher-forced rows."""
+    from appliance.generate.sampling import guided_logits
+
+    own, x, y = (_prefix(be, soft[:6], key, suffix=f"\nTopic: {t}\nNote:") for key, t in
+                 (("own", "rain"), ("x", "sun"), ("y", "snow")))  # fmt: skip
+    params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.0, "min_p": 0.05, "contrast": "labels"})
+    out = _run(be, [Job(i, own, seed=i, guides=(x, y)) for i in range(3)], params, batch=2)
+    ref: list[int] = []
+    for _ in range(params.max_tokens):
+        rows = [be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:] for p in (own, x, y)]
+        nxt = int(np.argmax(guided_logits(rows[0], rows[1:], 1.0, params.min_p, mixture=True)[0]))
+        if nxt in be.eog_set:
+            break
+        ref.append(nxt)
+    assert all(tokens == ref for tokens in out.values()), (out, ref)
+    plain = _run(be, [Job(0, own, seed=0)], GREEDY, batch=1)[0]
+    assert ref != plain  # the contrast changed what was written
+    with pytest.raises(BadInput, match="3 sequences per output"):
+        _run(be, [Job(i, own, seed=i, guides=(x, y)) for i in range(3)], params, batch=3)  # 9 > the backend's 8
+
+
 def test_guided_outputs_do_not_depend_on_batch_size(be: LlamaCppBackend, soft: np.ndarray) -> None:
     p, g = _prefix(be, soft[:6]), _guide(be)
     params = SamplingParams(**{**SAMPLED.__dict__, "guidance": 1.0})
-    jobs = [Job(i, p, seed=7 + i, guide=g) for i in range(6)]
+    jobs = [Job(i, p, seed=7 + i, guides=(g,)) for i in range(6)]
     assert _run(be, jobs, params, batch=1) == _run(be, jobs, params, batch=4)
     with pytest.raises(BadInput, match="with guidance"):
         _run(be, jobs, params, batch=5)  # 5 jobs x 2 sequences > the backend's 8

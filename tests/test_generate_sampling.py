@@ -162,14 +162,42 @@ def test_guided_logits_amplify_the_prompt_over_its_prior_among_plausible_tokens(
 
     p = np.log(np.array([[0.5, 0.4, 0.09, 0.01]]))
     q = np.log(np.array([[0.8, 0.1, 0.05, 0.05]]))
-    out = guided_logits(p.astype(np.float32), q.astype(np.float32), guidance=1.0, min_p=0.05)
+    out = guided_logits(p.astype(np.float32), [q.astype(np.float32)], guidance=1.0, min_p=0.05)
     lp, lq = np.log([0.5, 0.4, 0.09]), np.log([0.8, 0.1, 0.05])
     np.testing.assert_allclose(out[0, :3], 2 * lp - lq, rtol=1e-5)
     assert out[0, 3] == -np.inf  # 0.01 < 0.05 * 0.5: implausible under the prompt, whatever the prior says
     assert int(np.argmax(out)) == 1  # the prior's favourite (token 0) loses to what training moved toward
-    zero = guided_logits(p.astype(np.float32), q.astype(np.float32), guidance=0.0, min_p=0.0)
+    zero = guided_logits(p.astype(np.float32), [q.astype(np.float32)], guidance=0.0, min_p=0.0)
     np.testing.assert_allclose(zero[0, :3], log_softmax(p)[0, :3], rtol=1e-5)  # g = 0: p itself (cut 0.05)
     assert zero[0, 3] == -np.inf
+
+
+def test_label_contrast_leans_toward_the_records_own_label_against_the_mixture_of_all() -> None:
+    """contrast "labels": q is the mean of every label's distribution under the prompt, the row's own included,
+    so log p − log q is the log-posterior of the row's label (up to log L)."""
+    from appliance.generate.sampling import guided_logits, log_mean_exp
+
+    own = np.log(np.array([[0.5, 0.3, 0.2]]))
+    a, b = np.log(np.array([[0.7, 0.1, 0.2]])), np.log(np.array([[0.6, 0.05, 0.35]]))
+    mix = np.log((np.exp(own) + np.exp(a) + np.exp(b)) / 3)
+    out = guided_logits(own.astype(np.float32), [a.astype(np.float32), b.astype(np.float32)], 1.0, 0.0, mixture=True)
+    np.testing.assert_allclose(out, 2 * own - mix, rtol=1e-5)
+    assert int(np.argmax(out)) == 1  # the token this label wants more than the others do wins over the common one
+    # without the mixture, q is the mean of the guides alone (one guide: that guide, as for the prior)
+    plain = guided_logits(own.astype(np.float32), [a.astype(np.float32), b.astype(np.float32)], 1.0, 0.0)
+    np.testing.assert_allclose(plain, 2 * own - log_mean_exp([a, b]), rtol=1e-5)
+    with pytest.raises(ValueError, match="at least one guide"):
+        guided_logits(own.astype(np.float32), [], 1.0, 0.0)
+
+
+def test_log_mean_exp_keeps_a_token_no_distribution_allows_at_minus_infinity() -> None:
+    from appliance.generate.sampling import log_mean_exp
+
+    x = np.array([[np.log(0.5), -np.inf]])
+    y = np.array([[np.log(0.25), -np.inf]])
+    out = log_mean_exp([x, y])
+    np.testing.assert_allclose(out[0, 0], np.log(0.375))
+    assert out[0, 1] == -np.inf
 
 
 class _PairDecoder:
@@ -219,7 +247,7 @@ def test_the_scheduler_decodes_each_guided_job_beside_its_guide(guidance: float,
     prior = Prefix(key="prior", tokens=(1, 1, 1), bos=False)
     params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=3, min_p=0.05, guidance=guidance)
     dec = _PairDecoder()
-    jobs = [Job(i, soft, seed=i, guide=prior if guidance else None) for i in range(3)]
+    jobs = [Job(i, soft, seed=i, guides=(prior,) if guidance else ()) for i in range(3)]
     done = sorted(Scheduler(dec, 2, None, params).run(jobs), key=lambda c: c.index)  # type: ignore[arg-type]
     assert [c.text for c in done] == [text] * 3
     for feed in dec.fed:
@@ -232,12 +260,50 @@ def test_the_scheduler_decodes_each_guided_job_beside_its_guide(guidance: float,
             assert all(dec.key[s] == "soft" for s, _, _ in feed)
 
 
+def test_the_scheduler_decodes_each_job_beside_every_guide_of_a_label_contrast() -> None:
+    """Width 1 + 2: a job and two other labels' prefixes are fed the same tokens, in consecutive sequences,
+    and the token comes from the row combined with the mixture of all three."""
+    from appliance.generate.backend import Job, Prefix
+    from appliance.generate.engine import Scheduler
+
+    class _Labels(_PairDecoder):
+        ROWS: ClassVar[dict[str, np.ndarray]] = {
+            "own": np.log(np.array([0.5, 0.3, 0.19, 0.01])),
+            "x": np.log(np.array([0.7, 0.1, 0.19, 0.01])),
+            "y": np.log(np.array([0.6, 0.05, 0.34, 0.01])),
+        }
+
+    def pre(key: str) -> Prefix:
+        return Prefix(key=key, tokens=(0,), soft_prompt=np.zeros((2, 4), dtype=np.float32), bos=False)
+
+    dec = _Labels()
+    params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=3, min_p=0.05, guidance=1.0)
+    plain = list(
+        Scheduler(dec, 1, None, SamplingParams(**{**params.__dict__, "guidance": 0.0})).run(
+            [Job(0, pre("own"), seed=0)]
+        )
+    )  # type: ignore[arg-type]
+    assert plain[0].text == "aaa"  # unguided, the token every label likes
+    mixed = SamplingParams(**{**params.__dict__, "contrast": "labels"})
+    jobs = [Job(i, pre("own"), seed=i, guides=(pre("x"), pre("y"))) for i in range(2)]
+    dec = _Labels()
+    done = sorted(Scheduler(dec, 2, None, mixed, guides=2).run(jobs), key=lambda c: c.index)  # type: ignore[arg-type]
+    assert [c.text for c in done] == ["bbb"] * 2  # guided, the token this label wants more than the others
+    for feed in dec.fed:
+        assert len(feed) % 3 == 0
+        for (s0, t0, _), (s1, t1, _), (s2, t2, _) in zip(feed[0::3], feed[1::3], feed[2::3], strict=True):
+            assert (s1, s2) == (s0 + 1, s0 + 2) and t0 == t1 == t2
+            assert (dec.key[s0], dec.key[s1], dec.key[s2]) == ("own", "x", "y")
+    with pytest.raises(ValueError, match="needs 2 guide prefix"):
+        list(Scheduler(dec, 1, None, mixed, guides=2).run([Job(0, pre("own"), seed=0, guides=(pre("x"),))]))  # type: ignore[arg-type]
+
+
 def test_a_guided_job_without_a_guide_is_an_error() -> None:
     from appliance.generate.backend import Job, Prefix
     from appliance.generate.engine import Scheduler
 
     params = SamplingParams(temperature=0.0, max_tokens=2, guidance=1.0)
-    with pytest.raises(ValueError, match="needs a guide prefix"):
+    with pytest.raises(ValueError, match="needs 1 guide prefix"):
         list(Scheduler(_PairDecoder(), 1, None, params).run([Job(0, Prefix(key="soft"), seed=0)]))  # type: ignore[arg-type]
 
 

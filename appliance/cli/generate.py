@@ -83,6 +83,12 @@ def generate(
     guidance: float | None = typer.Option(
         None, "--guidance", help="soft prompt: weight g of log p + g·(log p − log p_prior) (0: off, the policy default)"
     ),
+    contrast: str | None = typer.Option(
+        None,
+        "--contrast",
+        help="what guidance contrasts the prompt with: prior (the public prior) or labels (every label under the"
+        " same prompt; labelled prompts)",
+    ),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="tokens per output at most"),
     seed: int | None = typer.Option(None, "--seed", help="same seed and settings give the same outputs"),
     batch: int | None = typer.Option(None, "--batch", help="sequences decoded in parallel"),
@@ -95,7 +101,8 @@ def generate(
     from appliance.generate.plan import GenerateOptions
 
     if resume is not None:
-        given = [dataset, n, prompt, few_shot, label, temperature, top_p, guidance, max_tokens, seed, batch, model]
+        given = [dataset, n, prompt, few_shot, label, temperature, top_p, guidance, contrast, max_tokens, seed]
+        given += [batch, model]
         if any(v is not None for v in given):
             raise BadInput("--resume BATCH_ID takes no dataset or generation options; they are stored in the batch")
     elif dataset is None or n is None:
@@ -117,6 +124,7 @@ def generate(
                         temperature=temperature,
                         top_p=top_p,
                         guidance=guidance,
+                        contrast=contrast,
                         max_tokens=max_tokens,
                         seed=seed,
                         batch=batch,

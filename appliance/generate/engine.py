@@ -12,9 +12,10 @@ are filled by moving live sequences up (one KV stream copy each), keeping the li
 to the decoder's pad stream: every step is one micro-batch of two or more rows, whatever the batch size,
 and a sequence's logits — hence, with its own seed, its text — do not depend on ``--batch``.
 
-With guidance (``SamplingParams.guidance`` > 0) every job brings a second prefix, its ``guide``: slot ``i``
-then owns the two consecutive sequences ``2i`` (the prefix) and ``2i + 1`` (the guide), both are fed each
-sampled token, and the token is drawn from the two rows combined (:func:`sampling.guided_logits`).
+With guidance (``SamplingParams.guidance`` > 0) every job brings ``w − 1`` more prefixes, its ``guides`` (one:
+the public prior; or the other labels): slot ``i`` then owns the ``w`` consecutive sequences ``w·i`` (the
+prefix) to ``w·i + w − 1`` (the guides), all are fed each sampled token, and the token is drawn from their rows
+combined (:func:`sampling.guided_logits`).
 """
 
 from __future__ import annotations
@@ -74,16 +75,18 @@ def prefix_length(prefix: Prefix, bos_id: int | None) -> int:
 class Scheduler:
     """Runs jobs through a :class:`Decoder`, ``n_slots`` at a time, yielding completions as they finish.
 
-    The decoder holds ``n_slots × width`` sequences: width 2 when ``params.guidance`` > 0 (each job's prefix
-    and its guide), else 1.
+    The decoder holds ``n_slots × width`` sequences: width ``1 + guides`` when ``params.guidance`` > 0 (each
+    job's prefix and its ``guides`` guide prefixes), else 1.
     """
 
-    def __init__(self, decoder: Decoder, n_slots: int, bos_id: int | None, params: SamplingParams) -> None:
+    def __init__(
+        self, decoder: Decoder, n_slots: int, bos_id: int | None, params: SamplingParams, guides: int = 1
+    ) -> None:
         self.dec = decoder
         self.n_slots = n_slots
         self.bos_id = bos_id
         self.params = params
-        self.width = 2 if params.guidance > 0.0 else 1
+        self.width = 1 + guides if params.guidance > 0.0 else 1
         self.stops = [s.encode("utf-8") for s in params.stop if s]
         self.slots: list[_Slot | None] = [None] * n_slots
         self.seq_prefix: list[str | None] = [None] * (n_slots * self.width)
@@ -95,9 +98,12 @@ class Scheduler:
     def _members(self, job: Job) -> list[Prefix]:
         if self.width == 1:
             return [job.prefix]
-        if job.guide is None:
-            raise ValueError(f"job {job.index}: guidance {self.params.guidance} needs a guide prefix")
-        return [job.prefix, job.guide]
+        if len(job.guides) != self.width - 1:
+            raise ValueError(
+                f"job {job.index}: guidance {self.params.guidance} needs {self.width - 1} guide prefix(es),"
+                f" got {len(job.guides)}"
+            )
+        return [job.prefix, *job.guides]
 
     def run(self, jobs: Sequence[Job], on_step: Callable[[int], None] | None = None) -> Iterator[Completion]:
         pending = deque(jobs)
@@ -164,8 +170,15 @@ class Scheduler:
         self, idx: list[int], logits: np.ndarray, on_step: Callable[[int], None] | None
     ) -> Iterator[Completion]:
         slots = [s for s in (self.slots[i] for i in idx) if s is not None]
-        if self.width == 2:
-            logits = guided_logits(logits[0::2], logits[1::2], self.params.guidance, self.params.min_p)
+        if self.width > 1:
+            w = self.width
+            logits = guided_logits(
+                logits[0::w],
+                [logits[j::w] for j in range(1, w)],
+                self.params.guidance,
+                self.params.min_p,
+                mixture=self.params.contrast == "labels",
+            )
         if self.params.ignore_eos:
             logits[:, self.dec.eog_ids] = -np.inf
         else:  # an end token ends a text, never stops one before it begins (an empty output is no record)

@@ -29,9 +29,12 @@ class SamplingParams:
     max_tokens: int = 96
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False  # benchmarks only: generate exactly max_tokens tokens
-    # guidance g > 0: each job also decodes its ``guide`` prefix (the public prior) and samples from
-    # log p + g·(log p − log p_guide) over the tokens min-p keeps under p (appliance.generate.sampling)
+    # guidance g > 0: each job also decodes its ``guides`` prefixes and samples from
+    # log p + g·(log p − log q) over the tokens min-p keeps under p (appliance.generate.sampling); q is the
+    # public prior (contrast "prior": one guide) or the mixture of every label under the same prompt
+    # (contrast "labels": the job's own row and its guides, the other labels)
     guidance: float = 0.0
+    contrast: str = "prior"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,7 @@ class SamplingParams:
             "max_tokens": self.max_tokens,
             "stop": list(self.stop),
             "guidance": self.guidance,
+            "contrast": self.contrast,
         }
 
 
@@ -64,12 +68,12 @@ class Prefix:
 @dataclass(frozen=True)
 class Job:
     """One output to produce: its index in the batch, its prefix and its own RNG seed; with guidance, the
-    prefix it is contrasted with (``guide``), decoded beside it with the same sampled tokens."""
+    prefixes it is contrasted with (``guides``), decoded beside it with the same sampled tokens."""
 
     index: int
     prefix: Prefix
     seed: int
-    guide: Prefix | None = None
+    guides: tuple[Prefix, ...] = ()
 
 
 @dataclass

@@ -379,20 +379,27 @@ class LlamaCppBackend(GenerationBackend):
             raise RuntimeError("backend is closed")
         if not jobs:
             return
-        width = 2 if params.guidance > 0.0 else 1  # guided: each job decodes its guide prefix beside it
+        # guided: each job decodes its guide prefixes beside it (the scheduler refuses a job without them)
+        guides = max(1, len(jobs[0].guides)) if params.guidance > 0.0 else 0
+        if guides and any(len(j.guides) != guides for j in jobs):
+            raise ValueError("guided jobs of one call must have the same number of guide prefixes")
+        width = 1 + guides
         if batch < 1 or batch * width > self.n_seq_max:
-            why = " with guidance (two sequences per output)" if width == 2 else ""
+            why = f" with guidance ({width} sequences per output)" if guides else ""
             raise BadInput(f"--batch {batch} is outside 1..{self.n_seq_max // width}{why}")
         jobs = [
-            Job(j.index, _with_soft(j.prefix, self._check_soft(j.prefix.soft_prompt)), j.seed, j.guide) for j in jobs
+            Job(j.index, self._soft(j.prefix), j.seed, tuple(self._soft(g) for g in j.guides[:guides])) for j in jobs
         ]
-        heads = [j.prefix for j in jobs] + [j.guide for j in jobs if j.guide is not None]
+        heads = [p for j in jobs for p in (j.prefix, *j.guides)]
         longest = max(prefix_length(p, self._bos) for p in heads) + params.max_tokens + 1
         if longest > self.n_ctx:
             raise BadInput(f"prompt plus --max-tokens needs {longest} positions; the context holds {self.n_ctx}")
         n_slots = min(batch, len(jobs))
         with self.session(n_seq=n_slots * width, n_ctx_seq=longest) as sess:
-            yield from Scheduler(sess, n_slots, self._bos, params).run(jobs, on_step)
+            yield from Scheduler(sess, n_slots, self._bos, params, guides).run(jobs, on_step)
+
+    def _soft(self, prefix: Prefix) -> Prefix:
+        return _with_soft(prefix, self._check_soft(prefix.soft_prompt))
 
     def close(self) -> None:
         self._single = None

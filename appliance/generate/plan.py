@@ -19,6 +19,11 @@ from appliance.generate.prompts import PromptMeta, artifact_path, check_model, g
 from appliance.models.registry import verified_path
 from appliance.store import datasets
 
+# contrast "labels" decodes each output beside at most this many other labels (the next ones in the prompt's label
+# order, rotating with the output's index): a prompt with many labels does not multiply the decode cost by them all
+MAX_LABEL_GUIDES = 5
+CONTRASTS = ("prior", "labels")
+
 
 @dataclass(frozen=True)
 class GenerateOptions:
@@ -32,6 +37,7 @@ class GenerateOptions:
     temperature: float | None = None
     top_p: float | None = None
     guidance: float | None = None
+    contrast: str | None = None
     max_tokens: int | None = None
     seed: int | None = None
     batch: int | None = None
@@ -55,6 +61,16 @@ class Plan:
     label_arg: str | None
     weights: str = "native"  # native | f16 (appliance.generate.weights)
     backend: str = "llama.cpp"  # the engine's provider (appliance.generate.providers); a batch keeps its own
+
+    @property
+    def guides_per_output(self) -> int:
+        """Guide sequences each output decodes beside its own: 0 unguided, 1 against the prior, else one per
+        other label (at most :data:`MAX_LABEL_GUIDES`)."""
+        if self.sampling.guidance <= 0.0:
+            return 0
+        if self.sampling.contrast == "labels":
+            return min(len(self.meta.labels or ()) - 1, MAX_LABEL_GUIDES)
+        return 1
 
     @property
     def meta(self) -> PromptMeta:
@@ -155,7 +171,10 @@ def _sampling(ctx: Context, opts: GenerateOptions) -> SamplingParams:
         max_tokens=g.max_tokens if opts.max_tokens is None else opts.max_tokens,
         stop=tuple(g.stop),
         guidance=g.guidance if opts.guidance is None else opts.guidance,
+        contrast=g.guidance_contrast if opts.contrast is None else opts.contrast,
     )
+    if s.contrast not in CONTRASTS:
+        raise BadInput(f"--contrast must be one of {', '.join(CONTRASTS)}")
     if not 0.0 <= s.temperature <= 5.0:
         raise BadInput("--temperature must be between 0 and 5")
     if not 0.0 < s.top_p <= 1.0:
@@ -205,6 +224,10 @@ def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
         # few-shot has no trained prompt to contrast; a prompt without a recorded prior has no guide (the
         # batch's params then say guidance 0)
         sampling = replace(sampling, guidance=0.0)
+    if sampling.contrast == "labels" and (meta is None or len(meta.labels or ()) < 2):
+        if opts.contrast == "labels":
+            raise BadInput("--contrast labels needs a prompt trained on two or more labels; use --contrast prior")
+        sampling = replace(sampling, contrast="prior")  # the policy's choice, where there are no labels to contrast
     batch = ctx.policy.generation.batch if opts.batch is None else opts.batch
     if not 1 <= batch <= 256:
         raise BadInput("--batch must be between 1 and 256")

@@ -103,7 +103,7 @@ def _backend(ctx: Context, plan: Plan) -> Iterator[tuple[GenerationBackend, Setu
         isolate=True,
         n_ctx=g.n_ctx,
         n_threads=g.threads,
-        n_seq_max=plan.batch * (2 if plan.sampling.guidance > 0.0 else 1),  # guided: a guide sequence per job
+        n_seq_max=plan.batch * (1 + plan.guides_per_output),  # guided: the guide sequences beside each job
     ) as backend:
         yield backend, setup
 
@@ -114,11 +114,11 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
         assert plan.prompt is not None
         emb = load_embeddings(artifact_path(ctx.ws, plan.prompt), plan.prompt, backend.n_embd)
         meta = plan.meta
-        guided = plan.sampling.guidance > 0.0
-        cache: dict[str | None, tuple[Prefix, Prefix | None]] = {}
-        for i in todo:
-            label = plan.label_of(i)
-            if label not in cache:
+        heads: dict[str | None, tuple[Prefix, Prefix]] = {}
+
+        def head_of(label: str | None) -> tuple[Prefix, Prefix]:
+            """(the trained prompt then the label's text, the public prior's tokens then the same text)."""
+            if label not in heads:
                 templ = meta.label_template
                 text = (
                     render_label_template(templ, label, meta.label_descriptions)
@@ -126,12 +126,24 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
                     else meta.suffix_text
                 )
                 ids = tuple(backend.tokenize(text, add_bos=False)) if text else ()
-                head = Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb, bos=meta.prefix_bos)
-                # the guide: the same context after the public prior's tokens instead of the trained rows
-                prior = Prefix(key=f"prior:{label}", tokens=meta.prior_token_ids + ids, bos=meta.prefix_bos)
-                cache[label] = (head, prior if guided else None)
-            head, guide = cache[label]
-            jobs.append(Job(i, head, job_seed(plan.seed, i), guide))
+                heads[label] = (
+                    Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb, bos=meta.prefix_bos),
+                    Prefix(key=f"prior:{label}", tokens=meta.prior_token_ids + ids, bos=meta.prefix_bos),
+                )
+            return heads[label]
+
+        n_guides = plan.guides_per_output
+        for i in todo:
+            label = plan.label_of(i)
+            head, prior = head_of(label)
+            guides: tuple[Prefix, ...] = ()
+            if n_guides and plan.sampling.contrast == "labels":
+                others = [x for x in meta.labels or () if x != label]
+                start = i % len(others)
+                guides = tuple(head_of(others[(start + j) % len(others)])[0] for j in range(n_guides))
+            elif n_guides:
+                guides = (prior,)  # the same context after the public prior's tokens instead of the trained rows
+            jobs.append(Job(i, head, job_seed(plan.seed, i), guides))
         return jobs
     pools: dict[str | None, list[tuple[int, str]]] = {}
     for i in todo:

@@ -9,12 +9,20 @@ independently, so a sequence's tokens depend only on its own logits and random s
 
 Guidance (``SamplingParams.guidance`` g > 0, :func:`guided_logits`) runs before all of that: the row sampled
 from is ``log p + g·(log p − log q)``, where p is the next-token distribution after the trained soft prompt
-and q the one after the guide prefix (the public prior the prompt was initialised from), over the tokens p
-itself finds plausible (p ≥ min_p · max p, 0.05 when min-p is off). It amplifies what training moved the
-model toward and away from the prior's register: classifier-free guidance for language models (Sanchez et
-al. 2023, "Stay on topic with Classifier-Free Guidance"), with the plausibility cut of contrastive decoding
-(Li et al. 2023, "Contrastive Decoding"). Both distributions come from the DP artifact and public text, so
-guided sampling is post-processing and costs no ε.
+and the record's label, over the tokens p itself finds plausible (p ≥ min_p · max p, 0.05 when min-p is off):
+classifier-free guidance for language models (Sanchez et al. 2023, "Stay on topic with Classifier-Free
+Guidance"), with the plausibility cut of contrastive decoding (Li et al. 2023, "Contrastive Decoding"). What q
+is (``SamplingParams.contrast``):
+
+- ``prior``: the distribution after the public prior the prompt was initialised from, with the same label —
+  it amplifies what training moved the model toward and away from the prior's register;
+- ``labels``: the mixture over the labels, each after the same trained prompt (the record's own label and
+  the others: the guides) — log p − log q is then the log-posterior of the record's label, the
+  token-by-token form of conditioning on a class (Sanchez et al. §2), so each record leans toward what the
+  prompt writes for its label and away from what it writes for all of them.
+
+Every distribution comes from the DP artifact and public text (labels are public schema), so guided
+sampling is post-processing and costs no ε.
 """
 
 from __future__ import annotations
@@ -37,12 +45,30 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def guided_logits(cond: np.ndarray, guide: np.ndarray, guidance: float, min_p: float) -> np.ndarray:
+def log_mean_exp(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """log of the mean of the distributions whose log-probabilities are ``rows`` (elementwise)."""
+    stack = np.stack(rows)
+    m = stack.max(axis=0)
+    safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):  # a token no distribution allows stays -inf
+        out: np.ndarray = safe + np.log(np.exp(stack - safe).mean(axis=0))
+    return out
+
+
+def guided_logits(
+    cond: np.ndarray, guides: Sequence[np.ndarray], guidance: float, min_p: float, *, mixture: bool = False
+) -> np.ndarray:
     """``log p + g·(log p − log q)`` per row, -inf where p < cut·max p (cut: ``min_p``, else 0.05); float32.
 
-    ``cond`` holds the rows after the soft prompt (p), ``guide`` the rows after the guide prefix (q).
+    ``cond`` holds the rows after the soft prompt (p), ``guides`` the rows after each guide prefix. q is the
+    mean of the guides' distributions, with p's own among them when ``mixture`` (contrast ``labels``: q is
+    then the mixture over every label, p's included).
     """
-    lp, lq = log_softmax(cond), log_softmax(guide)
+    if not guides:
+        raise ValueError("guidance needs at least one guide row per output")
+    lp = log_softmax(cond)
+    lgs = [log_softmax(g) for g in guides]
+    lq = log_mean_exp([lp, *lgs] if mixture else lgs) if mixture or len(lgs) > 1 else lgs[0]
     out = lp + guidance * (lp - lq)
     cut = np.log(min_p if min_p > 0.0 else GUIDANCE_PLAUSIBILITY)
     out[lp < lp.max(axis=1, keepdims=True) + cut] = -np.inf

@@ -355,6 +355,12 @@ class GenerationPolicy(_Strict):
         " p_prior after the public prior it was initialised from (training.init_text); 0 turns it off. Post-"
         "processing of the DP prompt (no ε); each output decodes two sequences",
     )
+    guidance_contrast: Literal["prior", "labels"] = Field(
+        default="prior",
+        description="what guidance contrasts the trained prompt with — prior: the public prior, the same label"
+        " (two sequences per output); labels: the same prompt's mixture over every label, so each record leans"
+        " toward its own label (labelled prompts; 1 + min(labels − 1, 5) sequences per output)",
+    )
 
 
 class DpSelectionPolicy(_Strict):
