@@ -177,7 +177,7 @@ def test_guidance_decodes_the_prior_beside_the_prompt_and_is_recorded(cli: Calla
 def test_label_contrast_decodes_the_other_labels_beside_each_output_and_is_recorded(
     cli: Callable, workspace: Path
 ) -> None:
-    """--contrast labels guides a labelled prompt against the mixture of its labels (recorded in the batch params
+    """--contrast labels guides a labelled prompt against its other label (recorded in the batch params
     and the audit event, and it changes what is written); an unlabelled prompt refuses it when asked, and falls
     back to the prior when the policy asks; a bad value exits 1."""
     _set_generation_policy(workspace, threads=1, weights="native")

@@ -104,26 +104,27 @@ def test_guided_greedy_equals_teacher_forced_guided_argmax(be: LlamaCppBackend, 
     assert ref != plain  # guidance changed what was written
 
 
-def test_label_contrast_greedy_equals_the_teacher_forced_mixture(be: LlamaCppBackend, soft: np.ndarray) -> None:
-    """contrast "labels": each slot decodes its own label's prefix and the other labels' prefixes (the same
-    soft prompt, other label text) beside it; greedy tokens are the argmax of the own row against the mixture
-    of all three teacher-forced rows."""
+def test_label_contrast_greedy_equals_the_teacher_forced_contrast(be: LlamaCppBackend, soft: np.ndarray) -> None:
+    """Guides that are other labels' prefixes (the same soft prompt, another label's text) decode beside each
+    slot; greedy tokens are the argmax of the own row against the guides' teacher-forced rows, for one guide (what
+    contrast "labels" runs) and for two (the mean of their distributions)."""
     from appliance.generate.sampling import guided_logits
 
     own, x, y = (_prefix(be, soft[:6], key, suffix=f"\nTopic: {t}\nNote:") for key, t in
                  (("own", "rain"), ("x", "sun"), ("y", "snow")))  # fmt: skip
     params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.0, "min_p": 0.05, "contrast": "labels"})
-    out = _run(be, [Job(i, own, seed=i, guides=(x, y)) for i in range(3)], params, batch=2)
-    ref: list[int] = []
-    for _ in range(params.max_tokens):
-        rows = [be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:] for p in (own, x, y)]
-        nxt = int(np.argmax(guided_logits(rows[0], rows[1:], 1.0, params.min_p, mixture=True)[0]))
-        if nxt in be.eog_set:
-            break
-        ref.append(nxt)
-    assert all(tokens == ref for tokens in out.values()), (out, ref)
     plain = _run(be, [Job(0, own, seed=0)], GREEDY, batch=1)[0]
-    assert ref != plain  # the contrast changed what was written
+    for guides in ((x,), (x, y)):
+        out = _run(be, [Job(i, own, seed=i, guides=guides) for i in range(3)], params, batch=2)
+        ref: list[int] = []
+        for _ in range(params.max_tokens):
+            rows = [be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:] for p in (own, *guides)]
+            nxt = int(np.argmax(guided_logits(rows[0], rows[1:], 1.0, params.min_p)[0]))
+            if nxt in be.eog_set:
+                break
+            ref.append(nxt)
+        assert all(tokens == ref for tokens in out.values()), (guides, out, ref)
+        assert ref != plain  # the contrast changed what was written
     with pytest.raises(BadInput, match="3 sequences per output"):
         _run(be, [Job(i, own, seed=i, guides=(x, y)) for i in range(3)], params, batch=3)  # 9 > the backend's 8
 

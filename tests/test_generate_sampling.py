@@ -172,20 +172,19 @@ def test_guided_logits_amplify_the_prompt_over_its_prior_among_plausible_tokens(
     assert zero[0, 3] == -np.inf
 
 
-def test_label_contrast_leans_toward_the_records_own_label_against_the_mixture_of_all() -> None:
-    """contrast "labels": q is the mean of every label's distribution under the prompt, the row's own included,
-    so log p − log q is the log-posterior of the row's label (up to log L)."""
+def test_label_contrast_leans_toward_the_records_own_label_against_another() -> None:
+    """contrast "labels": q is another label's distribution under the same prompt, so log p − log q is the
+    log-likelihood ratio of the row's own label against it; several guides give the mean of their distributions."""
     from appliance.generate.sampling import guided_logits, log_mean_exp
 
     own = np.log(np.array([[0.5, 0.3, 0.2]]))
     a, b = np.log(np.array([[0.7, 0.1, 0.2]])), np.log(np.array([[0.6, 0.05, 0.35]]))
-    mix = np.log((np.exp(own) + np.exp(a) + np.exp(b)) / 3)
-    out = guided_logits(own.astype(np.float32), [a.astype(np.float32), b.astype(np.float32)], 1.0, 0.0, mixture=True)
-    np.testing.assert_allclose(out, 2 * own - mix, rtol=1e-5)
-    assert int(np.argmax(out)) == 1  # the token this label wants more than the others do wins over the common one
-    # without the mixture, q is the mean of the guides alone (one guide: that guide, as for the prior)
-    plain = guided_logits(own.astype(np.float32), [a.astype(np.float32), b.astype(np.float32)], 1.0, 0.0)
-    np.testing.assert_allclose(plain, 2 * own - log_mean_exp([a, b]), rtol=1e-5)
+    out = guided_logits(own.astype(np.float32), [a.astype(np.float32)], 1.0, 0.0)
+    np.testing.assert_allclose(out, 2 * own - a, rtol=1e-5)
+    assert int(np.argmax(out)) == 1  # the token this label wants more than the other does wins over the common one
+    both = guided_logits(own.astype(np.float32), [a.astype(np.float32), b.astype(np.float32)], 1.0, 0.0)
+    np.testing.assert_allclose(both, 2 * own - log_mean_exp([a, b]), rtol=1e-5)
+    np.testing.assert_allclose(log_mean_exp([a, b]), np.log((np.exp(a) + np.exp(b)) / 2), rtol=1e-6)
     with pytest.raises(ValueError, match="at least one guide"):
         guided_logits(own.astype(np.float32), [], 1.0, 0.0)
 
@@ -262,7 +261,7 @@ def test_the_scheduler_decodes_each_guided_job_beside_its_guide(guidance: float,
 
 def test_the_scheduler_decodes_each_job_beside_every_guide_of_a_label_contrast() -> None:
     """Width 1 + 2: a job and two other labels' prefixes are fed the same tokens, in consecutive sequences,
-    and the token comes from the row combined with the mixture of all three."""
+    and the token comes from the row contrasted with the mean of the two guides."""
     from appliance.generate.backend import Job, Prefix
     from appliance.generate.engine import Scheduler
 

@@ -177,7 +177,6 @@ class Scheduler:
                 [logits[j::w] for j in range(1, w)],
                 self.params.guidance,
                 self.params.min_p,
-                mixture=self.params.contrast == "labels",
             )
         if self.params.ignore_eos:
             logits[:, self.dec.eog_ids] = -np.inf

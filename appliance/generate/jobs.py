@@ -31,8 +31,7 @@ class SamplingParams:
     ignore_eos: bool = False  # benchmarks only: generate exactly max_tokens tokens
     # guidance g > 0: each job also decodes its ``guides`` prefixes and samples from
     # log p + g·(log p − log q) over the tokens min-p keeps under p (appliance.generate.sampling); q is the
-    # public prior (contrast "prior": one guide) or the mixture of every label under the same prompt
-    # (contrast "labels": the job's own row and its guides, the other labels)
+    # public prior with the same label (contrast "prior") or the same prompt with another label ("labels")
     guidance: float = 0.0
     contrast: str = "prior"
 

@@ -16,10 +16,11 @@ is (``SamplingParams.contrast``):
 
 - ``prior``: the distribution after the public prior the prompt was initialised from, with the same label —
   it amplifies what training moved the model toward and away from the prior's register;
-- ``labels``: the mixture over the labels, each after the same trained prompt (the record's own label and
-  the others: the guides) — log p − log q is then the log-posterior of the record's label, the
-  token-by-token form of conditioning on a class (Sanchez et al. §2), so each record leans toward what the
-  prompt writes for its label and away from what it writes for all of them.
+- ``labels``: the distribution after the same trained prompt with another of the prompt's labels (each output
+  contrasts with one: the next label in the prompt's order, rotating with the output's index) — log p − log q
+  is then the log-likelihood ratio of the record's own label against that one, the token-by-token form of
+  conditioning on a class (Sanchez et al. §2): each record leans toward what the prompt writes for its label
+  and away from what it writes for the others.
 
 Every distribution comes from the DP artifact and public text (labels are public schema), so guided
 sampling is post-processing and costs no ε.
@@ -55,20 +56,17 @@ def log_mean_exp(rows: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def guided_logits(
-    cond: np.ndarray, guides: Sequence[np.ndarray], guidance: float, min_p: float, *, mixture: bool = False
-) -> np.ndarray:
+def guided_logits(cond: np.ndarray, guides: Sequence[np.ndarray], guidance: float, min_p: float) -> np.ndarray:
     """``log p + g·(log p − log q)`` per row, -inf where p < cut·max p (cut: ``min_p``, else 0.05); float32.
 
-    ``cond`` holds the rows after the soft prompt (p), ``guides`` the rows after each guide prefix. q is the
-    mean of the guides' distributions, with p's own among them when ``mixture`` (contrast ``labels``: q is
-    then the mixture over every label, p's included).
+    ``cond`` holds the rows after the soft prompt (p), ``guides`` the rows after each guide prefix; q is the
+    mean of the guides' distributions (one guide: its own).
     """
     if not guides:
         raise ValueError("guidance needs at least one guide row per output")
     lp = log_softmax(cond)
     lgs = [log_softmax(g) for g in guides]
-    lq = log_mean_exp([lp, *lgs] if mixture else lgs) if mixture or len(lgs) > 1 else lgs[0]
+    lq = lgs[0] if len(lgs) == 1 else log_mean_exp(lgs)
     out = lp + guidance * (lp - lq)
     cut = np.log(min_p if min_p > 0.0 else GUIDANCE_PLAUSIBILITY)
     out[lp < lp.max(axis=1, keepdims=True) + cut] = -np.inf

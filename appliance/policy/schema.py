@@ -357,9 +357,9 @@ class GenerationPolicy(_Strict):
     )
     guidance_contrast: Literal["prior", "labels"] = Field(
         default="prior",
-        description="what guidance contrasts the trained prompt with — prior: the public prior, the same label"
-        " (two sequences per output); labels: the same prompt's mixture over every label, so each record leans"
-        " toward its own label (labelled prompts; 1 + min(labels − 1, 5) sequences per output)",
+        description="what guidance contrasts the trained prompt with — prior: the public prior with the same"
+        " label; labels: the same prompt with another of its labels (rotating over the outputs), so each record"
+        " leans toward what the prompt writes for its own label (labelled prompts). Two sequences per output",
     )
 
 

@@ -320,7 +320,8 @@ def gate_section(d: ReportData) -> str:
 def _gate_notes() -> str:
     notes = [
         "What is released is post-processing of DP outputs: generation samples from the DP soft prompt (with"
-        " guidance, from it contrasted with the public prior it was initialised from — no seed is read) over the"
+        " guidance, from it contrasted with the public prior it was initialised from, or with the same prompt"
+        " followed by another of the public labels — no seed is read) over the"
         " dataset's public label set (never the labels its training records hold), and curation"
         " keeps or drops outputs on the outputs alone (PII re-scan, unfinished, quality, label echo, duplicates, and"
         " off-label by the DP generator's own reading), never by comparing them with the seeds — except through the"
