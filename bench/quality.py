@@ -95,13 +95,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 def bank_domain() -> dict[str, Any]:
     """What an operator would declare about BANKING77-like data (the demo's public prior; never read from seeds)."""
-    from appliance.demo.settings import (
-        DEMO_CONTRAST,
-        DEMO_DOMAIN,
-        DEMO_GUIDANCE,
-        DEMO_HOLDOUT_FRACTION,
-        DEMO_LABEL_MARGIN_NATS,
-    )
+    from appliance.demo.settings import DEMO_DOMAIN, DEMO_GUIDANCE, DEMO_HOLDOUT_FRACTION, DEMO_LABEL_MARGIN_NATS
 
     return {
         "privacy.holdout_fraction": DEMO_HOLDOUT_FRACTION,
@@ -111,7 +105,6 @@ def bank_domain() -> dict[str, Any]:
         "training.end_text": DEMO_DOMAIN["end_text"],
         # guidance toward the description, as the demo sets it (the shipped default is 0 since session 15)
         "generation.guidance": DEMO_GUIDANCE,
-        "generation.guidance_contrast": DEMO_CONTRAST,
         "curation.label_margin_nats": DEMO_LABEL_MARGIN_NATS,
     }
 

@@ -128,7 +128,6 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
             "stop": p.generation.stop,
             "end_text": p.training.end_text,
             "guidance": p.generation.guidance,
-            "guidance_contrast": p.generation.guidance_contrast,
             "label_margin_nats": p.curation.label_margin_nats,
             "dp_selection.enabled": p.curation.dp_selection.enabled,
         }

@@ -44,15 +44,10 @@ DEMO_SELECTION: dict[str, bool] = {"dp_selection.enabled": True}
 # caricatures): measured with this kind of description on six public BANKING77 intents, label fidelity 0.70 → 0.79,
 # detection AUC 0.94 → 0.91 (bench/RESULTS.md, session 5)
 DEMO_GUIDANCE = 1.0
-# ... contrasted with another of the prompt's labels rather than with the public prior: on the same six public
-# intents, detection AUC 0.926 → 0.885 before the DP selection and 0.874 → 0.852 after it (bench/RESULTS.md,
-# session 17), at the same decoding cost (two sequences per output)
-DEMO_CONTRAST = "labels"
 DEMO_POLICY: dict[str, bool | float | str | list[str]] = {
     "holdout_fraction": DEMO_HOLDOUT_FRACTION,
     **DEMO_DOMAIN,
     "guidance": DEMO_GUIDANCE,
-    "guidance_contrast": DEMO_CONTRAST,
     "label_margin_nats": DEMO_LABEL_MARGIN_NATS,
     **DEMO_SELECTION,
 }
@@ -63,7 +58,6 @@ DEMO_POLICY_KEYS = [
     "generation.stop",
     "training.end_text",
     "generation.guidance",
-    "generation.guidance_contrast",
     "curation.label_margin_nats",
     "curation.dp_selection.enabled",
 ]
@@ -74,11 +68,8 @@ DEMO_POLICY_REASON = (
     "an operator would (short customer messages to a bank, one per line, each ending with the end token; the "
     "label's words as its verbaliser): public facts, so "
     "the untrained prompt already writes on topic and DP training only refines it. "
-    "generation.guidance 1.0 instead of 0 and generation.guidance_contrast labels instead of prior: each token is "
-    "drawn leaning toward what the DP prompt writes for the record's own label and away from what it writes for "
-    "another label (chosen on other, public BANKING77 intents: guidance against the prior raised label fidelity "
-    "0.70 → 0.79, against another label it lowered detection AUC 0.874 → 0.852 after DP selection; "
-    "post-processing, no ε). "
+    "generation.guidance 1.0 instead of 0: sampling amplifies what DP training moved the model toward from that "
+    "description (chosen on other, public BANKING77 intents: label fidelity 0.70 → 0.79; post-processing, no ε). "
     "curation.label_margin_nats 2.0 instead of 0: with six labels, an output is kept only when the DP generator "
     "itself reads it as its own label by more than 2 nats (chosen on other, public BANKING77 intents: label "
     "fidelity up at the same detection AUC; post-processing of the DP prompt, no seed read). "
