@@ -199,6 +199,18 @@ def test_label_contrast_decodes_the_other_labels_beside_each_output_and_is_recor
         assert _events(workspace, "generate.start")[-1]["sampling"]["contrast"] == contrast
         got[contrast] = [t for _, t, _, _ in _outputs(workspace, bid)]
     assert got["prior"] != got["labels"]  # same seed: what guidance contrasts with changed what was written
+    # a prompt with no recorded prior: guided against another label, but not against the prior
+    noprior = add_prompt(workspace, "lab", label_template="\nCategory: {label}\nTicket:", labels=["billing", "bug"])
+    for contrast, expect in (("labels", (1.0, "labels")), ("prior", (0.0, "prior"))):
+        args = ["--n", "2", "--prompt", noprior, "--guidance", "1", "--contrast", contrast]
+        res = cli("generate", "lab", *args, *FAST, "--json")
+        assert res.exit_code == 0, res.output
+        with _db(workspace) as conn:
+            bid = json.loads(res.stdout)["id"]
+            sampling = json.loads(conn.execute("SELECT params FROM batches WHERE id = ?", (bid,)).fetchone()[0])[
+                "sampling"
+            ]
+        assert (sampling["guidance"], sampling["contrast"]) == expect
     bad = cli("generate", "lab", "--n", "2", "--prompt", pid, "--guidance", "1", "--contrast", "others")
     assert bad.exit_code == 1 and "--contrast must be" in bad.stderr
     add_dataset(workspace, "plain", TICKETS)

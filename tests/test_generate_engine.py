@@ -129,6 +129,32 @@ def test_label_contrast_greedy_equals_the_teacher_forced_contrast(be: LlamaCppBa
         _run(be, [Job(i, own, seed=i, guides=(x, y)) for i in range(3)], params, batch=3)  # 9 > the backend's 8
 
 
+def test_a_guide_shares_its_kv_with_jobs_whose_prefix_it_is(be: LlamaCppBackend, soft: np.ndarray) -> None:
+    """What contrast "labels" runs: one label's prefix is another label's guide (the same key, so the scheduler
+    copies KV between them). Jobs alternating (own | x) and (x | own) over two slots each give what teacher
+    forcing gives for their own pair."""
+    from appliance.generate.sampling import guided_logits
+
+    own, x = (_prefix(be, soft[:6], key, suffix=f"\nTopic: {t}\nNote:") for key, t in (("own", "rain"), ("x", "sun")))
+    params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.0, "min_p": 0.05, "contrast": "labels"})
+    jobs = [Job(i, own, seed=i, guides=(x,)) if i % 2 == 0 else Job(i, x, seed=i, guides=(own,)) for i in range(5)]
+    out = _run(be, jobs, params, batch=2)
+
+    def forced(main: Prefix, guide: Prefix) -> list[int]:
+        ref: list[int] = []
+        for _ in range(params.max_tokens):
+            rows = [be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:] for p in (main, guide)]
+            nxt = int(np.argmax(guided_logits(rows[0], rows[1:], 1.0, params.min_p)[0]))
+            if nxt in be.eog_set:
+                break
+            ref.append(nxt)
+        return ref
+
+    expect = {0: forced(own, x), 1: forced(x, own)}
+    assert all(out[j.index] == expect[j.index % 2] for j in jobs), (out, expect)
+    assert expect[0] != expect[1]
+
+
 def test_guided_outputs_do_not_depend_on_batch_size(be: LlamaCppBackend, soft: np.ndarray) -> None:
     p, g = _prefix(be, soft[:6]), _guide(be)
     params = SamplingParams(**{**SAMPLED.__dict__, "guidance": 1.0})

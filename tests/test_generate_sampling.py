@@ -259,42 +259,43 @@ def test_the_scheduler_decodes_each_guided_job_beside_its_guide(guidance: float,
             assert all(dec.key[s] == "soft" for s, _, _ in feed)
 
 
-def test_the_scheduler_decodes_each_job_beside_every_guide_of_a_label_contrast() -> None:
-    """Width 1 + 2: a job and two other labels' prefixes are fed the same tokens, in consecutive sequences,
-    and the token comes from the row contrasted with the mean of the two guides."""
+def test_the_scheduler_decodes_each_job_beside_every_guide_and_contrasts_with_their_mean() -> None:
+    """Width 1 + 2: a job and two guide prefixes are fed the same tokens, in consecutive sequences, and the token
+    comes from the row contrasted with the mean of the two guides' distributions — which here picks another token
+    than either guide alone would."""
     from appliance.generate.backend import Job, Prefix
     from appliance.generate.engine import Scheduler
 
     class _Labels(_PairDecoder):
         ROWS: ClassVar[dict[str, np.ndarray]] = {
-            "own": np.log(np.array([0.5, 0.3, 0.19, 0.01])),
-            "x": np.log(np.array([0.7, 0.1, 0.19, 0.01])),
-            "y": np.log(np.array([0.6, 0.05, 0.34, 0.01])),
+            "own": np.log(np.array([0.34, 0.33, 0.32, 0.01])),
+            "x": np.log(np.array([0.01, 0.2, 0.78, 0.01])),
+            "y": np.log(np.array([0.78, 0.2, 0.01, 0.01])),
         }
 
     def pre(key: str) -> Prefix:
         return Prefix(key=key, tokens=(0,), soft_prompt=np.zeros((2, 4), dtype=np.float32), bos=False)
 
+    params = SamplingParams(
+        temperature=0.0, repeat_penalty=1.0, max_tokens=3, min_p=0.05, guidance=1.0, contrast="labels"
+    )
+
+    def texts(guides: tuple[Prefix, ...], dec: _Labels) -> list[str]:
+        jobs = [Job(i, pre("own"), seed=i, guides=guides) for i in range(2)]
+        done = Scheduler(dec, 2, None, params, guides=len(guides)).run(jobs)  # type: ignore[arg-type]
+        return [c.text for c in sorted(done, key=lambda c: c.index)]
+
+    assert texts((pre("x"),), _Labels()) == ["aaa"] * 2  # against x alone: the token x dislikes most
+    assert texts((pre("y"),), _Labels()) == ["\n\n\n"] * 2  # against y alone: the token y dislikes most
     dec = _Labels()
-    params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=3, min_p=0.05, guidance=1.0)
-    plain = list(
-        Scheduler(dec, 1, None, SamplingParams(**{**params.__dict__, "guidance": 0.0})).run(
-            [Job(0, pre("own"), seed=0)]
-        )
-    )  # type: ignore[arg-type]
-    assert plain[0].text == "aaa"  # unguided, the token every label likes
-    mixed = SamplingParams(**{**params.__dict__, "contrast": "labels"})
-    jobs = [Job(i, pre("own"), seed=i, guides=(pre("x"), pre("y"))) for i in range(2)]
-    dec = _Labels()
-    done = sorted(Scheduler(dec, 2, None, mixed, guides=2).run(jobs), key=lambda c: c.index)  # type: ignore[arg-type]
-    assert [c.text for c in done] == ["bbb"] * 2  # guided, the token this label wants more than the others
+    assert texts((pre("x"), pre("y")), dec) == ["bbb"] * 2  # against their mean: the token both give 0.2
     for feed in dec.fed:
         assert len(feed) % 3 == 0
         for (s0, t0, _), (s1, t1, _), (s2, t2, _) in zip(feed[0::3], feed[1::3], feed[2::3], strict=True):
             assert (s1, s2) == (s0 + 1, s0 + 2) and t0 == t1 == t2
             assert (dec.key[s0], dec.key[s1], dec.key[s2]) == ("own", "x", "y")
     with pytest.raises(ValueError, match="needs 2 guide prefix"):
-        list(Scheduler(dec, 1, None, mixed, guides=2).run([Job(0, pre("own"), seed=0, guides=(pre("x"),))]))  # type: ignore[arg-type]
+        list(Scheduler(dec, 1, None, params, guides=2).run([Job(0, pre("own"), seed=0, guides=(pre("x"),))]))  # type: ignore[arg-type]
 
 
 def test_a_guided_job_without_a_guide_is_an_error() -> None:

@@ -81,13 +81,13 @@ def generate(
     temperature: float | None = typer.Option(None, "--temperature", help="sampling temperature (0: greedy)"),
     top_p: float | None = typer.Option(None, "--top-p", help="nucleus sampling mass"),
     guidance: float | None = typer.Option(
-        None, "--guidance", help="soft prompt: weight g of log p + g·(log p − log p_prior) (0: off, the policy default)"
+        None, "--guidance", help="soft prompt: weight g of log p + g·(log p − log q), q per --contrast (0: off)"
     ),
     contrast: str | None = typer.Option(
         None,
         "--contrast",
-        help="what guidance contrasts the prompt with: prior (the public prior) or labels (every label under the"
-        " same prompt; labelled prompts)",
+        help="what guidance contrasts the prompt with: prior (the public prior, the same label) or labels (the same"
+        " prompt with another of its labels; labelled prompts)",
     ),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="tokens per output at most"),
     seed: int | None = typer.Option(None, "--seed", help="same seed and settings give the same outputs"),

@@ -12,10 +12,10 @@ are filled by moving live sequences up (one KV stream copy each), keeping the li
 to the decoder's pad stream: every step is one micro-batch of two or more rows, whatever the batch size,
 and a sequence's logits — hence, with its own seed, its text — do not depend on ``--batch``.
 
-With guidance (``SamplingParams.guidance`` > 0) every job brings ``w − 1`` more prefixes, its ``guides`` (one:
-the public prior; or the other labels): slot ``i`` then owns the ``w`` consecutive sequences ``w·i`` (the
-prefix) to ``w·i + w − 1`` (the guides), all are fed each sampled token, and the token is drawn from their rows
-combined (:func:`sampling.guided_logits`).
+With guidance (``SamplingParams.guidance`` > 0) every job brings ``w − 1`` more prefixes, its ``guides`` (the
+runner gives one: the public prior, or the same prompt with another label): slot ``i`` then owns the ``w``
+consecutive sequences ``w·i`` (the prefix) to ``w·i + w − 1`` (the guides), all are fed each sampled token,
+and the token is drawn from their rows combined (:func:`sampling.guided_logits`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Decoder(Protocol):
 @dataclass
 class _Slot:
     job: Job
-    plens: list[int]  # prefix length of each of the slot's sequences (the job's prefix, then its guide)
+    plens: list[int]  # prefix length of each of the slot's sequences (the job's prefix, then its guides)
     rng: np.random.Generator
     tokens: list[int] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)

@@ -379,10 +379,9 @@ class LlamaCppBackend(GenerationBackend):
             raise RuntimeError("backend is closed")
         if not jobs:
             return
-        # guided: each job decodes its guide prefixes beside it (the scheduler refuses a job without them)
-        guides = max(1, len(jobs[0].guides)) if params.guidance > 0.0 else 0
-        if guides and any(len(j.guides) != guides for j in jobs):
-            raise ValueError("guided jobs of one call must have the same number of guide prefixes")
+        guides = len(jobs[0].guides) if params.guidance > 0.0 else 0  # guided: each job decodes its guides too
+        if params.guidance > 0.0 and (not guides or any(len(j.guides) != guides for j in jobs)):
+            raise ValueError("guided jobs need guide prefixes, the same number for every job of one call")
         width = 1 + guides
         if batch < 1 or batch * width > self.n_seq_max:
             why = f" with guidance ({width} sequences per output)" if guides else ""

@@ -10,21 +10,22 @@ import hashlib
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from appliance.context import Context
 from appliance.errors import BadInput, PolicyViolation
 from appliance.generate.jobs import SamplingParams
 from appliance.generate.prompts import PromptMeta, artifact_path, check_model, get_prompt, newest_dp_prompt
 from appliance.models.registry import verified_path
+from appliance.policy.schema import GuidanceContrast
 from appliance.store import datasets
 
-# contrast "labels" decodes each output beside this many other labels (the next ones in the prompt's label order,
-# rotating with the output's index). One: on six public BANKING77 intents one other label per output did as well
+# contrast "labels" decodes each output beside this many other labels (the other labels of the prompt in turn, by
+# the output's index). One: on six public BANKING77 intents one other label per output did as well
 # as the mean of all five others (detection AUC of random outputs 0.885 against 0.880, after DP selection 0.852
 # against 0.854; bench/RESULTS.md, session 17) at a third of the decoding
 MAX_LABEL_GUIDES = 1
-CONTRASTS = ("prior", "labels")
+CONTRASTS: tuple[str, ...] = get_args(GuidanceContrast)
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,8 @@ class Plan:
         other label it is contrasted with (:data:`MAX_LABEL_GUIDES`)."""
         if self.sampling.guidance <= 0.0:
             return 0
-        if self.sampling.contrast == "labels":
-            return min(len(self.meta.labels or ()) - 1, MAX_LABEL_GUIDES)
+        if self.sampling.contrast == "labels":  # plan_new allows it only for two or more labels
+            return max(1, min(len(self.meta.labels or ()) - 1, MAX_LABEL_GUIDES))
         return 1
 
     @property
@@ -209,6 +210,22 @@ def _with_end_stops(stop: tuple[str, ...], end_text: str) -> tuple[str, ...]:
     return (*stop, *(e for e in extra if e not in stop))
 
 
+def _guided(sampling: SamplingParams, meta: PromptMeta | None, *, asked: str | None) -> SamplingParams:
+    """The guidance a batch will really run, as its params record it: none for few-shot (no trained prompt to
+    contrast) or for a prior contrast without a recorded prior; a policy's ``labels`` on a prompt with fewer than
+    two labels falls back to ``prior`` (``--contrast labels`` there is exit 1); an unguided batch records
+    ``prior`` (nothing is contrasted)."""
+    if meta is None:
+        return replace(sampling, guidance=0.0, contrast="prior")
+    if sampling.guidance > 0.0 and sampling.contrast == "labels" and len(meta.labels or ()) < 2:
+        if asked == "labels":
+            raise BadInput("--contrast labels needs a prompt trained on two or more labels; use --contrast prior")
+        sampling = replace(sampling, contrast="prior")
+    if sampling.contrast == "prior" and not meta.prior_token_ids:
+        sampling = replace(sampling, guidance=0.0)  # a prompt trained before the prior was recorded has no guide
+    return sampling if sampling.guidance > 0.0 else replace(sampling, contrast="prior")
+
+
 def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
     """Validate a new batch: exit 1 for bad input, 3 if the policy refuses, 4 if a checksum fails."""
     if opts.n <= 0:
@@ -222,14 +239,7 @@ def plan_new(ctx: Context, opts: GenerateOptions) -> Plan:
     sampling = _sampling(ctx, opts)
     if meta is not None and meta.end_text:
         sampling = replace(sampling, stop=_with_end_stops(sampling.stop, meta.end_text))
-    if meta is None or not meta.prior_token_ids:
-        # few-shot has no trained prompt to contrast; a prompt without a recorded prior has no guide (the
-        # batch's params then say guidance 0)
-        sampling = replace(sampling, guidance=0.0)
-    if sampling.contrast == "labels" and (meta is None or len(meta.labels or ()) < 2):
-        if opts.contrast == "labels":
-            raise BadInput("--contrast labels needs a prompt trained on two or more labels; use --contrast prior")
-        sampling = replace(sampling, contrast="prior")  # the policy's choice, where there are no labels to contrast
+    sampling = _guided(sampling, meta, asked=opts.contrast)
     batch = ctx.policy.generation.batch if opts.batch is None else opts.batch
     if not 1 <= batch <= 256:
         raise BadInput("--batch must be between 1 and 256")

@@ -17,10 +17,10 @@ is (``SamplingParams.contrast``):
 - ``prior``: the distribution after the public prior the prompt was initialised from, with the same label —
   it amplifies what training moved the model toward and away from the prior's register;
 - ``labels``: the distribution after the same trained prompt with another of the prompt's labels (each output
-  contrasts with one: the next label in the prompt's order, rotating with the output's index) — log p − log q
-  is then the log-likelihood ratio of the record's own label against that one, the token-by-token form of
-  conditioning on a class (Sanchez et al. §2): each record leans toward what the prompt writes for its label
-  and away from what it writes for the others.
+  contrasts with one: the other labels in turn, by the output's index) — log p − log q is then the
+  log-likelihood ratio of the record's own label against that one, the token-by-token form of conditioning on
+  a class (Sanchez et al. §2): each record leans toward what the prompt writes for its label and away from
+  what it writes for that other label.
 
 Every distribution comes from the DP artifact and public text (labels are public schema), so guided
 sampling is post-processing and costs no ε.

@@ -328,6 +328,10 @@ class TrainingPolicy(_Strict):
         return v
 
 
+# what generation's guidance contrasts the trained prompt with (appliance.generate.sampling)
+GuidanceContrast = Literal["prior", "labels"]
+
+
 class GenerationPolicy(_Strict):
     default_model: str = "smollm2-135m"
     backend: str = Field(
@@ -351,15 +355,17 @@ class GenerationPolicy(_Strict):
     )
     guidance: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
         default=0.0,
-        description="soft-prompt batches: sample from log p + g·(log p − log p_prior), p after the trained prompt,"
-        " p_prior after the public prior it was initialised from (training.init_text); 0 turns it off. Post-"
+        description="soft-prompt batches: sample from log p + g·(log p − log q), p after the trained prompt, q"
+        " after the public prior it was initialised from (training.init_text) or per guidance_contrast; 0 turns"
+        " it off. Post-"
         "processing of the DP prompt (no ε); each output decodes two sequences",
     )
-    guidance_contrast: Literal["prior", "labels"] = Field(
+    guidance_contrast: GuidanceContrast = Field(
         default="prior",
         description="what guidance contrasts the trained prompt with — prior: the public prior with the same"
-        " label; labels: the same prompt with another of its labels (rotating over the outputs), so each record"
-        " leans toward what the prompt writes for its own label (labelled prompts). Two sequences per output",
+        " label; labels: the same prompt with another of its labels (the other labels in turn, by output index),"
+        " so each record leans toward what the prompt writes for its own label (labelled prompts). Two sequences"
+        " per output",
     )
 
 
