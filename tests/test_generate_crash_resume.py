@@ -67,6 +67,27 @@ def test_plan_resume_keeps_the_weights_mode(
         ctx.close()
 
 
+@pytest.mark.parametrize(("stored", "resumed"), [("labels", "labels"), ("prior", "prior"), (None, "prior")])
+def test_plan_resume_keeps_what_guidance_contrasts_with(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, stored: str | None, resumed: str
+) -> None:
+    """A batch resumes with the contrast it began with, whatever the policy says now; one stored before the
+    contrast existed was guided against the prior."""
+    spec = SimpleNamespace(name="smollm2-135m")
+    monkeypatch.setattr(plan_mod, "verified_path", lambda *_a: (spec, Path("/m.gguf"), "sha256:" + "3" * 64))
+    _policy(workspace, guidance_contrast="labels" if resumed == "prior" else "prior")
+    row = _row("native")
+    if stored is None:
+        del row["params"]["sampling"]["contrast"]
+    else:
+        row["params"]["sampling"]["contrast"] = stored
+    ctx = Context.open(Workspace(workspace))
+    try:
+        assert plan_mod.plan_resume(ctx, row).sampling.contrast == resumed
+    finally:
+        ctx.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("weights", ["f16", "native"])
 def test_crash_mid_batch_is_one_line_and_resume_finishes(
