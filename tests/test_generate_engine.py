@@ -83,22 +83,28 @@ def _guide(be: LlamaCppBackend) -> Prefix:
     return Prefix(key="g", tokens=tuple(be.tokenize(INSTRUCTION + SUFFIX, add_bos=False)))
 
 
-def test_guided_greedy_equals_teacher_forced_guided_argmax(be: LlamaCppBackend, soft: np.ndarray) -> None:
-    """With guidance every slot decodes its guide beside it: greedy tokens are the argmax of the two
-    teacher-forced rows combined, with the guide's KV copied between slots like the prefix's."""
+def _forced_guided(be: LlamaCppBackend, main: Prefix, guides: tuple[Prefix, ...], params: SamplingParams) -> list[int]:
+    """Greedy tokens by teacher forcing: each step's argmax of ``main``'s row guided by the ``guides``' rows, every
+    row scored from scratch after its own prefix (its soft prompt, if any, then its tokens) and the tokens so far."""
     from appliance.generate.sampling import guided_logits
 
-    p, g = _prefix(be, soft[:6]), _guide(be)
-    params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.5, "min_p": 0.05})
-    out = _run(be, [Job(i, p, seed=i, guides=(g,)) for i in range(3)], params, batch=3)
     ref: list[int] = []
     for _ in range(params.max_tokens):
-        cond = be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:]
-        prior = be.prompt_logits(None, list(g.tokens) + ref)[-1:]
-        nxt = int(np.argmax(guided_logits(cond, [prior], params.guidance, params.min_p)[0]))
+        rows = [be.prompt_logits(p.soft_prompt, list(p.tokens) + ref)[-1:] for p in (main, *guides)]
+        nxt = int(np.argmax(guided_logits(rows[0], rows[1:], params.guidance, params.min_p)[0]))
         if nxt in be.eog_set:
             break
         ref.append(nxt)
+    return ref
+
+
+def test_guided_greedy_equals_teacher_forced_guided_argmax(be: LlamaCppBackend, soft: np.ndarray) -> None:
+    """With guidance every slot decodes its guide beside it: greedy tokens are the argmax of the two
+    teacher-forced rows combined, with the guide's KV copied between slots like the prefix's."""
+    p, g = _prefix(be, soft[:6]), _guide(be)
+    params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.5, "min_p": 0.05})
+    out = _run(be, [Job(i, p, seed=i, guides=(g,)) for i in range(3)], params, batch=3)
+    ref = _forced_guided(be, p, (g,), params)
     plain = _run(be, [Job(0, p, seed=0)], GREEDY, batch=1)[0]
     assert all(tokens == ref for tokens in out.values()), (out, ref)
     assert ref != plain  # guidance changed what was written
@@ -108,21 +114,13 @@ def test_label_contrast_greedy_equals_the_teacher_forced_contrast(be: LlamaCppBa
     """Guides that are other labels' prefixes (the same soft prompt, another label's text) decode beside each
     slot; greedy tokens are the argmax of the own row against the guides' teacher-forced rows, for one guide (what
     contrast "labels" runs) and for two (the mean of their distributions)."""
-    from appliance.generate.sampling import guided_logits
-
     own, x, y = (_prefix(be, soft[:6], key, suffix=f"\nTopic: {t}\nNote:") for key, t in
                  (("own", "rain"), ("x", "sun"), ("y", "snow")))  # fmt: skip
     params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.0, "min_p": 0.05, "contrast": "labels"})
     plain = _run(be, [Job(0, own, seed=0)], GREEDY, batch=1)[0]
     for guides in ((x,), (x, y)):
         out = _run(be, [Job(i, own, seed=i, guides=guides) for i in range(3)], params, batch=2)
-        ref: list[int] = []
-        for _ in range(params.max_tokens):
-            rows = [be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:] for p in (own, *guides)]
-            nxt = int(np.argmax(guided_logits(rows[0], rows[1:], 1.0, params.min_p)[0]))
-            if nxt in be.eog_set:
-                break
-            ref.append(nxt)
+        ref = _forced_guided(be, own, guides, params)
         assert all(tokens == ref for tokens in out.values()), (guides, out, ref)
         assert ref != plain  # the contrast changed what was written
     with pytest.raises(BadInput, match="3 sequences per output"):
@@ -133,24 +131,11 @@ def test_a_guide_shares_its_kv_with_jobs_whose_prefix_it_is(be: LlamaCppBackend,
     """What contrast "labels" runs: one label's prefix is another label's guide (the same key, so the scheduler
     copies KV between them). Jobs alternating (own | x) and (x | own) over two slots each give what teacher
     forcing gives for their own pair."""
-    from appliance.generate.sampling import guided_logits
-
     own, x = (_prefix(be, soft[:6], key, suffix=f"\nTopic: {t}\nNote:") for key, t in (("own", "rain"), ("x", "sun")))
     params = SamplingParams(**{**GREEDY.__dict__, "guidance": 1.0, "min_p": 0.05, "contrast": "labels"})
     jobs = [Job(i, own, seed=i, guides=(x,)) if i % 2 == 0 else Job(i, x, seed=i, guides=(own,)) for i in range(5)]
     out = _run(be, jobs, params, batch=2)
-
-    def forced(main: Prefix, guide: Prefix) -> list[int]:
-        ref: list[int] = []
-        for _ in range(params.max_tokens):
-            rows = [be.prompt_logits(soft[:6], list(p.tokens) + ref)[-1:] for p in (main, guide)]
-            nxt = int(np.argmax(guided_logits(rows[0], rows[1:], 1.0, params.min_p)[0]))
-            if nxt in be.eog_set:
-                break
-            ref.append(nxt)
-        return ref
-
-    expect = {0: forced(own, x), 1: forced(x, own)}
+    expect = {0: _forced_guided(be, own, (x,), params), 1: _forced_guided(be, x, (own,), params)}
     assert all(out[j.index] == expect[j.index % 2] for j in jobs), (out, expect)
     assert expect[0] != expect[1]
 
