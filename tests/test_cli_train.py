@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from _train_data import bank_workspace
+from _train_data import bank_workspace, banking_csv
 from typer.testing import CliRunner
 
 from appliance.cli.main import app
@@ -142,3 +142,29 @@ def test_dp_selection_is_reserved_inside_the_runs_epsilon(tmp_path: Path) -> Non
     refused = train({"noise_multiplier": 1.0})  # alone ε ≫ 1.5: more than half of --epsilon 3
     assert refused["code"] == 1 and "curation.dp_selection" in str(refused["err"])
     assert json.loads(cli("prompts", "list", "--json").stdout)["prompts"] == before
+
+
+def test_label_keywords_are_released_inside_the_runs_epsilon(tmp_path: Path) -> None:
+    """With training.label_keywords on, train releases each label's most used words (DP, inside --epsilon) into
+    the prompt's layout: its meta (what generation, curation and the probes render) and the train.run event."""
+    cats = ["card_arrival", "fiat_currency_support"]
+    home, cli = bank_workspace(tmp_path, cats, n=30)
+    seeds = banking_csv(tmp_path / "kw.csv", n=240, categories=cats, seed=1)
+    res = cli("seeds", "import", str(seeds), "--dataset", "kw", "--label-field", "category", "--labels", ",".join(cats))
+    assert res.exit_code == 0, res.output
+    doc = yaml.safe_load(shipped_file("policies/default.yaml").read_text(encoding="utf-8"))
+    doc["privacy"]["dataset_epsilon_cap"] = 20.0
+    doc["training"]["label_template"] = "A customer message about {label_words}{label_keywords}:\n"
+    doc["training"]["label_keywords"]["enabled"] = True
+    (home / "policy.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    res = cli("train", "kw", "--epsilon", "4", *TINY, "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    meta = json.loads(cli("prompts", "show", out["prompt_id"]).stdout)["meta"]
+    assert meta["label_keywords_noise"] == 2.5 and set(meta["label_keywords"]) == set(cats)
+    assert "currencies" in meta["label_keywords"]["fiat_currency_support"]  # in most of its 120 seeds
+    events = [json.loads(line) for line in cli("audit", "log", "--json").stdout.splitlines() if line.strip()]
+    run = [e for e in events if e["kind"] == "train.run"][-1]["payload"]
+    released = run["label_keywords"]["fiat_currency_support"]
+    assert [w for w, _ in released] == meta["label_keywords"]["fiat_currency_support"]
+    assert all(c >= 5.0 * 2.5 for _, c in released) and run["label_keywords_noise"] == 2.5

@@ -30,12 +30,14 @@ PROMPT_KEYS = ("id", "artifact_sha256", "accountant", "noise_multiplier", "sampl
 
 
 def _prompt_facts(prompt: dict[str, Any]) -> dict[str, Any]:
-    """The prompt's DP parameters and artifact hash, and σ of the DP selection its ε includes (None: none)."""
+    """The prompt's DP parameters and artifact hash, and σ of the DP selection and of the label-keyword histogram
+    its ε includes (None: none)."""
     meta = json.loads(prompt.get("meta") or "{}")
     return {
         **{k: prompt.get(k) for k in PROMPT_KEYS},
         "dp": bool(prompt["dp"]),
         "dp_selection_noise": meta.get("dp_selection_noise"),
+        "label_keywords_noise": meta.get("label_keywords_noise"),
     }
 
 

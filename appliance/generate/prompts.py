@@ -32,6 +32,7 @@ class PromptMeta:
     prior_token_ids: tuple[int, ...] = ()  # the public prior the prompt was initialised from (guidance's guide)
     end_text: str = ""  # what ends a record in training (training.end_text): generation stops at it
     label_descriptions: dict[str, str] = field(default_factory=dict)  # for {label_description} in the template
+    label_keywords: dict[str, list[str]] = field(default_factory=dict)  # DP-released, for {label_keywords}
     end_token_id: int | None = None  # the model's end token, a record's last target where end_text is ""
     max_text_tokens: int = 96  # a record's text is cut here in training (and then has no end)
 
@@ -51,6 +52,7 @@ class PromptMeta:
             prior_token_ids=tuple(int(t) for t in data.get("prior_token_ids") or ()),
             end_text=str(data.get("end_text") or ""),
             label_descriptions={str(k): str(v) for k, v in (data.get("label_descriptions") or {}).items()},
+            label_keywords={str(k): [str(w) for w in v] for k, v in (data.get("label_keywords") or {}).items()},
             end_token_id=int(data["end_token_id"]) if data.get("end_token_id") is not None else None,
             max_text_tokens=int(data.get("max_text_tokens") or 96),
         )

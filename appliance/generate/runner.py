@@ -121,7 +121,7 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
             if label not in heads:
                 templ = meta.label_template
                 text = (
-                    render_label_template(templ, label, meta.label_descriptions)
+                    render_label_template(templ, label, meta.label_descriptions, meta.label_keywords)
                     if templ and label is not None
                     else meta.suffix_text
                 )

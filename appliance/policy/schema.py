@@ -263,6 +263,29 @@ class PrivacyPolicy(_Strict):
         return self
 
 
+class LabelKeywordsPolicy(_Strict):
+    """DP keywords of each label (:mod:`appliance.train.keywords`): a noisy histogram of the words the seeds of
+    each label use, released at training, read by ``{label_keywords}`` in ``label_template``. Its cost is
+    reserved at ``train`` and composed with DP-SGD into the prompt's ε."""
+
+    enabled: bool = Field(
+        default=False,
+        description="labelled datasets: train releases each label's most used words (one noisy histogram inside the"
+        " prompt's ε) for {label_keywords} in label_template",
+    )
+    noise_multiplier: float = Field(
+        default=2.5, ge=1.0, le=100.0, description="σ of the Gaussian noise on each (label, word) count"
+    )
+    per_label: int = Field(default=4, ge=1, le=20, description="at most this many words per label")
+    threshold_sigmas: float = Field(
+        default=5.0,
+        ge=3.0,
+        le=10.0,
+        description="a word is released only when its noisy count is at least this many σ (at 5σ a word no seed"
+        " used is released with probability 2.9e-7 per (label, word))",
+    )
+
+
 class TrainingPolicy(_Strict):
     virtual_tokens: int = Field(default=16, ge=1, le=256)
     epochs: int = Field(default=3, ge=1, le=1000)
@@ -281,8 +304,9 @@ class TrainingPolicy(_Strict):
     label_template: str = Field(
         default='{{"label": "{label}", "text": "',
         max_length=200,
-        description="label prefix; {label} / {label_words} / {label_description}",
+        description="label prefix; {label} / {label_words} / {label_description}, and {label_keywords}",
     )
+    label_keywords: LabelKeywordsPolicy = Field(default_factory=LabelKeywordsPolicy)
     label_descriptions: dict[str, str] = Field(
         default_factory=dict,
         description="label -> the operator's public description of it, for {label_description} in label_template"
@@ -311,9 +335,21 @@ class TrainingPolicy(_Strict):
             render_label_template(v, "example_label")
         except (KeyError, IndexError, ValueError):
             raise ValueError(
-                "label_template may use only {label}, {label_words} and {label_description} (write {{ }} for braces)"
+                "label_template may use only {label}, {label_words}, {label_description} and {label_keywords}"
+                " (write {{ }} for braces)"
             ) from None
         return v
+
+    @model_validator(mode="after")
+    def _keywords_are_read(self) -> TrainingPolicy:
+        """Released keywords nothing reads would spend budget for nothing."""
+        if self.label_keywords.enabled and "{label_keywords}" not in self.label_template:
+            raise ValueError(
+                "training.label_keywords.enabled spends budget on keywords that only {label_keywords} in"
+                " training.label_template reads: add it to the template (e.g. 'about {label_words}{label_keywords}:')"
+                " or set label_keywords.enabled false"
+            )
+        return self
 
     @field_validator("label_descriptions")
     @classmethod

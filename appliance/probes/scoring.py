@@ -39,12 +39,14 @@ class LikelihoodScorer:
         prefix_bos: bool = True,
         end_text: str = "",
         label_descriptions: dict[str, str] | None = None,
+        label_keywords: dict[str, list[str]] | None = None,
     ) -> None:
         self.backend = backend
         self.soft = soft_prompt
         self.suffix_text = suffix_text
         self.label_template = label_template
         self.label_descriptions = dict(label_descriptions or {})
+        self.label_keywords = dict(label_keywords or {})
         # what ends a record: the end text's tokens when the prompt was trained with one, else the end token
         if end_text:
             self.end_ids = backend.tokenize(end_text, add_bos=False)
@@ -70,13 +72,14 @@ class LikelihoodScorer:
             prefix_bos=meta.prefix_bos,
             end_text=meta.end_text,
             label_descriptions=meta.label_descriptions,
+            label_keywords=meta.label_keywords,
         )
 
     def context_ids(self, label: str | None) -> list[int]:
         if label not in self._ctx:
             tmpl = self.label_template
             text = (
-                render_label_template(tmpl, label, self.label_descriptions)
+                render_label_template(tmpl, label, self.label_descriptions, self.label_keywords)
                 if tmpl is not None and label is not None
                 else self.suffix_text
             )

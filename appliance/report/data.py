@@ -95,6 +95,8 @@ def runs(ctx: Context, dataset: str | None) -> list[dict[str, Any]]:
         meta = json.loads(r.pop("meta") or "{}")
         r["noise_mode"] = meta.get("noise_mode")
         r["dp_selection_noise"] = meta.get("dp_selection_noise")
+        r["label_keywords_noise"] = meta.get("label_keywords_noise")
+        r["label_keywords"] = meta.get("label_keywords") or {}
         r["n_canaries"] = (meta.get("canaries") or {}).get("count", 0)
         r["actor"] = actor.get(r["id"])
     return out

@@ -130,6 +130,7 @@ def runs_section(d: ReportData) -> str:
             fmt(r["noise_multiplier"]),
             fmt(r["steps"]),
             fmt(r["dp_selection_noise"]),
+            fmt(r["label_keywords_noise"]),
             fmt(r["noise_mode"]),
             fmt(bool(r["exportable"])),
             fmt(r["actor"]),
@@ -151,6 +152,7 @@ def runs_section(d: ReportData) -> str:
                 "noise σ",
                 "steps",
                 "selection σ",
+                "keywords σ",
                 "noise mode",
                 "exportable",
                 "by",
@@ -161,6 +163,17 @@ def runs_section(d: ReportData) -> str:
         + _runs_notes(d)
         + "</section>"
     )
+
+
+def _keywords_listed(d: ReportData) -> str:
+    """Each keyword run's released words, per label, or "none released" (escaped)."""
+    shown = [
+        f"<code>{escape(r['id'])}</code>: "
+        + "; ".join(f"{escape(lab)}: {escape(', '.join(ws)) or '—'}" for lab, ws in sorted(r["label_keywords"].items()))
+        for r in d.runs
+        if r.get("label_keywords_noise") is not None
+    ]
+    return " · ".join(shown) or "no run released any"
 
 
 def _runs_notes(d: ReportData) -> str:
@@ -181,6 +194,13 @@ def _runs_notes(d: ReportData) -> str:
         " cluster of its own label, noise σ per count),"
         " composed with DP-SGD by the same accountant; curation of one of its batches releases it once. A run"
         " without it (—) reserves nothing.",
+        "<b>keywords σ</b>: a run trained with <code>training.label_keywords</code> enabled releases, inside its"
+        " ε, each label's most used words: one Gaussian histogram over (label, word) pairs, the words a public"
+        " vocabulary (the model tokenizer's whole words), each training record (or subject) adding a vector of"
+        " L2 norm 1, noise σ per count, a word released only at a noisy count of at least"
+        " <code>threshold_sigmas</code>·σ; composed with DP-SGD by the same accountant. The released words"
+        " (" + _keywords_listed(d) + ") are part of the label prefix the prompt trains and generates under, and"
+        " are in the <code>train.run</code> event with their noisy counts.",
     ]
     if any(r["noise_mode"] == "os-seeded" for r in d.runs):
         notes.append(
@@ -319,7 +339,8 @@ def gate_section(d: ReportData) -> str:
 
 def _gate_notes() -> str:
     notes = [
-        "What is released is post-processing of DP outputs: generation samples from the DP soft prompt (with"
+        "What is released is post-processing of DP outputs: generation samples from the DP soft prompt, under a"
+        " label prefix that holds the run's DP-released label keywords where it released any (with"
         " guidance, from it contrasted with the public prior it was initialised from, or with the same prompt"
         " followed by another of the public labels — no seed is read) over the"
         " dataset's public label set (never the labels its training records hold), and curation"

@@ -31,6 +31,8 @@ class Layout:
     end_text: str = ""  # "" : the end token ends a record; else this text's tokens do
     # the operator's public descriptions of the labels, for {label_description} in the template
     label_descriptions: Mapping[str, str] = field(default_factory=dict)
+    # each label's DP-released keywords (appliance.train.keywords), for {label_keywords} in the template
+    label_keywords: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @property
     def offset(self) -> int:
@@ -39,7 +41,7 @@ class Layout:
 
     def context_text(self, label: str | None) -> str:
         if self.label_template is not None and label is not None:
-            return render_label_template(self.label_template, label, self.label_descriptions)
+            return render_label_template(self.label_template, label, self.label_descriptions, self.label_keywords)
         return self.suffix_text
 
     def meta(self, labels: list[str] | None) -> dict[str, Any]:
@@ -50,6 +52,7 @@ class Layout:
             "label_template": self.label_template if labels else None,
             "labels": labels or None,
             "label_descriptions": {lab: d for lab, d in self.label_descriptions.items() if lab in (labels or [])},
+            "label_keywords": {lab: list(w) for lab, w in self.label_keywords.items() if lab in (labels or [])},
             "prefix_bos": self.bos_id is not None,
             "end_token_id": self.eos_id,
             "end_text": self.end_text,

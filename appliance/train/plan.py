@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from appliance.budget.accounting import Mechanism, default_delta, history_epsilon, planned_steps, selection_mechanism
+from appliance.budget.accounting import (
+    Mechanism,
+    default_delta,
+    noise_multiplier_for,
+    planned_steps,
+    selection_mechanism,
+)
 from appliance.context import Context
 from appliance.errors import BadInput, PolicyViolation
 from appliance.policy.schema import TrainingPolicy
@@ -38,16 +44,18 @@ class TrainRequest:
 @dataclass(frozen=True)
 class DpTarget:
     """What a DP run must reach: the ε asked for and the δ it is accounted at (both set, or no DP at all), and
-    the mechanisms it reserves on the same records (curation's DP selection), composed into that ε."""
+    the Gaussian histograms it reserves on the same records, composed into that ε: curation's DP selection
+    (σ ``selection_noise``) and the label keywords released at training (σ ``keywords_noise``)."""
 
     epsilon: float
     delta: float
-    also: tuple[Mechanism, ...] = ()
+    selection_noise: float | None = None
+    keywords_noise: float | None = None
 
     @property
-    def selection_noise(self) -> float | None:
-        """σ of the reserved DP selection histogram, or None when the run reserves none."""
-        return self.also[0][0] if self.also else None
+    def also(self) -> tuple[Mechanism, ...]:
+        """The reserved mechanisms, as the accountant composes them with DP-SGD."""
+        return tuple(selection_mechanism(s) for s in (self.selection_noise, self.keywords_noise) if s is not None)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,11 @@ class Plan:
     def selection_noise(self) -> float | None:
         """σ of the DP selection histogram this run reserves, or None (none, or no DP at all)."""
         return None if self.dp is None else self.dp.selection_noise
+
+    @property
+    def keywords_noise(self) -> float | None:
+        """σ of the label-keyword histogram this run reserves, or None (none, or no DP at all)."""
+        return None if self.dp is None else self.dp.keywords_noise
 
 
 # command-line option -> the policy's training key that bounds it (one source of truth for the ranges)
@@ -119,8 +132,9 @@ def _check_ranges(req: TrainRequest) -> None:
             raise BadInput(f"{flag} {value:g} is out of range: allowed {allowed_range(key)}") from None
 
 
-def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
-    """Resolve defaults and derive the Poisson rate, the step count and δ (policy, or min(1/(10 N), 1e-6))."""
+def make_plan(ctx: Context, req: TrainRequest, n: int, *, labelled: bool = False) -> Plan:
+    """Resolve defaults and derive the Poisson rate, the step count and δ (policy, or min(1/(10 N), 1e-6));
+    ``labelled``: the dataset has a public label set (label keywords are released only for one)."""
     _check_ranges(req)
     t = ctx.policy.training
 
@@ -132,6 +146,7 @@ def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
     clip, lr = pick("max_grad_norm"), pick("lr")
     m = math.ceil(n / bs)
     q = 1.0 / m
+    steps = planned_steps(epochs=epochs, sample_rate=q)
     target = None
     if req.dp:
         epsilon = _required_epsilon(req)
@@ -139,24 +154,56 @@ def make_plan(ctx: Context, req: TrainRequest, n: int) -> Plan:
         if not 0 < delta < 1.0 / n:
             what = "--delta" if req.delta is not None else "the policy's privacy.delta"
             raise BadInput(f"{what} must be in (0, 1/n) = (0, {1.0 / n:.3g}) for n={n} training records")
-        target = DpTarget(epsilon, float(delta), _reserved(ctx, epsilon, float(delta)))
-    return Plan(req, epochs, k, lr, bs, clip, n, m, q, planned_steps(epochs=epochs, sample_rate=q), target)
+        noises = _reserved(ctx, epsilon, float(delta), labelled, sample_rate=q, steps=steps)
+        target = DpTarget(epsilon, float(delta), *noises)
+    return Plan(req, epochs, k, lr, bs, clip, n, m, q, steps, target)
 
 
-def _reserved(ctx: Context, epsilon: float, delta: float) -> tuple[Mechanism, ...]:
-    """The curation's DP selection histogram when the policy enables it; refused when it alone spends ``epsilon``."""
-    sel = ctx.policy.curation.dp_selection
-    if not sel.enabled:
-        return ()
-    also = (selection_mechanism(sel.noise_multiplier),)
-    alone = history_epsilon(also, delta=delta, accountant=ctx.policy.privacy.accountant)
-    if alone >= 0.5 * epsilon:
-        raise BadInput(
-            f"curation.dp_selection with noise_multiplier {sel.noise_multiplier:g} alone spends ε {alone:.3g}, at"
-            f" least half of --epsilon {epsilon:g}: raise curation.dp_selection.noise_multiplier, raise --epsilon,"
-            " or set curation.dp_selection.enabled false"
+# the histograms a run reserves may cost DP-SGD at most this much more noise (σ × 1.25) at the same ε; the demo's
+# two (selection σ 4, keywords σ 2.5) cost it 5%
+MAX_RESERVED_NOISE_RISE = 0.25
+
+
+def _reserved(
+    ctx: Context, epsilon: float, delta: float, labelled: bool, *, sample_rate: float, steps: int
+) -> tuple[float | None, float | None]:
+    """σ of the DP selection histogram and of the label-keyword histogram the policy enables (None: not
+    reserved); refused when composing them would raise DP-SGD's noise multiplier by more than
+    ``MAX_RESERVED_NOISE_RISE`` (or leave it nothing of ``epsilon``)."""
+    sel, kw = ctx.policy.curation.dp_selection, ctx.policy.training.label_keywords
+    noises = (sel.noise_multiplier if sel.enabled else None, kw.noise_multiplier if kw.enabled and labelled else None)
+    also = [selection_mechanism(s) for s in noises if s is not None]
+    if not also:
+        return noises
+
+    def sigma(with_also: list[Mechanism]) -> float:
+        return noise_multiplier_for(
+            target_epsilon=epsilon,
+            delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=ctx.policy.privacy.accountant,
+            also=with_also,
         )
-    return also
+
+    alone = sigma([])
+    try:
+        composed: float | None = sigma(also)
+    except ValueError:
+        composed = None
+    if composed is None or composed > (1.0 + MAX_RESERVED_NOISE_RISE) * alone:
+        keys = [k for k, s in zip(("curation.dp_selection", "training.label_keywords"), noises, strict=True) if s]
+        cost = (
+            f"would raise DP-SGD's noise multiplier from {alone:.3g} to {composed:.3g} at --epsilon {epsilon:g},"
+            f" more than the {MAX_RESERVED_NOISE_RISE:.0%} allowed"
+            if composed is not None
+            else f"alone spend all of --epsilon {epsilon:g}"
+        )
+        raise BadInput(
+            f"{' and '.join(keys)} (noise_multiplier {', '.join(f'{s:g}' for s in noises if s)}) {cost}: raise their"
+            " noise_multiplier, raise --epsilon, or set enabled false"
+        )
+    return noises
 
 
 def _required_epsilon(req: TrainRequest) -> float:

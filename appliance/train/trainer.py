@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
+import numpy as np
 import torch
 
 from appliance.budget.ledger import BudgetLedger
 from appliance.context import Context
 from appliance.cpu import idle_cores
 from appliance.gate.bound import check_records
+from appliance.store import datasets
 from appliance.train import canaries as canary_store
+from appliance.train import keywords as kw
 from appliance.train.artifact import PromptRecord, new_prompt_id, store, write_artifact
 from appliance.train.data import DatasetRecords, load_records
 from appliance.train.dp import make_private, os_seeded_generator, poisson_loader
@@ -74,7 +78,9 @@ def train(
     pol = ctx.policy
     data = load_records(ctx.db, req.dataset, holdout_limit=pol.training.eval_max_records)
     planted = canary_store.draw(pol.privacy.canaries, data.labels) if pol.privacy.canaries.count > 0 else []
-    plan = make_plan(ctx, req, len(data.train) + len(planted) * pol.privacy.canaries.repeats)
+    plan = make_plan(
+        ctx, req, len(data.train) + len(planted) * pol.privacy.canaries.repeats, labelled=bool(data.labels)
+    )
     ledger = BudgetLedger(ctx.db, pol.privacy)
     reservation = None
     if plan.dp is not None:
@@ -120,6 +126,7 @@ class _Run:
         self.reservation, self.on_step, self.phase = reservation, on_step, phase
         self.prompt_id = new_prompt_id()
         self.written: list[str] = []
+        self.keywords: dict[str, list[tuple[str, float]]] = {}  # DP-released (word, noisy count) per label
 
     def execute(self, lm: FrozenLM | None) -> TrainResult:
         pol, plan = self.ctx.policy, self.plan
@@ -127,6 +134,7 @@ class _Run:
         name = plan.req.model or pol.generation.default_model
         lm = lm if lm is not None and lm.name == name else load_frozen(self.ctx.ws, name)
         t = pol.training
+        self.keywords = self._release_keywords(lm)
         layout = Layout(
             k=plan.k,
             bos_id=lm.bos_id,
@@ -135,6 +143,7 @@ class _Run:
             end_text=t.end_text,
             label_template=t.label_template if self.data.labels else None,
             label_descriptions=dict(t.label_descriptions),
+            label_keywords=kw.keywords_only(self.keywords),
             max_text_tokens=t.max_seq_tokens,
         )
         records = self.data.train + canary_store.training_records(self.planted, pol.privacy.canaries.repeats)
@@ -168,6 +177,25 @@ class _Run:
             len(self.planted),
             self.precision,
         )
+
+    def _release_keywords(self, lm: FrozenLM) -> dict[str, list[tuple[str, float]]]:
+        """Each label's DP keywords with their noisy counts ({} when the run reserved none): the noisy
+        histogram of :mod:`appliance.train.keywords` over the train split's budget units (canaries do not vote)."""
+        sigma = self.plan.keywords_noise
+        if sigma is None or not self.data.labels:
+            return {}
+        from appliance.budget.units import row_unit
+
+        self.phase("releasing the label keywords (DP)")
+        units: dict[str, list[tuple[str, str]]] = {}
+        for r in datasets.split_rows(self.ctx.db, self.plan.req.dataset, "train", select="text, label, unit_key"):
+            if r["label"] is not None:
+                units.setdefault(row_unit(r), []).append((r["text"], r["label"]))
+        hist = kw.unit_counts(list(units.values()), self.data.labels, kw.candidate_words(lm.tokenizer.get_vocab()))
+        noisy = kw.noisy(hist, sigma, np.random.default_rng(secrets.randbits(128)))
+        del hist  # only the noisy counts leave this method
+        cfg = self.ctx.policy.training.label_keywords
+        return kw.top_words(noisy, per_label=cfg.per_label, floor=cfg.threshold_sigmas * sigma)
 
     def _optimise(self, lm: FrozenLM, layout: Layout, prompt: SoftPrompt, examples: list[Example]) -> tuple[Any, ...]:
         plan, pol = self.plan, self.ctx.policy
@@ -276,6 +304,8 @@ class _Run:
             "composition": "basic" if dp else None,
             # σ of the DP selection histogram reserved in this ε (composed with DP-SGD by the accountant), or None
             "dp_selection_noise": plan.selection_noise,
+            # σ of the label-keyword histogram released at training in this ε, or None
+            "label_keywords_noise": plan.keywords_noise,
         }
         art_rel, art_sha = write_artifact(self.ctx.ws.home, self.prompt_id, rows.numpy(), facts)
         self.written.append(art_rel)
@@ -290,6 +320,7 @@ class _Run:
             "secure_noise_policy": pol.privacy.secure_noise,
             "holdout_loss_initial": _finite(initial),
             "dp_selection_noise": facts["dp_selection_noise"],
+            "label_keywords_noise": facts["label_keywords_noise"],
             **self.precision.as_dict(),
         }
         meta = {
@@ -331,6 +362,8 @@ class _Run:
             "canaries_sha256": canary_info["sha256"] if canary_info else None,
             "empty_batches": stats.empty_batches,
         }
+        if self.keywords:  # DP outputs: the released words with their noisy counts (the exact counts never)
+            audit["label_keywords"] = {lab: [[w, round(c, 2)] for w, c in ws] for lab, ws in self.keywords.items()}
         if not dp:
             audit["warning"] = "NON_DP_NOT_EXPORTABLE"
         return store(self.ctx, rec, reservation=self.reservation, audit=audit)
