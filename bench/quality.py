@@ -95,7 +95,13 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 def bank_domain() -> dict[str, Any]:
     """What an operator would declare about BANKING77-like data (the demo's public prior; never read from seeds)."""
-    from appliance.demo.settings import DEMO_DOMAIN, DEMO_GUIDANCE, DEMO_HOLDOUT_FRACTION, DEMO_LABEL_MARGIN_NATS
+    from appliance.demo.settings import (
+        DEMO_DOMAIN,
+        DEMO_GUIDANCE,
+        DEMO_HOLDOUT_FRACTION,
+        DEMO_KEYWORDS,
+        DEMO_LABEL_MARGIN_NATS,
+    )
 
     return {
         "privacy.holdout_fraction": DEMO_HOLDOUT_FRACTION,
@@ -106,6 +112,8 @@ def bank_domain() -> dict[str, Any]:
         # guidance toward the description, as the demo sets it (the shipped default is 0 since session 15)
         "generation.guidance": DEMO_GUIDANCE,
         "curation.label_margin_nats": DEMO_LABEL_MARGIN_NATS,
+        # the DP label keywords the demo's template reads (--set training.label_keywords.enabled=false: without)
+        **{f"training.{k}": v for k, v in DEMO_KEYWORDS.items()},
     }
 
 
@@ -125,7 +133,7 @@ DESCRIPTIONS = {
     "contactless_not_working": "contactless payments that do not work",
     "top_up_by_bank_transfer_charge": "a fee for topping up by bank transfer",
 }
-DESCRIBED_TEMPLATE = "A customer message about {label_description}:\n"
+DESCRIBED_TEMPLATE = "A customer message about {label_description}{label_keywords}:\n"
 
 
 def described(intents: list[str]) -> dict[str, Any]:

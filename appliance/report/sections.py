@@ -196,7 +196,7 @@ def _runs_notes(d: ReportData) -> str:
         " without it (—) reserves nothing.",
         "<b>keywords σ</b>: a run trained with <code>training.label_keywords</code> enabled releases, inside its"
         " ε, each label's most used words: one Gaussian histogram over (label, word) pairs, the words a public"
-        " vocabulary (the model tokenizer's whole words), each training record (or subject) adding a vector of"
+        " vocabulary (the model tokenizer's whole words), each training record adding a vector of"
         " L2 norm 1, noise σ per count, a word released only at a noisy count of at least"
         " <code>threshold_sigmas</code>·σ; composed with DP-SGD by the same accountant. The released words"
         " (" + _keywords_listed(d) + ") are part of the label prefix the prompt trains and generates under, and"

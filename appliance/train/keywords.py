@@ -8,9 +8,11 @@ label's situation (bench/RESULTS.md). A word histogram carries that situation at
 1. the candidates are a *public* vocabulary fixed before any record is read: the model tokenizer's whole-word
    tokens (letters only, at least 3 of them, lower-cased), less English stop words (scikit-learn's list) and each
    label's own words;
-2. each budget unit (a record, or a declared subject with all its records) has the set S of (label, word) pairs
-   its records use, and adds 1/√|S| to each of them: its contribution has L2 norm 1, so adding or removing one
-   unit moves the count vector by at most 1 (L2 sensitivity 1);
+2. each training record has the set S of (label, word) pairs it uses (its label, its candidate words) and adds
+   1/√|S| to each of them: its contribution has L2 norm 1, so adding or removing one record moves the count
+   vector by at most 1 (L2 sensitivity 1; with ``--subject-field`` a subject's k records are covered by group
+   privacy, as for DP-SGD). :func:`unit_counts` takes units of several records too, each unit then adding one
+   vector of norm 1;
 3. every (label, candidate) count gets N(0, σ²) noise — the Gaussian mechanism, whose cost ``train`` composes
    with DP-SGD into the prompt's ε (:func:`appliance.budget.accounting.selection_mechanism`: one Gaussian
    histogram, q = 1, one step);

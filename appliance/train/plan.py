@@ -7,6 +7,7 @@ when ``privacy.allow_non_dp`` is true).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,14 +178,16 @@ def _reserved(
         return noises
 
     def sigma(with_also: list[Mechanism]) -> float:
-        return noise_multiplier_for(
-            target_epsilon=epsilon,
-            delta=delta,
-            sample_rate=sample_rate,
-            steps=steps,
-            accountant=ctx.policy.privacy.accountant,
-            also=with_also,
-        )
+        with warnings.catch_warnings():  # Opacus's σ search probes orders where ε is tiny: a harmless warning
+            warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+            return noise_multiplier_for(
+                target_epsilon=epsilon,
+                delta=delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=ctx.policy.privacy.accountant,
+                also=with_also,
+            )
 
     alone = sigma([])
     try:

@@ -23,7 +23,6 @@ from appliance.budget.ledger import BudgetLedger
 from appliance.context import Context
 from appliance.cpu import idle_cores
 from appliance.gate.bound import check_records
-from appliance.store import datasets
 from appliance.train import canaries as canary_store
 from appliance.train import keywords as kw
 from appliance.train.artifact import PromptRecord, new_prompt_id, store, write_artifact
@@ -180,18 +179,15 @@ class _Run:
 
     def _release_keywords(self, lm: FrozenLM) -> dict[str, list[tuple[str, float]]]:
         """Each label's DP keywords with their noisy counts ({} when the run reserved none): the noisy
-        histogram of :mod:`appliance.train.keywords` over the train split's budget units (canaries do not vote)."""
+        histogram of :mod:`appliance.train.keywords` over the train split, one unit per record (the relation every
+        other part of the run is accounted in; a subject's k records are covered by group privacy, as for
+        DP-SGD). Canaries do not vote."""
         sigma = self.plan.keywords_noise
         if sigma is None or not self.data.labels:
             return {}
-        from appliance.budget.units import row_unit
-
         self.phase("releasing the label keywords (DP)")
-        units: dict[str, list[tuple[str, str]]] = {}
-        for r in datasets.split_rows(self.ctx.db, self.plan.req.dataset, "train", select="text, label, unit_key"):
-            if r["label"] is not None:
-                units.setdefault(row_unit(r), []).append((r["text"], r["label"]))
-        hist = kw.unit_counts(list(units.values()), self.data.labels, kw.candidate_words(lm.tokenizer.get_vocab()))
+        units = [[(text, label)] for text, label in self.data.train if label is not None]
+        hist = kw.unit_counts(units, self.data.labels, kw.candidate_words(lm.tokenizer.get_vocab()))
         noisy = kw.noisy(hist, sigma, np.random.default_rng(secrets.randbits(128)))
         del hist  # only the noisy counts leave this method
         cfg = self.ctx.policy.training.label_keywords
