@@ -168,3 +168,10 @@ def test_label_keywords_are_released_inside_the_runs_epsilon(tmp_path: Path) -> 
     released = run["label_keywords"]["fiat_currency_support"]
     assert [w for w, _ in released] == meta["label_keywords"]["fiat_currency_support"]
     assert all(c >= 5.0 * 2.5 for _, c in released) and run["label_keywords_noise"] == 2.5
+    report = tmp_path / "report.html"
+    assert cli("audit", "report", "--out", str(report)).exit_code == 0
+    html = report.read_text(encoding="utf-8")
+    assert (
+        "keywords σ" in html
+        and "fiat_currency_support: " + ", ".join(meta["label_keywords"]["fiat_currency_support"]) in html
+    )
