@@ -161,6 +161,7 @@ def test_label_keywords_are_released_inside_the_runs_epsilon(tmp_path: Path) -> 
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
     meta = json.loads(cli("prompts", "show", out["prompt_id"]).stdout)["meta"]
+    assert out["label_keywords_noise"] == 2.5 and out["label_keywords"] == meta["label_keywords"]
     assert meta["label_keywords_noise"] == 2.5 and set(meta["label_keywords"]) == set(cats)
     assert "currencies" in meta["label_keywords"]["fiat_currency_support"]  # in most of its 120 seeds
     events = [json.loads(line) for line in cli("audit", "log", "--json").stdout.splitlines() if line.strip()]

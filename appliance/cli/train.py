@@ -27,6 +27,8 @@ def _result(res: Any) -> dict[str, Any]:
         "delta": plan.delta,
         "noise_multiplier": _num(res.noise_multiplier),
         "dp_selection_noise": plan.selection_noise,
+        "label_keywords_noise": plan.keywords_noise,
+        "label_keywords": res.label_keywords,
         "noise_mode": res.noise_mode,
         "sample_rate": plan.sample_rate,
         "steps": res.stats.steps,
@@ -126,6 +128,12 @@ def train_command(
             console.print(
                 f"the epsilon includes curation's DP selection (one histogram, noise multiplier"
                 f" {res.plan.selection_noise:g}), composed with DP-SGD: curate one batch of this prompt to use it"
+            )
+        if res.label_keywords is not None:
+            words = "; ".join(f"{lab}: {', '.join(ws) or '(none)'}" for lab, ws in sorted(res.label_keywords.items()))
+            console.print(
+                "the epsilon includes the label keywords (one histogram, noise multiplier"
+                f" {res.plan.keywords_noise:g}), composed with DP-SGD; released: {words}"
             )
         console.print(f"dataset {req.dataset}: epsilon spent in total {_fmt(res.dataset_epsilon_spent)}")
     else:

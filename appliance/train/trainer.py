@@ -62,6 +62,7 @@ class TrainResult:
     n_train: int
     n_canaries: int
     precision: Precision
+    label_keywords: dict[str, list[str]] | None = None  # the DP-released words per label (None: none reserved)
 
 
 def train(
@@ -175,6 +176,7 @@ class _Run:
             len(self.data.train),
             len(self.planted),
             self.precision,
+            kw.keywords_only(self.keywords) if plan.keywords_noise is not None else None,
         )
 
     def _release_keywords(self, lm: FrozenLM) -> dict[str, list[tuple[str, float]]]:
