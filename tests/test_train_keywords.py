@@ -159,3 +159,10 @@ def test_the_prompts_meta_carries_the_keywords_to_generation() -> None:
         rendered = render_label_template(meta.label_template, lab, meta.label_descriptions, meta.label_keywords)
         assert rendered == layout.context_text(lab)
     assert layout.context_text("card_linking") == "About card linking (link, app):\n"
+
+
+def test_a_word_every_label_uses_gives_way_to_one_that_names_the_label() -> None:
+    words = ["help", "track", "atm"]
+    counts = np.array([[30.0, 12.0, 0.0], [28.0, 0.0, 15.0]])  # "help" is the most used word of both labels
+    got = kw.top_words(kw.Histogram(LABELS, words, counts), per_label=2, floor=10.0)
+    assert got == {"card_linking": [("track", 12.0), ("help", 30.0)], "pending_cash_withdrawal": [("atm", 15.0)]}

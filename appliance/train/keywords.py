@@ -16,8 +16,10 @@ label's situation (bench/RESULTS.md). A word histogram carries that situation at
 3. every (label, candidate) count gets N(0, σ²) noise — the Gaussian mechanism, whose cost ``train`` composes
    with DP-SGD into the prompt's ε (:func:`appliance.budget.accounting.selection_mechanism`: one Gaussian
    histogram, q = 1, one step);
-4. a label's keywords are its ``per_label`` highest noisy counts among those of at least ``threshold_sigmas``·σ
-   — post-processing of the noisy vector. At 5σ a count no unit touched is released with probability
+4. a label's keywords are, among its words with a noisy count of at least ``threshold_sigmas``·σ, the
+   ``per_label`` it uses most *more than the other labels do* (its count less the word's mean count in the
+   others: "track" for card_arrival rather than "new", which every card intent uses) — post-processing of the
+   noisy vector. At 5σ a count no unit touched is released with probability
    2.9e-7, about 0.04 over 6 labels × 24,000 candidates (SmolLM2's vocabulary).
 
 The same idea as DP n-gram and keyword release for text (e.g. Kim et al. 2021, "Differentially private n-gram
@@ -100,11 +102,18 @@ def noisy(hist: Histogram, sigma: float, rng: np.random.Generator) -> Histogram:
 
 
 def top_words(hist: Histogram, *, per_label: int, floor: float) -> dict[str, list[tuple[str, float]]]:
-    """Each label's ``per_label`` highest counts of at least ``floor`` as (word, count), highest first."""
+    """Each label's ``per_label`` most distinctive words among those whose count is at least ``floor``, as
+    (word, count): ranked by the label's count less the word's mean count in the other labels, so that a word
+    every label uses ("help", "new") gives way to one that says what this label is about ("track"); only words
+    the label uses more than the others do. On a noisy histogram all of it is post-processing."""
+    counts = hist.counts
+    others = (counts.sum(axis=0, keepdims=True) - counts) / max(len(hist.labels) - 1, 1)
+    lift = counts - others
     out: dict[str, list[tuple[str, float]]] = {}
     for i, lab in enumerate(hist.labels):
-        order = np.argsort(-hist.counts[i], kind="stable")[:per_label]
-        out[lab] = [(hist.words[j], float(hist.counts[i, j])) for j in order if hist.counts[i, j] >= floor]
+        ok = np.flatnonzero((counts[i] >= floor) & (lift[i] > 0))
+        order = ok[np.argsort(-lift[i, ok], kind="stable")][:per_label]
+        out[lab] = [(hist.words[j], float(counts[i, j])) for j in order]
     return out
 
 
