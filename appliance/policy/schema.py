@@ -276,7 +276,12 @@ class LabelKeywordsPolicy(_Strict):
     noise_multiplier: float = Field(
         default=2.5, ge=1.0, le=100.0, description="σ of the Gaussian noise on each (label, word) count"
     )
-    per_label: int = Field(default=4, ge=1, le=20, description="at most this many words per label")
+    per_label: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="at most this many words per label: those it uses most more than the other labels do",
+    )
     threshold_sigmas: float = Field(
         default=5.0,
         ge=3.0,
