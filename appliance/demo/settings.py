@@ -45,10 +45,10 @@ DEMO_SELECTION: dict[str, bool] = {"dp_selection.enabled": True}
 # caricatures): measured with this kind of description on six public BANKING77 intents, label fidelity 0.70 → 0.79,
 # detection AUC 0.94 → 0.91 (bench/RESULTS.md, session 5)
 DEMO_GUIDANCE = 1.0
-# the DP label keywords (appliance.train.keywords: a noisy histogram of each intent's most used words, σ 2.5, inside
-# the prompt's ε = 4; DP-SGD's σ 5% higher for it): on six public BANKING77 intents that are not the demo's,
-# detection AUC 0.839 on two seeds against 0.865 for four runs of the same seeds without, and 0.02-0.035 lower
-# on the same DP prompt's outputs with and without them (bench/RESULTS.md, session 18)
+# the DP label keywords (appliance.train.keywords: a noisy histogram of the words each intent uses most, more than
+# the other intents do, σ 2.5, inside the prompt's ε = 4; DP-SGD's σ 5% higher for it): on six public BANKING77
+# intents that are not the demo's, detection AUC 0.839 on two seeds against 0.865 for four runs of the same seeds
+# without, and 0.02-0.035 lower on the same DP prompt's outputs with and without them (bench/RESULTS.md, session 18)
 DEMO_KEYWORDS: dict[str, bool] = {"label_keywords.enabled": True}
 DEMO_POLICY: dict[str, bool | float | str | list[str]] = {
     "holdout_fraction": DEMO_HOLDOUT_FRACTION,
@@ -85,10 +85,10 @@ DEMO_POLICY_REASON = (
     " per label, the counts get Gaussian noise (σ 4), and 30% of the filtered outputs are drawn by the noisy counts;"
     " its cost is composed into the prompt's ε = 4 at training (chosen on other, public BANKING77 intents: detection"
     " AUC 0.86 against 0.91 for a random 30%). "
-    "training.label_keywords.enabled true, read by {label_keywords} in the template: training releases each intent's"
-    " most used words (a Gaussian histogram over the model's whole-word vocabulary, σ 2.5, a word only at 5σ or"
-    " more), composed into the same ε = 4 (chosen on other, public BANKING77 intents: detection AUC 0.84 against"
-    " 0.87 without). "
+    "training.label_keywords.enabled true, read by {label_keywords} in the template: training releases the words"
+    " each intent uses most, more than the other intents do (a Gaussian histogram over the model's whole-word"
+    " vocabulary, σ 2.5, a word only at 5σ or more), composed into the same ε = 4 (chosen on other, public BANKING77"
+    " intents: detection AUC 0.84 against 0.87 without). "
     "The full demo keeps every gate threshold at the shipped default."
 )
 

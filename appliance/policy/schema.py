@@ -270,8 +270,8 @@ class LabelKeywordsPolicy(_Strict):
 
     enabled: bool = Field(
         default=False,
-        description="labelled datasets: train releases each label's most used words (one noisy histogram inside the"
-        " prompt's ε) for {label_keywords} in label_template",
+        description="labelled datasets: train releases the words each label uses most, more than the other labels"
+        " do (one noisy histogram inside the prompt's ε), for {label_keywords} in label_template",
     )
     noise_multiplier: float = Field(
         default=2.5, ge=1.0, le=100.0, description="σ of the Gaussian noise on each (label, word) count"

@@ -195,7 +195,8 @@ def _runs_notes(d: ReportData) -> str:
         " composed with DP-SGD by the same accountant; curation of one of its batches releases it once. A run"
         " without it (—) reserves nothing.",
         "<b>keywords σ</b>: a run trained with <code>training.label_keywords</code> enabled releases, inside its"
-        " ε, each label's most used words: one Gaussian histogram over (label, word) pairs, the words a public"
+        " ε, the words each label uses most, more than the other labels do: one Gaussian histogram over (label,"
+        " word) pairs, the words a public"
         " vocabulary (the model tokenizer's whole words), each training record adding a vector of"
         " L2 norm 1, noise σ per count, a word released only at a noisy count of at least"
         " <code>threshold_sigmas</code>·σ; composed with DP-SGD by the same accountant. The released words"
