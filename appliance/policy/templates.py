@@ -6,10 +6,10 @@
 verbaliser the model can read, so that the untrained prompt already writes about the label and DP training only
 refines it.
 
-``{label_keywords}`` adds the words the label's seeds use most, as released by the DP keyword histogram at
-training (``training.label_keywords``, :mod:`appliance.train.keywords`): `` (link, app)`` — a space, then the
-words in parentheses — or nothing where none was released, so "about {label_words}{label_keywords}:" reads
-"about card linking (link, app):" or "about card linking:".
+``{label_keywords}`` adds the words the label's seeds use most, more than the other labels' seeds do, as released
+by the DP keyword histogram at training (``training.label_keywords``, :mod:`appliance.train.keywords`):
+`` (link, app)`` — a space, then the words in parentheses — or nothing where none was released, so
+"about {label_words}{label_keywords}:" reads "about card linking (link, app):" or "about card linking:".
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 
 _SPLIT = re.compile(r"[^0-9A-Za-z]+")
 FIELDS = ("{label}", "{label_words}", "{label_description}")  # each names the label: a template needs one
-EXTRA_FIELDS = ("{label_keywords}",)
 
 
 def label_words(label: str) -> list[str]:
