@@ -183,7 +183,9 @@ class _Run:
         """Each label's DP keywords with their noisy counts ({} when the run reserved none): the noisy
         histogram of :mod:`appliance.train.keywords` over the train split, one unit per record (the relation every
         other part of the run is accounted in; a subject's k records are covered by group privacy, as for
-        DP-SGD). Canaries do not vote."""
+        DP-SGD). Canaries do not vote. The noise is numpy's PCG64 seeded with 128 bits from the OS CSPRNG, as
+        curation's DP selection draws it: no guessable seed, but not a cryptographic generator, whatever
+        ``privacy.secure_noise`` says for DP-SGD's noise."""
         sigma = self.plan.keywords_noise
         if sigma is None or not self.data.labels:
             return {}
