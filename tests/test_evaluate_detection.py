@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from appliance.evaluate import detection as det
-from appliance.gate.checks import GateFacts, evaluate, failures
+from appliance.gate.checks import GateFacts, describe, evaluate, failures
 from appliance.policy.schema import GatePolicy, PrivacyPolicy
 from appliance.policy.templates import label_words, render_label_template
 
@@ -116,6 +116,14 @@ def test_gate_quality_floor_refuses_junk():
     assert "detection_auc" in _failed(_facts(detection_auc=0.99))
     assert "label_fidelity" in _failed(_facts(label_fidelity=0.4))
     assert "detection_auc" in _failed(_facts(detection_auc=None))  # never measured: refused
+
+
+def test_a_quality_refusal_says_what_to_change():
+    """The refusal names the levers measured on public data, not only the value and the floor."""
+    text = describe(failures(evaluate(_facts(detection_auc=0.93, label_fidelity=0.4), GatePolicy(), PrivacyPolicy())))
+    assert "detection_auc 0.93 (max 0.85)" in text and "label_fidelity 0.4 (min 0.7)" in text
+    assert "training.init_text" in text and "curation.dp_selection" in text and "spends ε" in text
+    assert "curation.label_margin_nats" in text and "training.label_descriptions" in text
 
 
 def test_gate_label_fidelity_applies_only_to_labelled_outputs():

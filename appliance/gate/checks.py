@@ -113,6 +113,14 @@ _FIX = {
     "curated": " — run `appliance curate BATCH`",
     "evaluation": " — run `appliance evaluate BATCH` after the latest curate (against the holdout: an evaluation"
     " against a --reference file is not the seeds)",
+    # the levers measured on public data (bench/RESULTS.md); lowering the floor would export what it refused
+    "detection_auc": " — the outputs are told apart from the real holdout: read some (`appliance batches show"
+    " BATCH`), then describe the domain (training.init_text; training.label_template with {label_words} or"
+    " {label_description}), turn on curation.dp_selection and generate about 1/keep_fraction as many, or train on"
+    " more records (a new prompt spends ε on its records again)",
+    "label_fidelity": " — the outputs are not about their labels: give each label words the model can read"
+    " (training.label_template with {label_words}, training.label_descriptions), keep only outputs the prompt reads"
+    " as their own label by a margin (curation.label_margin_nats), or turn on curation.dp_selection",
 }
 
 
