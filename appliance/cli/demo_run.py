@@ -131,6 +131,8 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
             "label_margin_nats": p.curation.label_margin_nats,
             "dp_selection.enabled": p.curation.dp_selection.enabled,
             "label_keywords.enabled": p.training.label_keywords.enabled,
+            "training.batch_size": p.training.batch_size,
+            "training.lr": p.training.lr,
         }
         if not quality_floor:
             seen.update(max_detection_auc=p.gate.max_detection_auc, min_label_fidelity=p.gate.min_label_fidelity)

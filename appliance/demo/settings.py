@@ -50,6 +50,14 @@ DEMO_GUIDANCE = 1.0
 # intents that are not the demo's, detection AUC 0.839 on two seeds against 0.865 for four runs of the same seeds
 # without, and 0.02-0.035 lower on the same DP prompt's outputs with and without them (bench/RESULTS.md, session 18)
 DEMO_KEYWORDS: dict[str, bool] = {"label_keywords.enabled": True}
+# DP-SGD's schedule: Poisson batches of 64 over 6 epochs at lr 0.1 instead of the shipped 16 over 3 at 0.05. At the
+# same ε the larger batch averages the noise down faster than the longer schedule raises it: on the demo's 544
+# training rows σ goes from 0.95 over 102 steps to 1.68 over 51, and the noise on the summed gradients falls 1.6-fold
+# against the records they sum. Chosen on six public BANKING77 intents that are not the demo's, three DP prompts
+# each way: holdout loss 2.87 against 2.92 (every prompt of the new schedule below every one of the old), detection
+# AUC after the DP selection 0.833 against 0.859 (bench/RESULTS.md, session 19)
+DEMO_SCHEDULE: dict[str, float | int] = {"training.batch_size": 64, "training.lr": 0.1}
+DEMO_EPOCHS = 6
 DEMO_POLICY: dict[str, bool | float | str | list[str]] = {
     "holdout_fraction": DEMO_HOLDOUT_FRACTION,
     **DEMO_DOMAIN,
@@ -57,6 +65,7 @@ DEMO_POLICY: dict[str, bool | float | str | list[str]] = {
     "label_margin_nats": DEMO_LABEL_MARGIN_NATS,
     **DEMO_SELECTION,
     **DEMO_KEYWORDS,
+    **DEMO_SCHEDULE,
 }
 DEMO_POLICY_KEYS = [
     "privacy.holdout_fraction",
@@ -68,6 +77,8 @@ DEMO_POLICY_KEYS = [
     "curation.label_margin_nats",
     "curation.dp_selection.enabled",
     "training.label_keywords.enabled",
+    "training.batch_size",
+    "training.lr",
 ]
 DEMO_POLICY_REASON = (
     "privacy.holdout_fraction 0.25 instead of 0.2: the probes then compare 540 members with 180 held-out records "
@@ -89,6 +100,10 @@ DEMO_POLICY_REASON = (
     " each intent uses most, more than the other intents do (a Gaussian histogram over the model's whole-word"
     " vocabulary, σ 2.5, a word only at 5σ or more), composed into the same ε = 4 (chosen on other, public BANKING77"
     " intents: detection AUC 0.84 against 0.87 without). "
+    "training.batch_size 64 and training.lr 0.1 instead of 16 and 0.05, trained over 6 epochs instead of 3: at the"
+    " same ε a larger Poisson batch averages DP-SGD's noise down faster than the longer schedule raises it (chosen on"
+    " other, public BANKING77 intents: holdout loss 2.87 against 2.92, detection AUC 0.83 against 0.86 after the"
+    " selection). "
     "The full demo keeps every gate threshold at the shipped default."
 )
 
@@ -104,7 +119,7 @@ class DemoSettings:
     quality_floor: bool = True  # False: the workspace lifts gate.max_detection_auc / min_label_fidelity (audited)
 
 
-FULL = DemoSettings(epochs=3, n_outputs=480, max_tokens=48)  # DP selection keeps about 30% of them
+FULL = DemoSettings(epochs=DEMO_EPOCHS, n_outputs=480, max_tokens=48)  # DP selection keeps about 30% of them
 # --quick exists for the air-gap test (offline install, no network): one epoch is not meant to meet the quality
 # floor, so its workspace lifts it, says so in step 2 and in the demo.policy event; every privacy check stays.
 QUICK = DemoSettings(epochs=1, n_outputs=120, max_tokens=40, quality_floor=False)
