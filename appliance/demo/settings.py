@@ -52,7 +52,7 @@ DEMO_GUIDANCE = 1.0
 DEMO_KEYWORDS: dict[str, bool] = {"label_keywords.enabled": True}
 # DP-SGD's schedule: Poisson batches of 64 over 6 epochs at lr 0.1 instead of the shipped 16 over 3 at 0.05. At the
 # same ε the larger batch averages the noise down faster than the longer schedule raises it: on the demo's 544
-# training rows σ goes from 0.95 over 102 steps to 1.68 over 51, and the noise on the summed gradients falls 1.6-fold
+# training rows σ goes from 0.95 over 102 steps to 1.64 over 54, and the noise on the summed gradients falls 1.6-fold
 # against the records they sum. Chosen on six public BANKING77 intents that are not the demo's, three DP prompts
 # each way: holdout loss 2.87 against 2.92 (every prompt of the new schedule below every one of the old), detection
 # AUC after the DP selection 0.833 against 0.859 (bench/RESULTS.md, session 19)
