@@ -95,7 +95,7 @@ def test_demo_policy_changes_only_the_split_and_the_domain_description_and_is_au
     shipped = load_policy_file(default_policy_path()).model_dump()
     demo = load_policy_file(home / "policy.yaml").model_dump()
     assert demo["privacy"]["holdout_fraction"] == demo_settings.DEMO_HOLDOUT_FRACTION
-    assert demo["training"]["label_template"] == demo_settings.DEMO_DOMAIN["label_template"]
+    assert demo["training"]["label_template"] == demo_settings.DEMO_DOMAIN["training.label_template"]
     assert demo["generation"]["stop"] == ["\n"]
     for key in demo_settings.DEMO_POLICY_KEYS:
         *path, leaf = key.split(".")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,7 +22,6 @@ from appliance.demo.settings import (
     DATASET,
     DEMO_HOLDOUT_FRACTION,
     DEMO_POLICY,
-    DEMO_POLICY_KEYS,
     DEMO_POLICY_REASON,
     EPSILON,
     EXPORT_NAME,
@@ -116,32 +116,24 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
 
     ws = Workspace(home)
     values: dict[str, bool | float | int | str | list[str]] = {**DEMO_POLICY, **({} if quality_floor else QUICK_GATE)}
-    keys = DEMO_POLICY_KEYS + ([] if quality_floor else [f"gate.{k}" for k in QUICK_GATE])
+    keys = list(values)
     set_values(ws.policy_path, values, header="# appliance demo workspace: the shipped default with " + ", ".join(keys))
     ctx = Context.open(ws, actor=actor)  # validates the edited policy (ConfigError, exit 1, if it were broken)
     try:
-        p = ctx.policy
-        seen = {
-            "holdout_fraction": p.privacy.holdout_fraction,
-            "init_text": p.training.init_text,
-            "label_template": p.training.label_template,
-            "stop": p.generation.stop,
-            "end_text": p.training.end_text,
-            "guidance": p.generation.guidance,
-            "label_margin_nats": p.curation.label_margin_nats,
-            "dp_selection.enabled": p.curation.dp_selection.enabled,
-            "label_keywords.enabled": p.training.label_keywords.enabled,
-            "training.batch_size": p.training.batch_size,
-            "training.lr": p.training.lr,
-        }
-        if not quality_floor:
-            seen.update(max_detection_auc=p.gate.max_detection_auc, min_label_fidelity=p.gate.min_label_fidelity)
+        seen = {key: _dotted(ctx.policy.model_dump(), key) for key in keys}
         if seen != values:
             raise BadInput(f"{ws.policy_path}: the demo's policy settings did not take effect")
         ctx.record("demo.policy", {"changed": keys, "holdout_fraction": DEMO_HOLDOUT_FRACTION})
     finally:
         ctx.close()
     return DEMO_POLICY_REASON + ("" if quality_floor else QUICK_REASON)
+
+
+def _dotted(tree: dict[str, Any], key: str) -> Any:
+    """The value at a dotted policy path (``curation.dp_selection.enabled``) of a dumped policy."""
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
 
 
 Echo = Callable[[str], None]

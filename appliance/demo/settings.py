@@ -24,14 +24,14 @@ REPORT_NAME = "compliance-report.html"
 DEMO_HOLDOUT_FRACTION = 0.25
 DEMO_DOMAIN: dict[str, str | list[str]] = {
     # what the data are: a public fact about the sample (BANKING77's own description), not read from its records
-    "init_text": "Customers wrote these short messages to the support chat of their bank.",
+    "training.init_text": "Customers wrote these short messages to the support chat of their bank.",
     # a label verbaliser: the intent's words, so the untrained prompt already writes about the intent, then the
     # words its seeds use most where the DP keyword histogram released any (" (link, app)", else nothing)
-    "label_template": "A customer message about {label_words}{label_keywords}:\n",
+    "training.label_template": "A customer message about {label_words}{label_keywords}:\n",
     # one message per line, as in the sample
-    "stop": ["\n"],
+    "generation.stop": ["\n"],
     # a message ends with the end token (the shipped generic frame ends a record with '"}')
-    "end_text": "",
+    "training.end_text": "",
 }
 # curation for many labels: keep an output only when the DP generator reads it as its own label by more than 2
 # nats — chosen on six public BANKING77 intents that are not the demo's (bench/RESULTS.md, session 10)
@@ -40,7 +40,7 @@ DEMO_LABEL_MARGIN_NATS = 2.0
 # public BANKING77 intents that are not the demo's, the default 12 clusters per label kept 30% of the outputs at
 # detection AUC 0.86 against 0.91 for random 30% (bench/RESULTS.md, session 12); the demo generates 1/0.3 times as
 # many outputs as it means to keep
-DEMO_SELECTION: dict[str, bool] = {"dp_selection.enabled": True}
+DEMO_SELECTION: dict[str, bool] = {"curation.dp_selection.enabled": True}
 # guidance toward the DP prompt from the domain's description (off in the shipped default, whose generic prior it
 # caricatures): measured with this kind of description on six public BANKING77 intents, label fidelity 0.70 → 0.79,
 # detection AUC 0.94 → 0.91 (bench/RESULTS.md, session 5)
@@ -49,7 +49,7 @@ DEMO_GUIDANCE = 1.0
 # the other intents do, σ 2.5, inside the prompt's ε = 4; DP-SGD's σ 5% higher for it): on six public BANKING77
 # intents that are not the demo's, detection AUC 0.839 on two seeds against 0.865 for four runs of the same seeds
 # without, and 0.02-0.035 lower on the same DP prompt's outputs with and without them (bench/RESULTS.md, session 18)
-DEMO_KEYWORDS: dict[str, bool] = {"label_keywords.enabled": True}
+DEMO_KEYWORDS: dict[str, bool] = {"training.label_keywords.enabled": True}
 # DP-SGD's schedule: Poisson batches of 64 over 6 epochs at lr 0.1 instead of the shipped 16 over 3 at 0.05. At the
 # same ε the larger batch averages the noise down faster than the longer schedule raises it: on the demo's 544
 # training rows σ goes from 0.95 over 102 steps to 1.64 over 54, and the noise on the summed gradients falls 1.6-fold
@@ -58,28 +58,17 @@ DEMO_KEYWORDS: dict[str, bool] = {"label_keywords.enabled": True}
 # AUC after the DP selection 0.833 against 0.859 (bench/RESULTS.md, session 19)
 DEMO_SCHEDULE: dict[str, float | int] = {"training.batch_size": 64, "training.lr": 0.1}
 DEMO_EPOCHS = 6
-DEMO_POLICY: dict[str, bool | float | str | list[str]] = {
-    "holdout_fraction": DEMO_HOLDOUT_FRACTION,
+# every departure from the shipped policy, by its full dotted path (how set_values finds it and the audit names it)
+DEMO_POLICY: dict[str, bool | float | int | str | list[str]] = {
+    "privacy.holdout_fraction": DEMO_HOLDOUT_FRACTION,
     **DEMO_DOMAIN,
-    "guidance": DEMO_GUIDANCE,
-    "label_margin_nats": DEMO_LABEL_MARGIN_NATS,
+    "generation.guidance": DEMO_GUIDANCE,
+    "curation.label_margin_nats": DEMO_LABEL_MARGIN_NATS,
     **DEMO_SELECTION,
     **DEMO_KEYWORDS,
     **DEMO_SCHEDULE,
 }
-DEMO_POLICY_KEYS = [
-    "privacy.holdout_fraction",
-    "training.init_text",
-    "training.label_template",
-    "generation.stop",
-    "training.end_text",
-    "generation.guidance",
-    "curation.label_margin_nats",
-    "curation.dp_selection.enabled",
-    "training.label_keywords.enabled",
-    "training.batch_size",
-    "training.lr",
-]
+DEMO_POLICY_KEYS = list(DEMO_POLICY)
 DEMO_POLICY_REASON = (
     "privacy.holdout_fraction 0.25 instead of 0.2: the probes then compare 540 members with 180 held-out records "
     "instead of 576 with 144 — more non-members tighten the bounds on the probes' 1% false-positive-rate figure. "
@@ -123,7 +112,7 @@ FULL = DemoSettings(epochs=DEMO_EPOCHS, n_outputs=480, max_tokens=48)  # DP sele
 # --quick exists for the air-gap test (offline install, no network): one epoch is not meant to meet the quality
 # floor, so its workspace lifts it, says so in step 2 and in the demo.policy event; every privacy check stays.
 QUICK = DemoSettings(epochs=1, n_outputs=120, max_tokens=40, quality_floor=False)
-QUICK_GATE: dict[str, float] = {"max_detection_auc": 1.0, "min_label_fidelity": 0.0}
+QUICK_GATE: dict[str, float] = {"gate.max_detection_auc": 1.0, "gate.min_label_fidelity": 0.0}
 QUICK_REASON = (
     " --quick (the air-gap test's run: one epoch) also lifts the quality floor (gate.max_detection_auc 1.0,"
     " gate.min_label_fidelity 0.0): it shows the pipeline offline, not the quality of one epoch; the full demo"
