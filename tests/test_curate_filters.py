@@ -49,6 +49,9 @@ def test_alpha_ratio_and_binary() -> None:
         ("How long until it arrives?|||| thanks", "garbled_punctuation"),
         ('My friend said "it arrives in a week" but it has not.', None),
         ("Well... I waited!!!! Where is it???? ---- thanks", None),
+        ("Can you help me (fee) with this?) thanks", "garbled_punctuation"),  # a ")" it never opened
+        ("Why was I charged (twice)? :)", None),
+        ("My card was stolen :( What do I do?", None),
     ],
 )
 def test_quality_reasons(text: str, reason: str | None) -> None:

@@ -129,12 +129,18 @@ def _one_slot(table: dict[int, bytes], stop: tuple[str, ...]) -> tuple[Any, Any]
         ('"Card blocked"', '"Card blocked"'),
         ('He wrote "wait" and left"', 'He wrote "wait" and left'),
         ("no quotes at all", "no quotes at all"),
+        ("Can someone help me with a top up?)", "Can someone help me with a top up?"),  # the keywords' ")"
+        ("What is the exchange rate (rate)?", "What is the exchange rate (rate)?"),  # pairs up
+        ("Is my card (the new one) here (yet)", "Is my card (the new one) here (yet)"),
+        ("Thanks :)", "Thanks :)"),  # an emoticon closes nothing
+        ("It failed :( why?)", "It failed :( why?"),
+        ("a) lost b) stolen)", "a) lost b) stolen)"),  # an earlier unopened ")" too: not a stray closer, kept
     ],
 )
-def test_a_closing_quote_the_text_never_opened_is_not_kept(text: str, kept: str) -> None:
-    from appliance.generate.engine import without_unopened_quote
+def test_a_closing_quote_or_parenthesis_the_text_never_opened_is_not_kept(text: str, kept: str) -> None:
+    from appliance.generate.engine import without_unopened_closer
 
-    assert without_unopened_quote(text) == kept
+    assert without_unopened_closer(text) == kept
 
 
 def test_a_text_that_ends_loses_its_unopened_quote_and_a_cut_off_one_keeps_it() -> None:
