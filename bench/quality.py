@@ -258,12 +258,17 @@ def one_mode(home: Path, mode: str, args: argparse.Namespace, n: int, seed: int)
 
 
 def samples(home: Path, batch: str, k: int) -> list[dict[str, str]]:
+    """``k`` kept outputs, taken in turn from each label (in generation order within a label)."""
     db = sqlite3.connect(home / "appliance.db")
-    rows = db.execute(
-        "SELECT text, label FROM outputs WHERE batch_id = ? AND status = 'kept' ORDER BY idx LIMIT ?", (batch, k)
-    ).fetchall()
+    rows = db.execute("SELECT text, label FROM outputs WHERE batch_id = ? AND status = 'kept' ORDER BY idx", (batch,))
+    by: dict[str, list[str]] = {}
+    for text, label in rows.fetchall():
+        by.setdefault(label, []).append(" ".join(text.split()))
     db.close()
-    return [{"label": lab, "text": " ".join(t.split())} for t, lab in rows]
+    picked: list[dict[str, str]] = []
+    for i in range(max((len(v) for v in by.values()), default=0)):
+        picked += [{"label": lab, "text": texts[i]} for lab, texts in sorted(by.items()) if i < len(texts)]
+    return picked[:k]
 
 
 def _stat(vals: list[float | None]) -> str:
