@@ -120,7 +120,8 @@ def demo_policy(home: Path, actor: str | None, *, quality_floor: bool = True) ->
     set_values(ws.policy_path, values, header="# appliance demo workspace: the shipped default with " + ", ".join(keys))
     ctx = Context.open(ws, actor=actor)  # validates the edited policy (ConfigError, exit 1, if it were broken)
     try:
-        seen = {key: _dotted(ctx.policy.model_dump(), key) for key in keys}
+        dumped = ctx.policy.model_dump()
+        seen = {key: _dotted(dumped, key) for key in keys}
         if seen != values:
             raise BadInput(f"{ws.policy_path}: the demo's policy settings did not take effect")
         ctx.record("demo.policy", {"changed": keys, "holdout_fraction": DEMO_HOLDOUT_FRACTION})
