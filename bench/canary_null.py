@@ -31,12 +31,32 @@ from appliance.probes.probes import CanaryProbe
 from appliance.store import batches
 
 THRESHOLD = 10.0  # the shipped gate.max_canary_exposure_bits
+PROBE = "probe (max of skew-normal, normal, exp. tails)"
+
+
+def _bits(p: float, space: float) -> float:
+    return exposure_from_rank(1.0 + (space - 1.0) * min(max(p, 0.0), 1.0), space)
 
 
 def skewnorm_only(true_loss: float, cands: np.ndarray, space: float) -> float:
     """The estimator before 2026-12-02: the skew-normal's lower tail alone."""
-    p = skewnorm_fraction(true_loss, cands)
-    return exposure_from_rank(1.0 + (space - 1.0) * min(max(p, 0.0), 1.0), space)
+    return _bits(skewnorm_fraction(true_loss, cands), space)
+
+
+def two_tails(true_loss: float, cands: np.ndarray, space: float) -> float:
+    """The estimator of 2026-12-02 to 2026-12-05: the heavier of the skew-normal's and a normal's lower tails."""
+    from scipy import stats
+
+    p_normal = float(stats.norm.cdf(true_loss, loc=cands.mean(), scale=cands.std()))
+    p_skew = skewnorm_fraction(true_loss, cands)
+    return _bits(max(p_skew, p_normal) if np.isfinite(p_skew) else p_normal, space)
+
+
+ESTIMATORS = {
+    PROBE: lambda t, c, space: estimated_exposure(t, c, space)["exposure_bits"],
+    "skew-normal and normal tails (to 12-05)": two_tails,
+    "skew-normal alone (to 12-02)": skewnorm_only,
+}
 
 
 def simulate(trials: int, n_cands: int, seed: int) -> None:
@@ -45,26 +65,39 @@ def simulate(trials: int, n_cands: int, seed: int) -> None:
     def draw(kind: str, n: int) -> np.ndarray:
         if kind == "normal":
             return rng.normal(30.0, 2.0, n)
-        if kind == "normal + 3% outliers":
+        if kind.startswith("normal + 3%"):
             x = rng.normal(30.0, 2.0, n)
             far = rng.random(n) < 0.03
-            x[far] += rng.exponential(8.0, int(far.sum()))
+            sign = 1.0 if "right" in kind else -1.0
+            x[far] += sign * rng.exponential(8.0 if sign > 0 else 4.0, int(far.sum()))
             return x
+        if kind == "student t, 3 d.f.":
+            return 30.0 + 2.0 * rng.standard_t(3, n)
+        if kind == "gamma, left-skewed":
+            return 35.0 - rng.gamma(4.0, 1.2, n)
         return 25.0 + rng.gamma(4.0, 1.2, n)
 
     space = 1e8
     print(f"simulated secrets never trained on: {trials} per distribution, {n_cands} candidates each;")
     print(f"by chance {trials / 2**THRESHOLD:.1f} above {THRESHOLD:.0f} bits")
-    print(f"{'losses':<22} {'estimator':<44} {'mean':>6} {'>10 bits':>9} {'max':>6}")
-    for kind in ("normal", "normal + 3% outliers", "gamma (right-skewed)"):
-        probe, skew = [], []
+    print(f"{'losses':<26} {'estimator':<44} {'mean':>6} {'>10 bits':>9} {'max':>6}")
+    kinds = (
+        "normal",
+        "normal + 3% far right",
+        "gamma, right-skewed",
+        "normal + 3% far left",
+        "student t, 3 d.f.",
+        "gamma, left-skewed",
+    )
+    for kind in kinds:
+        got: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
         for _ in range(trials):
             x = draw(kind, n_cands + 1)
-            probe.append(estimated_exposure(float(x[0]), x[1:], space)["exposure_bits"])
-            skew.append(skewnorm_only(float(x[0]), x[1:], space))
-        for name, v in (("probe (max of skew-normal, normal tails)", probe), ("skew-normal alone", skew)):
+            for name, fn in ESTIMATORS.items():
+                got[name].append(fn(float(x[0]), x[1:], space))
+        for name, v in got.items():
             a = np.asarray(v)
-            print(f"{kind:<22} {name:<44} {a.mean():>6.2f} {(a > THRESHOLD).sum():>9d} {a.max():>6.2f}")
+            print(f"{kind:<26} {name:<44} {a.mean():>6.2f} {(a > THRESHOLD).sum():>9d} {a.max():>6.2f}")
 
 
 def main() -> None:
@@ -97,17 +130,15 @@ def main() -> None:
     labels = sorted({r.label for r in inp.members if r.label is not None})[: args.labels] or [None]
     real = {c.secret for c in inp.canaries}
     t0 = time.perf_counter()
-    est: dict[str, list[float]] = {"probe (max of skew-normal, normal tails)": [], "skew-normal alone": []}
+    est: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
     for lab in labels:
         secrets = sorted({str(int(x)).zfill(digits) for x in rng.integers(0, int(space), args.secrets)} - real)
         texts = [tmpl.format(secret=s) for s in secrets]
         losses = np.array([-float(lp.sum()) for lp in sc.logprobs_many(texts, [lab] * len(texts))])
         for i in range(losses.size):
             others = rng.choice(np.delete(losses, i), args.candidates, replace=False)
-            est["probe (max of skew-normal, normal tails)"].append(
-                estimated_exposure(float(losses[i]), others, space)["exposure_bits"]
-            )
-            est["skew-normal alone"].append(skewnorm_only(float(losses[i]), others, space))
+            for name, fn in ESTIMATORS.items():
+                est[name].append(fn(float(losses[i]), others, space))
     seconds = time.perf_counter() - t0
     n = len(next(iter(est.values())))
     print(
@@ -123,11 +154,11 @@ def main() -> None:
     inp.close()
     bits = ", ".join(f"{c['exposure_bits']:.2f}" for c in r["canaries"])
     print(f"the workspace's {len(r['canaries'])} planted canaries ({inp.n_candidates} candidates): {bits} bits")
-    probe = np.asarray(est["probe (max of skew-normal, normal tails)"])
-    skew = np.asarray(est["skew-normal alone"])
+    probe = np.asarray(est[PROBE])
+    old = np.asarray(est["skew-normal and normal tails (to 12-05)"])
     print(
-        f"canary null: probe {(probe > THRESHOLD).sum()} of {n} above {THRESHOLD:.0f} bits, skew-normal alone "
-        f"{(skew > THRESHOLD).sum()} (chance {n / 2**THRESHOLD:.1f})"
+        f"canary null: probe {(probe > THRESHOLD).sum()} of {n} above {THRESHOLD:.0f} bits, the estimator to 12-05 "
+        f"{(old > THRESHOLD).sum()} (chance {n / 2**THRESHOLD:.1f})"
     )
 
 

@@ -104,12 +104,48 @@ def test_estimated_exposure_extrapolates_with_a_fitted_distribution():
     cands = stats.norm.ppf(np.linspace(0.001, 0.999, 999)) * 2.0 + 30.0  # losses ~ N(30, 2)
     mid = exposure.estimated_exposure(30.0, cands, 1e8)
     assert mid["exposure_bits"] == pytest.approx(1.0, abs=0.1)  # median secret: rank ≈ |R|/2
-    far = exposure.estimated_exposure(30.0 - 2.0 * 5.0, cands, 1e8)  # 5 sigma below: P ≈ 2.9e-7
-    assert far["exposure_bits"] == pytest.approx(
-        -math.log2(1 + (1e8 - 1) * stats.norm.cdf(-5)) + math.log2(1e8), abs=0.5
-    )
+    far = exposure.estimated_exposure(30.0 - 2.0 * 5.0, cands, 1e8)  # 5 sigma below: P ≈ 2.9e-7 under the normal
+    normal_bits = exposure.exposure_from_rank(1 + (1e8 - 1) * stats.norm.cdf(-5), 1e8)  # 21.7
+    tail = exposure.exponential_tail_fraction(20.0, cands)  # the sample's own lowest tenth, extrapolated
+    assert far["exposure_bits"] == pytest.approx(exposure.exposure_from_rank(1 + (1e8 - 1) * tail, 1e8))
+    assert 10.0 < far["exposure_bits"] < normal_bits  # still exposed, never read heavier than the sample shows
     assert far["sample_rank"] == 1 and far["sample_exposure_bits"] == pytest.approx(math.log2(1000))
     assert 0.0 <= mid["exposure_bits"] <= far["exposure_bits"] <= mid["space_bits"]
+
+
+def test_exponential_tail_fraction_golden():
+    cands = np.arange(200, dtype=float)  # m = 20 lowest: excesses below u = 20 are 20..1, mean beta = 10.5
+    assert exposure.exponential_tail_fraction(-10.0, cands) == pytest.approx(0.1 * math.exp(-30.0 / 10.5))
+    assert exposure.exponential_tail_fraction(20.0, cands) == pytest.approx(0.1)  # at u and above: the sample's share
+    assert exposure.exponential_tail_fraction(99.5, cands) == pytest.approx(0.5)
+    assert exposure.exponential_tail_fraction(-1.0, cands[:10]) == 0.0  # too few candidates for a tail
+
+
+def test_exposure_is_not_inflated_by_a_heavy_lower_tail():
+    """Candidate losses with a heavier lower tail than a normal's (Student t, 3 d.f.): a secret at the t's 0.1%
+    quantile is exposed by 10 bits. A normal fitted to the whole sample calls it 26.6 bits (the whole space);
+    the sample's exponential lower tail keeps the estimate near the truth."""
+    from scipy import stats
+
+    cands = stats.t.ppf(np.linspace(0.001, 0.999, 999), 3) * 2.0 + 30.0
+    secret = float(stats.t.ppf(1e-3, 3)) * 2.0 + 30.0
+    normal = stats.norm.cdf(secret, cands.mean(), cands.std())
+    assert exposure.exposure_from_rank(1 + (1e8 - 1) * normal, 1e8) > 26.0
+    assert exposure.estimated_exposure(secret, cands, 1e8)["exposure_bits"] < 14.0  # truth: 9.97 bits
+
+
+def test_only_a_secret_below_every_candidate_is_extrapolated():
+    """A small cluster of likely candidates far below the bulk: a secret just above one of them is held to its
+    sampled share (rank 2 of 200: at most log2 200 bits), whatever a fitted tail would say."""
+    from scipy import stats
+
+    bulk = stats.norm.ppf(np.linspace(0.005, 0.995, 197)) * 2.0 + 30.0
+    cands = np.concatenate([bulk, [14.0, 16.0, 18.0]])  # three candidates 6-8 sigma below the bulk
+    est = exposure.estimated_exposure(15.0, cands, 1e8)
+    assert est["sample_rank"] == 2
+    assert est["exposure_bits"] <= math.log2(200) + 1e-9
+    below_all = exposure.estimated_exposure(13.0, cands, 1e8)
+    assert below_all["sample_rank"] == 1 and below_all["exposure_bits"] > math.log2(200)
 
 
 def test_word_ngrams_and_jaccard_golden():

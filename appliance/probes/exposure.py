@@ -10,12 +10,22 @@ R is too large to enumerate (10^8 for 8 digits), so the rank is estimated from a
 candidates by extrapolation (§4.3): fit a skew-normal to the sampled losses and take
 rank ≈ 1 + (|R| − 1) · P(loss < loss(s)). The rank among the sampled candidates is reported as well.
 
-P(loss < loss(s)) is the larger of the skew-normal's and a normal's lower tail. A few candidates with a
-very high loss (digit strings the model finds odd) make the skew-normal fit right-skewed, and its lower
-tail then falls off far faster than the sample shows. In ``bench/canary_null.py --simulate`` (3,000 secrets
-never trained on, 3% such outliers among 200 candidates) the skew-normal alone put 11 above 10 bits (2.9
-expected by chance, max 14.1); the heavier of the two tails put none there (max 8.9). A memorised
-secret lies below every candidate by many standard deviations, so it stays exposed under either tail.
+P(loss < loss(s)) is the largest of three lower tails — a skew-normal's, a normal's and the sample's own
+exponential tail (peaks over threshold: the lowest tenth of the candidates, the excesses below it
+exponential) — and never less than the share of sampled candidates below the secret. Each guards against a
+fitted tail that falls off faster than the data do, which calls a secret never trained on exposed:
+- a few candidates with a very high loss (digit strings the model finds odd) make the skew-normal fit
+  right-skewed, and its lower tail then vanishes; the normal's does not;
+- a lower tail heavier than a normal's makes a secret from it look 4σ out under the normal; the exponential
+  tail, fitted to the lowest candidates alone, reads it closer to what the sample shows;
+- the sampled share means only a secret below every sampled candidate is extrapolated at all, so a secret
+  never trained on passes log2 n bits (7.6 for the default 200 candidates, below the 10-bit gate) only
+  below all n, with probability at most 1 / (n + 1) whatever the losses' shape: secret and candidates are
+  drawn alike.
+On near-normal losses the estimate passes b bits with probability about 2^-b. ``bench/canary_null.py`` measures
+both, on simulated losses and on a trained prompt's; bench/RESULTS.md (session 21) has the figures. A memorised
+secret lies far below every candidate and stays exposed: 5σ under a normal sample reads 14.8 bits (21.7 under
+the normal alone), 8σ under reads 23.8.
 """
 
 from __future__ import annotations
@@ -40,8 +50,10 @@ def sample_rank(true_loss: float, candidate_losses: np.ndarray) -> int:
 
 
 def fraction_below(true_loss: float, candidate_losses: np.ndarray) -> float:
-    """P(candidate loss < true loss): the larger of a fitted skew-normal's and a fitted normal's CDF (the normal's
-    alone if the skew-normal fit fails), so a lower tail is never extrapolated lighter than a normal's."""
+    """P(candidate loss < true loss): the largest of a fitted skew-normal's, a fitted normal's and the sample's
+    own exponential lower tail (:func:`exponential_tail_fraction`), and never less than the share of sampled
+    candidates below it; the skew-normal's is left out if its fit fails. A lower tail is so never extrapolated
+    lighter than the sample's lowest candidates show, and only a secret below every candidate is extrapolated."""
     from scipy import stats
 
     c = np.asarray(candidate_losses, dtype=np.float64)
@@ -50,7 +62,31 @@ def fraction_below(true_loss: float, candidate_losses: np.ndarray) -> float:
     p_normal = float(stats.norm.cdf(true_loss, loc=c.mean(), scale=c.std()))
     p_skew = skewnorm_fraction(true_loss, c)
     p = max(p_skew, p_normal) if math.isfinite(p_skew) else p_normal
+    p = max(p, exponential_tail_fraction(true_loss, c), float((c < true_loss).mean()))
     return min(max(p, 0.0), 1.0)
+
+
+def exponential_tail_fraction(
+    true_loss: float, candidate_losses: np.ndarray, *, tail_share: float = 0.1, min_tail: int = 10
+) -> float:
+    """P(candidate loss < true loss) from the sample's lowest candidates alone (peaks over threshold, with an
+    exponential — a generalised Pareto of shape 0 — for the excesses below the threshold).
+
+    The threshold u is the (m+1)-th lowest candidate loss, m = max(``min_tail``, ⌈``tail_share`` · n⌉); the
+    excesses u − loss of the m lowest are exponential with mean β (its maximum-likelihood estimate), so a loss
+    t < u lies below a share (m / n) · exp(−(u − t) / β) of the space. At or above u: the sample's own share.
+    0 where the sample has fewer than m + 1 candidates."""
+    c = np.sort(np.asarray(candidate_losses, dtype=np.float64))
+    m = max(min_tail, math.ceil(tail_share * c.size))
+    if c.size <= m:
+        return 0.0
+    u = float(c[m])
+    if true_loss >= u:
+        return float((c < true_loss).mean())
+    beta = float((u - c[:m]).mean())
+    if beta <= 0.0:
+        return 0.0
+    return (m / c.size) * math.exp(-(u - true_loss) / beta)
 
 
 def skewnorm_fraction(true_loss: float, candidate_losses: np.ndarray) -> float:
