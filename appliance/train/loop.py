@@ -17,12 +17,33 @@ from typing import Any
 
 import torch
 
+from appliance.cpu import cores, idle_cores
 from appliance.train.layout import Example, Layout, collate
 from appliance.train.lm import FrozenLM
 from appliance.train.softprompt import SoftPrompt, batch_loss
 
 # on_step(step, total_steps, batch_loss_or_None, epsilon_so_far)
 StepCallback = Callable[[int, int, float | None, float], None]
+
+
+class ThreadWidener:
+    """Raises torch's thread count to the idle cores when training started on fewer (another process was busy
+    then) and that load has gone; checked between steps, at most every ``every_s`` seconds. It never lowers
+    the count mid-run: this process's own threads would read as the load."""
+
+    def __init__(self, every_s: float = 30.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s, self.clock = every_s, clock
+        self.last = clock()
+
+    def __call__(self) -> int:
+        now, threads = self.clock(), torch.get_num_threads()
+        if threads < cores() and now - self.last >= self.every_s:
+            self.last = now
+            idle = idle_cores()
+            if idle > threads:
+                torch.set_num_threads(idle)
+                return idle
+        return threads
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,7 @@ def run_steps(
     """Run ``total_steps`` logical steps over the loader's Poisson batches (lists of examples)."""
     stats = LoopStats()
     t0 = time.perf_counter()
+    widen = ThreadWidener()
     tail_from = total_steps - steps_per_epoch
     while stats.steps < total_steps:
         for examples in loader:
@@ -125,5 +147,6 @@ def run_steps(
                 stats.tail_tokens += res.n_tokens
             if on_step:
                 on_step(stats.steps, total_steps, res.loss, epsilon_so_far() if dp else 0.0)
+            widen()
     stats.seconds = time.perf_counter() - t0
     return stats
