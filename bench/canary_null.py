@@ -8,11 +8,13 @@ of its newest batch, the bench scores ``--secrets`` random secrets per label in 
 exactly as the canary probe scores candidates (llama.cpp, the trainer's layout). None of them was
 trained on, so each one's exposure against ``--candidates`` others drawn from the rest should be
 distributed as for a secret whose rank is uniform: mean 1/ln 2 = 1.44 bits, P(exposure > b) = 2^-b.
-The table puts the probe's estimator (`appliance.probes.exposure`) beside the skew-normal fit alone
-(Secret Sharer §4.3, the estimator before 2026-12-02), and prints the workspace's real canaries.
+The table puts the probe's estimator (`appliance.probes.exposure`) beside the two it replaced — the heavier of
+a skew-normal's and a normal's tails (2026-12-02 to 12-05) and the skew-normal fit alone (Secret Sharer §4.3,
+before 2026-12-02) — and prints the workspace's real canaries.
 
 ``--simulate`` needs no model: losses drawn from a normal, a normal with 3% far-right outliers (digit
-strings the model finds odd) and a right-skewed gamma, the secret drawn from the same distribution as
+strings the model finds odd), a right-skewed gamma, and three with a heavier lower tail than a normal's (3%
+far-left outliers, Student t with 3 d.f., a left-skewed gamma), the secret drawn from the same distribution as
 its candidates, so every exposure above chance is the estimator's error.
 """
 
