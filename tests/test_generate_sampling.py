@@ -138,7 +138,7 @@ def _one_slot(table: dict[int, bytes], stop: tuple[str, ...]) -> tuple[Any, Any]
     ],
 )
 def test_a_closing_quote_or_parenthesis_the_text_never_opened_is_not_kept(text: str, kept: str) -> None:
-    from appliance.generate.engine import without_unopened_closer
+    from appliance.punctuation import without_unopened_closer
 
     assert without_unopened_closer(text) == kept
 
@@ -346,3 +346,20 @@ def test_a_json_like_end_text_also_stops_at_its_closing_bracket() -> None:
         for t in toks:
             done = sched._accept(slot, t)
         assert done is not None and done.finish_reason == "stop" and done.text == want
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("no parentheses", None),
+        ("a (b) c", None),
+        ("top up?)", 7),
+        ("first) then (x) and)", 5),  # the first unopened one, not the last
+        ("Thanks :) really", None),  # an emoticon closes nothing
+        ("(:) x)", None),  # the emoticon is skipped: the last ")" closes the first "("
+    ],
+)
+def test_first_unopened_paren_is_found_in_one_pass(text: str, at: int | None) -> None:
+    from appliance.punctuation import first_unopened_paren
+
+    assert first_unopened_paren(text) == at

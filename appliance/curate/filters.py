@@ -12,8 +12,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 from appliance.curate.text import ngrams, words
-from appliance.generate.engine import closes_unopened_paren
 from appliance.policy.schema import CurationPolicy
+from appliance.punctuation import closes_unopened_paren
 
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
@@ -55,8 +55,8 @@ def has_binary(text: str) -> bool:
 def garbled_punctuation(text: str) -> bool:
     """True for a run of 4+ commas, semicolons, colons, bars or quotes, an odd number of straight double quotes
     (a quote the text never closed, or one it never opened inside the text), or a ")" the text never opened
-    (:func:`~appliance.generate.engine.closes_unopened_paren`); at the text's end generation already cut either
-    closer (:func:`~appliance.generate.engine.without_unopened_closer`)."""
+    (:func:`~appliance.punctuation.closes_unopened_paren`); at the text's end generation already cut either
+    closer (:func:`~appliance.punctuation.without_unopened_closer`)."""
     return bool(_PUNCT_RUN.search(text)) or text.count('"') % 2 == 1 or closes_unopened_paren(text)
 
 

@@ -20,7 +20,6 @@ and the token is drawn from their rows combined (:func:`sampling.guided_logits`)
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 
 from appliance.generate.jobs import Completion, Job, Prefix, SamplingParams
 from appliance.generate.sampling import guided_logits, sample_rows
+from appliance.punctuation import without_unopened_closer
 
 
 class Decoder(Protocol):
@@ -217,35 +217,3 @@ class Scheduler:
         if reason != "length":  # a text that ended, not one cut off
             text = without_unopened_closer(text)
         return Completion(index=s.job.index, text=text, tokens=list(s.tokens), finish_reason=reason)
-
-
-# emoticons close or open a parenthesis that prose does not pair: ":)", ";-)", ":((", "=)"
-_EMOTICON = re.compile(r"[:;=]-?[()]+")
-
-
-def closes_unopened_paren(text: str) -> bool:
-    """True when a ")" closes a "(" that ``text`` never opened (emoticons such as ":)" aside): the model closing
-    the label prefix's "(keywords)" parenthetical ('Can someone help me with a top up?)' — 27 of 480 outputs of
-    one demo draw, against 6 of BANKING77's 10,003 training queries with any ")"; bench/RESULTS.md, session 20)."""
-    depth = 0
-    for ch in _EMOTICON.sub("", text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            if depth == 0:
-                return True
-            depth -= 1
-    return False
-
-
-def without_unopened_closer(text: str) -> str:
-    """``text`` without a closing double quote or parenthesis at its end that it never opened: the model closing a
-    record it imagined quoted ('What's wrong with my card?"' — 104 of 480 outputs of one demo draw, where
-    curation's odd-quote check then dropped good texts; bench/RESULTS.md, session 16) or the label prefix's
-    parenthetical (:func:`closes_unopened_paren`). A text whose quotes and parentheses pair up is kept."""
-    body = text.rstrip()
-    if body.endswith('"') and body.count('"') % 2 == 1:
-        return body[:-1].rstrip()
-    if body.endswith(")") and closes_unopened_paren(body) and not closes_unopened_paren(body[:-1]):
-        return body[:-1].rstrip()
-    return text
