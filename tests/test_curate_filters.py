@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.curate.decide import LABEL_ECHO, OUTPUT_PII, UNFINISHED, decide, pii_hits
+from appliance.curate.decide import LABEL_ECHO, OUTPUT_PII, PROMPT_ECHO, UNFINISHED, decide, pii_hits
 from appliance.curate.dedup import exact_duplicates, jaccard, near_duplicates
+from appliance.curate.echo import PromptText, echoes_prompt
 from appliance.curate.filters import LeakIndex, alpha_ratio, has_binary, quality_reason, repeated_ngram_ratio
 from appliance.curate.text import char_shingles, normalize, text_hash, words
 from appliance.policy.schema import CurationPolicy
@@ -120,7 +121,8 @@ def test_decide_never_reads_the_seeds() -> None:
     import inspect
 
     params = set(inspect.signature(decide).parameters)
-    assert params == {"texts", "pii", "policy", "finish_reasons", "labels"}  # labels: public schema
+    # labels: public schema; prompt: the public template and the DP-released keywords
+    assert params == {"texts", "pii", "policy", "finish_reasons", "labels", "prompt"}
 
 
 def test_an_output_that_is_only_a_label_is_dropped_as_label_echo() -> None:
@@ -130,6 +132,45 @@ def test_an_output_that_is_only_a_label_is_dropped_as_label_echo() -> None:
     texts = ["fiat_currency_support", "Card linking.", "Do you support fiat currency?", "card linking please help"]
     assert decide(texts, pii=[0] * 4, policy=POLICY, labels=labels) == [LABEL_ECHO, LABEL_ECHO, None, None]
     assert decide(texts, pii=[0] * 4, policy=POLICY) == [None, None, None, None]  # no labels: nothing to echo
+
+
+DEMO_TEMPLATE = "A customer message about {label_words}{label_keywords}:\n"
+DEMO_KEYWORDS = {"lost_or_stolen_card": ["help"], "cash_withdrawal_charge": ["fee", "charged"], "pin_blocked": []}
+
+
+def test_prompt_text_keeps_the_templates_phrases_and_every_labels_keywords() -> None:
+    got = PromptText.of(DEMO_TEMPLATE, DEMO_KEYWORDS)
+    assert got.phrases == (("a", "customer", "message", "about"),)
+    assert got.keywords == {"help", "fee", "charged"}
+    # the generic frame's literals are one word each ("label", "text"): ordinary language, no phrase
+    assert PromptText.of('{{"label": "{label}", "text": "', {}).phrases == ()
+    assert PromptText.of(None) == PromptText()
+
+
+@pytest.mark.parametrize(
+    ("text", "echo"),
+    [
+        ("I'm having trouble with my card (help)", True),  # read in session 21's export
+        ("What is the charge (fee) for taking cash out?", True),
+        ("Why was I (Charged, fee) twice?", True),  # any released keywords, any case
+        ("A customer message about fiat currency support:", True),  # the prefix kept as a record (ε = 1)
+        ("a customer  message, about my card", True),
+        ("Is my card (the new one) here yet?", False),  # a parenthetical that says more is prose
+        ("I need help with a fee I was charged", False),  # keywords in the text are what they are for
+        ("I sent a customer a message about it", False),
+        ("Thanks :) (help)", True),
+        ("()", False),
+    ],
+)
+def test_an_output_repeating_its_label_prefix_is_a_prompt_echo(text: str, echo: bool) -> None:
+    assert echoes_prompt(text, PromptText.of(DEMO_TEMPLATE, DEMO_KEYWORDS)) is echo
+
+
+def test_decide_drops_prompt_echoes_only_when_given_the_prompt() -> None:
+    texts = ["I'm having trouble with my card (help)", "I lost my card yesterday, can you block it?"]
+    prompt = PromptText.of(DEMO_TEMPLATE, DEMO_KEYWORDS)
+    assert decide(texts, pii=[0, 0], policy=POLICY, prompt=prompt) == [PROMPT_ECHO, None]
+    assert decide(texts, pii=[0, 0], policy=POLICY) == [None, None]  # a few-shot batch has no label prefix
 
 
 def test_decide_drops_outputs_cut_off_at_the_token_limit() -> None:

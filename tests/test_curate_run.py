@@ -158,3 +158,41 @@ def test_provenance_hashes_match_normalised_text(ctx) -> None:
         record_export_hashes(ctx.db, ["not a hash"])
     raw = ctx.db.conn.execute("SELECT group_concat(hash, '|') FROM export_hashes").fetchone()[0]
     assert "replacement" not in raw
+
+
+def test_a_soft_prompt_batch_drops_outputs_repeating_its_label_prefix(ctx, workspace: Path) -> None:
+    """The prompt's public template and DP keywords come from its meta row; a few-shot batch has none."""
+    from appliance.db import transaction
+
+    meta = {
+        "labels": ["card_arrival", "exchange_rate"],
+        "label_template": "A customer message about {label_words}{label_keywords}:\n",
+        "label_keywords": {"card_arrival": ["track"], "exchange_rate": []},
+    }
+    outputs = [
+        ("Can I track where my card is (track)", "card_arrival"),  # 0 prompt_echo: the keywords' parenthetical
+        ("A customer message about exchange rate:", "exchange_rate"),  # 1 prompt_echo: the prefix as a record
+        ("Is my card (the new one) coming this week?", "card_arrival"),  # 2 kept
+    ]
+    add_batch(ctx, "b-echo", "bank", outputs)
+    with transaction(ctx.db) as conn:
+        conn.execute(
+            "INSERT INTO prompts (id, dataset, label, model_name, model_sha256, k, n_embd, dp, exportable, epsilon,"
+            " delta, artifact_path, artifact_sha256, meta, created_at) VALUES ('sp-echo', 'bank', NULL,"
+            " 'smollm2-135m', 'sha256:0', 4, 8, 1, 1, 4.0, 1e-6, 'none', 'sha256:0', ?, '2026-12-06T00:00:00Z')",
+            (json.dumps(meta),),
+        )
+        conn.execute("UPDATE batches SET mode = 'softprompt', prompt_id = 'sp-echo' WHERE id = 'b-echo'")
+    pol = yaml.safe_load((workspace / "policy.yaml").read_text())
+    pol["curation"]["label_consistency"] = False  # it would score with the prompt's model; this one has none
+    (workspace / "policy.yaml").write_text(yaml.safe_dump(pol))
+    no_check = open_ctx(workspace)
+    try:
+        report = curate_batch(no_check, "b-echo")
+    finally:
+        no_check.close()
+    assert statuses(ctx, "b-echo") == [("dropped", "prompt_echo"), ("dropped", "prompt_echo"), ("kept", None)]
+    assert report.reasons == {"prompt_echo": 2}
+    # the same texts in a few-shot batch: no label prefix, nothing to echo
+    add_batch(ctx, "b-fewshot", "bank", outputs)
+    assert curate_batch(ctx, "b-fewshot").reasons == {}

@@ -3,8 +3,9 @@
 Pure function of the outputs alone. Filters apply in a fixed order and the first one that fires names
 the reason: PII still present → unfinished (cut off at ``generation.max_tokens``, when
 ``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive, garbled) → label echo (the
-whole text is a label's name or words, e.g. "fiat_currency_support": a public label, not a record) → exact
-duplicate → near duplicate. Off-label outputs (the DP generator's own reading of the label, the costly check)
+whole text is a label's name or words, e.g. "fiat_currency_support": a public label, not a record) → prompt echo
+(the label prefix's own text or keywords' parenthetical, :mod:`appliance.curate.echo`) → exact duplicate → near
+duplicate. Off-label outputs (the DP generator's own reading of the label, the costly check)
 are dropped later, by :func:`appliance.curate.run.curate_batch`, after the DP selection.
 Deduplication only looks at outputs that passed every earlier filter, so each duplicate group keeps its first
 clean member.
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from appliance.curate.dedup import EXACT, NEAR, exact_duplicates, near_duplicates
+from appliance.curate.echo import PromptText, echoes_prompt
 from appliance.curate.filters import GARBLED, LEAK, quality_reason
 from appliance.policy.schema import CurationPolicy
 from appliance.policy.templates import label_words
@@ -31,9 +33,10 @@ GENERATION_PII = "pii"  # set by `appliance generate` when the output scan dropp
 OFF_LABEL = "off_label"  # the DP generator itself reads the output as another label (curate/consistency.py)
 UNFINISHED = "unfinished"  # the output hit max_tokens before EOS or a stop string: cut mid-sentence
 LABEL_ECHO = "label_echo"  # the whole output is a label's name or words, not a record
+PROMPT_ECHO = "prompt_echo"  # the output repeats the label prefix's template text or keywords' parenthetical
 REASONS = (
     GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", GARBLED,
-    LABEL_ECHO, OFF_LABEL, EXACT, NEAR,
+    LABEL_ECHO, PROMPT_ECHO, OFF_LABEL, EXACT, NEAR,
 )  # fmt: skip
 
 
@@ -60,12 +63,15 @@ def decide(
     policy: CurationPolicy,
     finish_reasons: Sequence[str | None] | None = None,
     labels: Iterable[str] = (),
+    prompt: PromptText | None = None,
 ) -> list[str | None]:
     """The reason each text is dropped, or None when it is kept (the seeds play no part).
 
     ``finish_reasons`` (the engine's ``eos`` / ``stop`` / ``length`` per output; None for unknown, as in
     batches from before it was stored) lets ``policy.drop_unfinished`` drop outputs cut off at the token limit.
     ``labels``: the batch's label set (public schema); an output that is only a label's words is ``label_echo``.
+    ``prompt``: the soft prompt's label prefix (public template, DP keywords); an output repeating it is
+    ``prompt_echo``.
     """
     echoes = label_echoes(labels)
     finish = list(finish_reasons) if finish_reasons is not None else [None] * len(texts)
@@ -79,8 +85,11 @@ def decide(
             reasons.append(UNFINISHED)
         else:
             reason = quality_reason(text, policy)
-            echo = reason is None and tuple(label_words(text)) in echoes
-            reasons.append(LABEL_ECHO if echo else reason)
+            if reason is None and tuple(label_words(text)) in echoes:
+                reason = LABEL_ECHO
+            elif reason is None and prompt is not None and echoes_prompt(text, prompt):
+                reason = PROMPT_ECHO
+            reasons.append(reason)
     clean = [i for i, r in enumerate(reasons) if r is None]
     for local in exact_duplicates([texts[i] for i in clean]):
         reasons[clean[local]] = EXACT

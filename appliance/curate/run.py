@@ -26,6 +26,7 @@ from appliance.audit import append_in_tx
 from appliance.context import Context
 from appliance.curate import dp_selection
 from appliance.curate.decide import GENERATION_PII, OFF_LABEL, decide, pii_hits
+from appliance.curate.echo import PromptText
 from appliance.curate.filters import LeakIndex, chance_leak_rate, leak_allowance
 from appliance.curate.kept import kept_digest
 from appliance.db import transaction, utc_now
@@ -90,6 +91,17 @@ def label_check(
     return ok, {"label_consistency": "on", "label_margin_nats": policy.label_margin_nats, "labels": len(label_set)}
 
 
+def prompt_text(ctx: Context, batch: dict[str, Any]) -> PromptText | None:
+    """The public text of a soft-prompt batch's label prefix (template, DP keywords), or None for a few-shot
+    batch: what :func:`appliance.curate.echo.echoes_prompt` reads."""
+    if batch.get("mode") != "softprompt" or not batch.get("prompt_id"):
+        return None
+    from appliance.generate.prompts import PromptMeta
+
+    meta = PromptMeta.parse((prompts.get(ctx.db, batch["prompt_id"]) or {}).get("meta"))
+    return PromptText.of(meta.label_template, meta.label_keywords)
+
+
 def split_texts(ctx: Context, dataset: str, split: str) -> list[str]:
     return datasets.split_texts(ctx.db, dataset, split)
 
@@ -127,6 +139,7 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         policy=policy,
         finish_reasons=[r["finish_reason"] for r in live],
         labels={r["label"] for r in rows if r["label"]},
+        prompt=prompt_text(ctx, batch),
     )
     reasons, selection_info, selection_event = dp_selection.apply(
         ctx, batch, [r["id"] for r in live], texts, [r["label"] for r in live], reasons
