@@ -6,7 +6,9 @@
    (non-DP) prompt take turns on the *same* fixed batches of ``--batch-size`` examples (order alternated
    every step, so load drift on a shared machine hits both alike). The figure line's ratio is of the median
    per-step CPU time of this process (threads included), which other jobs on a shared machine disturb far
-   less than wall time; the wall-time ratio is in the table too.
+   less than wall time; the wall-time ratio is in the table too. The same DP step with its physical chunks
+   taken in arrival order (as before session 22) instead of shortest first (``appliance.train.loop.length_chunks``)
+   takes turns with them, for the padding's cost side by side.
 3. Quality: a real ``train`` run (ε = ``--epsilon``, the policy's other defaults unless given) reports the
    holdout NLL (nats/token) of the initial and of the trained prompt, and the ε the accountant gives.
 4. Peak RSS of this process (model loaded from the dequantized cache, which is built beforehand in a
@@ -28,6 +30,8 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,8 +43,9 @@ import torch  # noqa: E402
 
 from appliance.config import Workspace  # noqa: E402
 from appliance.context import Context  # noqa: E402
+from appliance.train import loop  # noqa: E402
 from appliance.train.dp import make_private  # noqa: E402
-from appliance.train.layout import Layout, build_examples  # noqa: E402
+from appliance.train.layout import Example, Layout, build_examples  # noqa: E402
 from appliance.train.lm import load_frozen  # noqa: E402
 from appliance.train.loop import logical_step  # noqa: E402
 from appliance.train.plan import TrainRequest, scaled_lr  # noqa: E402
@@ -79,6 +84,21 @@ def prepare(args: argparse.Namespace) -> Path:
     code += f"d.seed_model_cache(Path({str(home)!r}), {args.model!r})"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     return home
+
+
+def _arrival_chunks(examples: Sequence[Example], max_physical: int) -> list[list[Example]]:
+    return [list(examples[i : i + max_physical]) for i in range(0, len(examples), max_physical)]
+
+
+@contextmanager
+def arrival_order() -> Iterator[None]:
+    """Physical chunks in the Poisson batch's own order (the trainer before session 22), for the timing only."""
+    shipped = loop.length_chunks
+    loop.length_chunks = _arrival_chunks
+    try:
+        yield
+    finally:
+        loop.length_chunks = shipped
 
 
 def time_steps(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
@@ -128,18 +148,20 @@ def time_steps(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
             logical_step(**common, prompt=plain, forward=plain, optimizer=plain_opt, examples=batch, dp=False)
             return time.perf_counter() - t0, time.process_time() - c0
 
+        def arrival_step(batch: list) -> tuple[float, float]:
+            with arrival_order():
+                return dp_step(batch)
+
         dp_step(batches[0]), plain_step(batches[0])  # warm-up
-        dp_t, plain_t = [], []
+        dp_t, plain_t, arrival_t = [], [], []
         for i, batch in enumerate(batches[1:]):
-            if i % 2 == 0:
-                dp_t.append(dp_step(batch))
-                plain_t.append(plain_step(batch))
-            else:
-                plain_t.append(plain_step(batch))
-                dp_t.append(dp_step(batch))
+            turns = [(dp_t, dp_step), (plain_t, plain_step), (arrival_t, arrival_step)]
+            for out, step in turns[i % 3 :] + turns[: i % 3]:  # rotate the order: load drift hits all alike
+                out.append(step(batch))
             print(
                 f"  timing step {i + 1}: DP {dp_t[-1][0]:.2f} s (cpu {dp_t[-1][1]:.2f}), "
-                f"non-DP {plain_t[-1][0]:.2f} s (cpu {plain_t[-1][1]:.2f})",
+                f"non-DP {plain_t[-1][0]:.2f} s (cpu {plain_t[-1][1]:.2f}), "
+                f"DP arrival-order chunks {arrival_t[-1][0]:.2f} s (cpu {arrival_t[-1][1]:.2f})",
                 flush=True,
             )
         parts.module._close()
@@ -151,6 +173,8 @@ def time_steps(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
         "tokens_per_batch": n_tok,
         "dp_cpu": med(c for _, c in dp_t),
         "plain_cpu": med(c for _, c in plain_t),
+        "arrival": med(t for t, _ in arrival_t),
+        "arrival_cpu": med(c for _, c in arrival_t),
     }
 
 
@@ -192,6 +216,8 @@ def main() -> None:
         ("median step CPU time DP / non-DP (s)", f"{timing['dp_cpu']:.2f} / {timing['plain_cpu']:.2f}"),
         ("dp/nodp wall-time ratio", f"{timing['dp'] / timing['plain']:.3f}"),
         ("dp/nodp step time ratio (CPU time)", f"{ratio:.3f}"),
+        ("median DP step CPU time, chunks in arrival order (s)", f"{timing['arrival_cpu']:.2f}"),
+        ("shortest-first / arrival-order DP step (CPU time)", f"{timing['dp_cpu'] / timing['arrival_cpu']:.3f}"),
         (
             "DP run: steps / sample rate / sigma",
             f"{res.stats.steps} / {res.plan.sample_rate:.4f} / {res.noise_multiplier:.3f}",

@@ -143,10 +143,11 @@ def test_physical_chunks_give_the_same_step(dp: bool) -> None:
 
     lm = _tiny_lm()
     layout = Layout(k=3, bos_id=None, eos_id=2, suffix_text="", label_template=None, max_text_tokens=16)
-    examples = [Example((*range(5 + i, 9 + 2 * i), 2), 0) for i in range(5)]
+    # longest first: the chunks re-order them shortest first, and the step must not depend on it
+    examples = [Example((*range(5 + i, 9 + 2 * i), 2), 0) for i in reversed(range(5))]
     init = torch.randn(3, 16, generator=torch.Generator().manual_seed(1))
     moved = []
-    for max_physical in (5, 2):
+    for max_physical in (5, 2, 1):
         prompt = SoftPrompt(init)
         opt = torch.optim.SGD(prompt.parameters(), lr=1.0)
         forward = prompt
@@ -170,6 +171,7 @@ def test_physical_chunks_give_the_same_step(dp: bool) -> None:
             parts.module._close()
     assert moved[0].abs().sum() > 0
     torch.testing.assert_close(moved[0], moved[1], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(moved[0], moved[2], rtol=1e-5, atol=1e-7)
 
 
 def test_public_basis_is_the_embeddings_principal_directions() -> None:
@@ -211,3 +213,13 @@ def test_subspace_prompt_starts_at_its_init_and_dp_clips_k_times_r_coordinates()
     moved = prompt.rows() - init
     assert float(moved[:, 1:].abs().sum()) == 0.0  # only along the basis
     parts.module._close()
+
+
+def test_length_chunks_take_the_shortest_first_and_lose_no_example() -> None:
+    from appliance.train.loop import length_chunks
+
+    examples = [Example(tuple(range(n)), 0) for n in (9, 2, 30, 5, 5, 17, 1)]
+    chunks = length_chunks(examples, 3)
+    assert [[len(e.ids) for e in c] for c in chunks] == [[1, 2, 5], [5, 9, 17], [30]]
+    assert sorted(map(id, (e for c in chunks for e in c))) == sorted(map(id, examples))
+    assert length_chunks([], 8) == []

@@ -30,7 +30,7 @@ from appliance.train.data import DatasetRecords, load_records
 from appliance.train.dp import make_private, os_seeded_generator, poisson_loader
 from appliance.train.layout import Example, Layout, build_examples, collate
 from appliance.train.lm import FrozenLM, load_frozen
-from appliance.train.loop import LoopStats, StepCallback, run_steps
+from appliance.train.loop import LoopStats, StepCallback, length_chunks, run_steps
 from appliance.train.plan import Plan, TrainRequest, check_request, make_plan, scaled_lr
 from appliance.train.precision import Precision, resolve
 from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll, prior_ids, public_basis
@@ -150,7 +150,7 @@ class _Run:
         examples = build_examples(lm.encode, layout, [r[0] for r in records], [r[1] for r in records])
         hold = build_examples(lm.encode, layout, [r[0] for r in self.data.holdout], [r[1] for r in self.data.holdout])
         step = t.max_physical_batch
-        hold_batches = [collate(hold[i : i + step]) for i in range(0, len(hold), step)]
+        hold_batches = [collate(chunk) for chunk in length_chunks(hold, step)]  # mean_nll sums: order-free
         basis = public_basis(lm.model.get_input_embeddings().weight, t.subspace_rank) if t.subspace_rank else None
         prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k), basis)
         lm = replace(lm, precision=self.precision)  # its forward passes; the prompt and its DP step stay float32
