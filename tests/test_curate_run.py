@@ -17,6 +17,7 @@ from appliance.curate import (
     record_export_hashes,
     text_hash,
 )
+from appliance.curate.run import CurationReport
 from appliance.curate.text import words
 from appliance.errors import BadInput, NotFound, PolicyViolation
 
@@ -61,6 +62,18 @@ def ctx(workspace: Path):
     add_batch(c, "b-crafted", "bank", CRAFTED, dropped_pii=1)
     yield c
     c.close()
+
+
+def _curate_under(workspace: Path, batch_id: str, **curation: object) -> CurationReport:
+    """Curate ``batch_id`` under the workspace policy with these ``curation`` keys changed."""
+    pol = yaml.safe_load((workspace / "policy.yaml").read_text())
+    pol["curation"].update(curation)
+    (workspace / "policy.yaml").write_text(yaml.safe_dump(pol))
+    changed = open_ctx(workspace)
+    try:
+        return curate_batch(changed, batch_id)
+    finally:
+        changed.close()
 
 
 def test_every_reason_marked_and_nothing_deleted(ctx) -> None:
@@ -120,14 +133,7 @@ def test_recurate_is_idempotent_and_follows_policy(ctx, workspace: Path) -> None
     first = curate_batch(ctx, "b-crafted")
     again = curate_batch(ctx, "b-crafted")
     assert (again.reasons, again.n_kept) == (first.reasons, first.n_kept)
-    pol = yaml.safe_load((workspace / "policy.yaml").read_text())
-    pol["curation"].update({"output_pii_action": "keep", "leak_ngram_tokens": 40})
-    (workspace / "policy.yaml").write_text(yaml.safe_dump(pol))
-    relaxed = open_ctx(workspace)
-    try:
-        third = curate_batch(relaxed, "b-crafted")
-    finally:
-        relaxed.close()
+    third = _curate_under(workspace, "b-crafted", output_pii_action="keep", leak_ngram_tokens=40)
     assert "output_pii" not in third.reasons and third.kept_leak_hits == 0
     assert third.kept_pii_hits >= 1, "kept PII is still counted for the gate"
     assert len(ctx.ledger.events(kind="curate.run")) == 3
@@ -183,14 +189,7 @@ def test_a_soft_prompt_batch_drops_outputs_repeating_its_label_prefix(ctx, works
             (json.dumps(meta),),
         )
         conn.execute("UPDATE batches SET mode = 'softprompt', prompt_id = 'sp-echo' WHERE id = 'b-echo'")
-    pol = yaml.safe_load((workspace / "policy.yaml").read_text())
-    pol["curation"]["label_consistency"] = False  # it would score with the prompt's model; this one has none
-    (workspace / "policy.yaml").write_text(yaml.safe_dump(pol))
-    no_check = open_ctx(workspace)
-    try:
-        report = curate_batch(no_check, "b-echo")
-    finally:
-        no_check.close()
+    report = _curate_under(workspace, "b-echo", label_consistency=False)  # it would score with the prompt's model
     assert statuses(ctx, "b-echo") == [("dropped", "prompt_echo"), ("dropped", "prompt_echo"), ("kept", None)]
     assert report.reasons == {"prompt_echo": 2}
     # the same texts in a few-shot batch: no label prefix, nothing to echo
