@@ -31,7 +31,7 @@ class PromptText:
 
     @classmethod
     def of(cls, template: str | None, keywords: Mapping[str, Sequence[str]] | None = None) -> PromptText:
-        literals = (lit for lit, *_ in string.Formatter().parse(template or "")) if template else ()
+        literals = [lit for lit, *_ in string.Formatter().parse(template)] if template else []
         phrases = tuple(p for p in (tuple(label_words(lit)) for lit in literals) if len(p) >= MIN_PHRASE_WORDS)
         words = frozenset(w.lower() for ws in (keywords or {}).values() for w in ws)
         return cls(phrases, words)
