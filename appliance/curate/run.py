@@ -20,7 +20,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.audit import append_in_tx
 from appliance.context import Context
@@ -32,6 +32,9 @@ from appliance.curate.kept import kept_digest
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
 from appliance.store import batches, datasets, prompts, results
+
+if TYPE_CHECKING:
+    from appliance.generate.prompts import PromptMeta
 
 Scanner = Callable[[Sequence[str]], list[list[dict[str, Any]]]]
 
@@ -62,6 +65,16 @@ def batch_row(ctx: Context, batch_id: str) -> dict[str, Any]:
     return batches.require(ctx.db, batch_id)
 
 
+def soft_prompt(ctx: Context, batch: dict[str, Any]) -> tuple[dict[str, Any] | None, PromptMeta] | None:
+    """(prompt row — None when it is missing —, its parsed meta) for a soft-prompt batch; None for a few-shot one."""
+    if batch.get("mode") != "softprompt" or not batch.get("prompt_id"):
+        return None
+    from appliance.generate.prompts import PromptMeta
+
+    prompt = prompts.get(ctx.db, batch["prompt_id"])
+    return prompt, PromptMeta.parse((prompt or {}).get("meta"))
+
+
 def label_check(
     ctx: Context, batch: dict[str, Any], texts: Sequence[str], labels: Sequence[str | None]
 ) -> tuple[list[bool] | None, dict[str, Any]]:
@@ -71,12 +84,11 @@ def label_check(
     policy = ctx.policy.curation
     if not policy.label_consistency:
         return None, {"label_consistency": "off"}
-    if batch.get("mode") != "softprompt" or not batch.get("prompt_id"):
+    soft = soft_prompt(ctx, batch)
+    if soft is None:
         return None, {"label_consistency": "no_soft_prompt"}
-    from appliance.generate.prompts import PromptMeta
-
-    prompt = prompts.get(ctx.db, batch["prompt_id"])
-    label_set = list(PromptMeta.parse((prompt or {}).get("meta")).labels or [])
+    prompt, meta = soft
+    label_set = list(meta.labels or [])
     if prompt is None or len(label_set) < 2 or not texts or any(lab not in label_set for lab in labels):
         return None, {"label_consistency": "under_two_labels"}
     from appliance.curate.consistency import consistent, score_labels
@@ -94,12 +106,8 @@ def label_check(
 def prompt_text(ctx: Context, batch: dict[str, Any]) -> PromptText | None:
     """The public text of a soft-prompt batch's label prefix (template, DP keywords), or None for a few-shot
     batch: what :func:`appliance.curate.echo.echoes_prompt` reads."""
-    if batch.get("mode") != "softprompt" or not batch.get("prompt_id"):
-        return None
-    from appliance.generate.prompts import PromptMeta
-
-    meta = PromptMeta.parse((prompts.get(ctx.db, batch["prompt_id"]) or {}).get("meta"))
-    return PromptText.of(meta.label_template, meta.label_keywords)
+    soft = soft_prompt(ctx, batch)
+    return None if soft is None else PromptText.of(soft[1].label_template, soft[1].label_keywords)
 
 
 def split_texts(ctx: Context, dataset: str, split: str) -> list[str]:
