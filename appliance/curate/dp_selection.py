@@ -28,6 +28,7 @@ import numpy as np
 from appliance.audit.rows import EventRow, first_with
 from appliance.context import Context
 from appliance.curate import selection as sel
+from appliance.curate.batch_prompt import soft_prompt_row
 from appliance.errors import BadInput
 from appliance.store import datasets, prompts
 
@@ -43,10 +44,6 @@ def reserved_noise(prompt: dict[str, Any] | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _prompt_of(ctx: Context, batch: dict[str, Any]) -> dict[str, Any] | None:
-    return prompts.get(ctx.db, batch["prompt_id"]) if batch.get("prompt_id") else None
-
-
 def _release(conn: sqlite3.Connection, prompt_id: str) -> EventRow | None:
     """The event that released the prompt's histogram, or None while it is unspent."""
     return first_with(conn, [EVENT], "prompt", prompt_id)
@@ -54,7 +51,7 @@ def _release(conn: sqlite3.Connection, prompt_id: str) -> EventRow | None:
 
 def outlook(ctx: Context, batch: dict[str, Any]) -> str | None:
     """What curating a new ``batch`` will keep, for ``generate`` to say (None: its prompt reserved no selection)."""
-    prompt = _prompt_of(ctx, batch)
+    prompt = soft_prompt_row(ctx, batch)
     if prompt is None or reserved_noise(prompt) is None:
         return None
     earlier = _release(ctx.db.conn, prompt["id"])
@@ -103,9 +100,9 @@ def apply(
 ) -> tuple[list[str | None], dict[str, Any], dict[str, Any] | None]:
     """``reasons`` with the outputs the selection does not keep marked ``dp_selection``; the ``curate.run``
     event's summary; and the payload of a new ``curate.dp_selection`` event (None when nothing new is released)."""
-    prompt = _prompt_of(ctx, batch)
+    prompt = soft_prompt_row(ctx, batch)
     sigma = reserved_noise(prompt)
-    if batch.get("mode") != "softprompt" or prompt is None or sigma is None:
+    if prompt is None or sigma is None:
         state = "not_reserved" if ctx.policy.curation.dp_selection.enabled else "off"
         return reasons, {"dp_selection": state}, None
     earlier = _release(ctx.db.conn, prompt["id"])

@@ -20,21 +20,19 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from appliance.audit import append_in_tx
 from appliance.context import Context
 from appliance.curate import dp_selection
+from appliance.curate.batch_prompt import soft_prompt
 from appliance.curate.decide import GENERATION_PII, OFF_LABEL, decide, pii_hits
 from appliance.curate.echo import PromptText
 from appliance.curate.filters import LeakIndex, chance_leak_rate, leak_allowance
 from appliance.curate.kept import kept_digest
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
-from appliance.store import batches, datasets, prompts, results
-
-if TYPE_CHECKING:
-    from appliance.generate.prompts import PromptMeta
+from appliance.store import batches, datasets, results
 
 Scanner = Callable[[Sequence[str]], list[list[dict[str, Any]]]]
 
@@ -63,16 +61,6 @@ class CurationReport:
 def batch_row(ctx: Context, batch_id: str) -> dict[str, Any]:
     """The batch's dataset and status; :class:`NotFound` (exit 1) for an unknown id."""
     return batches.require(ctx.db, batch_id)
-
-
-def soft_prompt(ctx: Context, batch: dict[str, Any]) -> tuple[dict[str, Any] | None, PromptMeta] | None:
-    """(prompt row — None when it is missing —, its parsed meta) for a soft-prompt batch; None for a few-shot one."""
-    if batch.get("mode") != "softprompt" or not batch.get("prompt_id"):
-        return None
-    from appliance.generate.prompts import PromptMeta
-
-    prompt = prompts.get(ctx.db, batch["prompt_id"])
-    return prompt, PromptMeta.parse((prompt or {}).get("meta"))
 
 
 def label_check(
