@@ -32,7 +32,11 @@ def demo(
     home: Path | None = typer.Option(
         None, "--home", help=f"fresh workspace for the demo (default: the global --home, else ./{DEFAULT_DEMO_HOME})"
     ),
-    quick: bool = typer.Option(False, "--quick", help="fewer epochs and records (the air-gap test uses this)"),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="one epoch, fewer records, and the quality floor lifted in its workspace (the air-gap test uses this)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Run init → import → train (ε=4) → generate → curate → evaluate → probe → export → report → verify."""

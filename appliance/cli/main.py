@@ -120,7 +120,9 @@ def root(
     home: Path | None = typer.Option(
         None, "--home", envvar="APPLIANCE_HOME", help="workspace directory (default ./.appliance)"
     ),
-    actor: str | None = typer.Option(None, "--actor", help="who is acting (default: the OS user)"),
+    actor: str | None = typer.Option(
+        None, "--actor", help="who is acting (default: $APPLIANCE_ACTOR, else the OS user)"
+    ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print version"),
 ) -> None:
     """Privacy-first synthetic text data appliance."""

@@ -60,9 +60,10 @@ def import_(
     labels: str | None = typer.Option(
         None,
         "--labels",
-        help="the public label set: a,b,c or @FILE (one per line); records with another label are dropped."
+        help="the public label set: a,b,c or @FILE (one per line); records with another label, or none, are dropped."
         " Not given (or dp): the set is chosen by DP partition selection (privacy.label_selection_epsilon, charged"
-        " to every record; with --subject-field the labels stay inside instead). none: labels stay inside, never"
+        " to every labelled record; with --subject-field the labels stay inside instead). none: labels stay inside,"
+        " never"
         " exported, nothing spent. A label named dp or none is declared with @FILE",
     ),
     subject_field: str | None = typer.Option(
@@ -105,7 +106,7 @@ def import_(
         chosen = ", ".join(sel.labels) if sel.labels else "none — every record keeps its label, inside"
         err_console.print(
             f"labels chosen by DP partition selection (ε {sel.epsilon:g}, δ {sel.delta:.3g}, charged to every"
-            f" record): {chosen} — declare the set with --labels a,b,c to spend nothing, or --labels none",
+            f" labelled record): {chosen} — declare the set with --labels a,b,c to spend nothing, or --labels none",
             markup=False,
         )
     if label_field is not None and not s.labels_public:

@@ -282,7 +282,7 @@ def budget_unit(conn: sqlite3.Connection, dataset: str) -> str:
 
 def label_set(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | None:
     """Where a dataset's exportable labels come from, per its verified ``seeds.import`` event: a declared
-    public schema, or a DP partition selection whose (ε, δ) is charged to every record (and so already part of
+    public schema, or a DP partition selection whose (ε, δ) is charged to every labelled record (and so already part of
     the dataset's spent ε); None when no label set was declared or selected (labels never leave)."""
     payload = _import_payload(conn, dataset)
     if payload is None:

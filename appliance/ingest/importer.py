@@ -9,7 +9,7 @@ disclosed by its presence. Labels are therefore public schema, declared with ``l
 a record with any other label, or none, is dropped at import and counted; the declared set goes into
 the ``seeds.import`` audit event, and the export gate refuses labels that were not declared there. Where the
 set cannot be declared, ``select_labels=True`` (``--labels dp``) chooses it from the records by DP partition
-selection (:mod:`appliance.ingest.partition`), charged to every record imported like a training run
+selection (:mod:`appliance.ingest.partition`), charged to every labelled record imported like a training run
 (``privacy.label_selection_epsilon``; refused, exit 3, past a record's cap); records with a label not
 selected are dropped and counted, and when none is selected every record stays with its labels inside. The dataset
 row, its records and one ``seeds.import`` audit event commit in a single SQLite transaction; the event
@@ -134,7 +134,7 @@ def import_seeds(
     """Import ``path`` as ``dataset``; raise :class:`BadInput` (database unchanged) on any bad input.
 
     ``labels``: the public label set of ``label_field``; records with another label are dropped and counted.
-    ``select_labels_dp``: no declared set — choose it by DP partition selection (charged to every record).
+    ``select_labels_dp``: no declared set — choose it by DP partition selection (charged to every labelled record).
     """
     check_dataset_name(dataset)
     public = check_public_labels(labels, label_field)

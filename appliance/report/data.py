@@ -1,4 +1,4 @@
-"""Everything the compliance report shows, read from the database and the audit chain (no text, ever).
+"""Everything the compliance report shows, read from the database and the audit chain (no record or output text, ever).
 
 Each function returns plain rows (dicts of numbers, ids, hashes, timestamps) for one section; an
 optional dataset name narrows every section to that dataset.

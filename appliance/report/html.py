@@ -1,7 +1,7 @@
 """Render :class:`ReportData` as one self-contained HTML page: inline CSS and SVG, no scripts, no fetches.
 
 Every value is escaped. The page carries counts, metrics, ids, hashes and timestamps only — the data
-a compliance officer signs off on, never a seed or an output.
+a compliance officer signs off on, never a seed or an output (label names and DP-released keywords are public or DP).
 """
 
 from __future__ import annotations

@@ -108,7 +108,9 @@ def datasets_section(d: ReportData) -> str:
             rows,
         )
         + '<p class="note">The budget follows records, not dataset names: every DP run charges its ε and δ to'
-        " each record it trained on, keyed by a hash of the record's redacted, normalised text (or, when the"
+        " each record it trained on, and a DP label selection at import (<code>seeds import --labels dp</code>)"
+        " charges its own to every labelled record it counted, keyed by a hash of the record's redacted,"
+        " normalised text (or, when the"
         " import declared <code>--subject-field</code>, also to each subject, a subject with k records in a run"
         " being charged as a group of k: kε, k·e<sup>(k−1)ε</sup>·δ). The most-charged unit's Σε and Σδ count runs"
         " under every dataset name that holds it; <code>privacy.dataset_epsilon_cap</code> and"
@@ -184,7 +186,8 @@ def _runs_notes(d: ReportData) -> str:
         " remove all of one person's records), charged by group privacy: a person with k records in a run, kε and"
         " k·e<sup>(k−1)ε</sup>·δ. Without it a person with several records is protected by group privacy only,"
         " and the budget does not know it. Default δ = min(1/(10·N), 10<sup>−6</sup>), with N the next power of"
-        " ten at or above the number of training records (a public upper bound: δ reveals only its order of"
+        " ten at or above the number of training records plus planted canaries (a public upper bound: δ reveals"
+        " only its order of"
         " magnitude; the sample rate 1/⌈n/B⌉ and the step count in the manifest pin n to within the batch size B);"
         " a δ at or above 1/n is refused.",
         "Budget composition: <b>basic composition</b> — the ε and the δ of every DP run on a record add up "
@@ -203,10 +206,15 @@ def _runs_notes(d: ReportData) -> str:
         " (" + _keywords_listed(d) + ") are part of the label prefix the prompt trains and generates under, and"
         " are in the <code>train.run</code> event with their noisy counts.",
     ]
+    notes.append(
+        "The label selection at import, the keyword histogram and the DP selection draw their Gaussian noise from"
+        " numpy's PCG64 seeded with 128 bits from the OS CSPRNG, whatever a run's noise mode: no fixed or guessable"
+        " seed, but not a cryptographic generator."
+    )
     if any(r["noise_mode"] == "os-seeded" for r in d.runs):
         notes.append(
             "Noise mode <b>os-seeded</b>: Opacus's secure mode needs torchcsprng, which has no build for this "
-            "torch (or <code>privacy.secure_noise</code> is off), so DP noise and Poisson sampling use torch's"
+            "torch (or <code>privacy.secure_noise</code> is off), so DP-SGD's noise and Poisson sampling use torch's"
             " generators seeded with 64 bits from the OS "
             "CSPRNG. As in every floating-point DP-SGD implementation, the Gaussian noise is a floating-point "
             "approximation (Mironov 2012); the (ε, δ) guarantee assumes ideal real-valued noise."
@@ -359,7 +367,9 @@ def _gate_notes() -> str:
         " (held-out real records' overlap rate, <code>gate.leak_chance_baseline</code>) <b>refuses the whole"
         " export</b> (<code>verbatim_leaks</code>); the counts stay in the database"
         " and the audit log. The probe checks (membership inference, canaries, DCR) and the quality floor (detection"
-        " AUC, label fidelity and MAUVE against the holdout) refuse whole exports the same way. Each export"
+        " AUC and MAUVE against the holdout, label fidelity by a classifier trained on the training split) refuse"
+        " whole exports the same way."
+        " Each export"
         " decision, retries included, is therefore one seed-dependent bit outside the DP guarantee.",
         "A <code>--no-dp</code> or few-shot batch is never exported, and labels leave only when they were declared"
         " public schema at import (<code>seeds import --labels</code>) or chosen there by DP partition selection"
@@ -370,7 +380,8 @@ def _gate_notes() -> str:
         " probe rows must be the newest of their events: an edited or deleted row is an integrity failure (exit 4),"
         " not a fact. A chain rewritten from the edit on is caught only against a signed head kept elsewhere.",
         "The signed export manifest carries: DP parameters (ε, δ, noise multiplier, sample rate, steps, clip norm,"
-        " accountant, neighbouring relation, the selection σ), the dataset's name, ε spent and budget caps and the"
+        " accountant, neighbouring relation, the selection and keywords σ), the dataset's name, ε spent and budget"
+        " caps and the"
         " label set's source, hashes, model and policy identity, the actor and approver names, the file's name, size"
         " and record count, the audit head, and each gate check's name and pass/fail. The sample rate and steps pin"
         " the number of training records to within one batch size. The measured values in this report (losses, MIA"
