@@ -223,3 +223,64 @@ def test_length_chunks_take_the_shortest_first_and_lose_no_example() -> None:
     assert [[len(e.ids) for e in c] for c in chunks] == [[1, 2, 5], [5, 9, 17], [30]]
     assert sorted(map(id, (e for c in chunks for e in c))) == sorted(map(id, examples))
     assert length_chunks([], 8) == []
+
+
+def test_label_offsets_move_only_the_last_rows_and_start_at_zero() -> None:
+    """k 3 shared rows; m 2 offset rows per slot (two labels and "no label"), added to rows 1 and 2."""
+    init = torch.arange(3 * 2, dtype=torch.float32).reshape(3, 2)
+    prompt = SoftPrompt(init, label_rows=2, slots=3)
+    assert prompt.k == 3 and prompt.rows().shape == (3 + 3 * 2, 2)
+    index = prompt.index(torch.tensor([0, 2, 1]))
+    assert index.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 7, 8], [0, 1, 2, 5, 6]]
+    torch.testing.assert_close(prompt(index), init.expand(3, -1, -1))  # zero offsets: the prior for every label
+    with torch.no_grad():
+        prompt.label_offsets.weight.copy_(torch.arange(6 * 2, dtype=torch.float32).reshape(6, 2) + 100)
+    out = prompt(index)
+    torch.testing.assert_close(out[:, 0], init[0].expand(3, -1))  # the first k - m rows are shared
+    torch.testing.assert_close(out[1, 1:], init[1:] + prompt.label_offsets.weight[4:6])  # slot 2's offsets
+    with pytest.raises(ValueError, match="exceeds"):
+        SoftPrompt(torch.zeros(2, 2), label_rows=3, slots=3)
+
+
+def test_generation_reads_a_labels_prompt_as_training_composes_it() -> None:
+    """Contract 3: PromptMeta.sequence_rows (generation, probes, the label check) == the trainer's compose and
+    the prompt module's own forward."""
+    import json
+
+    import numpy as np
+
+    from appliance.generate.prompts import PromptMeta
+    from appliance.train.layout import Layout
+    from appliance.train.softprompt import compose
+
+    labels = ("card_arrival", "pin_blocked")
+    layout = Layout(k=4, bos_id=None, eos_id=2, suffix_text="", label_template="{label}:", max_text_tokens=8,
+                    label_rows=3, labels=labels)  # fmt: skip
+    meta = PromptMeta.parse(json.dumps(layout.meta(list(labels))))
+    prompt = SoftPrompt(torch.randn(4, 5), label_rows=3, slots=len(labels) + 1)
+    with torch.no_grad():
+        prompt.label_offsets.weight.normal_()
+    table = prompt.rows()
+    for label in (*labels, None, "unknown"):
+        slots = torch.tensor([layout.slot(label)])
+        want = compose(table, 4, 3, slots)[0]
+        torch.testing.assert_close(want, prompt(prompt.index(slots))[0].detach())
+        np.testing.assert_allclose(meta.sequence_rows(table.numpy(), label), want.numpy(), rtol=1e-6)
+    assert layout.slot("pin_blocked") == 1 and layout.slot(None) == 2
+    plain = PromptMeta.parse(json.dumps({"labels": list(labels)}))
+    assert plain.sequence_rows(table[:4].numpy(), "pin_blocked").shape == (4, 5)  # no label rows: the whole prompt
+
+
+@pytest.mark.slow  # an Opacus DP step (the engine's first use costs seconds)
+def test_a_records_gradient_reaches_only_the_shared_rows_and_its_labels_offsets() -> None:
+    """With the noise off, one record of slot 1 moves the shared rows and slot 1's offsets, no other slot's."""
+    prompt = SoftPrompt(torch.zeros(3, 4), label_rows=2, slots=3)
+    parts = _private(prompt)
+    parts.optimizer.noise_multiplier = 0.0
+    rows = parts.module(prompt.index(torch.tensor([1])))
+    rows.sum().backward()
+    parts.optimizer.step()
+    parts.module._close()
+    moved = prompt.label_offsets.weight.detach().abs().sum(dim=1) > 0
+    assert moved.tolist() == [False, False, True, True, False, False]
+    assert bool((prompt.embedding.weight.detach() != 0).all())
