@@ -284,15 +284,3 @@ def test_a_records_gradient_reaches_only_the_shared_rows_and_its_labels_offsets(
     moved = prompt.label_offsets.weight.detach().abs().sum(dim=1) > 0
     assert moved.tolist() == [False, False, True, True, False, False]
     assert bool((prompt.embedding.weight.detach() != 0).all())
-
-
-def test_the_policy_refuses_label_rows_that_do_not_fit() -> None:
-    from pydantic import ValidationError
-
-    from appliance.policy.schema import TrainingPolicy
-
-    with pytest.raises(ValidationError, match="lower label_rows or raise virtual_tokens"):
-        TrainingPolicy.model_validate({"virtual_tokens": 4, "label_rows": 5})
-    with pytest.raises(ValidationError, match="do not combine"):
-        TrainingPolicy.model_validate({"label_rows": 2, "subspace_rank": 8})
-    assert TrainingPolicy.model_validate({"label_rows": 16}).label_rows == 16

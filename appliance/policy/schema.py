@@ -353,17 +353,6 @@ class TrainingPolicy(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _label_rows_fit(self) -> TrainingPolicy:
-        if self.label_rows > self.virtual_tokens:
-            raise ValueError(
-                f"training.label_rows ({self.label_rows}) offsets the last rows of the prompt, which has only"
-                f" training.virtual_tokens ({self.virtual_tokens}): lower label_rows or raise virtual_tokens"
-            )
-        if self.label_rows and self.subspace_rank:
-            raise ValueError("training.label_rows and training.subspace_rank do not combine: set one of them to 0")
-        return self
-
-    @model_validator(mode="after")
     def _keywords_are_read(self) -> TrainingPolicy:
         """Released keywords nothing reads would spend budget for nothing."""
         if self.label_keywords.enabled and "{label_keywords}" not in self.label_template:
