@@ -35,7 +35,6 @@ class PromptMeta:
     label_keywords: dict[str, list[str]] = field(default_factory=dict)  # DP-released, for {label_keywords}
     end_token_id: int | None = None  # the model's end token, a record's last target where end_text is ""
     max_text_tokens: int = 96  # a record's text is cut here in training (and then has no end)
-    label_rows: int = 0  # training.label_rows: each label's offsets to the last shared rows (sequence_rows)
 
     @classmethod
     def parse(cls, raw: str | None) -> PromptMeta:
@@ -56,27 +55,7 @@ class PromptMeta:
             label_keywords={str(k): [str(w) for w in v] for k, v in (data.get("label_keywords") or {}).items()},
             end_token_id=int(data["end_token_id"]) if data.get("end_token_id") is not None else None,
             max_text_tokens=int(data.get("max_text_tokens") or 96),
-            label_rows=int(data.get("label_rows") or 0),
         )
-
-    def sequence_rows(self, table: np.ndarray, label: str | None) -> np.ndarray:
-        """The soft prompt before a record of ``label``: the whole table without label rows; with them, the k
-        shared rows with the label's offsets added to the last ``label_rows`` (the trainer's ``compose``; slot
-        ``len(labels)`` for a record without a known label)."""
-        m = self.label_rows
-        if not m:
-            return table
-        labels = self.labels or []
-        slot = labels.index(label) if label in labels else len(labels)
-        k = table.shape[0] - (len(labels) + 1) * m
-        if k < m:
-            raise IntegrityError(
-                f"prompt table of {table.shape[0]} rows cannot hold {len(labels) + 1} x {m} label offset rows"
-                " beside its shared rows — re-run `appliance train`"
-            )
-        out = table[:k].copy()
-        out[k - m :] += table[k + slot * m : k + (slot + 1) * m]
-        return out
 
 
 @dataclass(frozen=True)

@@ -127,9 +127,7 @@ def _prefixes(ctx: Context, plan: Plan, backend: GenerationBackend, todo: list[i
                 )
                 ids = tuple(backend.tokenize(text, add_bos=False)) if text else ()
                 heads[label] = (
-                    Prefix(
-                        key=f"soft:{label}", tokens=ids, soft_prompt=meta.sequence_rows(emb, label), bos=meta.prefix_bos
-                    ),
+                    Prefix(key=f"soft:{label}", tokens=ids, soft_prompt=emb, bos=meta.prefix_bos),
                     Prefix(key=f"prior:{label}", tokens=meta.prior_token_ids + ids, bos=meta.prefix_bos),
                 )
             return heads[label]

@@ -301,13 +301,6 @@ class TrainingPolicy(_Strict):
     subspace_rank: int = Field(
         default=0, ge=0, le=4096, description="0: train the full rows; r: train k x r coefficients of a public basis"
     )
-    label_rows: int = Field(
-        default=0,
-        ge=0,
-        le=256,
-        description="labelled datasets: each label's own trainable offsets to the last label_rows of the k shared"
-        " rows, zero at the start (0: one shared prompt; the label prefix alone tells the labels apart)",
-    )
     # the generic prior: a record as a line of a JSON-lines file (see policies/default.yaml)
     init_text: str = Field(default="dataset.jsonl (one record per line)\n", max_length=400)
     suffix_text: str = Field(

@@ -11,7 +11,7 @@ the very model that produces the outputs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,12 +40,9 @@ class LikelihoodScorer:
         end_text: str = "",
         label_descriptions: dict[str, str] | None = None,
         label_keywords: dict[str, list[str]] | None = None,
-        rows_of: Callable[[np.ndarray, str | None], np.ndarray] | None = None,
     ) -> None:
         self.backend = backend
         self.soft = soft_prompt
-        # the soft rows before a record of a label (PromptMeta.sequence_rows); None: the whole soft prompt
-        self.rows_of = rows_of
         self.suffix_text = suffix_text
         self.label_template = label_template
         self.label_descriptions = dict(label_descriptions or {})
@@ -76,14 +73,7 @@ class LikelihoodScorer:
             end_text=meta.end_text,
             label_descriptions=meta.label_descriptions,
             label_keywords=meta.label_keywords,
-            rows_of=meta.sequence_rows,
         )
-
-    def soft_rows(self, label: str | None) -> np.ndarray | None:
-        """The soft prompt's rows before a record of ``label`` (None: no soft prompt)."""
-        if self.soft is None or self.rows_of is None:
-            return self.soft
-        return self.rows_of(self.soft, label)
 
     def context_ids(self, label: str | None) -> list[int]:
         if label not in self._ctx:
@@ -111,7 +101,7 @@ class LikelihoodScorer:
     def logprobs_ids(self, ids: Sequence[int], label: str | None = None, *, with_prompt: bool = True) -> np.ndarray:
         ctx = self.context_ids(label)
         logits = self.backend.prompt_logits(
-            self.soft_rows(label) if with_prompt else None, [*ctx, *ids], prefix_bos=self.prefix_bos
+            self.soft if with_prompt else None, [*ctx, *ids], prefix_bos=self.prefix_bos
         )
         if ctx:  # row len(ctx)-1+j predicts ids[j]
             rows = logits[len(ctx) - 1 : len(ctx) - 1 + len(ids)]
@@ -129,8 +119,8 @@ class LikelihoodScorer:
         groups: dict[str | None, list[int]] = {}
         for i, lab in enumerate(labels):
             groups.setdefault(lab, []).append(i)
+        soft = self.soft if with_prompt else None
         for lab, idx in groups.items():
-            soft = self.soft_rows(lab) if with_prompt else None
             ctx = self.context_ids(lab)
             has_bos = self.prefix_bos and self.backend.bos_token_id is not None
             shared = None

@@ -33,21 +33,11 @@ class Layout:
     label_descriptions: Mapping[str, str] = field(default_factory=dict)
     # each label's DP-released keywords (appliance.train.keywords), for {label_keywords} in the template
     label_keywords: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    # training.label_rows: the last label_rows of the k soft rows get the record's label's own offsets (labelled
-    # datasets); slot i holds labels[i]'s, slot len(labels) those of a record without a known label
-    label_rows: int = 0
-    labels: tuple[str, ...] = ()
 
     @property
     def offset(self) -> int:
         """Positions before the first context/text token: BOS (if any) and the soft prompt."""
         return int(self.bos_id is not None) + self.k
-
-    def slot(self, label: str | None) -> int:
-        """The label's slot in the prompt's table of label rows (0 when there are none)."""
-        if not self.label_rows:
-            return 0
-        return self.labels.index(label) if label in self.labels else len(self.labels)
 
     def context_text(self, label: str | None) -> str:
         if self.label_template is not None and label is not None:
@@ -67,7 +57,6 @@ class Layout:
             "end_token_id": self.eos_id,
             "end_text": self.end_text,
             "max_text_tokens": self.max_text_tokens,
-            "label_rows": self.label_rows,
         }
 
 
@@ -75,7 +64,6 @@ class Layout:
 class Example:
     ids: tuple[int, ...]  # context tokens, then text tokens, then the end token(s) (unless truncated)
     n_context: int
-    slot: int = 0  # the record's label's slot in the prompt's label rows (Layout.slot)
 
 
 def build_examples(
@@ -91,7 +79,7 @@ def build_examples(
         ctx_ids = cache[label]
         ids = encode(text)
         body = ids[: layout.max_text_tokens] if len(ids) > layout.max_text_tokens else [*ids, *end]
-        out.append(Example(tuple(ctx_ids + body), len(ctx_ids), layout.slot(label)))
+        out.append(Example(tuple(ctx_ids + body), len(ctx_ids)))
     return out
 
 
@@ -100,7 +88,6 @@ class Batch:
     input_ids: torch.Tensor  # (B, T) right-padded with 0
     attention_mask: torch.Tensor  # (B, T) 1 on real tokens
     target_mask: torch.Tensor  # (B, T) True where the token is predicted (text and end token)
-    slots: torch.Tensor  # (B,) each example's label slot (Example.slot)
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -113,10 +100,9 @@ def collate(examples: Sequence[Example]) -> Batch:
     ids = torch.zeros((b, t), dtype=torch.long)
     att = torch.zeros((b, t), dtype=torch.long)
     tgt = torch.zeros((b, t), dtype=torch.bool)
-    slots = torch.tensor([e.slot for e in examples], dtype=torch.long)
     for i, e in enumerate(examples):
         n = len(e.ids)
         ids[i, :n] = torch.tensor(e.ids, dtype=torch.long)
         att[i, :n] = 1
         tgt[i, e.n_context : n] = True
-    return Batch(ids, att, tgt, slots)
+    return Batch(ids, att, tgt)

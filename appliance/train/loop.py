@@ -86,8 +86,7 @@ def logical_step(
     loss_sum, nll, ntok = 0.0, 0.0, 0
     for j, chunk in enumerate(chunks):
         last = j == len(chunks) - 1
-        batch = collate(chunk)
-        res = batch_loss(lm, layout, forward(prompt.index(batch.slots)), batch)
+        res = batch_loss(lm, layout, forward(prompt.index(len(chunk))), collate(chunk))
         if dp:
             res.per_sample.mean().backward()  # Opacus rescales by the chunk size: exact per-sample gradients
             optimizer.signal_skip_step(do_skip=not last)

@@ -32,27 +32,14 @@ from appliance.train.loss import head_nll
 
 
 class SoftPrompt(nn.Module):
-    """k virtual-token embeddings in HF ``inputs_embeds`` space, trained in full or in a public subspace.
-
-    With ``label_rows`` m > 0 (``training.label_rows``, labelled datasets) each label slot also has its own m rows,
-    added to the last m shared rows of a record of that label: zero at the start (the untrained prompt is the
-    public prior, whatever the label), trained by that label's records only. The prompt's table is the k shared
-    rows, then ``slots`` blocks of m offset rows (:func:`compose` reads it).
-    """
+    """k virtual-token embeddings in HF ``inputs_embeds`` space, trained in full or in a public subspace."""
 
     basis: torch.Tensor | None
     offset: torch.Tensor | None
 
-    def __init__(
-        self, init: torch.Tensor, basis: torch.Tensor | None = None, *, label_rows: int = 0, slots: int = 0
-    ) -> None:
+    def __init__(self, init: torch.Tensor, basis: torch.Tensor | None = None) -> None:
         super().__init__()
         k, d = init.shape
-        if label_rows > k:
-            raise ValueError(f"label_rows {label_rows} exceeds the prompt's {k} rows")
-        if label_rows and basis is not None:
-            raise ValueError("label_rows and a public subspace (subspace_rank) do not combine: set one of them to 0")
-        self.label_rows = label_rows if slots else 0
         if basis is None:
             self.embedding = nn.Embedding(k, d)
             with torch.no_grad():
@@ -66,10 +53,6 @@ class SoftPrompt(nn.Module):
                 self.embedding.weight.zero_()
             self.register_buffer("basis", basis.detach().to(torch.float32).clone())
             self.register_buffer("offset", init.detach().to(torch.float32).clone())
-        self.label_offsets = nn.Embedding(slots * self.label_rows, d) if self.label_rows else None
-        if self.label_offsets is not None:
-            with torch.no_grad():
-                self.label_offsets.weight.zero_()
 
     @property
     def k(self) -> int:
@@ -77,50 +60,23 @@ class SoftPrompt(nn.Module):
 
     @property
     def trainable_dims(self) -> int:
-        return sum(int(p.numel()) for p in self.parameters())
+        return int(self.embedding.weight.numel())
 
-    def index(self, batch: int | torch.Tensor) -> torch.Tensor:
-        """(B, k + m): each sequence's shared rows, then its label slot's offset rows; ``batch`` is B (slot 0)
-        or the (B,) label slots (:class:`Batch`.slots)."""
-        slots = torch.zeros(batch, dtype=torch.long) if isinstance(batch, int) else batch
-        return row_index(self.k, self.label_rows, slots)
+    def index(self, batch_size: int) -> torch.Tensor:
+        return torch.arange(self.k).repeat(batch_size, 1)
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
-        k, m = self.k, self.label_rows
-        shared = index[:, :k]
-        e: torch.Tensor = self.embedding(shared)
-        if self.basis is not None and self.offset is not None:
-            e = e @ self.basis + self.offset[shared]
-        if self.label_offsets is None:
+        e: torch.Tensor = self.embedding(index)
+        if self.basis is None or self.offset is None:
             return e
-        return torch.cat([e[:, : k - m], e[:, k - m :] + self.label_offsets(index[:, k:] - k)], dim=1)
+        return e @ self.basis + self.offset[index]
 
     def rows(self) -> torch.Tensor:
-        """The prompt's table as a float32 tensor, detached: its k rows, then any label offset rows."""
+        """The prompt as a float32 (k, n_embd) tensor, detached."""
         w = self.embedding.weight.detach().to(torch.float32)
-        table = w.clone() if self.basis is None or self.offset is None else (self.offset + w @ self.basis).clone()
-        if self.label_offsets is None:
-            return table
-        return torch.cat([table, self.label_offsets.weight.detach().to(torch.float32)])
-
-
-def row_index(k: int, label_rows: int, slots: torch.Tensor) -> torch.Tensor:
-    """(B, k + label_rows): the k shared rows, then each sequence's label slot's offset rows, as table rows."""
-    head = torch.arange(k).repeat(len(slots), 1)
-    if not label_rows:
-        return head
-    own = k + slots.unsqueeze(1) * label_rows + torch.arange(label_rows)
-    return torch.cat([head, own], dim=1)
-
-
-def compose(table: torch.Tensor, k: int, label_rows: int, slots: torch.Tensor) -> torch.Tensor:
-    """(B, k, d): the prompt each sequence is trained and scored under — the k shared rows of ``table``, the last
-    ``label_rows`` of them plus the sequence's label slot's offsets (what generation's ``sequence_rows`` reads)."""
-    out = table[:k].unsqueeze(0).expand(len(slots), -1, -1)
-    if not label_rows:
-        return out
-    own = table[row_index(k, label_rows, slots)[:, k:]]
-    return torch.cat([out[:, : k - label_rows], out[:, k - label_rows :] + own], dim=1)
+        if self.basis is None or self.offset is None:
+            return w.clone()
+        return (self.offset + w @ self.basis).clone()
 
 
 def public_basis(embeddings: torch.Tensor, rank: int) -> torch.Tensor:
@@ -191,13 +147,13 @@ def batch_loss(lm: FrozenLM | None, layout: Layout | None, prompt: torch.Tensor,
 
 
 def mean_nll(lm: FrozenLM, layout: Layout, rows: torch.Tensor, batches: list[Batch]) -> float:
-    """Token-weighted mean NLL (nats/token) of the batches under a fixed prompt table (rows, d)."""
+    """Token-weighted mean NLL (nats/token) of the batches under fixed prompt rows (k, d)."""
     total, n = 0.0, 0
     with torch.no_grad():
         for batch in batches:
             if len(batch) == 0:
                 continue
-            res = batch_loss(lm, layout, compose(rows, layout.k, layout.label_rows, batch.slots), batch)
+            res = batch_loss(lm, layout, rows.unsqueeze(0).expand(len(batch), -1, -1), batch)
             total += res.nll_sum
             n += res.n_tokens
     return total / n if n else float("nan")

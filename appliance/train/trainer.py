@@ -127,7 +127,6 @@ class _Run:
         self.prompt_id = new_prompt_id()
         self.written: list[str] = []
         self.keywords: dict[str, list[tuple[str, float]]] = {}  # DP-released (word, noisy count) per label
-        self.trainable_dims = 0  # the prompt's trainable coordinates (what DP-SGD noises)
 
     def execute(self, lm: FrozenLM | None) -> TrainResult:
         pol, plan = self.ctx.policy, self.plan
@@ -136,12 +135,8 @@ class _Run:
         lm = lm if lm is not None and lm.name == name else load_frozen(self.ctx.ws, name)
         t = pol.training
         self.keywords = self._release_keywords(lm)
-        labels = tuple(self.data.labels or ())
-        m = t.label_rows if labels else 0
         layout = Layout(
             k=plan.k,
-            label_rows=m,
-            labels=labels,
             bos_id=lm.bos_id,
             eos_id=lm.eos_id,
             suffix_text=t.suffix_text,
@@ -157,8 +152,7 @@ class _Run:
         step = t.max_physical_batch
         hold_batches = [collate(chunk) for chunk in length_chunks(hold, step)]  # mean_nll sums: order-free
         basis = public_basis(lm.model.get_input_embeddings().weight, t.subspace_rank) if t.subspace_rank else None
-        prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k), basis, label_rows=m, slots=len(labels) + 1)
-        self.trainable_dims = prompt.trainable_dims
+        prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k), basis)
         lm = replace(lm, precision=self.precision)  # its forward passes; the prompt and its DP step stay float32
         self.phase("scoring the initial prompt on the holdout split")
         initial = mean_nll(lm, layout, prompt.rows(), hold_batches) if hold_batches else None
@@ -297,7 +291,7 @@ class _Run:
         facts = {
             "model_sha256": lm.sha256,
             "dataset": plan.req.dataset,
-            "k": rows.shape[0],
+            "k": plan.k,
             "epsilon": epsilon,
             "delta": plan.delta,
             "noise_multiplier": sigma,
@@ -318,7 +312,7 @@ class _Run:
         run_facts = {
             "target_epsilon": plan.req.epsilon if dp else None,
             "subspace_rank": pol.training.subspace_rank or None,
-            "trainable_dims": self.trainable_dims,
+            "trainable_dims": plan.k * (pol.training.subspace_rank or lm.n_embd),
             "epochs": plan.epochs,
             "batch_size": plan.batch_size,
             "lr": plan.lr,
@@ -342,7 +336,7 @@ class _Run:
             plan.req.dataset,
             lm.name,
             lm.sha256,
-            rows.shape[0],
+            plan.k,
             lm.n_embd,
             dp,
             epsilon,
