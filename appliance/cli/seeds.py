@@ -63,8 +63,7 @@ def import_(
         help="the public label set: a,b,c or @FILE (one per line); records with another label, or none, are dropped."
         " Not given (or dp): the set is chosen by DP partition selection (privacy.label_selection_epsilon, charged"
         " to every labelled record; with --subject-field the labels stay inside instead). none: labels stay inside,"
-        " never"
-        " exported, nothing spent. A label named dp or none is declared with @FILE",
+        " never exported, nothing spent. A label named dp or none is declared with @FILE",
     ),
     subject_field: str | None = typer.Option(
         None,

@@ -110,8 +110,8 @@ def datasets_section(d: ReportData) -> str:
         + '<p class="note">The budget follows records, not dataset names: every DP run charges its ε and δ to'
         " each record it trained on, and a DP label selection at import (<code>seeds import --labels dp</code>)"
         " charges its own to every labelled record it counted, keyed by a hash of the record's redacted,"
-        " normalised text (or, when the"
-        " import declared <code>--subject-field</code>, also to each subject, a subject with k records in a run"
+        " normalised text (or, when the import declared <code>--subject-field</code>, also to each subject, a subject"
+        " with k records in a run"
         " being charged as a group of k: kε, k·e<sup>(k−1)ε</sup>·δ). The most-charged unit's Σε and Σδ count runs"
         " under every dataset name that holds it; <code>privacy.dataset_epsilon_cap</code> and"
         " <code>privacy.max_total_delta</code> bound them, and a run that would pass either is refused before"
@@ -187,8 +187,8 @@ def _runs_notes(d: ReportData) -> str:
         " k·e<sup>(k−1)ε</sup>·δ. Without it a person with several records is protected by group privacy only,"
         " and the budget does not know it. Default δ = min(1/(10·N), 10<sup>−6</sup>), with N the next power of"
         " ten at or above the number of training records plus planted canaries (a public upper bound: δ reveals"
-        " only its order of"
-        " magnitude; the sample rate 1/⌈n/B⌉ and the step count in the manifest pin n to within the batch size B);"
+        " only its order of magnitude; the sample rate 1/⌈n/B⌉ and the step count in the manifest pin n to within the"
+        " batch size B);"
         " a δ at or above 1/n is refused.",
         "Budget composition: <b>basic composition</b> — the ε and the δ of every DP run on a record add up "
         "(sound for any sequence of runs; conservative, since the runs' RDP curves are not composed).",
@@ -205,12 +205,10 @@ def _runs_notes(d: ReportData) -> str:
         " <code>threshold_sigmas</code>·σ; composed with DP-SGD by the same accountant. The released words"
         " (" + _keywords_listed(d) + ") are part of the label prefix the prompt trains and generates under, and"
         " are in the <code>train.run</code> event with their noisy counts.",
-    ]
-    notes.append(
         "The label selection at import, the keyword histogram and the DP selection draw their Gaussian noise from"
         " numpy's PCG64 seeded with 128 bits from the OS CSPRNG, whatever a run's noise mode: no fixed or guessable"
-        " seed, but not a cryptographic generator."
-    )
+        " seed, but not a cryptographic generator.",
+    ]
     if any(r["noise_mode"] == "os-seeded" for r in d.runs):
         notes.append(
             "Noise mode <b>os-seeded</b>: Opacus's secure mode needs torchcsprng, which has no build for this "
@@ -368,9 +366,8 @@ def _gate_notes() -> str:
         " export</b> (<code>verbatim_leaks</code>); the counts stay in the database"
         " and the audit log. The probe checks (membership inference, canaries, DCR) and the quality floor (detection"
         " AUC and MAUVE against the holdout, label fidelity by a classifier trained on the training split) refuse"
-        " whole exports the same way."
-        " Each export"
-        " decision, retries included, is therefore one seed-dependent bit outside the DP guarantee.",
+        " whole exports the same way. Each export decision, retries included, is therefore one seed-dependent bit"
+        " outside the DP guarantee.",
         "A <code>--no-dp</code> or few-shot batch is never exported, and labels leave only when they were declared"
         " public schema at import (<code>seeds import --labels</code>) or chosen there by DP partition selection"
         " (<code>--labels dp</code>, its ε and δ charged to every labelled record like a training run), whatever"
@@ -381,8 +378,8 @@ def _gate_notes() -> str:
         " not a fact. A chain rewritten from the edit on is caught only against a signed head kept elsewhere.",
         "The signed export manifest carries: DP parameters (ε, δ, noise multiplier, sample rate, steps, clip norm,"
         " accountant, neighbouring relation, the selection and keywords σ), the dataset's name, ε spent and budget"
-        " caps and the"
-        " label set's source, hashes, model and policy identity, the actor and approver names, the file's name, size"
+        " caps and the label set's source, hashes, model and policy identity, the actor and approver names, the"
+        " file's name, size"
         " and record count, the audit head, and each gate check's name and pass/fail. The sample rate and steps pin"
         " the number of training records to within one batch size. The measured values in this report (losses, MIA"
         " AUCs, utility, DCR, member counts) stay inside the appliance.",
