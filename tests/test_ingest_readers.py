@@ -111,3 +111,7 @@ def test_format_detection(tmp_path: Path) -> None:
         detect_format(Path("a.data"), None)
     with pytest.raises(BadInput, match="not a readable file"):
         read_seeds(tmp_path / "missing.jsonl")
+    # a directory or a missing file without a known extension: the path is the problem, not the format
+    for path in (tmp_path, tmp_path / "missing.data"):
+        with pytest.raises(BadInput, match="not a readable file"):
+            read_seeds(path)

@@ -75,6 +75,8 @@ def read_seeds(
     subject_field: str | None = None,
 ) -> ReadResult:
     """Read ``path``; raise :class:`BadInput` for whole-file problems, collect per-line ones."""
+    if not path.is_file():  # first: a directory or a typo has no format to guess
+        raise BadInput(f"{path} is not a readable file — check the path")
     kind = detect_format(path, fmt)
     for name in (text_field, label_field, subject_field):
         if name is not None and not 0 < len(name) <= _MAX_FIELD_NAME:
@@ -85,8 +87,6 @@ def read_seeds(
         raise BadInput("TXT files have no fields: --subject-field needs a JSONL or CSV file")
     if subject_field is not None and subject_field in (text_field, label_field):
         raise BadInput("--subject-field must name its own field, not the text or the label field")
-    if not path.is_file():
-        raise BadInput(f"{path} is not a readable file — check the path")
     data = path.read_bytes()
     if b"\x00" in data:
         raise BadInput(f"{path.name} looks like a binary file (NUL bytes) — give a UTF-8 JSONL, CSV or TXT file")
