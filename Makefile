@@ -17,7 +17,7 @@ LLAMA_TAG := $(shell printf '%s %s' '$(LLAMA_CPP_VERSION)' '$(LLAMA_CMAKE_ARGS)'
 LLAMA_WHEELDIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/synth-appliance/llama-wheel-$(LLAMA_TAG)
 LLAMA_WHEEL_STAMP := $(LLAMA_WHEELDIR)/.built
 # what goes into the bundle: a change to any of these makes `make bundle` / `make airgap-test` rebuild it
-BUNDLE_INPUTS := pyproject.toml models.lock.yaml $(wildcard policies/*.yaml) $(wildcard packaging/*) \
+BUNDLE_INPUTS := pyproject.toml models.lock.yaml $(shell find policies -name '*.yaml') $(wildcard packaging/*) \
   $(shell find appliance -type f ! -name '*.pyc' 2>/dev/null)
 
 .PHONY: llama-wheel install models models-all test test-fast test-slow lint check demo bundle airgap-test bench clean help chromium cpu-matrix
