@@ -151,6 +151,7 @@ def test_bad_input_exits_1(cli: Callable, ds: Path, args: list[str], message: st
     res = cli("generate", *args)
     assert res.exit_code == 1, res.output
     assert message in res.stderr
+    assert res.stderr.startswith("error: ")  # one line: no blank line from a progress bar that never started
 
 
 def test_guidance_decodes_the_prior_beside_the_prompt_and_is_recorded(cli: Callable, ds: Path) -> None:
