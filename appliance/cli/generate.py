@@ -34,19 +34,17 @@ class _Bar:
         self.task = self.p.add_task("generating", total=None, tps="")
         self.n_tokens = 0
         self.t0 = time.perf_counter()
-        self.started = False
 
     def start(self, total: int, done: int) -> None:
         self.p.update(self.task, total=total, completed=done)
         self.p.start()
-        self.started = True
         self.t0 = time.perf_counter()
 
     def stop(self) -> None:
-        """Stop the bar if it ever started (rich's stop on an unstarted bar writes a blank line to stderr)."""
-        if self.started:
+        """Stop the bar if it is running: rich's ``Progress.stop`` prints a newline on a non-interactive console
+        whether or not the bar ever started (an error before generation began, or a second stop)."""
+        if self.p.live.is_started:
             self.p.stop()
-            self.started = False
 
     def tokens(self, n: int) -> None:
         self.n_tokens += n
