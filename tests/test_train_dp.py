@@ -138,17 +138,22 @@ def test_budget_and_prompt_listing(run: SimpleNamespace) -> None:
 
 
 def test_parity_torch_vs_llama_cpp(run: SimpleNamespace) -> None:
-    """Next-token logits of the trained prompt + a held-out text: torch (HF, dequantized fp32) vs llama.cpp's
-    embd path (Q4_1). Tolerance: top-1 agreement ≥ 0.9 of positions and mean per-position logit correlation
-    ≥ 0.98; the rest is quantization."""
+    """Next-token logits of the trained prompt + held-out text: torch (HF, dequantized fp32) vs llama.cpp's embd
+    path (Q4_1). The difference is quantization noise (per-logit error sd ~0.13 on SmolLM2), so where the two
+    first choices differ the reference must rank them nearly tied: at every position llama.cpp's first choice is
+    within 1 logit of the reference's best (seen: ≤ 0.38 over ~500 positions). Top-1 agreement alone is not a
+    test (near-ties flip with the CPU's kernels: 0.87 to 0.98 seen); it is held to ≥ 0.85 over ~100 positions,
+    and the mean per-position logit correlation to ≥ 0.995 (seen: 0.9990 to 0.9995). What this catches (measured
+    on a demo prompt): no soft prompt (regret 10, corr 0.947), rows reversed (10, 0.950), the prompt scaled by
+    1.1 (regret 1.5), one row zeroed (corr 0.9915)."""
     from appliance.generate.llama import LlamaCppBackend
     from appliance.train.lm import load_frozen
 
     lm = load_frozen(Workspace(run.home), "smollm2-135m")
     with safe_open(str(run.home / run.row["artifact_path"]), framework="np") as f:
         soft = f.get_tensor("embeddings")
-    held = run.ctx.db.conn.execute("SELECT text FROM records WHERE split = 'holdout' ORDER BY id LIMIT 4")
-    text = " ".join(t for (t,) in held)  # one held text of ~60 positions (a steadier statistic than one question)
+    held = run.ctx.db.conn.execute("SELECT text FROM records WHERE split = 'holdout' ORDER BY id LIMIT 10")
+    text = " ".join(t for (t,) in held)  # one held text of ~100 positions (steadier than one question)
     ids = [*lm.encode(text), lm.eos_id]
     with torch.no_grad():
         x = torch.cat([torch.from_numpy(soft)[None], lm.embed(torch.tensor([ids]))], dim=1)
@@ -156,8 +161,12 @@ def test_parity_torch_vs_llama_cpp(run: SimpleNamespace) -> None:
     with LlamaCppBackend(lm.path, n_ctx=256, n_seq_max=1) as backend:
         assert backend.tokenize(text, add_bos=False) == ids[:-1]
         got = backend.prompt_logits(soft, ids, prefix_bos=True)
-    assert got.shape == ref.shape == (len(ids), backend.n_vocab)
-    top1 = float((got.argmax(-1) == ref.argmax(-1)).mean())
+    assert got.shape == ref.shape == (len(ids), backend.n_vocab) and len(ids) >= 40
+    pick = got.argmax(-1)
+    regret = ref.max(-1) - ref[np.arange(len(ids)), pick]
+    top1 = float((pick == ref.argmax(-1)).mean())
     corr = float(np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(got, ref, strict=True)]))
-    assert top1 >= 0.9, (top1, corr)
-    assert corr >= 0.98, (top1, corr)
+    stats = {"positions": len(ids), "max_regret": float(regret.max()), "top1": top1, "corr": corr}
+    assert stats["max_regret"] <= 1.0, stats
+    assert top1 >= 0.85, stats
+    assert corr >= 0.995, stats
