@@ -35,12 +35,10 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from quality import DATA, DEMO_INTENTS, bank_domain, set_policy, train_texts  # noqa: E402
+from trainer_speed import layout_for, time_steps  # noqa: E402
 
 from appliance.train.precision import Precision, bf16_units, resolve  # noqa: E402
 
@@ -150,84 +149,26 @@ def workspace_precision(home: Path) -> Precision:
 
 
 def time_trainer_steps(home: Path, steps: int, paths: list[str]) -> dict[str, dict[str, float]]:
-    """Median seconds of the trainer's DP step (Opacus, the policy's batch, clip and Adam) in each precision of
-    ``paths`` ("fp32", "bf16"), on the same fixed batches of this workspace's training examples and from the same
-    initial prompt, timed in this process after one warm-up step each; also the tokens per batch."""
-    from dataclasses import replace
-
+    """Median seconds of the trainer's DP step in each precision of ``paths`` (``trainer_speed.time_steps``) on the
+    same fixed batches of this workspace's training examples, with this workspace's policy and model."""
     import torch
 
     from appliance.config import Workspace
     from appliance.context import Context
     from appliance.cpu import idle_cores
     from appliance.train.data import load_records
-    from appliance.train.dp import make_private
-    from appliance.train.layout import Layout, build_examples
+    from appliance.train.layout import build_examples
     from appliance.train.lm import load_frozen
-    from appliance.train.loop import logical_step
-    from appliance.train.plan import scaled_lr
-    from appliance.train.softprompt import SoftPrompt, init_rows
 
     ctx = Context.open(Workspace(home), actor="bench")
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(idle_cores())  # as the trainer sizes itself
         base = load_frozen(ctx.ws, None)
-        t, p = ctx.policy.training, ctx.policy.privacy
         data = load_records(ctx.db, DATASET, holdout_limit=0)
-        layout = Layout(
-            k=t.virtual_tokens,
-            bos_id=base.bos_id,
-            eos_id=base.eos_id,
-            suffix_text=t.suffix_text,
-            label_template=t.label_template if data.labels else None,
-            max_text_tokens=t.max_seq_tokens,
-            end_text=t.end_text,
-        )
+        layout = layout_for(base, ctx.policy.training, labelled=bool(data.labels))
         examples = build_examples(base.encode, layout, [r[0] for r in data.train], [r[1] for r in data.train])
-        bs = t.batch_size
-        batches = [examples[i * bs : (i + 1) * bs] for i in range(steps + 1)]
-        init = init_rows(base, t.init_text, t.virtual_tokens)
-        out: dict[str, dict[str, float]] = {}
-        for name in paths:
-            lm = replace(base, precision=resolve(name))
-            prompt = SoftPrompt(init)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                parts = make_private(
-                    prompt,
-                    torch.optim.Adam(prompt.parameters(), lr=scaled_lr(lm, t.lr)),
-                    examples,
-                    target_epsilon=EPSILON,
-                    delta=1e-6,
-                    epochs=t.epochs,
-                    steps_per_epoch=max(1, len(examples) // bs),
-                    max_grad_norm=t.max_grad_norm,
-                    accountant=p.accountant,
-                    secure_noise=p.secure_noise,
-                )
-                times = []
-                for i, batch in enumerate(batches):
-                    t0 = time.perf_counter()
-                    logical_step(
-                        lm=lm,
-                        layout=layout,
-                        prompt=prompt,
-                        forward=parts.module,
-                        optimizer=parts.optimizer,
-                        examples=batch,
-                        dp=True,
-                        max_physical=t.max_physical_batch,
-                    )
-                    if i > 0:  # the first is a warm-up
-                        times.append(time.perf_counter() - t0)
-                        print(f"  {name} trainer step {i}: {times[-1]:.2f} s", flush=True)
-                parts.module._close()
-            out[name] = {"step": statistics.median(times)}
-        n_tok = sum(len(e.ids) for b in batches[1:] for e in b) / max(1, len(batches) - 1)
-        for row in out.values():
-            row.update(tokens_per_batch=n_tok, batch=float(bs))
-        return out
+        return time_steps(base, layout, examples, ctx.policy.training, ctx.policy.privacy, steps=steps, paths=paths)
     finally:
         torch.set_num_threads(threads)
         ctx.close()
