@@ -81,16 +81,21 @@ def last_json(out: str) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def set_policy(home: Path, settings: dict[str, Any]) -> None:
-    """Edit the workspace policy (dotted keys) and validate it with the appliance."""
-    path = home / "policy.yaml"
-    doc = yaml.safe_load(path.read_text())
+def set_dotted(doc: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``training.lr``) in a policy document, creating the sections they name; the document."""
     for key, value in settings.items():
         node = doc
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
+    return doc
+
+
+def set_policy(home: Path, settings: dict[str, Any]) -> None:
+    """Edit the workspace policy (dotted keys) and validate it with the appliance."""
+    path = home / "policy.yaml"
+    doc = set_dotted(yaml.safe_load(path.read_text()), settings)
     path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     run(home, "policy", "validate", str(path))
 

@@ -30,6 +30,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 import torch  # noqa: E402
 
@@ -95,7 +96,7 @@ def time_steps(
 
 
 def layout_for(base: Any, training: Any, labelled: bool) -> Any:
-    """The trainer's record layout for this model and policy section."""
+    """The trainer's record layout for this model and policy section (without DP keywords, which training releases)."""
     from appliance.train.layout import Layout
 
     return Layout(
@@ -104,6 +105,7 @@ def layout_for(base: Any, training: Any, labelled: bool) -> Any:
         eos_id=base.eos_id,
         suffix_text=training.suffix_text,
         label_template=training.label_template if labelled else None,
+        label_descriptions=dict(training.label_descriptions),
         max_text_tokens=training.max_seq_tokens,
         end_text=training.end_text,
     )
@@ -112,35 +114,27 @@ def layout_for(base: Any, training: Any, labelled: bool) -> Any:
 def demo_policy() -> Any:
     """The shipped policy with the demo's domain and schedule (no DP keywords: they add a word or two)."""
     import yaml
+    from quality import set_dotted
 
     from appliance.demo.settings import DEMO_DOMAIN, DEMO_EPOCHS, DEMO_SCHEDULE
     from appliance.policy.loader import default_policy_path, parse_policy
 
     doc = yaml.safe_load(default_policy_path().read_text(encoding="utf-8"))
     sets: dict[str, Any] = {**DEMO_DOMAIN, **DEMO_SCHEDULE, "training.epochs": DEMO_EPOCHS}
-    for key, value in sets.items():
-        node = doc
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return parse_policy(doc, "default + demo settings")
+    return parse_policy(set_dotted(doc, sets), "default + demo settings")
 
 
 def random_lm(model_dir: Path) -> Any:
     """A FrozenLM of ``model_dir``'s architecture and tokenizer with random weights (timing only)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from appliance.train.lm import FrozenLM
+    from appliance.train.lm import FrozenLM, _freeze
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     tok.padding_side = "right"
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model_dir), local_files_only=True))
-    model = model.float().eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return FrozenLM(model, tok, model_dir.name, "sha256:random", model_dir, add_bos=False)
+    return FrozenLM(_freeze(model.float()), tok, model_dir.name, "sha256:random", model_dir, add_bos=False)
 
 
 def main() -> None:
