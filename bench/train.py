@@ -104,15 +104,7 @@ def arrival_order() -> Iterator[None]:
 def time_steps(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     lm = load_frozen(ctx.ws, args.model)
     t = ctx.policy.training
-    layout = Layout(
-        k=t.virtual_tokens,
-        bos_id=lm.bos_id,
-        eos_id=lm.eos_id,
-        suffix_text=t.suffix_text,
-        label_template=None,
-        max_text_tokens=t.max_seq_tokens,
-        end_text=t.end_text,
-    )
+    layout = Layout.for_training(t, lm, k=t.virtual_tokens, labelled=False)
     texts = [r[0] for r in ctx.db.conn.execute("SELECT text FROM records WHERE dataset='bench' AND split='train'")]
     examples = build_examples(lm.encode, layout, texts, [None] * len(texts))
     bs = args.batch_size

@@ -99,16 +99,7 @@ def layout_for(base: Any, training: Any, labelled: bool) -> Any:
     """The trainer's record layout for this model and policy section (without DP keywords, which training releases)."""
     from appliance.train.layout import Layout
 
-    return Layout(
-        k=training.virtual_tokens,
-        bos_id=base.bos_id,
-        eos_id=base.eos_id,
-        suffix_text=training.suffix_text,
-        label_template=training.label_template if labelled else None,
-        label_descriptions=dict(training.label_descriptions),
-        max_text_tokens=training.max_seq_tokens,
-        end_text=training.end_text,
-    )
+    return Layout.for_training(training, base, k=training.virtual_tokens, labelled=labelled)
 
 
 def demo_policy() -> Any:
@@ -183,7 +174,8 @@ def main() -> None:
             f"{res['fp32']['tokens_per_batch']:.0f} tokens/batch; CPU: {units}"
         )
         print(lines[-1], flush=True)
-    print("\n".join(lines))
+    if len(lines) > 1:  # the table again, in one place, after the runs' progress output
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -100,3 +100,27 @@ def test_label_descriptions_are_validated_by_the_policy() -> None:
             TrainingPolicy(label_descriptions=bad)
     with pytest.raises(ValidationError, match="label_description"):
         TrainingPolicy(label_template="About {label_meaning}:")
+
+
+def test_for_training_reads_the_policy_section_the_trainer_uses() -> None:
+    """Layout.for_training: the trainer's and the benchmarks' one way from a policy's training section and a model's
+    BOS/end ids to a layout; unlabelled data drops the label template, the DP keywords come from the run."""
+    from types import SimpleNamespace
+
+    from appliance.policy.schema import TrainingPolicy
+
+    t = TrainingPolicy(
+        label_template="About {label_description}: {label_keywords}",
+        label_descriptions={"card_arrival": "a new card"},
+        suffix_text="Message:",
+        end_text="\n",
+        max_seq_tokens=24,
+    )
+    lm = SimpleNamespace(bos_id=1, eos_id=2)
+    lay = Layout.for_training(t, lm, k=6, labelled=True, label_keywords={"card_arrival": ["arrive", "mail"]})
+    assert (lay.k, lay.bos_id, lay.eos_id, lay.offset, lay.max_text_tokens) == (6, 1, 2, 7, 24)
+    assert (lay.suffix_text, lay.end_text) == ("Message:", "\n")
+    assert lay.context_text("card_arrival") == "About a new card:  (arrive, mail)"
+    plain = Layout.for_training(t, lm, k=6, labelled=False)
+    assert plain.label_template is None and plain.label_keywords == {}
+    assert plain.context_text("card_arrival") == "Message:"

@@ -34,6 +34,31 @@ class Layout:
     # each label's DP-released keywords (appliance.train.keywords), for {label_keywords} in the template
     label_keywords: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
+    @classmethod
+    def for_training(
+        cls,
+        training: Any,
+        lm: Any,
+        *,
+        k: int,
+        labelled: bool,
+        label_keywords: Mapping[str, Sequence[str]] | None = None,
+    ) -> Layout:
+        """The layout a run with the policy's ``training`` section uses on ``lm`` (a FrozenLM: its BOS and end ids):
+        the trainer's, and the benchmarks' that time or score its steps. ``labelled`` False drops the label template
+        (the context is ``suffix_text``); ``label_keywords`` are the run's DP-released words (none by default)."""
+        return cls(
+            k=k,
+            bos_id=lm.bos_id,
+            eos_id=lm.eos_id,
+            suffix_text=training.suffix_text,
+            end_text=training.end_text,
+            label_template=training.label_template if labelled else None,
+            label_descriptions=dict(training.label_descriptions),
+            label_keywords=dict(label_keywords or {}),
+            max_text_tokens=training.max_seq_tokens,
+        )
+
     @property
     def offset(self) -> int:
         """Positions before the first context/text token: BOS (if any) and the soft prompt."""

@@ -135,16 +135,8 @@ class _Run:
         lm = lm if lm is not None and lm.name == name else load_frozen(self.ctx.ws, name)
         t = pol.training
         self.keywords = self._release_keywords(lm)
-        layout = Layout(
-            k=plan.k,
-            bos_id=lm.bos_id,
-            eos_id=lm.eos_id,
-            suffix_text=t.suffix_text,
-            end_text=t.end_text,
-            label_template=t.label_template if self.data.labels else None,
-            label_descriptions=dict(t.label_descriptions),
-            label_keywords=kw.keywords_only(self.keywords),
-            max_text_tokens=t.max_seq_tokens,
+        layout = Layout.for_training(
+            t, lm, k=plan.k, labelled=bool(self.data.labels), label_keywords=kw.keywords_only(self.keywords)
         )
         records = self.data.train + canary_store.training_records(self.planted, pol.privacy.canaries.repeats)
         examples = build_examples(lm.encode, layout, [r[0] for r in records], [r[1] for r in records])
