@@ -13,11 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from appliance.policy.templates import render_label_template
+
+if TYPE_CHECKING:
+    from appliance.policy.schema import TrainingPolicy
+
+
+class SpecialIds(Protocol):
+    """What a layout needs of a model: its BOS id (None: llama.cpp adds none) and its end-of-text id."""
+
+    @property
+    def bos_id(self) -> int | None: ...
+
+    @property
+    def eos_id(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -37,8 +50,8 @@ class Layout:
     @classmethod
     def for_training(
         cls,
-        training: Any,
-        lm: Any,
+        training: TrainingPolicy,
+        lm: SpecialIds,
         *,
         k: int,
         labelled: bool,
