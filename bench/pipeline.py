@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from quality import DATA, DEMO_INTENTS, bank_domain, set_policy, train_texts  # noqa: E402
-from trainer_speed import layout_for, time_steps  # noqa: E402
+from trainer_speed import time_steps  # noqa: E402
 
 from appliance.train.precision import Precision, bf16_units, resolve  # noqa: E402
 
@@ -157,7 +157,7 @@ def time_trainer_steps(home: Path, steps: int, paths: list[str]) -> dict[str, di
     from appliance.context import Context
     from appliance.cpu import idle_cores
     from appliance.train.data import load_records
-    from appliance.train.layout import build_examples
+    from appliance.train.layout import Layout, build_examples
     from appliance.train.lm import load_frozen
 
     ctx = Context.open(Workspace(home), actor="bench")
@@ -166,9 +166,10 @@ def time_trainer_steps(home: Path, steps: int, paths: list[str]) -> dict[str, di
         torch.set_num_threads(idle_cores())  # as the trainer sizes itself
         base = load_frozen(ctx.ws, None)
         data = load_records(ctx.db, DATASET, holdout_limit=0)
-        layout = layout_for(base, ctx.policy.training, labelled=bool(data.labels))
+        t = ctx.policy.training
+        layout = Layout.for_training(t, base, k=t.virtual_tokens, labelled=bool(data.labels))
         examples = build_examples(base.encode, layout, [r[0] for r in data.train], [r[1] for r in data.train])
-        return time_steps(base, layout, examples, ctx.policy.training, ctx.policy.privacy, steps=steps, paths=paths)
+        return time_steps(base, layout, examples, t, ctx.policy.privacy, steps=steps, paths=paths)
     finally:
         torch.set_num_threads(threads)
         ctx.close()

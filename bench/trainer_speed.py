@@ -95,13 +95,6 @@ def time_steps(
     return out
 
 
-def layout_for(base: Any, training: Any, labelled: bool) -> Any:
-    """The trainer's record layout for this model and policy section (without DP keywords, which training releases)."""
-    from appliance.train.layout import Layout
-
-    return Layout.for_training(training, base, k=training.virtual_tokens, labelled=labelled)
-
-
 def demo_policy() -> Any:
     """The shipped policy with the demo's domain and schedule (no DP keywords: they add a word or two)."""
     import yaml
@@ -130,7 +123,7 @@ def random_lm(model_dir: Path) -> Any:
 
 def main() -> None:
     from appliance.demo.settings import DEMO_LABELS
-    from appliance.train.layout import build_examples
+    from appliance.train.layout import Layout, build_examples
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model-dir", type=Path, default=None, help="a cache 'torch' folder (default: the real model)")
@@ -154,7 +147,7 @@ def main() -> None:
     labels = set(DEMO_LABELS.split(","))
     with args.csv.open(newline="", encoding="utf-8") as fh:
         rows = [(r["text"], r["category"]) for r in csv.DictReader(fh) if r["category"] in labels]
-    layout = layout_for(base, policy.training, labelled=True)
+    layout = Layout.for_training(policy.training, base, k=policy.training.virtual_tokens, labelled=True)
     examples = build_examples(base.encode, layout, [t for t, _ in rows], [c for _, c in rows])
     units = "+".join(bf16_units()) or "none"
     paths = ["fp32"] + (["bf16"] if units != "none" or args.force_bf16 else [])
