@@ -176,3 +176,48 @@ def test_label_keywords_are_released_inside_the_runs_epsilon(tmp_path: Path) -> 
         "keywords σ" in html
         and "fiat_currency_support: " + ", ".join(meta["label_keywords"]["fiat_currency_support"]) in html
     )
+
+
+def test_a_dp_run_starts_from_a_prompt_trained_on_public_records_alone(tmp_path: Path) -> None:
+    """`seeds import --public` → `train --no-dp` (no privacy.allow_non_dp needed, no canaries, no ε) → a DP run
+    `--init-prompt` from it: the run starts from those rows (the same initial holdout loss twice, another from the
+    init text) and records where it started; a prompt trained on private records is refused as a start."""
+    _home, cli = bank_workspace(tmp_path, ["card_arrival", "exchange_rate"])
+    pub = banking_csv(tmp_path / "pub.csv", n=40, categories=["age_limit", "card_linking"], seed=2)
+    res = cli("seeds", "import", str(pub), "--dataset", "pub", "--label-field", "category", "--public", "--json")
+    assert res.exit_code == 0, res.output
+    imported = json.loads(res.stdout.strip().splitlines()[-1])
+    assert imported["public_data"] is True and imported["labels_public"] == ["age_limit", "card_linking"]
+
+    def run(*args: str) -> dict:
+        res = cli("train", *args, *TINY, "--json")
+        assert res.exit_code == 0, res.stderr
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    prior = run("pub", "--no-dp")  # the shipped policy: privacy.allow_non_dp is false
+    assert prior["public_data"] is True and prior["n_canaries"] == 0 and prior["epsilon"] is None
+    assert json.loads(cli("budget", "show", "pub", "--json").stdout)["epsilon_spent"] == 0
+    assert cli("train", "bank", "--no-dp", *TINY).exit_code == 3  # the private dataset still needs the policy
+    pid = prior["prompt_id"]
+    a, b = run("bank", "--epsilon", "2", "--init-prompt", pid), run("bank", "--epsilon", "2", "--init-prompt", pid)
+    plain = run("bank", "--epsilon", "2")
+    assert a["holdout_loss_initial"] == pytest.approx(b["holdout_loss_initial"], abs=1e-6)
+    assert abs(a["holdout_loss_initial"] - plain["holdout_loss_initial"]) > 1e-3
+    assert a["init_prompt"] == pid and a["public_data"] is False and plain["init_prompt"] is None
+    shown = json.loads(cli("prompts", "show", pid).stdout)
+    meta = json.loads(cli("prompts", "show", a["prompt_id"]).stdout)["meta"]
+    assert meta["init_prompt"] == {"id": pid, "dataset": "pub", "artifact_sha256": shown["artifact_sha256"]}
+    events = [json.loads(line) for line in cli("audit", "log", "--json").stdout.splitlines() if line.strip()]
+    assert [e["payload"]["init_prompt"] for e in events if e["kind"] == "train.run"][-3:] == [
+        meta["init_prompt"]
+    ] * 2 + [None]
+    n = len(json.loads(cli("prompts", "list", "--json").stdout)["prompts"])
+    private = cli("train", "bank", "--epsilon", "2", *TINY, "--init-prompt", a["prompt_id"])
+    assert private.exit_code == 3 and "not imported as public data" in private.stderr
+    wrong_k = cli("train", "bank", "--epsilon", "2", "--epochs", "1", "--virtual-tokens", "8", "--init-prompt", pid)
+    assert wrong_k.exit_code == 1 and "pass --virtual-tokens 4" in wrong_k.stderr
+    assert len(json.loads(cli("prompts", "list", "--json").stdout)["prompts"]) == n  # refused: nothing stored
+    report = tmp_path / "report.html"
+    assert cli("audit", "report", "--out", str(report)).exit_code == 0
+    html = report.read_text(encoding="utf-8")
+    assert "PUBLIC DATA" in html and "public data (no budget)" in html and f"<code>{pid}</code>" in html

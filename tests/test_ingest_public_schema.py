@@ -135,3 +135,32 @@ def test_a_prompts_labels_are_the_public_set_not_those_trained_on(ctx, tmp_path:
     unlabelled = load_records(ctx.db, "f", holdout_limit=10)
     assert public_labels(ctx.db, "f") == [] and unlabelled.labels is None
     assert all(lab is None for _, lab in unlabelled.train)
+
+
+def test_a_public_corpus_is_declared_in_its_import_event_with_its_labels(ctx, tmp_path: Path) -> None:
+    """`seeds import --public`: the records are a published corpus, so their label set is public without a
+    declaration or a DP choice (nothing charged), and the dataset reads as public; another import does not."""
+    from appliance.train.data import declared_public, load_records
+
+    rows = [(f"Question number {i} about fees.", "fees") for i in range(12)] + [("Where is my card?", "card")]
+    s = import_seeds(ctx, _csv(tmp_path / "p.csv", rows), dataset="pub", label_field="category", public_data=True,
+                     pipeline=NamePipeline())  # fmt: skip
+    assert s.public_data and s.labels_public == ["card", "fees"] and s.label_selection is None
+    (ev,) = ctx.ledger.events(kind="seeds.import")
+    assert ev.payload["public_data"] is True and ev.payload["labels_public"] == ["card", "fees"]
+    assert declared_public(ctx.db.conn, "pub") and load_records(ctx.db, "pub", holdout_limit=5).labels == [
+        "card",
+        "fees",
+    ]
+    assert ctx.db.conn.execute("SELECT COUNT(*) FROM privacy_charges").fetchone()[0] == 0
+    import_seeds(ctx, _csv(tmp_path / "q.csv", rows), dataset="priv", label_field="category", labels=["fees"],
+                 pipeline=NamePipeline())  # fmt: skip
+    assert not declared_public(ctx.db.conn, "priv") and not declared_public(ctx.db.conn, "nope")
+
+
+def test_a_public_corpus_refuses_a_dp_label_selection(ctx, tmp_path: Path) -> None:
+    path = _csv(tmp_path / "p.csv", [("a billing question", "billing"), ("a bug report", "bug")])
+    with pytest.raises(BadInput, match="--public data needs no DP label selection"):
+        import_seeds(ctx, path, dataset="pub", label_field="category", select_labels_dp=True, public_data=True,
+                     pipeline=NamePipeline())  # fmt: skip
+    assert ctx.db.conn.execute("SELECT COUNT(*) FROM datasets").fetchone()[0] == 0

@@ -73,6 +73,13 @@ def import_(
     ),
     fmt: Format | None = FORMAT,
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable records (reported by line number)"),
+    public: bool = typer.Option(
+        False,
+        "--public",
+        help="declare the records themselves public (a published corpus, never customer data): nothing is charged"
+        " for them, their labels are public, and a prompt trained on them (`train --no-dp`) can start a DP run"
+        " (`train --init-prompt`) as its public prior",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Scan a seed file with Presidio, apply the PII policy and store the redacted records as a dataset."""
@@ -83,7 +90,9 @@ def import_(
     # (one subject's records could vote for several labels), so there the labels stay inside.
     if labels == LABELS_NONE and label_field is None:
         raise BadInput("--labels none keeps the labels of --label-field inside: pass --label-field F")
-    select_dp = labels == LABELS_DP or (labels is None and label_field is not None and subject_field is None)
+    select_dp = labels == LABELS_DP or (
+        labels is None and label_field is not None and subject_field is None and not public
+    )
     c = state(ctx).open()
     try:
         s = import_seeds(
@@ -97,6 +106,7 @@ def import_(
             skip_bad=skip_bad,
             subject_field=subject_field,
             select_labels_dp=select_dp,
+            public_data=public,
         )
     finally:
         c.close()
@@ -129,6 +139,7 @@ def import_(
                 "dropped": s.n_dropped,
                 "label_dropped": s.n_label_dropped,
                 "labels_public": s.labels_public,
+                "public_data": s.public_data,
                 "label_selection": None if sel is None else {"epsilon": sel.epsilon, "delta": sel.delta},
                 "budget_unit": "subject" if s.subject_field else "record",
                 "subjects": s.n_subjects,
@@ -171,6 +182,12 @@ def import_(
         err_console.print(
             f"warning: {len(s.export_matches)} records match records this appliance exported earlier"
             f" (synthetic output imported as seeds; record indices {shown})",
+            markup=False,
+        )
+    if s.public_data:
+        console.print(
+            f"declared public data ({len(s.labels_public or [])} public labels): nothing is charged for these records;"
+            f" train a public prior on them with `appliance train {s.dataset} --no-dp`",
             markup=False,
         )
     console.print(f"audit event {s.event_seq} {s.event_hash}", markup=False)

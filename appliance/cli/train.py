@@ -40,6 +40,8 @@ def _result(res: Any) -> dict[str, Any]:
         "holdout_loss_initial": _num(res.holdout_loss_initial),
         "n_train": res.n_train,
         "n_canaries": res.n_canaries,
+        "init_prompt": plan.req.init_prompt,
+        "public_data": res.public_data,
         **res.precision.as_dict(),
     }
 
@@ -93,7 +95,18 @@ def train_command(
     batch_size: int | None = typer.Option(None, "--batch-size", help="expected Poisson batch size (default: policy)"),
     max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="per-sample clipping norm C"),
     model: str | None = typer.Option(None, "--model", help="model name from `appliance models list`"),
-    no_dp: bool = typer.Option(False, "--no-dp", help="non-DP control run (policy privacy.allow_non_dp must be true)"),
+    no_dp: bool = typer.Option(
+        False,
+        "--no-dp",
+        help="non-DP run: the probes' control (policy privacy.allow_non_dp must be true), or a public prior on a"
+        " dataset imported with --public",
+    ),
+    init_prompt: str | None = typer.Option(
+        None,
+        "--init-prompt",
+        help="start from this prompt instead of training.init_text: one trained on a dataset imported with"
+        " `seeds import --public` alone (the public prior; this run's ε covers its own records as before)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
     """Train a differentially private soft prompt on DATASET and print its id, ε spent and losses."""
@@ -105,7 +118,7 @@ def train_command(
     req = TrainRequest(
         dataset=dataset, epsilon=None if no_dp else epsilon, delta=delta, epochs=epochs,
         virtual_tokens=virtual_tokens, lr=lr, batch_size=batch_size, max_grad_norm=max_grad_norm, model=model,
-        dp=not no_dp,
+        dp=not no_dp, init_prompt=init_prompt,
     )  # fmt: skip
     c = state(ctx).open()
     bar = _Bar(dp=not no_dp)
@@ -136,8 +149,16 @@ def train_command(
                 f" {res.plan.keywords_noise:g}), composed with DP-SGD; released: {words}"
             )
         console.print(f"dataset {req.dataset}: epsilon spent in total {_fmt(res.dataset_epsilon_spent)}")
+    elif res.public_data:
+        console.print(
+            f"no epsilon spent: {req.dataset} was imported as public data; the prompt is a public prior (not"
+            " exportable): start a DP run from it with"
+            f" `appliance train DATASET --epsilon E --init-prompt {res.prompt_id}`"
+        )
     else:
         console.print("epsilon spent inf (non-DP control run: not exportable)")
+    if req.init_prompt is not None:
+        console.print(f"started from the public prompt {req.init_prompt} (trained on public records alone)")
     console.print(
         f"train loss {_fmt(res.stats.train_loss)}  holdout loss {_fmt(res.holdout_loss)} "
         f"(initial prompt {_fmt(res.holdout_loss_initial)})"

@@ -70,6 +70,7 @@ class ImportSummary:
     subject_field: str | None = None
     n_subjects: int | None = None  # distinct subjects among the stored records (with subject_field)
     label_selection: LabelSelection | None = None  # --labels dp: the DP choice of the label set
+    public_data: bool = False  # --public: the operator declared every record public (a public prior's corpus)
     skipped_lines: list[int] = field(default_factory=list)
     skipped_reasons: list[str] = field(default_factory=list)
     findings: dict[str, int] = field(default_factory=dict)
@@ -130,16 +131,20 @@ def import_seeds(
     pipeline: PiiPipeline | None = None,
     subject_field: str | None = None,
     select_labels_dp: bool = False,
+    public_data: bool = False,
 ) -> ImportSummary:
     """Import ``path`` as ``dataset``; raise :class:`BadInput` (database unchanged) on any bad input.
 
     ``labels``: the public label set of ``label_field``; records with another label are dropped and counted.
     ``select_labels_dp``: no declared set — choose it by DP partition selection (charged to every labelled record).
+    ``public_data``: the operator declares the records themselves public (a published corpus): nothing is
+    charged for them, their label set is public, and a prompt trained on them alone can initialise a DP run
+    (``train --init-prompt``). The PII policy applies as to any import.
     """
     check_dataset_name(dataset)
     public = check_public_labels(labels, label_field)
     if select_labels_dp:
-        check_dp_selection(labels, label_field, subject_field)
+        check_dp_selection(labels, label_field, subject_field, public_data=public_data)
     if dataset_exists(ctx, dataset):
         raise _refuse_existing(dataset)
     read = read_seeds(path, fmt=fmt, text_field=text_field, label_field=label_field, subject_field=subject_field)
@@ -147,6 +152,7 @@ def import_seeds(
         raise BadInput(bad_lines_message(read))
     if not read.records:
         raise BadInput(f"{path.name} has no importable records — check --text-field and the file's format")
+    public = _label_set(read, public, label_field, public_data=public_data)
     n_label_dropped = _keep_declared(read, public, label_field)
     pipe = pipeline or PiiPipeline.from_context(ctx, dataset)
     label_bad = label_problems(pipe, read.records)
@@ -172,6 +178,7 @@ def import_seeds(
         n_label_dropped=n_label_dropped,
         labels_public=public,
         subject_field=subject_field,
+        public_data=public_data,
     )
     kept = []
     for rec, res in zip(read.records, texts, strict=True):
@@ -233,7 +240,21 @@ def _keep_declared(read: ReadResult, public: list[str] | None, label_field: str 
     return dropped
 
 
-def check_dp_selection(labels: list[str] | None, label_field: str | None, subject_field: str | None) -> None:
+def _label_set(
+    read: ReadResult, declared: list[str] | None, label_field: str | None, *, public_data: bool
+) -> list[str] | None:
+    """The public label set: the declared one; for a public corpus without one, every label its records hold
+    (public with them)."""
+    if not public_data or declared is not None or label_field is None:
+        return declared
+    return check_public_labels(sorted({r.label for r in read.records if r.label}) or None, label_field)
+
+
+def check_dp_selection(
+    labels: list[str] | None, label_field: str | None, subject_field: str | None, *, public_data: bool = False
+) -> None:
+    if public_data:
+        raise BadInput("--public data needs no DP label selection: its labels are public — drop --labels dp")
     if label_field is None:
         raise BadInput("--labels dp chooses the label set of --label-field: pass --label-field F")
     if labels is not None:
@@ -378,6 +399,7 @@ def _store(
             "n_label_dropped": s.n_label_dropped,
             "labels_public": s.labels_public,
             "label_selection": selection,
+            "public_data": s.public_data,
             "budget_unit": "subject" if s.subject_field else "record",
             "subject_field": s.subject_field,
             "n_subjects": s.n_subjects,

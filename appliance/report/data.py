@@ -18,6 +18,7 @@ from appliance.context import Context
 from appliance.store import batches, prompts, results
 from appliance.store import datasets as store_datasets
 from appliance.store import exports as store_exports
+from appliance.train.data import declared_public
 
 
 @dataclass
@@ -70,8 +71,10 @@ def datasets(
         spent = dataset_spent(conn, d["name"])
         d.update(epsilon_spent=spent.epsilon, delta_spent=spent.delta, n_charges=spent.runs, epsilon_cap=cap)
         worst = most_charged(conn, d["name"])
+        public = declared_public(conn, d["name"])
         d.update(
-            unit="subject" if d["subject_field"] else "record",
+            public=public,
+            unit="public data (no budget)" if public else "subject" if d["subject_field"] else "record",
             unit_epsilon=worst[1].epsilon if worst else 0.0,
             unit_delta=worst[1].delta if worst else 0.0,
             unit_most_charged=worst[0] if worst else None,
@@ -98,6 +101,8 @@ def runs(ctx: Context, dataset: str | None) -> list[dict[str, Any]]:
         r["label_keywords_noise"] = meta.get("label_keywords_noise")
         r["label_keywords"] = meta.get("label_keywords") or {}
         r["n_canaries"] = (meta.get("canaries") or {}).get("count", 0)
+        r["public_data"] = bool(meta.get("public_data"))
+        r["init_prompt"] = (meta.get("init_prompt") or {}).get("id")
         r["actor"] = actor.get(r["id"])
     return out
 

@@ -125,7 +125,10 @@ def runs_section(d: ReportData) -> str:
             f"<code>{escape(r['id'])}</code>",
             escape(r["dataset"]),
             escape(r["model_name"]),
-            badge(bool(r["dp"]), "DP", "NON-DP"),
+            badge(True, "PUBLIC DATA")
+            if r.get("public_data") and not r["dp"]
+            else badge(bool(r["dp"]), "DP", "NON-DP"),
+            f"<code>{escape(r['init_prompt'])}</code>" if r.get("init_prompt") else "init text",
             fmt(r["epsilon"]),
             fmt(r["delta"]),
             fmt(r["accountant"]),
@@ -148,6 +151,7 @@ def runs_section(d: ReportData) -> str:
                 "dataset",
                 "model",
                 "mode",
+                "started from",
                 "ε",
                 "δ",
                 "accountant",
@@ -205,6 +209,13 @@ def _runs_notes(d: ReportData) -> str:
         " <code>threshold_sigmas</code>·σ; composed with DP-SGD by the same accountant. The released words"
         " (" + _keywords_listed(d) + ") are part of the label prefix the prompt trains and generates under, and"
         " are in the <code>train.run</code> event with their noisy counts.",
+        "<b>started from</b>: a run starts from the policy's public text prior (<code>training.init_text</code>, the"
+        " label template: <i>init text</i>) or from a prompt trained without DP on a dataset imported as public data"
+        " (<code>seeds import --public</code>, mode <i>PUBLIC DATA</i>: a published corpus, no budget, no"
+        " canaries) and on nothing else — the appliance refuses any other prompt as a start. Such a start is a public"
+        " constant, like the model's weights, so the run's (ε, δ) covers its own records as from the text prior."
+        " That the corpus is public is the importing actor's declaration (in its <code>seeds.import</code> event):"
+        " the guarantee rests on it.",
         "The label selection at import, the keyword histogram and the DP selection draw their Gaussian noise from"
         " numpy's PCG64 seeded with 128 bits from the OS CSPRNG, whatever a run's noise mode: no fixed or guessable"
         " seed, but not a cryptographic generator.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -30,6 +31,13 @@ def public_labels(db: sqlite_utils.Database, dataset: str) -> list[str] | None:
     event = event_rows.first_with(db.conn, ("seeds.import",), "dataset", dataset)
     declared = json.loads(event["payload"]).get("labels_public") if event is not None else None
     return [str(x) for x in declared] if isinstance(declared, list) else None
+
+
+def declared_public(conn: sqlite3.Connection, dataset: str) -> bool:
+    """Whether the dataset's import declared its records public (``seeds import --public``), from its
+    ``seeds.import`` event: a published corpus, the kind a public prior is trained on."""
+    event = event_rows.first_with(conn, ("seeds.import",), "dataset", dataset)
+    return bool(event is not None and json.loads(event["payload"]).get("public_data"))
 
 
 def load_records(db: sqlite_utils.Database, dataset: str, *, holdout_limit: int) -> DatasetRecords:

@@ -1,7 +1,8 @@
 """A training run's plan: the request with the policy's defaults filled in, the Poisson rate, steps and δ.
 
 Also the policy checks that come before anything else (``--epsilon`` required for DP runs; ``--no-dp`` only
-when ``privacy.allow_non_dp`` is true).
+when ``privacy.allow_non_dp`` is true or on a dataset imported as public data; ``--init-prompt`` only from a
+prompt trained on public records alone).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from appliance.budget.accounting import (
 from appliance.context import Context
 from appliance.errors import BadInput, PolicyViolation
 from appliance.policy.schema import TrainingPolicy
+from appliance.train.data import declared_public
 from appliance.train.lm import FrozenLM
+from appliance.train.public_prior import check_init
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class TrainRequest:
     max_grad_norm: float | None = None
     model: str | None = None
     dp: bool = True
+    init_prompt: str | None = None  # a prompt trained on public records alone to start from (public_prior)
 
 
 @dataclass(frozen=True)
@@ -216,14 +220,24 @@ def _required_epsilon(req: TrainRequest) -> float:
 
 
 def check_request(ctx: Context, req: TrainRequest) -> None:
-    """Refuse what the policy forbids before anything else happens."""
+    """Refuse what the policy forbids before anything else happens. A dataset imported as public data
+    (``seeds import --public``) may be trained on without DP whatever ``privacy.allow_non_dp`` says: that is
+    how a public prior is made (:mod:`appliance.train.public_prior`)."""
     _check_ranges(req)
     if req.dp:
         _required_epsilon(req)
-    elif not ctx.policy.privacy.allow_non_dp:
+    elif not ctx.policy.privacy.allow_non_dp and not declared_public(ctx.db.conn, req.dataset):
         raise PolicyViolation(
             "non-DP training is refused: policy key privacy.allow_non_dp is false — set it to true in the workspace"
-            " policy only for the probes' control experiment (its prompts are never exportable)"
+            " policy only for the probes' control experiment (its prompts are never exportable); a public corpus"
+            " imported with `seeds import --public` is trained on without DP as it is"
+        )
+    if req.init_prompt is not None:
+        check_init(
+            ctx,
+            req.init_prompt,
+            k=req.virtual_tokens or ctx.policy.training.virtual_tokens,
+            model=req.model or ctx.policy.generation.default_model,
         )
 
 

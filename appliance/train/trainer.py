@@ -26,13 +26,14 @@ from appliance.gate.bound import check_records
 from appliance.train import canaries as canary_store
 from appliance.train import keywords as kw
 from appliance.train.artifact import PromptRecord, new_prompt_id, store, write_artifact
-from appliance.train.data import DatasetRecords, load_records
+from appliance.train.data import DatasetRecords, declared_public, load_records
 from appliance.train.dp import make_private, os_seeded_generator, poisson_loader
 from appliance.train.layout import Example, Layout, build_examples, collate
 from appliance.train.lm import FrozenLM, load_frozen
 from appliance.train.loop import LoopStats, StepCallback, length_chunks, run_steps
 from appliance.train.plan import Plan, TrainRequest, check_request, make_plan, scaled_lr
 from appliance.train.precision import Precision, resolve
+from appliance.train.public_prior import InitPrompt, load_init
 from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll, prior_ids, public_basis
 
 
@@ -63,6 +64,7 @@ class TrainResult:
     n_canaries: int
     precision: Precision
     label_keywords: dict[str, list[str]] | None = None  # the DP-released words per label (None: none reserved)
+    public_data: bool = False  # trained on a dataset imported as public data (a public prior)
 
 
 def train(
@@ -77,7 +79,9 @@ def train(
     check_request(ctx, req)
     pol = ctx.policy
     data = load_records(ctx.db, req.dataset, holdout_limit=pol.training.eval_max_records)
-    planted = canary_store.draw(pol.privacy.canaries, data.labels) if pol.privacy.canaries.count > 0 else []
+    public = declared_public(ctx.db.conn, req.dataset)  # a public corpus: no canaries to plant, nothing to probe
+    plant = pol.privacy.canaries.count > 0 and not public
+    planted = canary_store.draw(pol.privacy.canaries, data.labels) if plant else []
     plan = make_plan(
         ctx, req, len(data.train) + len(planted) * pol.privacy.canaries.repeats, labelled=bool(data.labels)
     )
@@ -94,7 +98,7 @@ def train(
             policy_sha256=ctx.policy_sha256,
         )
     precision = resolve(pol.training.precision)
-    run = _Run(ctx, plan, data, planted, reservation, precision, on_step, on_phase or (lambda _s: None))
+    run = _Run(ctx, plan, data, planted, reservation, precision, on_step, on_phase or (lambda _s: None), public)
     threads = torch.get_num_threads()
     torch.set_num_threads(idle_cores())  # oversubscribed OpenMP threads stall at every barrier (appliance.cpu)
     try:
@@ -120,6 +124,7 @@ class _Run:
         precision: Precision,
         on_step: StepCallback | None,
         phase: Callable[[str], None],
+        public: bool = False,
     ) -> None:
         self.ctx, self.plan, self.data, self.planted = ctx, plan, data, planted
         self.precision = precision
@@ -127,6 +132,8 @@ class _Run:
         self.prompt_id = new_prompt_id()
         self.written: list[str] = []
         self.keywords: dict[str, list[tuple[str, float]]] = {}  # DP-released (word, noisy count) per label
+        self.public = public  # the dataset was imported as public data (seeds import --public)
+        self.init: InitPrompt | None = None  # the public prompt this run starts from (train --init-prompt)
 
     def execute(self, lm: FrozenLM | None) -> TrainResult:
         pol, plan = self.ctx.policy, self.plan
@@ -144,7 +151,10 @@ class _Run:
         step = t.max_physical_batch
         hold_batches = [collate(chunk) for chunk in length_chunks(hold, step)]  # mean_nll sums: order-free
         basis = public_basis(lm.model.get_input_embeddings().weight, t.subspace_rank) if t.subspace_rank else None
-        prompt = SoftPrompt(init_rows(lm, t.init_text, plan.k), basis)
+        if plan.req.init_prompt is not None:
+            self.init = load_init(self.ctx, plan.req.init_prompt, lm)
+        start = self.init.rows if self.init is not None else init_rows(lm, t.init_text, plan.k)
+        prompt = SoftPrompt(start, basis)
         lm = replace(lm, precision=self.precision)  # its forward passes; the prompt and its DP step stay float32
         self.phase("scoring the initial prompt on the holdout split")
         initial = mean_nll(lm, layout, prompt.rows(), hold_batches) if hold_batches else None
@@ -169,6 +179,7 @@ class _Run:
             len(self.planted),
             self.precision,
             kw.keywords_only(self.keywords) if plan.keywords_noise is not None else None,
+            self.public,
         )
 
     def _release_keywords(self, lm: FrozenLM) -> dict[str, list[tuple[str, float]]]:
@@ -320,6 +331,10 @@ class _Run:
             **run_facts,
             "canaries": canary_info,
             "init_text_sha256": "sha256:" + hashlib.sha256(pol.training.init_text.encode()).hexdigest(),
+            # the prompt trained on public records alone this run started from (None: the init text's rows)
+            "init_prompt": self.init.facts() if self.init is not None else None,
+            # trained on records declared public alone (seeds import --public): may start a DP run
+            "public_data": self.public,
             # the public prior's tokens (the untrained prompt's rows): generation's guidance contrasts with them
             "prior_token_ids": prior_ids(lm, pol.training.init_text, plan.k),
         }
@@ -353,6 +368,8 @@ class _Run:
             "canary_repeats": can.repeats if self.planted else 0,
             "canaries_sha256": canary_info["sha256"] if canary_info else None,
             "empty_batches": stats.empty_batches,
+            "init_prompt": meta["init_prompt"],
+            "public_data": self.public,
         }
         if self.keywords:  # DP outputs: the released words with their noisy counts (the exact counts never)
             audit["label_keywords"] = {lab: [[w, round(c, 2)] for w, c in ws] for lab, ws in self.keywords.items()}
