@@ -38,10 +38,10 @@ def test_demo_stops_at_the_first_failure_with_its_exit_code(cli, tmp_path: Path,
     calls: list[list[str]] = []
     real = demo_run.invoke
 
-    def fake(argv):  # orchestration only: the real init and policy validation, a no-op import, a refused train
-        calls.append(list(argv))
+    def fake(argv):  # orchestration only: the real init and policy validation, no-op imports and public prior,
+        calls.append(list(argv))  # a refused DP train
         if argv[2] == "train":
-            return 3
+            return 0 if "--no-dp" in argv else 3
         return 0 if argv[2] == "seeds" else real(argv)
 
     monkeypatch.setattr(demo_run, "invoke", fake)
@@ -50,7 +50,10 @@ def test_demo_stops_at_the_first_failure_with_its_exit_code(cli, tmp_path: Path,
     assert res.exit_code == 3, res.output
     assert "demo stopped at step 'train' (exit 3)" in res.output
     steps = [c[2] for c in calls]  # after --home DIR
-    assert steps == ["init", "policy", "seeds", "train"]
+    assert steps == ["init", "policy", "seeds", "train", "seeds", "train"]
+    assert calls[2][2:] == ["seeds", "import", str(demo_settings.PUBLIC_CORPUS), "--dataset",
+                            demo_settings.PUBLIC_DATASET, "--label-field", "category", "--public"]  # fmt: skip
+    assert calls[3][2:5] == ["train", demo_settings.PUBLIC_DATASET, "--no-dp"]
     assert calls[-1][2:] == [
         "train",
         demo_settings.DATASET,
@@ -58,6 +61,8 @@ def test_demo_stops_at_the_first_failure_with_its_exit_code(cli, tmp_path: Path,
         "4",
         "--epochs",
         str(demo_settings.QUICK.epochs),
+        "--init-prompt",
+        "none",  # the no-op public prior stored no prompt
     ]
     # nothing after the failure ran: no batch, no export, no report
     assert not (home / demo_settings.REPORT_NAME).exists()
@@ -118,6 +123,23 @@ def test_demo_policy_changes_only_the_split_and_the_domain_description_and_is_au
 def test_demo_settings_spread_outputs_over_the_six_intents(settings: demo_settings.DemoSettings) -> None:
     assert settings.n_outputs % 6 == 0 and settings.epochs >= 1
     assert demo_settings.SAMPLE.is_file() and (demo_settings.DATA_DIR / "LICENSE-BANKING77").is_file()
+    assert demo_settings.PUBLIC_CORPUS.is_file() and settings.prior_epochs >= 1
+
+
+def test_the_public_corpus_shares_no_intent_with_the_sample_or_the_quality_bench(shared_data: Path) -> None:
+    """The public prior may not be trained on the sample's intents (the demo's private stand-ins) nor on those
+    bench/quality.py measures it on; packaging/make_public_corpus.py rebuilds the file."""
+    import csv
+
+    def intents(path: Path) -> set[str]:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return {r["category"] for r in csv.DictReader(fh)}
+
+    public = intents(demo_settings.PUBLIC_CORPUS)
+    assert len(public) == 59 and not public & intents(demo_settings.SAMPLE)
+    cats = json.loads((shared_data / "banking77" / "categories.json").read_text(encoding="utf-8"))
+    bench = [c for c in cats if c not in intents(demo_settings.SAMPLE)][:12]
+    assert not public & set(bench)
 
 
 def test_set_numbers_edits_one_line_per_key_and_refuses_a_missing_one(tmp_path: Path) -> None:

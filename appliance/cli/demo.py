@@ -39,16 +39,18 @@ def demo(
     ),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object (last line)"),
 ) -> None:
-    """Run init → import → train (ε=4) → generate → curate → evaluate → probe → export → report → verify."""
+    """Run init → public prior → import → train (ε=4) → generate → curate → evaluate → probe → export → report →
+    verify."""
     from appliance.cli.demo_run import run_demo
-    from appliance.demo.settings import DEMO_POLICY_KEYS, FULL, QUICK
+    from appliance.demo.settings import DEMO_POLICY_KEYS, FULL, PUBLIC_DATASET, QUICK
 
     st = state(ctx)
     where = Path(home or st.home or DEFAULT_DEMO_HOME)
     settings = QUICK if quick else FULL
     console.print(
         f"appliance demo{' --quick' if quick else ''}: BANKING77 sample (720 queries, 6 intents, CC BY 4.0, "
-        f"fake PII planted) in {where.expanduser().resolve()}",
+        f"fake PII planted), its DP run started from a public prior (2,360 public queries of 59 other intents), in"
+        f" {where.expanduser().resolve()}",
         markup=False,
     )
     res = run_demo(where, settings, actor=st.actor, echo=lambda line: console.print(line, markup=False))
@@ -90,6 +92,11 @@ def demo(
     console.print(f"  manifest  {res.manifest_path}", markup=False)
     console.print(f"  report    {res.report_path}", markup=False)
     console.print(f"  workspace {res.home} (audit log: appliance --home {res.home} audit log)", markup=False)
+    console.print(
+        f"  prior     {res.prior_id}, trained without DP on the public corpus {PUBLIC_DATASET} alone; the DP prompt"
+        f" {res.prompt_id} started from it",
+        markup=False,
+    )
     console.print(
         f"  policy    the shipped default except {', '.join(DEMO_POLICY_KEYS)} (why: step 2 above)",
         markup=False,

@@ -26,6 +26,10 @@ from appliance.demo.settings import (
     EPSILON,
     EXPORT_NAME,
     LABEL_ARGS,
+    PUBLIC_CORPUS,
+    PUBLIC_DATASET,
+    PUBLIC_LABEL_ARGS,
+    PUBLIC_PRIOR_LR,
     QUICK_GATE,
     QUICK_REASON,
     REPORT_NAME,
@@ -49,6 +53,7 @@ class DemoResult:
     home: Path
     steps: list[StepResult] = field(default_factory=list)
     prompt_id: str | None = None
+    prior_id: str | None = None  # the public prior the DP run started from
     batch_id: str | None = None
     export_path: Path | None = None
     manifest_path: Path | None = None
@@ -162,6 +167,10 @@ def run_demo(home: Path, settings: DemoSettings, *, actor: str | None = None, ec
         result.prompt_id = row
         return result.prompt_id or "none"
 
+    def prior_id() -> str:
+        result.prior_id = _read(db, lambda c: next((r["id"] for r in prompts.listing(c, PUBLIC_DATASET)), None))
+        return result.prior_id or "none"
+
     def batch_id() -> str:
         result.batch_id = _read(db, lambda c: batches.newest_id(c, DATASET))
         return result.batch_id or "none"
@@ -177,11 +186,44 @@ def run_demo(home: Path, settings: DemoSettings, *, actor: str | None = None, ec
             lambda: demo_policy(home, actor, quality_floor=s.quality_floor),
         ),
         (
+            "public corpus import",
+            lambda: ["seeds", "import", str(PUBLIC_CORPUS), "--dataset", PUBLIC_DATASET, *PUBLIC_LABEL_ARGS],
+            None,
+        ),
+        (
+            "public prior",
+            lambda: [
+                "train",
+                PUBLIC_DATASET,
+                "--no-dp",
+                "--epochs",
+                str(s.prior_epochs),
+                "--batch-size",
+                str(s.prior_batch),
+                "--lr",
+                f"{PUBLIC_PRIOR_LR:g}",
+            ],
+            None,
+        ),
+        (
             "seeds import",
             lambda: ["seeds", "import", str(SAMPLE), "--dataset", DATASET, *LABEL_ARGS],
             None,
         ),
-        ("train", lambda: ["train", DATASET, "--epsilon", f"{EPSILON:g}", "--epochs", str(s.epochs)], None),
+        (
+            "train",
+            lambda: [
+                "train",
+                DATASET,
+                "--epsilon",
+                f"{EPSILON:g}",
+                "--epochs",
+                str(s.epochs),
+                "--init-prompt",
+                prior_id(),
+            ],
+            None,
+        ),
         ("generate", lambda: ["generate", DATASET, "--prompt", prompt_id(), *sampling], None),
         ("curate", lambda: ["curate", batch_id()], None),
         ("evaluate", lambda: ["evaluate", result.batch_id or "none"], None),
