@@ -403,3 +403,13 @@ def test_export_help_lists_subcommands(cli):
     assert res.exit_code == 0
     for word in ("run", "request", "approve"):
         assert word in res.output
+
+
+def test_the_manifest_names_the_public_prompt_a_dp_run_started_from() -> None:
+    """A public start is a public fact of the export: the manifest carries it (None for the init text)."""
+    from appliance.export.manifest import _prompt_facts
+
+    start = {"id": "sp-pub", "dataset": "corpus", "artifact_sha256": "sha256:" + "a" * 64}
+    row = {"id": "sp-dp", "dp": 1, "meta": json.dumps({"init_prompt": start, "dp_selection_noise": 4.0})}
+    assert _prompt_facts(row)["init_prompt"] == start and _prompt_facts(row)["dp_selection_noise"] == 4.0
+    assert _prompt_facts({"id": "sp-dp", "dp": 1, "meta": "{}"})["init_prompt"] is None

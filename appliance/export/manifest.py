@@ -30,14 +30,16 @@ PROMPT_KEYS = ("id", "artifact_sha256", "accountant", "noise_multiplier", "sampl
 
 
 def _prompt_facts(prompt: dict[str, Any]) -> dict[str, Any]:
-    """The prompt's DP parameters and artifact hash, and σ of the DP selection and of the label-keyword histogram
-    its ε includes (None: none)."""
+    """The prompt's DP parameters and artifact hash, σ of the DP selection and of the label-keyword histogram
+    its ε includes (None: none), and the public prompt it started from (None: the policy's init text)."""
     meta = json.loads(prompt.get("meta") or "{}")
     return {
         **{k: prompt.get(k) for k in PROMPT_KEYS},
         "dp": bool(prompt["dp"]),
         "dp_selection_noise": meta.get("dp_selection_noise"),
         "label_keywords_noise": meta.get("label_keywords_noise"),
+        # trained without DP on a dataset imported as public data alone (train --init-prompt): a public start
+        "init_prompt": meta.get("init_prompt"),
     }
 
 
