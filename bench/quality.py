@@ -13,6 +13,11 @@ Modes (``--modes``):
   without the DP selection and label keywords, which alone would spend ε = 1: ``MODE_SETS``);
 - ``nodp`` — a non-DP soft prompt (``--nodp-epochs`` epochs): the upper reference.
 
+``--public-prior``: every trained mode starts from the demo's public prior instead of the init text's rows — a
+prompt trained without DP on ``appliance/demo/data/banking77_public.csv`` (59 intents, none of them the demo's or
+the first 12 this bench draws from), imported in each workspace with ``seeds import --public`` (no ε); ``zeroshot``
+is then that prior itself.
+
 Data: ``--intents`` BANKING77 intents, taken in categories.json order after skipping the demo sample's 6
 (so tuning never touches the demo's intents) and ``--intent-offset`` more; ``--seeds`` training-file rows in all,
 drawn evenly per intent with each repeat's seed. Per mode and repeat: ``--per-label`` outputs per label.
@@ -56,6 +61,7 @@ APPLIANCE = [sys.executable, "-m", "appliance.cli.main"]
 DEMO_INTENTS = {"card_arrival", "exchange_rate", "lost_or_stolen_card", "top_up_failed", "pin_blocked",
                 "cash_withdrawal_charge"}  # fmt: skip
 MODES = ("zeroshot", "fewshot", "dp1", "dp4", "dp8", "nodp")
+PRIOR_FREE_INTENTS = 12  # the non-demo intents packaging/make_public_corpus.py leaves out of the public corpus
 # Per-mode policy changes, undone after the mode. At ε = 1 the bank domain's DP selection (σ 4) and label keywords
 # (σ 2.5) alone spend the whole budget, and `appliance train` refuses them ("raise their noise_multiplier, raise
 # --epsilon, or set enabled false"); with the σ that would fit, neither would release anything (a keyword needs a
@@ -169,6 +175,16 @@ def choose_intents(k: int, offset: int) -> list[str]:
     return [c for c in cats if c not in DEMO_INTENTS][offset : offset + k]
 
 
+def bench_intents(args: argparse.Namespace) -> list[str]:
+    """The intents to measure on; with --public-prior only those the public corpus leaves out."""
+    if args.public_prior and args.intents + args.intent_offset > PRIOR_FREE_INTENTS:
+        raise SystemExit(
+            f"--public-prior: the public corpus holds the non-demo intents after the first {PRIOR_FREE_INTENTS};"
+            f" keep --intents + --intent-offset <= {PRIOR_FREE_INTENTS}"
+        )
+    return choose_intents(args.intents, args.intent_offset)
+
+
 def train_texts(intents: list[str]) -> dict[str, list[str]]:
     """The BANKING77 training-file texts of each of ``intents``, in file order."""
     by: dict[str, list[str]] = {c: [] for c in intents}
@@ -226,8 +242,28 @@ def independent(home: Path, batch: str, dataset: str, test: list[tuple[str, str]
     return out
 
 
-def one_mode(home: Path, mode: str, args: argparse.Namespace, n: int, seed: int) -> tuple[dict[str, Any], str]:
-    """Train (if the mode has a prompt), generate, curate and evaluate; returns (result row, batch id)."""
+def public_prior(home: Path) -> str:
+    """The demo's public prior in this workspace: its public corpus imported as public data and a prompt trained
+    on it without DP (appliance.demo.settings: the full demo's schedule); the prompt's id."""
+    from appliance.demo.settings import FULL, PUBLIC_CORPUS, PUBLIC_LABEL_ARGS, PUBLIC_PRIOR_LR
+
+    run(home, "seeds", "import", str(PUBLIC_CORPUS), "--dataset", "public", *PUBLIC_LABEL_ARGS)
+    schedule = [
+        "--epochs",
+        str(FULL.prior_epochs),
+        "--batch-size",
+        str(FULL.prior_batch),
+        "--lr",
+        f"{PUBLIC_PRIOR_LR:g}",
+    ]
+    return str(last_json(run(home, "train", "public", "--no-dp", *schedule, "--json"))["prompt_id"])
+
+
+def one_mode(
+    home: Path, mode: str, args: argparse.Namespace, n: int, seed: int, start: list[str]
+) -> tuple[dict[str, Any], str]:
+    """Train (if the mode has a prompt; ``start``: ``--init-prompt P`` or nothing), generate, curate and evaluate;
+    returns (result row, batch id)."""
     t0 = time.perf_counter()
     gen_args: list[str]
     if mode == "fewshot":
@@ -239,7 +275,7 @@ def one_mode(home: Path, mode: str, args: argparse.Namespace, n: int, seed: int)
             train_args = ["--no-dp", "--epochs", str(args.nodp_epochs)]
         else:
             train_args = ["--epsilon", mode[2:]]
-        tr = last_json(run(home, "train", "bank", *train_args, "--json"))
+        tr = last_json(run(home, "train", "bank", *train_args, *start, "--json"))
         gen_args = ["--prompt", tr["prompt_id"]]
     gen = last_json(run(home, "generate", "bank", "--n", str(n), *gen_args, "--seed", str(seed), "--json"))
     batch = gen["id"]
@@ -327,6 +363,11 @@ def main() -> None:
         "--descriptions", action="store_true",
         help="with --domain bank: one line about each intent (DESCRIPTIONS) as the label verbaliser",
     )  # fmt: skip
+    p.add_argument(
+        "--public-prior", action="store_true",
+        help="start every trained mode from the demo's public prior (a prompt trained without DP on"
+        " appliance/demo/data/banking77_public.csv, 59 intents none of which this bench's first 12 is)",
+    )  # fmt: skip
     p.add_argument("--json-out", type=Path, default=None)
     p.add_argument("--samples-out", type=Path, default=None, help="10 kept outputs per mode (first repeat), JSON")
     p.add_argument("--keep", action="store_true")
@@ -335,7 +376,7 @@ def main() -> None:
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise SystemExit(f"unknown modes {bad}; choose from {MODES}")
-    intents = choose_intents(args.intents, args.intent_offset)
+    intents = bench_intents(args)
     test = official_test(intents)
     domain = bank_domain() if args.domain == "bank" else {}
     if args.descriptions:
@@ -364,10 +405,11 @@ def main() -> None:
             # the intents are the bench's public choice: declared, so no DP label selection is spent
             labels = ",".join(sorted(intents))
             run(home, "seeds", "import", str(seeds), "--dataset", "bank", "--label-field", "intent", "--labels", labels)
+            start = ["--init-prompt", public_prior(home)] if args.public_prior else []
             for mode in modes:
                 print(f"repeat {rep + 1}/{args.repeats}, mode {mode}", flush=True)
                 with mode_policy(home, mode):
-                    row, batch = one_mode(home, mode, args, args.per_label * len(intents), seed)
+                    row, batch = one_mode(home, mode, args, args.per_label * len(intents), seed, start)
                 ind = independent(home, batch, "bank", test, seed)
                 row["detection_auc_test"] = ind.get("detection_auc_test")
                 row["tstr_test_ratio"] = (ind.get("tstr_test") or {}).get("ratio")
