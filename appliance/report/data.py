@@ -71,10 +71,9 @@ def datasets(
         spent = dataset_spent(conn, d["name"])
         d.update(epsilon_spent=spent.epsilon, delta_spent=spent.delta, n_charges=spent.runs, epsilon_cap=cap)
         worst = most_charged(conn, d["name"])
-        public = declared_public(conn, d["name"])
+        unit = "subject" if d["subject_field"] else "record"
         d.update(
-            public=public,
-            unit="public data (no budget)" if public else "subject" if d["subject_field"] else "record",
+            unit="public data (no budget)" if declared_public(conn, d["name"]) else unit,
             unit_epsilon=worst[1].epsilon if worst else 0.0,
             unit_delta=worst[1].delta if worst else 0.0,
             unit_most_charged=worst[0] if worst else None,

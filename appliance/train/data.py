@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 
@@ -28,16 +29,20 @@ def public_labels(db: sqlite_utils.Database, dataset: str) -> list[str] | None:
     A prompt's labels are this set, never the labels its training records hold: whether a label appears in the
     outputs must not depend on whether some record of it was trained on (one record alone would decide it).
     """
-    event = event_rows.first_with(db.conn, ("seeds.import",), "dataset", dataset)
-    declared = json.loads(event["payload"]).get("labels_public") if event is not None else None
+    declared = _import_payload(db.conn, dataset).get("labels_public")
     return [str(x) for x in declared] if isinstance(declared, list) else None
 
 
 def declared_public(conn: sqlite3.Connection, dataset: str) -> bool:
     """Whether the dataset's import declared its records public (``seeds import --public``), from its
     ``seeds.import`` event: a published corpus, the kind a public prior is trained on."""
+    return bool(_import_payload(conn, dataset).get("public_data"))
+
+
+def _import_payload(conn: sqlite3.Connection, dataset: str) -> dict[str, Any]:
+    """The payload of the dataset's ``seeds.import`` event ({} when there is none)."""
     event = event_rows.first_with(conn, ("seeds.import",), "dataset", dataset)
-    return bool(event is not None and json.loads(event["payload"]).get("public_data"))
+    return dict(json.loads(event["payload"])) if event is not None else {}
 
 
 def load_records(db: sqlite_utils.Database, dataset: str, *, holdout_limit: int) -> DatasetRecords:

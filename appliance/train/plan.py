@@ -24,7 +24,6 @@ from appliance.budget.accounting import (
 from appliance.context import Context
 from appliance.errors import BadInput, PolicyViolation
 from appliance.policy.schema import TrainingPolicy
-from appliance.train.data import declared_public
 from appliance.train.lm import FrozenLM
 from appliance.train.public_prior import check_init
 
@@ -219,14 +218,14 @@ def _required_epsilon(req: TrainRequest) -> float:
     return float(req.epsilon)
 
 
-def check_request(ctx: Context, req: TrainRequest) -> None:
-    """Refuse what the policy forbids before anything else happens. A dataset imported as public data
-    (``seeds import --public``) may be trained on without DP whatever ``privacy.allow_non_dp`` says: that is
-    how a public prior is made (:mod:`appliance.train.public_prior`)."""
+def check_request(ctx: Context, req: TrainRequest, *, public: bool = False) -> None:
+    """Refuse what the policy forbids before anything else happens. ``public``: the dataset was imported as
+    public data (``seeds import --public``), so it may be trained on without DP whatever
+    ``privacy.allow_non_dp`` says: that is how a public prior is made (:mod:`appliance.train.public_prior`)."""
     _check_ranges(req)
     if req.dp:
         _required_epsilon(req)
-    elif not ctx.policy.privacy.allow_non_dp and not declared_public(ctx.db.conn, req.dataset):
+    elif not ctx.policy.privacy.allow_non_dp and not public:
         raise PolicyViolation(
             "non-DP training is refused: policy key privacy.allow_non_dp is false — set it to true in the workspace"
             " policy only for the probes' control experiment (its prompts are never exportable); a public corpus"

@@ -49,9 +49,9 @@ def trained_on_public(row: dict[str, Any]) -> bool:
         return False
 
 
-def check_init(ctx: Context, prompt_id: str, *, k: int, model: str) -> dict[str, Any]:
-    """The ``prompts`` row of ``--init-prompt``, refused unless it was trained on public records alone, for
-    ``model``, with ``k`` rows — before the run reserves budget or loads anything."""
+def check_init(ctx: Context, prompt_id: str, *, k: int, model: str) -> None:
+    """Refuse ``--init-prompt`` unless it was trained on public records alone, for ``model``, with ``k`` rows —
+    before the run reserves budget or loads anything (:func:`load_init` then verifies its artifact)."""
     row = prompt_files.get_prompt(ctx.db, prompt_id)
     if not trained_on_public(row):
         raise PolicyViolation(
@@ -67,7 +67,6 @@ def check_init(ctx: Context, prompt_id: str, *, k: int, model: str) -> dict[str,
         )
     if int(row["k"]) != k:
         raise BadInput(f"--init-prompt {prompt_id} has {row['k']} virtual tokens: pass --virtual-tokens {row['k']}")
-    return row
 
 
 def load_init(ctx: Context, prompt_id: str, lm: FrozenLM) -> InitPrompt:

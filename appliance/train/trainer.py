@@ -76,10 +76,10 @@ def train(
     lm: FrozenLM | None = None,
 ) -> TrainResult:
     """Train one soft prompt on ``req.dataset`` and store it (see the module docstring for the order of checks)."""
-    check_request(ctx, req)
+    public = declared_public(ctx.db.conn, req.dataset)  # a public corpus: no canaries to plant, nothing to probe
+    check_request(ctx, req, public=public)
     pol = ctx.policy
     data = load_records(ctx.db, req.dataset, holdout_limit=pol.training.eval_max_records)
-    public = declared_public(ctx.db.conn, req.dataset)  # a public corpus: no canaries to plant, nothing to probe
     plant = pol.privacy.canaries.count > 0 and not public
     planted = canary_store.draw(pol.privacy.canaries, data.labels) if plant else []
     plan = make_plan(
