@@ -24,7 +24,6 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,7 @@ def time_steps(
     init = init_rows(base, training.init_text, training.virtual_tokens)
     out: dict[str, dict[str, float]] = {}
     for name in paths:
-        lm = replace(base, precision=resolve(name))
+        lm = base.at(resolve(name))
         prompt = SoftPrompt(init)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

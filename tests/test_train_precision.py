@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import replace
 
 import pytest
 import torch
@@ -62,14 +61,15 @@ def test_fp32_runs_outside_autocast() -> None:
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
 
 
-def _tiny_lm():
+def _tiny_lm(*, tie: bool = False):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from appliance.train.lm import FrozenLM
 
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)  # fmt: skip
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                      tie_word_embeddings=tie)  # fmt: skip
     model = LlamaForCausalLM(cfg).eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -99,7 +99,7 @@ def test_bf16_dp_step_clips_and_noises_in_float32() -> None:
                                  secure_noise=True)  # fmt: skip
             sigma = parts.noise_multiplier
             parts.optimizer.noise_multiplier = 0.0
-            logical_step(lm=replace(lm, precision=resolve(name, AVX2)), layout=layout, prompt=prompt,
+            logical_step(lm=lm.at(resolve(name, AVX2)), layout=layout, prompt=prompt,
                          forward=parts.module, optimizer=parts.optimizer, examples=examples, dp=True,
                          max_physical=4)  # fmt: skip
         parts.module._close()
@@ -133,9 +133,31 @@ def test_bf16_loss_matches_fp32_on_the_real_model(tmp_path) -> None:
     got = {}
     for name in ("fp32", "bf16"):
         p = init.clone().requires_grad_(True)
-        res = batch_loss(replace(lm, precision=resolve(name, AVX2)), layout, p.unsqueeze(0).expand(2, -1, -1), batch)
+        res = batch_loss(lm.at(resolve(name, AVX2)), layout, p.unsqueeze(0).expand(2, -1, -1), batch)
         res.per_sample.sum().backward()
         assert p.grad is not None and p.grad.dtype == torch.float32
         got[name] = (res.nll_sum / res.n_tokens, p.grad.flatten())
     assert abs(got["bf16"][0] - got["fp32"][0]) <= LOSS_TOLERANCE, json.dumps([got["fp32"][0], got["bf16"][0]])
     assert float(torch.nn.functional.cosine_similarity(got["fp32"][1], got["bf16"][1], dim=0)) >= 0.99
+
+
+def test_bf16_copy_stores_matrix_weights_in_bf16_and_leaves_the_source_alone() -> None:
+    """FrozenLM.at(bf16): every Linear and the input embedding in bf16 (tied head and embedding still one
+    tensor), norms and rotary buffers float32, eager attention, float32 embeddings out; the float32 model is
+    untouched and the copy is made once per process."""
+    lm = _tiny_lm(tie=True)
+    assert lm.model.get_output_embeddings().weight is lm.model.get_input_embeddings().weight
+    fp32 = lm.at(resolve("fp32", AVX2))
+    assert fp32.model is lm.model and fp32.precision.name == "fp32"
+    bf16 = lm.at(resolve("bf16", AVX2))
+    m = bf16.model
+    assert m is not lm.model and bf16.precision.name == "bf16"
+    assert all(p.dtype == torch.float32 for p in lm.model.parameters())
+    assert m.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert all(x.weight.dtype == torch.bfloat16 for x in m.modules() if isinstance(x, torch.nn.Linear))
+    assert m.get_output_embeddings().weight is m.get_input_embeddings().weight
+    assert m.model.norm.weight.dtype == torch.float32
+    assert all(b.dtype == torch.float32 for b in m.buffers() if b.is_floating_point())
+    assert m.config._attn_implementation == "eager" and not any(p.requires_grad for p in m.parameters())
+    assert bf16.embed(torch.tensor([[1, 2]])).dtype == torch.float32
+    assert lm.at(resolve("bf16", AVX2)).model is m

@@ -324,7 +324,7 @@ class TrainingPolicy(_Strict):
         " record's last tokens, as the public prior would end it, and generation stops at it",
     )
     eval_max_records: int = Field(default=200, ge=1, le=100_000, description="holdout records scored per run")
-    max_physical_batch: int = Field(default=8, ge=1, le=4096, description="examples per forward pass (memory cap)")
+    max_physical_batch: int = Field(default=16, ge=1, le=4096, description="examples per forward pass (memory cap)")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto", description="auto: bf16 autocast on CPUs with AMX/AVX512-BF16, else fp32 (DP math stays fp32)"
     )

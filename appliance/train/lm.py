@@ -13,10 +13,11 @@ the soft prompt lives in and llama.cpp receives unchanged.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,22 @@ class FrozenLM:
         """The context this model's forward passes run in (backward follows the dtypes they chose)."""
         return self.precision.autocast()
 
+    def at(self, precision: Precision) -> FrozenLM:
+        """This model for forward passes in ``precision``. For bf16: a copy whose matrix weights (every
+        ``nn.Linear`` and the input embedding, tied or not) are stored in bf16 once, instead of being cast from
+        float32 on every call under autocast (a quarter of a bf16 step's time), and whose attention is the
+        eager one (matmuls + a float32 softmax: torch's CPU flash-attention backward is several times slower in
+        bf16 than in float32). Norms, rotary buffers and the soft prompt stay float32, and :meth:`embed`
+        returns float32, so the residual stream and the loss are float32 as under autocast alone. The copy is
+        kept for the process (one at a time); this model is never modified."""
+        if precision.name != "bf16":
+            return replace(self, precision=precision)
+        key = id(self.model)
+        if key not in _BF16:
+            _BF16.clear()
+            _BF16[key] = (self.model, bf16_copy(self.model))  # the source is held so that its id stays unique
+        return replace(self, model=_BF16[key][1], precision=precision)
+
     @property
     def n_embd(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[1])
@@ -69,7 +86,7 @@ class FrozenLM:
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Input embeddings of token ids, in HF ``inputs_embeds`` space."""
         emb: torch.Tensor = self.model.get_input_embeddings()(ids)
-        return emb
+        return emb.float()  # bf16 rows of a bf16 copy (:meth:`at`) join the float32 soft prompt as float32
 
     def hidden(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Final hidden states (after the last norm) for a right-padded batch of embeddings."""
@@ -106,6 +123,16 @@ def _freeze(model: Any) -> Any:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def bf16_copy(model: Any) -> Any:
+    """A frozen copy of ``model`` with its matrix weights in bf16 and eager attention (see :meth:`FrozenLM.at`)."""
+    out = copy.deepcopy(model)  # keeps tied weights tied
+    for mod in [out.get_input_embeddings(), *(m for m in out.modules() if isinstance(m, torch.nn.Linear))]:
+        for p in mod.parameters(recurse=False):
+            p.data = p.data.to(torch.bfloat16)  # in place on the Parameter: a tied head and embedding stay one
+    out.set_attn_implementation("eager")
+    return _freeze(out)
 
 
 def _quiet_transformers() -> None:
@@ -190,6 +217,7 @@ def _read_cache(target: Path, sha256: str) -> dict[str, Any] | None:
 
 
 _LOADED: dict[str, FrozenLM] = {}  # the last model loaded in this process, by GGUF sha256
+_BF16: dict[int, tuple[Any, Any]] = {}  # the last bf16 copy made in this process: id(source) -> (source, copy)
 
 
 def load_frozen(ws: Workspace, model_name: str | None) -> FrozenLM:

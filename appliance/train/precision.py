@@ -6,7 +6,10 @@ oneDNN emulates bf16 and is slower than float32. ``bf16`` and ``fp32`` force a p
 the units runs, slowly, and says so).
 
 What runs in bf16: the frozen model's matrix multiplies under ``torch.autocast`` on CPU (oneDNN's AMX /
-AVX512-BF16 kernels), and the output head's logits chunk by chunk. Only the forward pass runs under autocast
+AVX512-BF16 kernels), and the output head's logits chunk by chunk. The weights they read are a bf16 copy made
+once (:meth:`FrozenLM.at <appliance.train.lm.FrozenLM.at>`: cast per call, they took a quarter of the step) with
+eager attention (torch's CPU flash-attention backward is slower in bf16 than in float32); norms, the residual
+stream and the embeddings handed to the prompt stay float32. Only the forward pass runs under autocast
 (:meth:`FrozenLM.autocast`, as PyTorch's AMP guide asks); backward follows the dtypes it chose, and Opacus's
 per-sample gradient hooks, which run during backward, stay outside it. What stays float32: the
 soft prompt and every DP step on it — Opacus's per-sample gradients of the prompt's (float32) parameters, their

@@ -13,7 +13,7 @@ import math
 import secrets
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import numpy as np
@@ -155,7 +155,7 @@ class _Run:
             self.init = load_init(self.ctx, plan.req.init_prompt, lm)
         start = self.init.rows if self.init is not None else init_rows(lm, t.init_text, plan.k)
         prompt = SoftPrompt(start, basis)
-        lm = replace(lm, precision=self.precision)  # its forward passes; the prompt and its DP step stay float32
+        lm = lm.at(self.precision)  # forward passes (bf16: bf16 weights); the prompt and its DP step stay float32
         self.phase("scoring the initial prompt on the holdout split")
         initial = mean_nll(lm, layout, prompt.rows(), hold_batches) if hold_batches else None
         self.phase(f"training ({self.precision.name})")
