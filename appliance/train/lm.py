@@ -127,10 +127,15 @@ def _freeze(model: Any) -> Any:
 
 def bf16_copy(model: Any) -> Any:
     """A frozen copy of ``model`` with its matrix weights in bf16 and eager attention (see :meth:`FrozenLM.at`)."""
-    out = copy.deepcopy(model)  # keeps tied weights tied
-    for mod in [out.get_input_embeddings(), *(m for m in out.modules() if isinstance(m, torch.nn.Linear))]:
-        for p in mod.parameters(recurse=False):
-            p.data = p.data.to(torch.bfloat16)  # in place on the Parameter: a tied head and embedding stay one
+    mats = [model.get_input_embeddings(), *(m for m in model.modules() if isinstance(m, torch.nn.Linear))]
+    # deepcopy takes each matrix weight from the memo, cast once, instead of copying it in float32 first; one memo
+    # entry per Parameter keeps a tied head and embedding one tensor
+    memo: dict[int, Any] = {
+        id(p): torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False)
+        for mod in mats
+        for p in mod.parameters(recurse=False)
+    }
+    out = copy.deepcopy(model, memo)
     out.set_attn_implementation("eager")
     return _freeze(out)
 
