@@ -24,6 +24,7 @@ from appliance.context import Context
 from appliance.db import transaction, utc_now
 from appliance.errors import BadInput
 from appliance.export import manifest as mf
+from appliance.export.order import spread_labels
 from appliance.export.writers import FORMATS, sha256_path, sweep_stale_temps, temp_beside, write_temp
 from appliance.gate import approval, bound
 from appliance.gate.decide import Decision, decide
@@ -58,8 +59,12 @@ def get_batch(ctx: Context, batch_id: str) -> dict[str, Any]:
 
 
 def kept_records(ctx: Context, batch_id: str, labeled: bool) -> list[dict[str, Any]]:
+    """The batch's kept outputs as exported: labelled ones with each label spread through the file (see
+    :mod:`appliance.export.order`), unlabelled ones in idx order."""
     rows = batches.kept(ctx.db, batch_id)
-    return [{"text": r["text"], "label": r["label"]} if labeled else {"text": r["text"]} for r in rows]
+    if not labeled:
+        return [{"text": r["text"]} for r in rows]
+    return spread_labels([{"text": r["text"], "label": r["label"]} for r in rows])
 
 
 def _check_out(out: Path, fmt: str) -> Path:

@@ -97,7 +97,8 @@ def output_rows(
 
 
 def kept(db: Db, batch_id: str) -> list[Row]:
-    """(idx, text, label) of the batch's kept outputs, in idx order: what export writes."""
+    """(idx, text, label) of the batch's kept outputs, in idx order: what export writes (labels spread, see
+    :mod:`appliance.export.order`)."""
     return output_rows(db, batch_id, select="idx, text, label", status="kept")
 
 
