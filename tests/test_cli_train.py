@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
@@ -221,3 +222,50 @@ def test_a_dp_run_starts_from_a_prompt_trained_on_public_records_alone(tmp_path:
     assert cli("audit", "report", "--out", str(report)).exit_code == 0
     html = report.read_text(encoding="utf-8")
     assert "PUBLIC DATA" in html and "public data (no budget)" in html and f"<code>{pid}</code>" in html
+
+
+def _set_training(home: Path, **training: object) -> None:
+    doc = yaml.safe_load((home / "policy.yaml").read_text(encoding="utf-8"))
+    doc["training"].update(training)
+    (home / "policy.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+
+
+def test_prior_extrapolation_scales_the_runs_movement_from_its_public_prompt(tmp_path: Path) -> None:
+    """`training.prior_extrapolation` s: a run from a public prompt stores prior + s · (trained − prior) — at s = 0
+    exactly the prior's rows; at s = 2 not the rows as trained (the loss as trained is reported beside); a run from
+    the init text is unchanged; the run's record, audit event, report and manifest facts name s."""
+    from safetensors.numpy import load_file
+
+    home, cli = bank_workspace(tmp_path, ["card_arrival", "exchange_rate"])
+    pub = banking_csv(tmp_path / "pub.csv", n=40, categories=["age_limit", "card_linking"], seed=2)
+    assert cli("seeds", "import", str(pub), "--dataset", "pub", "--label-field", "category", "--public").exit_code == 0
+
+    def run(*args: str) -> dict:
+        res = cli("train", *args, *TINY, "--json")
+        assert res.exit_code == 0, res.stderr
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    def rows(prompt_id: str) -> tuple[Any, dict]:
+        shown = json.loads(cli("prompts", "show", prompt_id).stdout)
+        return load_file(str(home / shown["artifact_path"]))["embeddings"], shown["meta"]
+
+    prior = run("pub", "--no-dp")
+    assert prior["prior_extrapolation"] is None  # no public start: nothing to extrapolate from
+    _set_training(home, prior_extrapolation=0.0)
+    zero = run("bank", "--epsilon", "2", "--init-prompt", prior["prompt_id"])
+    stored, meta = rows(zero["prompt_id"])
+    assert (stored == rows(prior["prompt_id"])[0]).all()
+    assert zero["prior_extrapolation"] == 0.0 and meta["prior_extrapolation"] == 0.0
+    assert zero["holdout_loss"] == pytest.approx(zero["holdout_loss_initial"], abs=1e-5)
+    assert zero["holdout_loss_as_trained"] is not None and meta["holdout_loss_as_trained"] is not None
+    _set_training(home, prior_extrapolation=2.0)
+    two = run("bank", "--epsilon", "2", "--init-prompt", prior["prompt_id"])
+    assert two["prior_extrapolation"] == 2.0
+    assert abs(two["holdout_loss"] - two["holdout_loss_as_trained"]) > 1e-4
+    plain = run("bank", "--epsilon", "2")  # from the init text: s does not apply
+    assert plain["prior_extrapolation"] is None and plain["holdout_loss_as_trained"] is None
+    events = [json.loads(line) for line in cli("audit", "log", "--json").stdout.splitlines() if line.strip()]
+    assert [e["payload"]["prior_extrapolation"] for e in events if e["kind"] == "train.run"][-3:] == [0.0, 2.0, None]
+    report = tmp_path / "report.html"
+    assert cli("audit", "report", "--out", str(report)).exit_code == 0
+    assert "stored prior + 2 × movement" in report.read_text(encoding="utf-8")

@@ -413,3 +413,6 @@ def test_the_manifest_names_the_public_prompt_a_dp_run_started_from() -> None:
     row = {"id": "sp-dp", "dp": 1, "meta": json.dumps({"init_prompt": start, "dp_selection_noise": 4.0})}
     assert _prompt_facts(row)["init_prompt"] == start and _prompt_facts(row)["dp_selection_noise"] == 4.0
     assert _prompt_facts({"id": "sp-dp", "dp": 1, "meta": "{}"})["init_prompt"] is None
+    scaled = {"id": "sp-dp", "dp": 1, "meta": json.dumps({"init_prompt": start, "prior_extrapolation": 1.5})}
+    assert _prompt_facts(scaled)["prior_extrapolation"] == 1.5  # a policy constant: public
+    assert _prompt_facts(row)["prior_extrapolation"] is None

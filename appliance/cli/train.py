@@ -38,6 +38,8 @@ def _result(res: Any) -> dict[str, Any]:
         "train_loss": _num(res.stats.train_loss),
         "holdout_loss": _num(res.holdout_loss),
         "holdout_loss_initial": _num(res.holdout_loss_initial),
+        "prior_extrapolation": res.prior_extrapolation,
+        "holdout_loss_as_trained": _num(res.holdout_loss_as_trained),
         "n_train": res.n_train,
         "n_canaries": res.n_canaries,
         "init_prompt": plan.req.init_prompt,
@@ -159,6 +161,11 @@ def train_command(
         console.print("epsilon spent inf (non-DP control run: not exportable)")
     if req.init_prompt is not None:
         console.print(f"started from the public prompt {req.init_prompt} (trained on public records alone)")
+    if res.prior_extrapolation is not None:
+        console.print(
+            f"stored prior + {res.prior_extrapolation:g} x (trained - prior) (training.prior_extrapolation;"
+            f" post-processing, no epsilon): holdout loss as trained {_fmt(res.holdout_loss_as_trained)}"
+        )
     console.print(
         f"train loss {_fmt(res.stats.train_loss)}  holdout loss {_fmt(res.holdout_loss)} "
         f"(initial prompt {_fmt(res.holdout_loss_initial)})"

@@ -40,6 +40,8 @@ def _prompt_facts(prompt: dict[str, Any]) -> dict[str, Any]:
         "label_keywords_noise": meta.get("label_keywords_noise"),
         # trained without DP on a dataset imported as public data alone (train --init-prompt): a public start
         "init_prompt": meta.get("init_prompt"),
+        # the stored rows are init_prompt + s * (trained - init_prompt) (training.prior_extrapolation; None: not)
+        "prior_extrapolation": meta.get("prior_extrapolation"),
     }
 
 

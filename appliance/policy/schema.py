@@ -301,6 +301,13 @@ class TrainingPolicy(_Strict):
     subspace_rank: int = Field(
         default=0, ge=0, le=4096, description="0: train the full rows; r: train k x r coefficients of a public basis"
     )
+    prior_extrapolation: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=4.0,
+        description="a run started from a public prompt (train --init-prompt) stores prior + s * (trained - prior):"
+        " post-processing with public constants, no ε; 1: the trained prompt as is",
+    )
     # the generic prior: a record as a line of a JSON-lines file (see policies/default.yaml)
     init_text: str = Field(default="dataset.jsonl (one record per line)\n", max_length=400)
     suffix_text: str = Field(

@@ -102,6 +102,7 @@ def runs(ctx: Context, dataset: str | None) -> list[dict[str, Any]]:
         r["n_canaries"] = (meta.get("canaries") or {}).get("count", 0)
         r["public_data"] = bool(meta.get("public_data"))
         r["init_prompt"] = (meta.get("init_prompt") or {}).get("id")
+        r["prior_extrapolation"] = meta.get("prior_extrapolation")
         r["actor"] = actor.get(r["id"])
     return out
 

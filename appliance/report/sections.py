@@ -119,6 +119,15 @@ def datasets_section(d: ReportData) -> str:
     )
 
 
+def _start(run: dict[str, Any]) -> str:
+    """Where a run started: the init text, or a public prompt (with the extrapolation from it, when applied)."""
+    if not run.get("init_prompt"):
+        return "init text"
+    s = run.get("prior_extrapolation")
+    scaled = f", stored prior + {s:g} × movement" if s is not None else ""
+    return f"<code>{escape(run['init_prompt'])}</code>{escape(scaled)}"
+
+
 def runs_section(d: ReportData) -> str:
     rows = [
         [
@@ -128,7 +137,7 @@ def runs_section(d: ReportData) -> str:
             badge(True, "PUBLIC DATA")
             if r.get("public_data") and not r["dp"]
             else badge(bool(r["dp"]), "DP", "NON-DP"),
-            f"<code>{escape(r['init_prompt'])}</code>" if r.get("init_prompt") else "init text",
+            _start(r),
             fmt(r["epsilon"]),
             fmt(r["delta"]),
             fmt(r["accountant"]),

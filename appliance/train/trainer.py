@@ -33,7 +33,7 @@ from appliance.train.lm import FrozenLM, load_frozen
 from appliance.train.loop import LoopStats, StepCallback, length_chunks, run_steps
 from appliance.train.plan import Plan, TrainRequest, check_request, make_plan, scaled_lr
 from appliance.train.precision import Precision, resolve
-from appliance.train.public_prior import InitPrompt, load_init
+from appliance.train.public_prior import InitPrompt, extrapolate, load_init
 from appliance.train.softprompt import SoftPrompt, init_rows, mean_nll, prior_ids, public_basis
 
 
@@ -65,6 +65,8 @@ class TrainResult:
     precision: Precision
     label_keywords: dict[str, list[str]] | None = None  # the DP-released words per label (None: none reserved)
     public_data: bool = False  # trained on a dataset imported as public data (a public prior)
+    prior_extrapolation: float | None = None  # training.prior_extrapolation applied to the stored rows, or None
+    holdout_loss_as_trained: float | None = None  # the holdout loss before that extrapolation
 
 
 def train(
@@ -134,6 +136,8 @@ class _Run:
         self.keywords: dict[str, list[tuple[str, float]]] = {}  # DP-released (word, noisy count) per label
         self.public = public  # the dataset was imported as public data (seeds import --public)
         self.init: InitPrompt | None = None  # the public prompt this run starts from (train --init-prompt)
+        self.extrapolation: float | None = None  # training.prior_extrapolation, when applied to this run's rows
+        self.as_trained_loss: float | None = None  # the holdout loss before it
 
     def execute(self, lm: FrozenLM | None) -> TrainResult:
         pol, plan = self.ctx.policy, self.plan
@@ -162,6 +166,11 @@ class _Run:
         epsilon, sigma, noise_mode, stats = self._optimise(lm, layout, prompt, examples)
         self.phase("scoring the trained prompt on the holdout split")
         rows = prompt.rows()
+        if self.init is not None and t.prior_extrapolation != 1.0:
+            # post-processing with public constants (the prior's rows, the policy's s): the (ε, δ) is unchanged
+            self.as_trained_loss = mean_nll(lm, layout, rows, hold_batches) if hold_batches else None
+            self.extrapolation = t.prior_extrapolation
+            rows = extrapolate(self.init.rows, rows, self.extrapolation)
         final = mean_nll(lm, layout, rows, hold_batches) if hold_batches else None
         self.phase("saving")
         total = self._store(lm, layout, rows, epsilon, sigma, noise_mode, stats, initial, final)
@@ -180,6 +189,8 @@ class _Run:
             self.precision,
             kw.keywords_only(self.keywords) if plan.keywords_noise is not None else None,
             self.public,
+            self.extrapolation,
+            self.as_trained_loss,
         )
 
     def _release_keywords(self, lm: FrozenLM) -> dict[str, list[tuple[str, float]]]:
@@ -322,6 +333,9 @@ class _Run:
             "noise_mode": noise_mode,
             "secure_noise_policy": pol.privacy.secure_noise,
             "holdout_loss_initial": _finite(initial),
+            # the stored rows are prior + s * (trained - prior) (None: as trained), and the loss as trained
+            "prior_extrapolation": self.extrapolation,
+            "holdout_loss_as_trained": _finite(self.as_trained_loss),
             "dp_selection_noise": facts["dp_selection_noise"],
             "label_keywords_noise": facts["label_keywords_noise"],
             **self.precision.as_dict(),
