@@ -28,9 +28,10 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(home=home, cli=cli)
 
 
-def _policy(home: Path, **privacy: object) -> None:
+def _policy(home: Path, block: str = "privacy", **values: object) -> None:
+    """The workspace policy: the shipped default with ``values`` set in its ``block``."""
     doc = yaml.safe_load(shipped_file("policies/default.yaml").read_text(encoding="utf-8"))
-    doc["privacy"].update(privacy)
+    doc[block].update(values)
     (home / "policy.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
 
 
@@ -224,12 +225,6 @@ def test_a_dp_run_starts_from_a_prompt_trained_on_public_records_alone(tmp_path:
     assert "PUBLIC DATA" in html and "public data (no budget)" in html and f"<code>{pid}</code>" in html
 
 
-def _set_training(home: Path, **training: object) -> None:
-    doc = yaml.safe_load((home / "policy.yaml").read_text(encoding="utf-8"))
-    doc["training"].update(training)
-    (home / "policy.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
-
-
 def test_prior_extrapolation_scales_the_runs_movement_from_its_public_prompt(tmp_path: Path) -> None:
     """`training.prior_extrapolation` s: a run from a public prompt stores prior + s · (trained − prior) — at s = 0
     exactly the prior's rows; at s = 2 not the rows as trained (the loss as trained is reported beside); a run from
@@ -251,14 +246,14 @@ def test_prior_extrapolation_scales_the_runs_movement_from_its_public_prompt(tmp
 
     prior = run("pub", "--no-dp")
     assert prior["prior_extrapolation"] is None  # no public start: nothing to extrapolate from
-    _set_training(home, prior_extrapolation=0.0)
+    _policy(home, "training", prior_extrapolation=0.0)
     zero = run("bank", "--epsilon", "2", "--init-prompt", prior["prompt_id"])
     stored, meta = rows(zero["prompt_id"])
     assert (stored == rows(prior["prompt_id"])[0]).all()
     assert zero["prior_extrapolation"] == 0.0 and meta["prior_extrapolation"] == 0.0
     assert zero["holdout_loss"] == pytest.approx(zero["holdout_loss_initial"], abs=1e-5)
     assert zero["holdout_loss_as_trained"] is not None and meta["holdout_loss_as_trained"] is not None
-    _set_training(home, prior_extrapolation=2.0)
+    _policy(home, "training", prior_extrapolation=2.0)
     two = run("bank", "--epsilon", "2", "--init-prompt", prior["prompt_id"])
     assert two["prior_extrapolation"] == 2.0
     assert abs(two["holdout_loss"] - two["holdout_loss_as_trained"]) > 1e-4
