@@ -68,7 +68,7 @@ PRIOR_FREE_INTENTS = 12  # the non-demo intents packaging/make_public_corpus.py 
 # count of 5σ), so dp1 runs as an operator would after that refusal: without them.
 MODE_SETS: dict[str, dict[str, Any]] = {
     "dp1": {"curation.dp_selection.enabled": False, "training.label_keywords.enabled": False},
-    # the non-DP reference as trained: the demo's extrapolation from the prior was chosen for DP prompts' movement
+    # the non-DP reference as trained, whatever --set training.prior_extrapolation asks of the DP modes
     "nodp": {"training.prior_extrapolation": 1.0},
 }
 
@@ -136,8 +136,8 @@ def bank_domain() -> dict[str, Any]:
     gives the demo's, but also changes the ``nodp`` reference) and the DP selection (``--set
     curation.dp_selection.enabled=true``: every figure since session 12 passes it). With the DP label keywords
     (``--set training.label_keywords.enabled=false``: without) and guidance 1 (the shipped default is 0). With
-    ``--public-prior`` the DP modes are stored as the prior + 1.25 × their movement from it
-    (``training.prior_extrapolation``; ``--set training.prior_extrapolation=1``: as trained); ``nodp`` as trained.
+    ``--public-prior`` the DP modes are stored as trained, as the demo's are (``--set
+    training.prior_extrapolation=1.25``: the prior + 1.25 × their movement from it); ``nodp`` always as trained.
     """
     from appliance.demo.settings import DEMO_POLICY, DEMO_SCHEDULE, DEMO_SELECTION
 

@@ -42,7 +42,7 @@ def demo(
     """Run init → public prior → import → train (ε=4) → generate → curate → evaluate → probe → export → report →
     verify."""
     from appliance.cli.demo_run import run_demo
-    from appliance.demo.settings import DEMO_EXTRAPOLATION, DEMO_POLICY_KEYS, FULL, PUBLIC_DATASET, QUICK
+    from appliance.demo.settings import DEMO_POLICY_KEYS, FULL, PUBLIC_DATASET, QUICK
 
     st = state(ctx)
     where = Path(home or st.home or DEFAULT_DEMO_HOME)
@@ -92,10 +92,9 @@ def demo(
     console.print(f"  manifest  {res.manifest_path}", markup=False)
     console.print(f"  report    {res.report_path}", markup=False)
     console.print(f"  workspace {res.home} (audit log: appliance --home {res.home} audit log)", markup=False)
-    scale = DEMO_EXTRAPOLATION["training.prior_extrapolation"]
     console.print(
         f"  prior     {res.prior_id}, trained without DP on the public corpus {PUBLIC_DATASET} alone; the DP prompt"
-        f" {res.prompt_id} started from it, stored as the prior + {scale:g} x its movement (no epsilon)",
+        f" {res.prompt_id} started from it",
         markup=False,
     )
     console.print(
