@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 import torch
+from _tiny_lm import tiny_lm
 
 from appliance.budget.accounting import epsilon_for
 from appliance.train.dp import NOISE_OS_SEEDED, make_private, poisson_loader
@@ -112,28 +113,6 @@ def test_empty_batch_loss_needs_no_model() -> None:
     assert res.per_sample.shape == (0,) and res.n_tokens == 0
 
 
-def _tiny_lm():
-    """A real (tiny, randomly initialised) Llama from transformers, frozen like the trainer's model."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from appliance.train.lm import FrozenLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-    )
-    model = LlamaForCausalLM(cfg).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return FrozenLM(model, None, "tiny", "sha256:" + "0" * 64, None, add_bos=False)
-
-
 @pytest.mark.slow  # a training step through a (tiny) transformers model
 @pytest.mark.parametrize("dp", [True, False])
 def test_physical_chunks_give_the_same_step(dp: bool) -> None:
@@ -141,7 +120,7 @@ def test_physical_chunks_give_the_same_step(dp: bool) -> None:
     from appliance.train.layout import Layout
     from appliance.train.loop import logical_step
 
-    lm = _tiny_lm()
+    lm = tiny_lm()
     layout = Layout(k=3, bos_id=None, eos_id=2, suffix_text="", label_template=None, max_text_tokens=16)
     # longest first: the chunks re-order them shortest first, and the step must not depend on it
     examples = [Example((*range(5 + i, 9 + 2 * i), 2), 0) for i in reversed(range(5))]

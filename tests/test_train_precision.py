@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from _tiny_lm import tiny_lm
 from pydantic import ValidationError
 
 from appliance.policy.schema import TrainingPolicy
@@ -61,21 +62,6 @@ def test_fp32_runs_outside_autocast() -> None:
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
 
 
-def _tiny_lm(*, tie: bool = False):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from appliance.train.lm import FrozenLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
-                      tie_word_embeddings=tie)  # fmt: skip
-    model = LlamaForCausalLM(cfg).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return FrozenLM(model, None, "tiny", "sha256:" + "0" * 64, None, add_bos=False)
-
-
 @pytest.mark.slow  # an Opacus DP step through a (tiny) transformers model, in both precisions
 def test_bf16_dp_step_clips_and_noises_in_float32() -> None:
     """Under bf16 the prompt, its per-sample gradients and the update stay float32, the clip still bounds the
@@ -84,7 +70,7 @@ def test_bf16_dp_step_clips_and_noises_in_float32() -> None:
     from appliance.train.dp import make_private
     from appliance.train.loop import logical_step
 
-    lm = _tiny_lm()
+    lm = tiny_lm(hidden=32)
     layout = Layout(k=3, bos_id=None, eos_id=2, suffix_text="", label_template=None, max_text_tokens=16)
     examples = [Example((*range(5 + i, 9 + 2 * i), 2), 0) for i in range(6)]
     init = torch.randn(3, 32, generator=torch.Generator().manual_seed(1))
@@ -145,7 +131,7 @@ def test_bf16_copy_stores_matrix_weights_in_bf16_and_leaves_the_source_alone() -
     """FrozenLM.at(bf16): every Linear and the input embedding in bf16 (tied head and embedding still one
     tensor), norms and rotary buffers float32, eager attention, float32 embeddings out; the float32 model is
     untouched and the copy is made once per process."""
-    lm = _tiny_lm(tie=True)
+    lm = tiny_lm(hidden=32, tie=True)
     assert lm.model.get_output_embeddings().weight is lm.model.get_input_embeddings().weight
     fp32 = lm.at(resolve("fp32", AVX2))
     assert fp32.model is lm.model and fp32.precision.name == "fp32"
