@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from appliance.curate.decide import LABEL_ECHO, OUTPUT_PII, PROMPT_ECHO, UNFINISHED, decide, pii_hits
@@ -121,8 +122,9 @@ def test_decide_never_reads_the_seeds() -> None:
     import inspect
 
     params = set(inspect.signature(decide).parameters)
-    # labels: public schema; prompt: the public template and the DP-released keywords
-    assert params == {"texts", "pii", "policy", "finish_reasons", "labels", "prompt"}
+    # labels: public schema; prompt: the public template and the DP-released keywords; vectors: the outputs' own
+    # embeddings
+    assert params == {"texts", "pii", "policy", "finish_reasons", "labels", "prompt", "vectors"}
 
 
 def test_an_output_that_is_only_a_label_is_dropped_as_label_echo() -> None:
@@ -220,3 +222,35 @@ def test_gate_allows_only_the_overlap_chance_explains() -> None:
     assert failed(on, verbatim_leaks=5, leak_allowance=4)  # more than chance: refused (a memorising run)
     assert failed(on, verbatim_leaks=1, leak_allowance=0)
     assert failed(GatePolicy(leak_chance_baseline=False), verbatim_leaks=1, leak_allowance=4)  # off: every one
+
+
+def test_semantic_duplicates_keep_the_first_of_each_group_of_paraphrases() -> None:
+    from appliance.curate.dedup import semantic_duplicates
+
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    near_a = np.array([0.95, 0.312, 0.0])  # cosine 0.95 with a
+    rows = np.stack([a, b, near_a, a, b / 1.0])
+    assert semantic_duplicates(rows, threshold=0.9) == {2: 0, 3: 0, 4: 1}
+    assert semantic_duplicates(rows, threshold=0.96) == {3: 0, 4: 1}  # near_a stays: 0.95 is not above
+    assert semantic_duplicates(np.zeros((0, 3)), threshold=0.9) == {}
+    with pytest.raises(ValueError, match=r"\(n, dim\)"):
+        semantic_duplicates(np.zeros(3), threshold=0.9)
+
+
+def test_decide_drops_semantic_duplicates_among_the_clean_outputs_only_when_asked() -> None:
+    """The embeddings are asked for once, for the outputs every other filter kept; off by default."""
+    texts = ["How soon will my card arrive here?", "Card?", "How soon will my card arrive?", "Why did my top up fail?"]
+    emb = {0: [1.0, 0.0], 2: [0.99, 0.141], 3: [0.0, 1.0]}
+    asked: list[list[int]] = []
+
+    def vectors(idx: list[int]) -> np.ndarray:
+        asked.append(list(idx))
+        return np.array([emb[i] for i in idx])
+
+    assert decide(texts, pii=[0] * 4, policy=POLICY, vectors=vectors) == [None, "too_short", None, None]
+    assert asked == []  # off by default: nothing embedded
+    on = CurationPolicy(semantic_dup_cosine=0.9)
+    assert decide(texts, pii=[0] * 4, policy=on, vectors=vectors) == [None, "too_short", "semantic_duplicate", None]
+    assert asked == [[0, 2, 3]]
+    with pytest.raises(ValueError, match="pass the outputs' sentence embeddings"):
+        decide(texts, pii=[0] * 4, policy=on)

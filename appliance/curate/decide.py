@@ -5,7 +5,8 @@ the reason: PII still present → unfinished (cut off at ``generation.max_tokens
 ``curation.drop_unfinished``) → quality (too short, too long, non-text, repetitive, garbled) → label echo (the
 whole text is a label's name or words, e.g. "fiat_currency_support": a public label, not a record) → prompt echo
 (the label prefix's own text or keywords' parenthetical, :mod:`appliance.curate.echo`) → exact duplicate → near
-duplicate. Off-label outputs (the DP generator's own reading of the label, the costly check)
+duplicate → semantic duplicate (when ``curation.semantic_dup_cosine`` is set: sentence embeddings, passed in as
+``vectors``). Off-label outputs (the DP generator's own reading of the label, the costly check)
 are dropped later, by :func:`appliance.curate.run.curate_batch`, after the DP selection.
 Deduplication only looks at outputs that passed every earlier filter, so each duplicate group keeps its first
 clean member.
@@ -18,10 +19,12 @@ but only the gate reads it, and it refuses the whole export instead of shaping i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from appliance.curate.dedup import EXACT, NEAR, exact_duplicates, near_duplicates
+import numpy as np
+
+from appliance.curate.dedup import EXACT, NEAR, SEMANTIC, exact_duplicates, near_duplicates, semantic_duplicates
 from appliance.curate.echo import PromptText, echoes_prompt
 from appliance.curate.filters import GARBLED, LEAK, quality_reason
 from appliance.policy.schema import CurationPolicy
@@ -36,7 +39,7 @@ LABEL_ECHO = "label_echo"  # the whole output is a label's name or words, not a 
 PROMPT_ECHO = "prompt_echo"  # the output repeats the label prefix's template text or keywords' parenthetical
 REASONS = (
     GENERATION_PII, OUTPUT_PII, LEAK, UNFINISHED, "too_short", "too_long", "non_text", "repetitive", GARBLED,
-    LABEL_ECHO, PROMPT_ECHO, OFF_LABEL, EXACT, NEAR,
+    LABEL_ECHO, PROMPT_ECHO, OFF_LABEL, EXACT, NEAR, SEMANTIC,
 )  # fmt: skip
 
 
@@ -64,6 +67,7 @@ def decide(
     finish_reasons: Sequence[str | None] | None = None,
     labels: Iterable[str] = (),
     prompt: PromptText | None = None,
+    vectors: Callable[[Sequence[int]], np.ndarray] | None = None,
 ) -> list[str | None]:
     """The reason each text is dropped, or None when it is kept (the seeds play no part).
 
@@ -72,6 +76,8 @@ def decide(
     ``labels``: the batch's label set (public schema); an output that is only a label's words is ``label_echo``.
     ``prompt``: the soft prompt's label prefix (public template, DP keywords); an output repeating it is
     ``prompt_echo``.
+    ``vectors``: the L2-normalised sentence embeddings of the texts at the given indices, for
+    ``policy.semantic_dup_cosine`` (called once, on the outputs every other filter kept).
     """
     echoes = label_echoes(labels)
     finish = list(finish_reasons) if finish_reasons is not None else [None] * len(texts)
@@ -97,4 +103,10 @@ def decide(
     near = near_duplicates([texts[i] for i in clean], threshold=policy.near_dup_jaccard, num_perm=policy.minhash_perm)
     for local in near:
         reasons[clean[local]] = NEAR
+    if policy.semantic_dup_cosine is not None:
+        if vectors is None:
+            raise ValueError("curation.semantic_dup_cosine is set: pass the outputs' sentence embeddings as vectors")
+        clean = [i for i, r in enumerate(reasons) if r is None]
+        for local in semantic_duplicates(vectors(clean), threshold=policy.semantic_dup_cosine):
+            reasons[clean[local]] = SEMANTIC
     return reasons

@@ -5,18 +5,25 @@ Exact duplicates share their normalised text. Near duplicates are found with Min
 checked against the true Jaccard similarity of the shingle sets, so LSH only prunes the search and
 never decides alone (its banding is tuned a little below the threshold so that few true pairs are
 missed). The first occurrence of a group is kept; later members point back to it.
+
+Semantic duplicates (``curation.semantic_dup_cosine``) are paraphrases: texts whose sentence embeddings (the
+evaluation's MiniLM, L2-normalised) have a cosine above the threshold with an earlier kept text — "How soon did I
+get my card here?" and "How soon did I get my card?" share few character 5-grams but say one thing. A set full
+of such variants is what a real-vs-synthetic classifier finds easiest to tell apart (bench/RESULTS.md, session 33).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from appliance.curate.text import char_shingles, normalize
 
 EXACT = "exact_duplicate"
 NEAR = "near_duplicate"
+SEMANTIC = "semantic_duplicate"
 SHINGLE_CHARS = 5
 LSH_SLACK = 0.1  # LSH looks for candidates a little below the threshold: fewer misses, same precision
 
@@ -64,4 +71,25 @@ def near_duplicates(texts: Sequence[str], *, threshold: float, num_perm: int, se
             continue
         shingles[i] = sh
         lsh.insert(i, mh)
+    return dups
+
+
+def semantic_duplicates(vectors: np.ndarray, *, threshold: float) -> dict[int, int]:
+    """Map index → index of the earlier kept row whose cosine with it is above ``threshold`` (rows L2-normalised).
+
+    Rows are visited in order; a row not above the threshold with any earlier kept row is kept, so each group keeps
+    its first member (the most similar kept row is named; ties go to the earliest)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim != 2:
+        raise ValueError("vectors must be a (n, dim) array")
+    kept: list[int] = []
+    dups: dict[int, int] = {}
+    for i in range(v.shape[0]):
+        if kept:
+            sims = v[kept] @ v[i]
+            best = int(np.argmax(sims))
+            if float(sims[best]) > threshold:
+                dups[i] = kept[best]
+                continue
+        kept.append(i)
     return dups

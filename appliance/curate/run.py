@@ -136,6 +136,7 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         finish_reasons=[r["finish_reason"] for r in live],
         labels={r["label"] for r in rows if r["label"]},
         prompt=prompt_text(ctx, batch),
+        vectors=lambda idx: _embed([texts[i] for i in idx]),
     )
     reasons, selection_info, selection_event = dp_selection.apply(
         ctx, batch, [r["id"] for r in live], texts, [r["label"] for r in live], reasons
@@ -168,6 +169,13 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     )
     _store(ctx, report, [r["id"] for r in live], reasons, leaks, pii, engine_info, check_info, chance, selection_event)
     return report
+
+
+def _embed(texts: Sequence[str]) -> Any:
+    """The texts' sentence embeddings (the evaluation's model): for ``curation.semantic_dup_cosine``."""
+    from appliance.evaluate.embed import default_embedder
+
+    return default_embedder().encode(texts)
 
 
 def _store(

@@ -474,6 +474,11 @@ class DpSelectionPolicy(_Strict):
 class CurationPolicy(_Strict):
     near_dup_jaccard: Probability = 0.8
     minhash_perm: int = Field(default=128, ge=16, le=1024)
+    semantic_dup_cosine: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        default=None,
+        description="null: off; c: drop an output whose sentence embedding has cosine > c with an earlier kept"
+        " output (a paraphrase), before the DP selection: post-processing, no seed read",
+    )
     leak_ngram_tokens: int = Field(default=8, ge=3, le=100)
     min_chars: int = Field(default=10, ge=0)
     max_chars: int = Field(default=2000, ge=1)
