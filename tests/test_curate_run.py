@@ -195,3 +195,18 @@ def test_a_soft_prompt_batch_drops_outputs_repeating_its_label_prefix(ctx, works
     # the same texts in a few-shot batch: no label prefix, nothing to echo
     add_batch(ctx, "b-fewshot", "bank", outputs)
     assert curate_batch(ctx, "b-fewshot").reasons == {}
+
+
+def test_paraphrases_are_dropped_as_semantic_duplicates_when_the_policy_asks(ctx, workspace: Path) -> None:
+    """With the real MiniLM embedder: a rewording of an earlier kept output goes (cosine above 0.9), another question
+    on the same topic stays, and nothing is dropped for it under the shipped policy (off)."""
+    outputs = [
+        ("How soon will my new card arrive?", "card_arrival"),  # 0 kept
+        ("How soon will my new card get here?", "card_arrival"),  # 1 a paraphrase of 0 (few shared 5-grams)
+        ("Why was I charged a fee for taking cash out?", "card_arrival"),  # 2 kept: another question
+    ]
+    add_batch(ctx, "b-para", "bank", outputs)
+    assert curate_batch(ctx, "b-para").reasons == {}
+    report = _curate_under(workspace, "b-para", semantic_dup_cosine=0.9)
+    assert statuses(ctx, "b-para") == [("kept", None), ("dropped", "semantic_duplicate"), ("kept", None)]
+    assert report.reasons == {"semantic_duplicate": 1}
