@@ -264,27 +264,3 @@ def test_prior_extrapolation_scales_the_runs_movement_from_its_public_prompt(tmp
     report = tmp_path / "report.html"
     assert cli("audit", "report", "--out", str(report)).exit_code == 0
     assert "stored prior + 2 × movement" in report.read_text(encoding="utf-8")
-
-
-def test_a_run_from_a_public_prompt_can_move_only_along_its_public_gradient_directions(tmp_path: Path) -> None:
-    """`training.public_gradient_rank` r: the run from a public prompt trains r coordinates (the top directions of
-    its public dataset's gradients), records r and the public records behind them, and is refused (nothing stored or
-    charged) without `--init-prompt`."""
-    home, cli = bank_workspace(tmp_path, ["card_arrival", "exchange_rate"])
-    pub = banking_csv(tmp_path / "pub.csv", n=40, categories=["age_limit", "card_linking"], seed=2)
-    assert cli("seeds", "import", str(pub), "--dataset", "pub", "--label-field", "category", "--public").exit_code == 0
-    res = cli("train", "pub", "--no-dp", *TINY, "--json")
-    assert res.exit_code == 0, res.stderr
-    prior = json.loads(res.stdout.strip().splitlines()[-1])["prompt_id"]
-    _policy(home, "training", public_gradient_rank=6, public_gradient_records=20)
-    refused = cli("train", "bank", "--epsilon", "2", *TINY)
-    assert refused.exit_code == 1 and "pass --init-prompt" in refused.stderr
-    assert json.loads(cli("budget", "show", "bank", "--json").stdout)["epsilon_spent"] == 0
-    res = cli("train", "bank", "--epsilon", "2", *TINY, "--init-prompt", prior, "--json")
-    assert res.exit_code == 0, res.stderr
-    run = json.loads(res.stdout.strip().splitlines()[-1])
-    meta = json.loads(cli("prompts", "show", run["prompt_id"]).stdout)["meta"]
-    assert meta["public_gradient_rank"] == 6 and meta["public_gradient_records"] == 20 and meta["trainable_dims"] == 6
-    assert run["epsilon"] == pytest.approx(2.0, abs=0.02)
-    events = [json.loads(line) for line in cli("audit", "log", "--json").stdout.splitlines() if line.strip()]
-    assert [e["payload"]["public_gradient_rank"] for e in events if e["kind"] == "train.run"][-1] == 6

@@ -301,17 +301,6 @@ class TrainingPolicy(_Strict):
     subspace_rank: int = Field(
         default=0, ge=0, le=4096, description="0: train the full rows; r: train k x r coefficients of a public basis"
     )
-    public_gradient_rank: int = Field(
-        default=0,
-        ge=0,
-        le=1024,
-        description="0: off; r: a run from a public prompt (train --init-prompt) moves it only along the top r"
-        " directions of its public dataset's per-example gradients at that prompt (public data, no ε): r noised"
-        " coordinates instead of k x n_embd",
-    )
-    public_gradient_records: int = Field(
-        default=512, ge=1, le=100_000, description="public training records whose gradients give those directions"
-    )
     prior_extrapolation: float = Field(
         default=1.0,
         ge=0.0,
@@ -371,20 +360,6 @@ class TrainingPolicy(_Strict):
                 "training.label_keywords.enabled spends budget on keywords that only {label_keywords} in"
                 " training.label_template reads: add it to the template (e.g. 'about {label_words}{label_keywords}:')"
                 " or set label_keywords.enabled false"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _one_subspace(self) -> TrainingPolicy:
-        if self.public_gradient_rank and self.subspace_rank:
-            raise ValueError(
-                "training.subspace_rank and training.public_gradient_rank are two ways to restrict the prompt's"
-                " movement: set one of them to 0"
-            )
-        if self.public_gradient_rank > self.public_gradient_records:
-            raise ValueError(
-                f"training.public_gradient_rank {self.public_gradient_rank} needs at least as many public records:"
-                f" raise training.public_gradient_records (now {self.public_gradient_records}) or lower the rank"
             )
         return self
 

@@ -231,11 +231,6 @@ def check_request(ctx: Context, req: TrainRequest, *, public: bool = False) -> N
             " policy only for the probes' control experiment (its prompts are never exportable); a public corpus"
             " imported with `seeds import --public` is trained on without DP as it is"
         )
-    if ctx.policy.training.public_gradient_rank and req.init_prompt is None:
-        raise BadInput(
-            "training.public_gradient_rank finds its directions on the public dataset of the prompt a run starts"
-            " from: pass --init-prompt (a prompt trained on a public corpus), or set the rank to 0"
-        )
     if req.init_prompt is not None:
         check_init(
             ctx,

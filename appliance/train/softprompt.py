@@ -4,7 +4,7 @@ The trainable part is an ``nn.Embedding`` looked up with ``arange(k)`` repeated 
 supports, whose per-sample gradients are exact and cheap. Per-sample losses are token means, so each sample's
 gradient depends on that sample only (what DP-SGD clips).
 
-Three parameterisations:
+Two parameterisations (``training.subspace_rank``):
 
 - full (rank 0): the k × n_embd rows themselves, initialised from ``training.init_text``'s token embeddings;
 - public subspace (rank r > 0): rows = init + C · B, with C (k × r) trainable from zero and B the model's top-r
@@ -17,10 +17,6 @@ Three parameterisations:
   small intrinsic dimensions (Aghajanyan, Zettlemoyer & Gupta 2021, ACL; Qin et al. 2021, "Exploring universal
   intrinsic task subspace via prompt tuning"), and at ε = 0 the prompt is the init text: DP only refines a public
   prior (the task description and label verbalisers of ``training.init_text`` / ``label_template``).
-  (``training.subspace_rank``; measured, and off by default: the useful movement is not concentrated there.)
-- whole-prompt subspace (``whole``): rows = init + reshape(c · B), c (r,) trainable from zero and B (r, k·n_embd)
-  orthonormal directions of the whole prompt, found on public records (:mod:`appliance.train.gradient_subspace`,
-  ``training.public_gradient_rank``): r noised coordinates in all.
 """
 
 from __future__ import annotations
@@ -36,27 +32,15 @@ from appliance.train.loss import head_nll
 
 
 class SoftPrompt(nn.Module):
-    """k virtual-token embeddings in HF ``inputs_embeds`` space, trained in full or in a public subspace.
-
-    ``basis`` (r, d) spans each row's movement (k × r coefficients); with ``whole``, ``basis`` (r, k·d) spans the
-    whole prompt's movement (r coefficients, looked up as one embedding row per sample)."""
+    """k virtual-token embeddings in HF ``inputs_embeds`` space, trained in full or in a public subspace."""
 
     basis: torch.Tensor | None
     offset: torch.Tensor | None
 
-    def __init__(self, init: torch.Tensor, basis: torch.Tensor | None = None, *, whole: bool = False) -> None:
+    def __init__(self, init: torch.Tensor, basis: torch.Tensor | None = None) -> None:
         super().__init__()
         k, d = init.shape
-        self._k, self.whole = int(k), whole
-        if whole:
-            if basis is None or basis.ndim != 2 or basis.shape[1] != k * d:
-                raise ValueError(f"a whole-prompt basis must be (r, {k * d})")
-            self.embedding = nn.Embedding(1, basis.shape[0])
-            with torch.no_grad():
-                self.embedding.weight.zero_()
-            self.register_buffer("basis", basis.detach().to(torch.float32).clone())
-            self.register_buffer("offset", init.detach().to(torch.float32).clone())
-        elif basis is None:
+        if basis is None:
             self.embedding = nn.Embedding(k, d)
             with torch.no_grad():
                 self.embedding.weight.copy_(init)
@@ -72,29 +56,19 @@ class SoftPrompt(nn.Module):
 
     @property
     def k(self) -> int:
-        return self._k
+        return int(self.embedding.num_embeddings)
 
     @property
     def trainable_dims(self) -> int:
         return int(self.embedding.weight.numel())
 
-    @property
-    def row_units(self) -> bool:
-        """Whether a unit step of a trainable coordinate moves the rows by one unit (full rows, or an orthonormal
-        whole-prompt basis): the optimiser's lr then scales with the embeddings (``plan.scaled_lr``)."""
-        return self.basis is None or self.whole
-
     def index(self, batch_size: int) -> torch.Tensor:
-        if self.whole:
-            return torch.zeros((batch_size, 1), dtype=torch.long)
         return torch.arange(self.k).repeat(batch_size, 1)
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
         e: torch.Tensor = self.embedding(index)
         if self.basis is None or self.offset is None:
             return e
-        if self.whole:
-            return (e @ self.basis).reshape(index.shape[0], self.k, -1) + self.offset
         return e @ self.basis + self.offset[index]
 
     def rows(self) -> torch.Tensor:
@@ -102,8 +76,6 @@ class SoftPrompt(nn.Module):
         w = self.embedding.weight.detach().to(torch.float32)
         if self.basis is None or self.offset is None:
             return w.clone()
-        if self.whole:
-            return (self.offset + (w @ self.basis).reshape(self.offset.shape)).clone()
         return (self.offset + w @ self.basis).clone()
 
 

@@ -22,15 +22,12 @@ import torch
 from appliance.budget.ledger import BudgetLedger
 from appliance.context import Context
 from appliance.cpu import idle_cores
-from appliance.errors import BadInput
 from appliance.gate.bound import check_records
-from appliance.store import datasets
 from appliance.train import canaries as canary_store
 from appliance.train import keywords as kw
 from appliance.train.artifact import PromptRecord, new_prompt_id, store, write_artifact
 from appliance.train.data import DatasetRecords, declared_public, load_records
 from appliance.train.dp import make_private, os_seeded_generator, poisson_loader
-from appliance.train.gradient_subspace import public_gradient_basis
 from appliance.train.layout import Example, Layout, build_examples, collate
 from appliance.train.lm import FrozenLM, load_frozen
 from appliance.train.loop import LoopStats, StepCallback, length_chunks, run_steps
@@ -141,7 +138,6 @@ class _Run:
         self.init: InitPrompt | None = None  # the public prompt this run starts from (train --init-prompt)
         self.extrapolation: float | None = None  # training.prior_extrapolation, when applied to this run's rows
         self.as_trained_loss: float | None = None  # the holdout loss before it
-        self.gradient_records: int | None = None  # public records behind training.public_gradient_rank's basis
 
     def execute(self, lm: FrozenLM | None) -> TrainResult:
         pol, plan = self.ctx.policy, self.plan
@@ -162,11 +158,8 @@ class _Run:
         if plan.req.init_prompt is not None:
             self.init = load_init(self.ctx, plan.req.init_prompt, lm)
         start = self.init.rows if self.init is not None else init_rows(lm, t.init_text, plan.k)
+        prompt = SoftPrompt(start, basis)
         lm = lm.at(self.precision)  # forward passes (bf16: bf16 weights); the prompt and its DP step stay float32
-        if t.public_gradient_rank:
-            prompt = SoftPrompt(start, self._public_directions(lm, layout, start), whole=True)
-        else:
-            prompt = SoftPrompt(start, basis)
         self.phase("scoring the initial prompt on the holdout split")
         initial = mean_nll(lm, layout, prompt.rows(), hold_batches) if hold_batches else None
         self.phase(f"training ({self.precision.name})")
@@ -218,43 +211,10 @@ class _Run:
         cfg = self.ctx.policy.training.label_keywords
         return kw.top_words(noisy, per_label=cfg.per_label, floor=cfg.threshold_sigmas * sigma)
 
-    def _public_directions(self, lm: FrozenLM, layout: Layout, start: torch.Tensor) -> torch.Tensor:
-        """The whole-prompt basis of ``training.public_gradient_rank``: the top directions of the init prompt's public
-        records' clipped gradients at ``start`` (:mod:`appliance.train.gradient_subspace`). Public records, public
-        weights and a public prompt: no ε; the records are a fixed-seed sample, so the basis can be recomputed."""
-        t = self.ctx.policy.training
-        assert self.init is not None, "check_request refuses public_gradient_rank without --init-prompt"
-        rows = datasets.split_rows(self.ctx.db, self.init.dataset, "train")
-        n = min(t.public_gradient_records, len(rows))
-        if n < t.public_gradient_rank:
-            raise BadInput(
-                f"training.public_gradient_rank {t.public_gradient_rank} needs as many public records; dataset"
-                f" {self.init.dataset!r} has {len(rows)} in its train split: lower the rank"
-            )
-        if layout.label_template is not None and any(r["label"] is None for r in rows):
-            raise BadInput(
-                f"training.public_gradient_rank: the public dataset {self.init.dataset!r} has unlabelled records and"
-                " this run's records are labelled: import the public corpus with its label field, or set the rank to 0"
-            )
-        pick = sorted(int(i) for i in np.random.default_rng(0).choice(len(rows), n, replace=False))
-        examples = build_examples(lm.encode, layout, [rows[i]["text"] for i in pick], [rows[i]["label"] for i in pick])
-        self.phase(f"finding the public gradient subspace ({n} public records, rank {t.public_gradient_rank})")
-        self.gradient_records = n
-        return public_gradient_basis(
-            lm,
-            layout,
-            start,
-            examples,
-            rank=t.public_gradient_rank,
-            clip=self.plan.clip,
-            max_physical=t.max_physical_batch,
-        )
-
     def _optimise(self, lm: FrozenLM, layout: Layout, prompt: SoftPrompt, examples: list[Example]) -> tuple[Any, ...]:
         plan, pol = self.plan, self.ctx.policy
-        # full rows and an orthonormal whole-prompt basis: lr is relative to the embeddings' scale; per-row subspace
-        # coefficients are already in those units
-        lr = scaled_lr(lm, plan.lr) if prompt.row_units else plan.lr
+        # full rows: lr is relative to the embeddings' scale; subspace coefficients are already in those units
+        lr = plan.lr if prompt.basis is not None else scaled_lr(lm, plan.lr)
         optimizer = torch.optim.Adam(prompt.parameters(), lr=lr)
         common: _StepArgs = {
             "lm": lm,
@@ -366,10 +326,7 @@ class _Run:
         run_facts = {
             "target_epsilon": plan.req.epsilon if dp else None,
             "subspace_rank": pol.training.subspace_rank or None,
-            # the whole-prompt basis from public gradients: its rank and how many public records gave it (None: off)
-            "public_gradient_rank": pol.training.public_gradient_rank or None,
-            "public_gradient_records": self.gradient_records,
-            "trainable_dims": pol.training.public_gradient_rank or plan.k * (pol.training.subspace_rank or lm.n_embd),
+            "trainable_dims": plan.k * (pol.training.subspace_rank or lm.n_embd),
             "epochs": plan.epochs,
             "batch_size": plan.batch_size,
             "lr": plan.lr,
