@@ -210,3 +210,7 @@ def test_paraphrases_are_dropped_as_semantic_duplicates_when_the_policy_asks(ctx
     report = _curate_under(workspace, "b-para", semantic_dup_cosine=0.9)
     assert statuses(ctx, "b-para") == [("kept", None), ("dropped", "semantic_duplicate"), ("kept", None)]
     assert report.reasons == {"semantic_duplicate": 1}
+    event = ctx.db.conn.execute("SELECT payload FROM events WHERE kind = 'curate.run' ORDER BY seq DESC").fetchone()
+    facts = json.loads(event[0])["semantic_dup"]
+    assert facts["cosine"] == 0.9 and facts["embedder"].startswith("all-MiniLM-L6-v2")
+    assert facts["embedder_sha256"].startswith("sha256:")

@@ -178,6 +178,16 @@ def _embed(texts: Sequence[str]) -> Any:
     return default_embedder().encode(texts)
 
 
+def _semantic_facts(cosine: float | None) -> dict[str, Any] | None:
+    """What the paraphrase filter ran with, for the audit event (None: off): the threshold and the embedder."""
+    if cosine is None:
+        return None
+    from appliance.evaluate.embed import default_embedder
+
+    embedder = default_embedder()
+    return {"cosine": cosine, "embedder": embedder.name, "embedder_sha256": embedder.sha256}
+
+
 def _store(
     ctx: Context,
     report: CurationReport,
@@ -211,6 +221,7 @@ def _store(
             "kept_sha256": kept_digest(conn, report.batch_id),
             "leak_ngram_tokens": policy.leak_ngram_tokens,
             "near_dup_jaccard": policy.near_dup_jaccard,
+            "semantic_dup": _semantic_facts(policy.semantic_dup_cosine),
             "output_pii_action": policy.output_pii_action,
             "pii_engine": engine,
             "label_check": label_info,
