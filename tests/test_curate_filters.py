@@ -229,7 +229,7 @@ def test_semantic_duplicates_keep_the_first_of_each_group_of_paraphrases() -> No
 
     a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     near_a = np.array([0.95, 0.312, 0.0])  # cosine 0.95 with a
-    rows = np.stack([a, b, near_a, a, b / 1.0])
+    rows = np.stack([a, b, near_a, a, b])
     assert semantic_duplicates(rows, threshold=0.9) == {2: 0, 3: 0, 4: 1}
     assert semantic_duplicates(rows, threshold=0.96) == {3: 0, 4: 1}  # near_a stays: 0.95 is not above
     assert semantic_duplicates(np.zeros((0, 3)), threshold=0.9) == {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,12 +94,14 @@ def apply(
     ctx: Context,
     batch: dict[str, Any],
     ids: Sequence[int],
-    texts: Sequence[str],
     labels: Sequence[str | None],
     reasons: list[str | None],
+    vectors: Callable[[Sequence[int]], np.ndarray],
 ) -> tuple[list[str | None], dict[str, Any], dict[str, Any] | None]:
     """``reasons`` with the outputs the selection does not keep marked ``dp_selection``; the ``curate.run``
-    event's summary; and the payload of a new ``curate.dp_selection`` event (None when nothing new is released)."""
+    event's summary; and the payload of a new ``curate.dp_selection`` event (None when nothing new is released).
+    ``vectors``: the sentence embeddings of the outputs at the given indices (the evaluation's model, as the
+    voters')."""
     prompt = soft_prompt_row(ctx, batch)
     sigma = reserved_noise(prompt)
     if prompt is None or sigma is None:
@@ -120,7 +122,7 @@ def apply(
 
     embedder = default_embedder()
     clusters = sel.cluster_outputs(
-        embedder.encode([texts[i] for i in kept]),
+        vectors(kept),
         [labels[i] for i in kept],
         per_label=ctx.policy.curation.dp_selection.clusters_per_label,
         seed=ctx.policy.curation.eval_seed,

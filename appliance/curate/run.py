@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from appliance.audit import append_in_tx
 from appliance.context import Context
 from appliance.curate import dp_selection
@@ -129,6 +131,7 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     index = LeakIndex(split_texts(ctx, batch["dataset"], "train"), policy.leak_ngram_tokens)
     leaks = [index.hits(t) for t in texts]
     chance = chance_leak_rate(index, split_texts(ctx, batch["dataset"], "holdout"))
+    vectors = _Embeddings(texts)  # the paraphrase filter and the DP selection read the same outputs' embeddings
     reasons = decide(
         texts,
         pii=pii,
@@ -136,10 +139,10 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
         finish_reasons=[r["finish_reason"] for r in live],
         labels={r["label"] for r in rows if r["label"]},
         prompt=prompt_text(ctx, batch),
-        vectors=lambda idx: _embed([texts[i] for i in idx]),
+        vectors=vectors,
     )
     reasons, selection_info, selection_event = dp_selection.apply(
-        ctx, batch, [r["id"] for r in live], texts, [r["label"] for r in live], reasons
+        ctx, batch, [r["id"] for r in live], [r["label"] for r in live], reasons, vectors
     )
     # the DP generator's own reading of the label, last: it scores every output under every label, so it runs
     # only on what the other filters and the DP selection kept
@@ -171,11 +174,24 @@ def curate_batch(ctx: Context, batch_id: str, *, scan: Scanner | None = None) ->
     return report
 
 
-def _embed(texts: Sequence[str]) -> Any:
-    """The texts' sentence embeddings (the evaluation's model): for ``curation.semantic_dup_cosine``."""
-    from appliance.evaluate.embed import default_embedder
+class _Embeddings:
+    """The outputs' sentence embeddings (the evaluation's model), each computed once however many steps ask for it:
+    ``curation.semantic_dup_cosine`` on the clean outputs, then the DP selection on those it leaves."""
 
-    return default_embedder().encode(texts)
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = texts
+        self.rows: dict[int, np.ndarray] = {}
+
+    def __call__(self, idx: Sequence[int]) -> np.ndarray:
+        from appliance.evaluate.embed import default_embedder
+
+        embedder = default_embedder()
+        missing = [i for i in idx if i not in self.rows]
+        if missing:
+            self.rows.update(zip(missing, embedder.encode([self.texts[i] for i in missing]), strict=True))
+        if not idx:
+            return embedder.encode([])
+        return np.stack([self.rows[i] for i in idx])
 
 
 def _semantic_facts(cosine: float | None) -> dict[str, Any] | None:
