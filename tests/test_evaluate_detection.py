@@ -37,6 +37,31 @@ def test_different_distribution_is_detected_with_a_tight_interval():
     assert d.auc > 0.97 and d.ci_low > 0.9 and d.ci_high <= 1.0
 
 
+def _messages(n: int, rng: np.random.Generator) -> list[str]:
+    opener = ["Why is", "Where is", "Can you unblock", "How do I reset", "When will I get", "What happened to"]
+    thing = ["my PIN", "my ATM card", "the PIN for my card", "my new card", "my Visa card", "the PIN I chose"]
+    tail = ["?", "? I need it today.", ", please?", "? It is urgent.", "? Thanks, Anna.", "? I tried twice."]
+    return [f"{rng.choice(opener)} {rng.choice(thing)}{rng.choice(tail)}" for _ in range(n)]
+
+
+@pytest.mark.slow  # the real MiniLM embedder and two cross-validated detectors
+def test_lexical_detection_sees_the_case_an_embedding_cannot():
+    # the same messages in lower case ("my pin" for "my PIN"): MiniLM is uncased, so its detector sees nothing,
+    # while the word and character n-grams tell the sides apart — a generator's habits can hide from embeddings
+    from appliance.evaluate.embed import default_embedder
+
+    rng = np.random.default_rng(0)
+    real, synthetic = _messages(150, rng), [t.lower() for t in _messages(150, rng)]
+    embed = default_embedder().encode
+    assert det.detection_auc(embed(real), embed(synthetic), seed=0).auc < 0.65
+    lexical = det.lexical_detection_auc(real, synthetic, seed=0)
+    assert lexical.auc > 0.95 and lexical.ci_low > 0.9 and lexical.n_real == 150
+    same = det.lexical_detection_auc(real, _messages(150, rng), seed=0)
+    assert same.auc < 0.65, "the same generator on both sides is not told apart"
+    with pytest.raises(ValueError, match="at least 4"):
+        det.lexical_detection_auc(real[:3], synthetic)
+
+
 @pytest.mark.slow  # fits the cross-validated detector, like the two tests above
 def test_detection_balances_the_sides_and_needs_four_per_side():
     rng = np.random.default_rng(0)

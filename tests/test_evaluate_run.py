@@ -52,6 +52,9 @@ def test_evaluation_record_audit_and_tstr(ctx, embedder: Embedder) -> None:
         assert 0 < mt[side]["distinct_1"] <= 1 and 0 <= mt[side]["self_bleu"] <= 1
         assert 0 < mt[side]["mean_pairwise_distance"] < 1
     assert mt["length"]["mean_ratio"] == pytest.approx(1.0, abs=0.5)
+    lex = mt["lexical_detection"]  # real held-out text against real held-out text: nothing to tell apart
+    assert mt["lexical_detection_auc"] == lex["auc"] < 0.75 and lex["n_real"] == min(len(HOLDOUT), cur.n_kept)
+    assert mt["reliability"]["lexical_detection_auc"] == {"n": lex["n_real"], "min_n": 50, "reliable": False}
     t = mt["tstr"]
     assert t["n_labels"] == 4 and t["n_test"] == len(HOLDOUT) and t["n_train"] >= 60
     assert t["acc_real"] > 0.7 and t["ratio"] > 0.8, t

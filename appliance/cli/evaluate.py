@@ -59,6 +59,13 @@ def evaluate(
             f" n={d['n_real']} per side, {d['folds']}-fold){flag('detection_auc')}",
             markup=False,
         )
+    lex = mt.get("lexical_detection")
+    if lex:
+        console.print(
+            f"lexical detection AUC: {lex['auc']:.4f} (95% CI {lex['ci_low']:.3f}–{lex['ci_high']:.3f}; word and"
+            f" character n-grams: wording, punctuation, case; reported, not gated){flag('lexical_detection_auc')}",
+            markup=False,
+        )
     f = mt.get("fidelity")
     if f:
         ceiling = "" if f["real_holdout_accuracy"] is None else f"; real holdout {f['real_holdout_accuracy']:.4f}"

@@ -3,7 +3,9 @@ length; one record, one audit event.
 
 The figures that decide quality are the ones a junk batch cannot pass (see :mod:`appliance.evaluate.detection`):
 detection AUC (can a classifier tell the real holdout from the outputs) and, for labelled data, label fidelity
-(does a classifier trained on real records give each output the label it was generated for). Every metric
+(does a classifier trained on real records give each output the label it was generated for). Beside them, not
+gated, the lexical detection AUC: the same test on word and character n-grams, which sees the wording, punctuation
+and case that a sentence embedding is built to ignore. Every metric
 carries its sample size and a ``reliable`` flag (``metrics["reliability"]``); MAUVE below 500 samples is noise.
 
 Promise: the evaluation reads only curated-kept outputs (a batch that was never curated is refused,
@@ -129,6 +131,13 @@ def detection(real_emb: np.ndarray, syn_emb: np.ndarray, *, seed: int) -> dict[s
     return det.detection_auc(real_emb, syn_emb, seed=seed).as_dict()
 
 
+def lexical_detection(real: list[str], synthetic: list[str], *, seed: int) -> dict[str, Any] | None:
+    """The same test on word and character n-grams (wording, punctuation, case), or None below 4 per side."""
+    if min(len(real), len(synthetic)) < 4:
+        return None
+    return det.lexical_detection_auc(real, synthetic, seed=seed).as_dict()
+
+
 def reliability(metrics: dict[str, Any]) -> dict[str, dict[str, object]]:
     """Each metric's sample size (the smaller side) and whether it reaches its stated minimum."""
     out = {
@@ -137,6 +146,8 @@ def reliability(metrics: dict[str, Any]) -> dict[str, dict[str, object]]:
     }
     if metrics.get("detection"):
         out["detection_auc"] = det.reliability("detection_auc", metrics["detection"]["n_real"])
+    if metrics.get("lexical_detection"):
+        out["lexical_detection_auc"] = det.reliability("detection_auc", metrics["lexical_detection"]["n_real"])
     if metrics.get("fidelity"):
         out["label_fidelity"] = det.reliability("label_fidelity", metrics["fidelity"]["n_synthetic"])
     if metrics.get("tstr"):
@@ -172,10 +183,12 @@ def evaluate_batch(
         "length": m.length_comparison(synthetic.texts, ref_texts),
         "tstr": utility(ctx, batch["dataset"], synthetic, embed, cap=cap, seed=seed),
         "detection": detection(ref_emb, syn_emb, seed=seed),
+        "lexical_detection": lexical_detection(ref_texts, synthetic.texts, seed=seed),
         "fidelity": fidelity(ctx, batch["dataset"], synthetic, embed, cap=cap, seed=seed),
         "seed": seed,
     }
     metrics["detection_auc"] = (metrics["detection"] or {}).get("auc")
+    metrics["lexical_detection_auc"] = (metrics["lexical_detection"] or {}).get("auc")
     metrics["label_fidelity"] = (metrics["fidelity"] or {}).get("fidelity")
     metrics["reliability"] = reliability(metrics)
     report = EvaluationReport(
