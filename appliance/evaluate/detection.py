@@ -9,7 +9,7 @@
   inside each fold) instead of their sentence embeddings. A sentence embedding is made to ignore wording,
   punctuation and case; a generator's own habits live there (one sentence where people write two, "pin" where
   they write "PIN"). It is reported beside the embedding AUC and not gated: on public BANKING77 pools the two
-  disagree by 0.1-0.2 (bench/RESULTS.md, session 34).
+  disagree by 0.10-0.12, and by up to 0.3 on the demo's exports (bench/RESULTS.md, session 34).
 - :func:`label_fidelity` — a classifier trained on the real training split predicts each synthetic record's
   label; the share that matches the label the record was generated for. Text about something else, or text
   that could belong to any label, fails it.
