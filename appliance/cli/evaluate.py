@@ -52,20 +52,23 @@ def evaluate(
     length = mt["length"]
     table.add_row("mean words", _fmt(length["synthetic"]["mean"]), _fmt(length["reference"]["mean"]))
     console.print(table)
-    d = mt.get("detection")
-    if d:
-        console.print(
-            f"detection AUC: {d['auc']:.4f} (95% CI {d['ci_low']:.3f}–{d['ci_high']:.3f}; 0.5 = indistinguishable;"
-            f" n={d['n_real']} per side, {d['folds']}-fold){flag('detection_auc')}",
-            markup=False,
-        )
-    lex = mt.get("lexical_detection")
-    if lex:
-        console.print(
-            f"lexical detection AUC: {lex['auc']:.4f} (95% CI {lex['ci_low']:.3f}–{lex['ci_high']:.3f}; word and"
-            f" character n-grams: wording, punctuation, case; reported, not gated){flag('lexical_detection_auc')}",
-            markup=False,
-        )
+    detectors = (
+        ("detection", "detection AUC", "0.5 = indistinguishable", "detection_auc"),
+        (
+            "lexical_detection",
+            "lexical detection AUC",
+            "word and character n-grams: wording, punctuation, case; reported, not gated",
+            "lexical_detection_auc",
+        ),
+    )
+    for key, name, note, metric in detectors:
+        d = mt.get(key)
+        if d:
+            console.print(
+                f"{name}: {d['auc']:.4f} (95% CI {d['ci_low']:.3f}–{d['ci_high']:.3f}; {note};"
+                f" n={d['n_real']} per side, {d['folds']}-fold){flag(metric)}",
+                markup=False,
+            )
     f = mt.get("fidelity")
     if f:
         ceiling = "" if f["real_holdout_accuracy"] is None else f"; real holdout {f['real_holdout_accuracy']:.4f}"
