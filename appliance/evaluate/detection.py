@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -79,7 +79,7 @@ def detection_auc(
 
     real, synthetic = np.asarray(real, dtype=np.float64), np.asarray(synthetic, dtype=np.float64)
     clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
-    return _c2st(real, synthetic, clf, np.vstack, folds=folds, bootstrap=bootstrap, seed=seed)
+    return _c2st(real, synthetic, clf, folds=folds, bootstrap=bootstrap, seed=seed)
 
 
 def lexical_detection_auc(
@@ -100,20 +100,22 @@ def lexical_detection_auc(
     )
     clf = make_pipeline(features, LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
     texts = np.asarray(list(real), dtype=object), np.asarray(list(synthetic), dtype=object)
-    return _c2st(*texts, clf, np.concatenate, folds=folds, bootstrap=bootstrap, seed=seed)
+    return _c2st(*texts, clf, folds=folds, bootstrap=bootstrap, seed=seed)
 
 
 def _c2st(
     real: np.ndarray,
     synthetic: np.ndarray,
     clf: Any,  # an sklearn classifier with predict_proba
-    stack: Callable[[list[np.ndarray]], np.ndarray],
     *,
     folds: int,
     bootstrap: int,
     seed: int,
 ) -> Detection:
-    """Out-of-fold AUC of ``clf`` on ``n`` rows per side (both cut to the smaller, seeded) and its bootstrap 95% CI."""
+    """Out-of-fold AUC of ``clf`` on ``n`` rows per side (both cut to the smaller, seeded) and its bootstrap 95% CI.
+
+    The rows are embedding rows (2-D) or texts (a 1-D object array); both sides are joined along the first axis.
+    """
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     n = min(len(real), len(synthetic))
@@ -122,7 +124,7 @@ def _c2st(
     rng = np.random.default_rng(seed)
     r = real[np.sort(rng.choice(len(real), n, replace=False))]
     s = synthetic[np.sort(rng.choice(len(synthetic), n, replace=False))]
-    x = stack([r, s])
+    x = np.concatenate([r, s])
     y = np.r_[np.zeros(n), np.ones(n)]
     k = max(2, min(folds, n))
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
