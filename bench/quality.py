@@ -135,7 +135,8 @@ def bank_domain() -> dict[str, Any]:
     stay comparable across sessions (``--set training.batch_size=64 --set training.lr=0.1 --set training.epochs=6``
     gives the demo's, but also changes the ``nodp`` reference) and the DP selection (``--set
     curation.dp_selection.enabled=true``: every figure since session 12 passes it). With the DP label keywords
-    (``--set training.label_keywords.enabled=false``: without) and guidance 1 (the shipped default is 0). With
+    (``--set training.label_keywords.enabled=false``: without) and no guidance (``--set generation.guidance=1``: the
+    demo's until session 35). With
     ``--public-prior`` the DP modes are stored as trained, as the demo's are (``--set
     training.prior_extrapolation=1.25``: the prior + 1.25 × their movement from it); ``nodp`` always as trained.
     """

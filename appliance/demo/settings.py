@@ -51,12 +51,17 @@ DEMO_SELECTION: dict[str, bool] = {"curation.dp_selection.enabled": True}
 # output is dropped (curation.semantic_dup_cosine; post-processing, no seed read). On 13 public BANKING77 pools (six
 # intents that are not the demo's, DP prompts at ε = 4 from public priors, 124 DP-selected outputs drawn eight times
 # from each): detection AUC lower on 10, by 0.012 ± 0.005 on average (0.92: 0.005, 0.88: 0.006; bench/RESULTS.md,
-# session 33). It drops about 15% of a 480-output pool, so the demo generates 576 (DemoSettings.n_outputs).
+# session 33). It drops about 15% of a 480-output pool, so the demo generated 576 (DemoSettings.n_outputs) until
+# session 35; without guidance the filters keep about 14% fewer outputs (off-label, unfinished), so it generates 672.
 DEMO_DEDUP: dict[str, float] = {"curation.semantic_dup_cosine": 0.9}
-# guidance toward the DP prompt from the domain's description (off in the shipped default, whose generic prior it
-# caricatures): measured with this kind of description on six public BANKING77 intents, label fidelity 0.70 → 0.79,
-# detection AUC 0.94 → 0.91 (bench/RESULTS.md, session 5)
-DEMO_GUIDANCE = 1.0
+# No guidance (generation.guidance stays at the shipped 0). Sessions 5-34 set 1: from the domain's description it
+# took label fidelity 0.70 → 0.79 and detection AUC 0.94 → 0.91 (session 5). From the public prior it only
+# caricatures: on ten public DP prompts at ε = 4 (six BANKING77 intents that are not the demo's, 534 train, the
+# demo's prior and schedule; 720 outputs per prompt and value, 124 DP-selected four times), MiniLM detection AUC
+# 0.012 ± 0.009 lower without it (0.791 against 0.803; five lower, five higher: no more than chance), the lexical
+# detector's 0.025 ± 0.008 lower (0.876 against 0.902; nine of ten), label fidelity 0.97 against 0.98, and the
+# outputs read more like customers' (12.7 words against 10.7, real 12.0-12.7; fewer "I ..." openings, more
+# questions) at half the decoding (bench/RESULTS.md, session 35).
 # the DP label keywords (appliance.train.keywords: a noisy histogram of the words each intent uses most, more than
 # the other intents do, σ 2.5, inside the prompt's ε = 4; DP-SGD's σ 5% higher for it): on six public BANKING77
 # intents that are not the demo's, detection AUC 0.839 on two seeds against 0.865 for four runs of the same seeds
@@ -83,7 +88,6 @@ DEMO_EPOCHS = 6
 DEMO_POLICY: dict[str, bool | float | int | str | list[str]] = {
     "privacy.holdout_fraction": DEMO_HOLDOUT_FRACTION,
     **DEMO_DOMAIN,
-    "generation.guidance": DEMO_GUIDANCE,
     "curation.label_margin_nats": DEMO_LABEL_MARGIN_NATS,
     **DEMO_SELECTION,
     **DEMO_DEDUP,
@@ -98,8 +102,6 @@ DEMO_POLICY_REASON = (
     "an operator would (short customer messages to a bank, one per line, each ending with the end token; the "
     "label's words as its verbaliser): public facts, so "
     "the untrained prompt already writes on topic and DP training only refines it. "
-    "generation.guidance 1.0 instead of 0: sampling amplifies what DP training moved the model toward from that "
-    "description (chosen on other, public BANKING77 intents: label fidelity 0.70 → 0.79; post-processing, no ε). "
     "curation.label_margin_nats 2.0 instead of 0: with six labels, an output is kept only when the DP generator "
     "itself reads it as its own label by more than 2 nats (chosen on other, public BANKING77 intents: label "
     "fidelity up at the same detection AUC; post-processing of the DP prompt, no seed read). "
@@ -141,8 +143,9 @@ class DemoSettings:
     quality_floor: bool = True  # False: the workspace lifts gate.max_detection_auc / min_label_fidelity (audited)
 
 
-# the DP selection keeps about 30% of the outputs the filters pass, the paraphrase filter before it about 85%
-FULL = DemoSettings(epochs=DEMO_EPOCHS, n_outputs=576, max_tokens=48, prior_epochs=2, prior_batch=16)
+# the DP selection keeps about 30% of the outputs the filters pass, the paraphrase filter before it about 85%; 672
+# unguided outputs are decoded in less time than 576 guided ones were (two sequences each)
+FULL = DemoSettings(epochs=DEMO_EPOCHS, n_outputs=672, max_tokens=48, prior_epochs=2, prior_batch=16)
 # --quick exists for the air-gap test (offline install, no network): one epoch is not meant to meet the quality
 # floor, so its workspace lifts it, says so in step 2 and in the demo.policy event; every privacy check stays.
 QUICK = DemoSettings(epochs=1, n_outputs=120, max_tokens=40, prior_epochs=1, prior_batch=64, quality_floor=False)
