@@ -52,7 +52,7 @@ DEMO_SELECTION: dict[str, bool] = {"curation.dp_selection.enabled": True}
 # intents that are not the demo's, DP prompts at ε = 4 from public priors, 124 DP-selected outputs drawn eight times
 # from each): detection AUC lower on 10, by 0.012 ± 0.005 on average (0.92: 0.005, 0.88: 0.006; bench/RESULTS.md,
 # session 33). It drops about 15% of a 480-output pool, so the demo generated 576 (DemoSettings.n_outputs) until
-# session 35; without guidance the filters keep about 14% fewer outputs (off-label, unfinished), so it generates 672.
+# session 35; without guidance the filters keep about 12% fewer outputs (off-label, unfinished), so it generates 672.
 DEMO_DEDUP: dict[str, float] = {"curation.semantic_dup_cosine": 0.9}
 # No guidance (generation.guidance stays at the shipped 0). Sessions 5-34 set 1: from the domain's description it
 # took label fidelity 0.70 → 0.79 and detection AUC 0.94 → 0.91 (session 5). From the public prior it only
