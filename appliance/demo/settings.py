@@ -51,10 +51,7 @@ DEMO_SELECTION: dict[str, bool] = {"curation.dp_selection.enabled": True}
 # output is dropped (curation.semantic_dup_cosine; post-processing, no seed read). On 13 public BANKING77 pools (six
 # intents that are not the demo's, DP prompts at ε = 4 from public priors, 124 DP-selected outputs drawn eight times
 # from each): detection AUC lower on 10, by 0.012 ± 0.005 on average (0.92: 0.005, 0.88: 0.006; bench/RESULTS.md,
-# session 33). It drops about 15% of a 480-output pool, so the demo generated 576 (DemoSettings.n_outputs) until
-# session 35. Without guidance the outputs repeat themselves less: in the demo the filters and this one keep about
-# 81% of them instead of 65%, so it generates 480 for an export of about 110, the size its detection AUC was
-# measured at in sessions 33-34 (the AUC rises with the export's n; two demos at 672 exported 156 and 162).
+# session 33). How many outputs the demo generates for it: FULL below.
 DEMO_DEDUP: dict[str, float] = {"curation.semantic_dup_cosine": 0.9}
 # No guidance (generation.guidance stays at the shipped 0). Sessions 5-34 set 1: from the domain's description it
 # took label fidelity 0.70 → 0.79 and detection AUC 0.94 → 0.91 (session 5). From the public prior it only
@@ -145,8 +142,10 @@ class DemoSettings:
     quality_floor: bool = True  # False: the workspace lifts gate.max_detection_auc / min_label_fidelity (audited)
 
 
-# the DP selection keeps about 30% of the outputs the filters pass (about 81% of them, the paraphrase filter
-# included, without guidance): an export of about 110 records
+# The DP selection keeps about 30% of the outputs the filters pass. With guidance (until session 35) the filters and
+# the paraphrase filter kept about 65% of them and the demo generated 576; unguided outputs repeat themselves less and
+# about 81% pass, so 480 give an export of about 110, the size the demo's detection AUC was measured at in sessions
+# 33-34 (the AUC rises with the export's n: two unguided demos at 672 exported 156 and 162).
 FULL = DemoSettings(epochs=DEMO_EPOCHS, n_outputs=480, max_tokens=48, prior_epochs=2, prior_batch=16)
 # --quick exists for the air-gap test (offline install, no network): one epoch is not meant to meet the quality
 # floor, so its workspace lifts it, says so in step 2 and in the demo.policy event; every privacy check stays.
