@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from _curate_data import add_batch, add_dataset, banking, open_ctx
 
+from appliance.policy.loader import set_values
+
 pytestmark = pytest.mark.slow
 
 TRAIN = banking("train", labels=("card_arrival", "exchange_rate"), per_label=20)
@@ -45,7 +47,7 @@ def test_usage_error_exit_2(cli, workspace: Path) -> None:
     assert cli("evaluate", "b-x", "--reference").exit_code == 2
 
 
-def test_curate_then_evaluate(cli, batch: str, tmp_path: Path) -> None:
+def test_curate_then_evaluate(cli, batch: str, workspace: Path, tmp_path: Path) -> None:
     res = cli("evaluate", batch)
     assert res.exit_code == 1 and f"run `appliance curate {batch}` first" in res.stderr
 
@@ -71,6 +73,7 @@ def test_curate_then_evaluate(cli, batch: str, tmp_path: Path) -> None:
     res = cli("evaluate", batch, "--reference", str(ref))
     assert res.exit_code == 0, res.output
     assert "MAUVE" in res.stdout and "TSTR" in res.stdout and "embeddings: all-MiniLM-L6-v2" in res.stdout
+    assert "detection AUCs at n=100 per side: not computed (" in res.stdout, "30 reference records are too few"
 
     res = cli("evaluate", batch, "--reference", str(tmp_path / "nope.csv"))
     assert res.exit_code == 1 and "'holdout' or a readable" in res.stderr
@@ -79,3 +82,8 @@ def test_curate_then_evaluate(cli, batch: str, tmp_path: Path) -> None:
     kinds = [json.loads(line)["kind"] for line in res.stdout.splitlines() if line.strip()]
     assert kinds.count("curate.run") == 2 and kinds.count("evaluate.run") == 2
     assert cli("audit", "verify").exit_code == 0
+
+    set_values(workspace / "policy.yaml", {"curation.eval_fixed_n": 20, "curation.eval_fixed_n_draws": 2}, header="# t")
+    res = cli("evaluate", batch)
+    assert res.exit_code == 0, res.output
+    assert "detection AUCs at n=20 per side (mean ± sd of 2 subsamples;" in res.stdout and "lexical 0." in res.stdout

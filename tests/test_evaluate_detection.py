@@ -71,6 +71,28 @@ def test_detection_balances_the_sides_and_needs_four_per_side():
         det.detection_auc(rng.standard_normal((3, 4)), rng.standard_normal((10, 4)))
 
 
+@pytest.mark.slow  # 2 x 8 cross-validated fits
+def test_detection_at_a_fixed_n_compares_batches_of_different_sizes():
+    # a weak shift in many dimensions: the classifier learns it better from more records, so the plain AUC of a
+    # 600-output batch is far above that of a 100-output batch of the same generator; at one n they agree
+    rng = np.random.default_rng(0)
+    real, outputs = rng.standard_normal((600, 128)), rng.standard_normal((600, 128)) + 0.08
+    small, large = outputs[:100], outputs
+    plain = det.detection_auc(real, small, bootstrap=0).auc, det.detection_auc(real, large, bootstrap=0).auc
+    assert plain[1] - plain[0] > 0.1, plain
+    at_small, at_large = det.detection_at_n(real, small, n=100), det.detection_at_n(real, large, n=100)
+    assert abs(at_small.auc - at_large.auc) < 0.02, (at_small, at_large)
+    assert at_large.n == 100 and at_large.draws == len(at_large.aucs) == 8 and len(set(at_large.aucs)) == 8
+    assert at_large.auc == pytest.approx(np.mean(at_large.aucs)) and 0 < at_large.sd < 0.1
+    assert det.detection_at_n(real, large, n=100) == at_large, "seeded: the same figure every time"
+    with pytest.raises(ValueError, match="needs 101 records per side"):
+        det.detection_at_n(real, small, n=101)
+    lexical = det.detection_at_n(
+        _messages(60, rng), [t.lower() for t in _messages(60, rng)], n=50, draws=2, lexical=True
+    )
+    assert lexical.auc > 0.9 and lexical.draws == 2, "the lexical detector at a fixed n sees case"
+
+
 def test_label_fidelity_is_high_for_on_label_and_low_for_swapped_labels():
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((3, 8)) * 4

@@ -55,6 +55,8 @@ def test_evaluation_record_audit_and_tstr(ctx, embedder: Embedder) -> None:
     lex = mt["lexical_detection"]  # real held-out text against real held-out text: nothing to tell apart
     assert mt["lexical_detection_auc"] == lex["auc"] < 0.75 and lex["n_real"] == min(len(HOLDOUT), cur.n_kept)
     assert mt["reliability"]["lexical_detection_auc"] == {"n": lex["n_real"], "min_n": 50, "reliable": False}
+    skipped = {"n": 100, "skipped": True, "n_synthetic": cur.n_kept, "n_reference": len(HOLDOUT)}
+    assert mt["fixed_n"] == skipped, "the shipped n = 100 is more than this holdout holds"
     t = mt["tstr"]
     assert t["n_labels"] == 4 and t["n_test"] == len(HOLDOUT) and t["n_train"] >= 60
     assert t["acc_real"] > 0.7 and t["ratio"] > 0.8, t
@@ -68,6 +70,22 @@ def test_evaluation_record_audit_and_tstr(ctx, embedder: Embedder) -> None:
     assert event.payload["n_synthetic"] == report.n_synthetic and event.payload["metrics"]["mauve"] == mt["mauve"]
     blob = json.dumps(event.payload)
     assert not any(text in blob for text, _ in SYNTHETIC[:20] + HOLDOUT[:20])
+
+
+def test_both_detection_aucs_at_a_fixed_n(ctx, embedder: Embedder) -> None:
+    curation = ctx.policy.curation.model_copy(update={"eval_fixed_n": 30, "eval_fixed_n_draws": 3})
+    ctx.policy = ctx.policy.model_copy(update={"curation": curation})
+    curate_batch(ctx, "b-good")
+    mt = evaluate_batch(ctx, "b-good", embedder=embedder).metrics
+    fx = mt["fixed_n"]
+    assert fx["n"] == 30 and fx["draws"] == 3
+    for key in ("detection", "lexical_detection"):  # real held-out text on both sides: nothing to tell apart
+        d = fx[key]
+        assert (
+            d["n"] == 30 and len(d["aucs"]) == 3 and d["auc"] < 0.75 and d["auc"] == pytest.approx(sum(d["aucs"]) / 3)
+        )
+    (event,) = ctx.ledger.events(kind="evaluate.run")
+    assert event.payload["metrics"]["fixed_n"] == fx, "audited with the other metrics"
 
 
 def test_reference_file_and_unlabeled_dataset(ctx, embedder: Embedder, tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ def evaluate(
                 f" n={d['n_real']} per side, {d['folds']}-fold){flag(metric)}",
                 markup=False,
             )
+    _print_fixed_n(mt.get("fixed_n"))
     f = mt.get("fidelity")
     if f:
         ceiling = "" if f["real_holdout_accuracy"] is None else f"; real holdout {f['real_holdout_accuracy']:.4f}"
@@ -88,3 +89,23 @@ def evaluate(
         )
     console.print(f"embeddings: {report.embedding_model} {report.embedding_sha256}", markup=False)
     console.print(f"evaluation {report.evaluation_id}; audit event {report.event_seq}", markup=False)
+
+
+def _print_fixed_n(fx: dict[str, Any] | None) -> None:
+    """Both detection AUCs at one n per side, the figure that compares batches of different sizes."""
+    if not fx:
+        return
+    if "skipped" in fx:
+        console.print(
+            f"detection AUCs at n={fx['n']} per side: not computed ({fx['n_synthetic']} outputs,"
+            f" {fx['n_reference']} reference records; curation.eval_fixed_n sets n)",
+            markup=False,
+        )
+        return
+    d, lx = fx["detection"], fx["lexical_detection"]
+    console.print(
+        f"detection AUCs at n={fx['n']} per side (mean ± sd of {fx['draws']} subsamples; compares batches of different"
+        f" sizes, the AUC rises with n): detection {d['auc']:.4f} ± {d['sd']:.3f},"
+        f" lexical {lx['auc']:.4f} ± {lx['sd']:.3f}",
+        markup=False,
+    )

@@ -5,7 +5,8 @@ The figures that decide quality are the ones a junk batch cannot pass (see :mod:
 detection AUC (can a classifier tell the real holdout from the outputs) and, for labelled data, label fidelity
 (does a classifier trained on real records give each output the label it was generated for). Beside them, not
 gated, the lexical detection AUC: the same test on word and character n-grams, which sees the wording, punctuation
-and case that a sentence embedding is built to ignore. Every metric
+and case that a sentence embedding is built to ignore; and both AUCs again at a fixed ``n`` per side
+(``curation.eval_fixed_n``), the figure that compares batches of different sizes. Every metric
 carries its sample size and a ``reliable`` flag (``metrics["reliability"]``); MAUVE below 500 samples is noise.
 
 Promise: the evaluation reads only curated-kept outputs (a batch that was never curated is refused,
@@ -138,6 +139,31 @@ def lexical_detection(real: list[str], synthetic: list[str], *, seed: int) -> di
     return det.lexical_detection_auc(real, synthetic, seed=seed).as_dict()
 
 
+def fixed_n(
+    real_emb: np.ndarray,
+    syn_emb: np.ndarray,
+    real: list[str],
+    synthetic: list[str],
+    *,
+    n: int | None,
+    draws: int,
+    seed: int,
+) -> dict[str, Any] | None:
+    """Both detection AUCs at ``n`` per side (the mean of ``draws`` subsamples), so that batches of different
+    sizes compare; ``{"n": n, "skipped": True, ...}`` with both sides' counts when one has fewer than ``n``; None when
+    ``n`` is off."""
+    if n is None:
+        return None
+    if min(len(real), len(synthetic)) < n:
+        return {"n": n, "skipped": True, "n_synthetic": len(synthetic), "n_reference": len(real)}
+    return {
+        "n": n,
+        "draws": draws,
+        "detection": det.detection_at_n(real_emb, syn_emb, n=n, draws=draws, seed=seed).as_dict(),
+        "lexical_detection": det.detection_at_n(real, synthetic, n=n, draws=draws, lexical=True, seed=seed).as_dict(),
+    }
+
+
 def reliability(metrics: dict[str, Any]) -> dict[str, dict[str, object]]:
     """Each metric's sample size (the smaller side) and whether it reaches its stated minimum."""
     out = {
@@ -185,6 +211,15 @@ def evaluate_batch(
         "detection": detection(ref_emb, syn_emb, seed=seed),
         "lexical_detection": lexical_detection(ref_texts, synthetic.texts, seed=seed),
         "fidelity": fidelity(ctx, batch["dataset"], synthetic, embed, cap=cap, seed=seed),
+        "fixed_n": fixed_n(
+            ref_emb,
+            syn_emb,
+            ref_texts,
+            synthetic.texts,
+            n=policy.eval_fixed_n,
+            draws=policy.eval_fixed_n_draws,
+            seed=seed,
+        ),
         "seed": seed,
     }
     metrics["detection_auc"] = (metrics["detection"] or {}).get("auc")

@@ -492,6 +492,14 @@ class CurationPolicy(_Strict):
     eval_max_samples: int = Field(default=1000, ge=10, le=100_000, description="cap per side for MAUVE/diversity")
     self_bleu_max_samples: int = Field(default=200, ge=2, le=5000)
     eval_seed: int = Field(default=0, ge=0, description="seed for evaluation sampling, k-means and TSTR")
+    eval_fixed_n: int | None = Field(
+        default=100,
+        ge=4,
+        le=100_000,
+        description="the detection AUCs again at this many records per side (the mean of eval_fixed_n_draws seeded"
+        " subsamples), so batches of different sizes compare: the AUC rises with n by itself; null: off",
+    )
+    eval_fixed_n_draws: int = Field(default=8, ge=1, le=100, description="subsamples averaged at eval_fixed_n")
     dp_selection: DpSelectionPolicy = DpSelectionPolicy()
 
 
