@@ -18,7 +18,7 @@
   text.
 - :func:`detection_at_n` — either test again at one fixed ``n`` per side, the mean of several seeded subsamples.
   A two-sample classifier learns more from more records, so the AUC rises with ``n`` by itself: on public
-  BANKING77 pools the same selections scored 0.74-0.78 at 88 per side and 0.77-0.79 at 124 (bench/RESULTS.md,
+  BANKING77 pools the same selections scored 0.72-0.76 at 88 per side and 0.77-0.79 at 124 (bench/RESULTS.md,
   session 34). Batches of different sizes compare only at one ``n``; the export-size figure alone does not.
 - :data:`MIN_N` and :func:`reliability` — the sample size below which each metric is flagged unreliable.
   MAUVE's authors estimate it from a few thousand samples per side and show that its estimate is biased and
