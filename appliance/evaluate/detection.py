@@ -113,7 +113,7 @@ def _lexical_classifier(seed: int) -> Any:
     return make_pipeline(features, LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
 
 
-def _as_texts(texts: Sequence[str]) -> np.ndarray:
+def _as_texts(texts: np.ndarray | Sequence[str]) -> np.ndarray:
     return np.asarray(list(texts), dtype=object)
 
 
