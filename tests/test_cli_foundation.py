@@ -73,6 +73,7 @@ def test_policy_validate_default_and_file(cli, workspace: Path) -> None:
         ("privacy:\n  max_epsilon_per_runn: 3\n", "privacy.max_epsilon_per_runn", "unknown key"),
         ("privacy:\n  holdout_fraction: lots\n", "privacy.holdout_fraction", "valid number"),
         ("gate:\n  max_mia_auc: 1.7\n", "gate.max_mia_auc", "less than or equal to 1"),
+        ("curation:\n  eval_fixed_n: 2\n", "curation.eval_fixed_n", "greater than or equal to 4"),
         ("pii:\n  entities:\n    PERSON: {action: shred}\n", "pii.entities.PERSON.action", "drop_record"),
         ("privacy:\n  max_epsilon_per_run: 20\n  dataset_epsilon_cap: 10\n", "privacy", "must not exceed"),
         ("- just\n- a list\n", "", "mapping"),
