@@ -23,8 +23,9 @@ Data: ``--intents`` BANKING77 intents, taken in categories.json order after skip
 drawn evenly per intent with each repeat's seed. Per mode and repeat: ``--per-label`` outputs per label.
 
 Measures per run, with their sample sizes:
-- from ``appliance evaluate``: detection AUC (5-fold classifier two-sample test, holdout vs outputs), label
-  fidelity, TSTR and label-masked TSTR (holdout), MAUVE (with n), distinct-2;
+- from ``appliance evaluate``: detection AUC (5-fold classifier two-sample test, holdout vs outputs), the lexical
+  detection AUC (word and character n-grams) and the MiniLM one at ``curation.eval_fixed_n`` per side (``-`` when a
+  side holds fewer), label fidelity, TSTR and label-masked TSTR (holdout), MAUVE (with n), distinct-2;
 - computed here, independently of the appliance's evaluation: detection AUC against the official BANKING77
   *test* rows of the chosen intents, and TSTR@test — a classifier trained on the kept outputs vs one trained on
   as many real training records with the same label counts, both tested on those official test rows.
@@ -293,6 +294,8 @@ def one_mode(
         "n_generated": cur["n_total"],
         "n_kept": cur["n_kept"],
         "detection_auc": mt.get("detection_auc"),
+        "lexical_auc": mt.get("lexical_detection_auc"),
+        "detection_auc_at_n": ((mt.get("fixed_n") or {}).get("detection") or {}).get("auc"),
         "label_fidelity": mt.get("label_fidelity"),
         "tstr_ratio": (mt.get("tstr") or {}).get("ratio"),
         "tstr_masked_ratio": ((mt.get("tstr") or {}).get("masked") or {}).get("ratio"),
@@ -331,8 +334,8 @@ def _mean(vals: list[float | None]) -> float | None:
     return statistics.mean(v) if v else None
 
 
-COLUMNS = ("detection_auc", "detection_auc_test", "label_fidelity", "tstr_ratio", "tstr_masked_ratio",
-           "tstr_test_ratio", "mauve", "distinct_2")  # fmt: skip
+COLUMNS = ("detection_auc", "lexical_auc", "detection_auc_at_n", "detection_auc_test", "label_fidelity", "tstr_ratio",
+           "tstr_masked_ratio", "tstr_test_ratio", "mauve", "distinct_2")  # fmt: skip
 
 
 def table(rows: list[dict[str, Any]], modes: list[str]) -> None:
