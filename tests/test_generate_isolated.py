@@ -51,6 +51,15 @@ def test_worker_decodes_exactly_like_in_process(model: Path) -> None:
         assert len(list(iso.generate(jobs[:1], params, batch=1))) == 1  # the worker survives a forwarded error
 
 
+def test_worker_ignores_modules_in_the_working_directory(model: Path, tmp_path: Path, monkeypatch) -> None:
+    # a session once ran the demo from a folder holding its own copy.py; `python -m` put that folder first on the
+    # worker's sys.path, the standard library's copy was shadowed, and generation failed before loading the model
+    (tmp_path / "copy.py").write_text("raise SystemExit('the working directory shadowed the standard library')\n")
+    monkeypatch.chdir(tmp_path)
+    with IsolatedBackend(model, **OPTS) as iso:
+        assert iso.n_vocab > 0 and iso.tokenize("My card", add_bos=False)
+
+
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/status").read_text()

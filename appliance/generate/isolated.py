@@ -101,8 +101,10 @@ class IsolatedBackend(GenerationBackend):
             return self._conn
         ours, theirs = socket.socketpair()
         try:
+            # -P: the working directory is not put on the worker's sys.path, so a file there named like a
+            # standard module (a user's copy.py) cannot replace it in the worker
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "appliance.generate.worker", str(theirs.fileno())],
+                [sys.executable, "-P", "-m", "appliance.generate.worker", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )

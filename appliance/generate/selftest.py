@@ -168,7 +168,16 @@ def _key(model_sha: str, flags_sha: str) -> str:
 # -- the test --------------------------------------------------------------------------------------------
 def _child(model: Path, extra_bufts: bool) -> tuple[int, str]:
     """Run the decode test in a child; (returncode, stdout). A negative code is the signal that killed it."""
-    cmd = [sys.executable, "-m", "appliance.generate.selftest", str(model), "--extra-bufts", str(int(extra_bufts))]
+    # -P: the working directory stays off the child's sys.path (see IsolatedBackend._start)
+    cmd = [
+        sys.executable,
+        "-P",
+        "-m",
+        "appliance.generate.selftest",
+        str(model),
+        "--extra-bufts",
+        str(int(extra_bufts)),
+    ]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=os.environ.copy())
     except subprocess.TimeoutExpired:

@@ -1,10 +1,10 @@
 """The child process of :class:`appliance.generate.isolated.IsolatedBackend`: llama.cpp decoding, nothing else.
 
-Started as ``python -m appliance.generate.worker FD`` with one end of a socket pair. Messages (pickled
-tuples): ``("init", model_path, options)`` → ``("ready", {"n_embd", "n_vocab"})``; ``("generate", jobs,
-params, batch)`` → ``("step", n)`` per decode step and ``("done", Completion)`` per output, then ``("end",
-None)``; ``("logits", soft, ids, bos)`` → ``("end", array)``; ``("close", None)``. An exception is sent back
-as ``("error", exc)`` and re-raised by the parent. Ctrl-C is the parent's to handle (it stops the worker);
+Started as ``python -P -m appliance.generate.worker FD`` (the working directory off ``sys.path``) with one end of a
+socket pair. Messages (pickled tuples): ``("init", model_path, options)`` → ``("ready", {"n_embd", "n_vocab"})``;
+``("generate", jobs, params, batch)`` → ``("step", n)`` per decode step and ``("done", Completion)`` per output,
+then ``("end", None)``; ``("logits", soft, ids, bos)`` → ``("end", array)``; ``("close", None)``. An exception is
+sent back as ``("error", exc)`` and re-raised by the parent. Ctrl-C is the parent's to handle (it stops the worker);
 the worker dies with its parent.
 """
 
