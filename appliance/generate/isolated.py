@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.child import module_argv
 from appliance.errors import ApplianceError
 from appliance.generate.backend import GenerationBackend
 from appliance.generate.jobs import Completion, Job, SamplingParams
@@ -101,10 +102,8 @@ class IsolatedBackend(GenerationBackend):
             return self._conn
         ours, theirs = socket.socketpair()
         try:
-            # -P: the working directory is not put on the worker's sys.path, so a file there named like a
-            # standard module (a user's copy.py) cannot replace it in the worker
             self._proc = subprocess.Popen(
-                [sys.executable, "-P", "-m", "appliance.generate.worker", str(theirs.fileno())],
+                module_argv("appliance.generate.worker", str(theirs.fileno())),
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )

@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TypedDict
 
+from appliance.child import module_argv
 from appliance.cpu import cpu_flags
 from appliance.errors import ConfigError
 
@@ -168,16 +169,7 @@ def _key(model_sha: str, flags_sha: str) -> str:
 # -- the test --------------------------------------------------------------------------------------------
 def _child(model: Path, extra_bufts: bool) -> tuple[int, str]:
     """Run the decode test in a child; (returncode, stdout). A negative code is the signal that killed it."""
-    # -P: the working directory stays off the child's sys.path (see IsolatedBackend._start)
-    cmd = [
-        sys.executable,
-        "-P",
-        "-m",
-        "appliance.generate.selftest",
-        str(model),
-        "--extra-bufts",
-        str(int(extra_bufts)),
-    ]
+    cmd = module_argv("appliance.generate.selftest", str(model), "--extra-bufts", str(int(extra_bufts)))
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=os.environ.copy())
     except subprocess.TimeoutExpired:

