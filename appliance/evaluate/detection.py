@@ -79,8 +79,7 @@ def detection_auc(
 
     Both sides are cut to the smaller one's size (seeded), so the AUC is not an effect of class balance.
     """
-    real, synthetic = np.asarray(real, dtype=np.float64), np.asarray(synthetic, dtype=np.float64)
-    return _c2st(real, synthetic, _embedding_classifier(seed), folds=folds, bootstrap=bootstrap, seed=seed)
+    return _c2st(*_detector(real, synthetic, lexical=False, seed=seed), folds=folds, bootstrap=bootstrap, seed=seed)
 
 
 def lexical_detection_auc(
@@ -90,31 +89,28 @@ def lexical_detection_auc(
 
     The vectorisers are fitted inside each fold, so no held-out text shapes the vocabulary it is scored on.
     """
-    texts = _as_texts(real), _as_texts(synthetic)
-    return _c2st(*texts, _lexical_classifier(seed), folds=folds, bootstrap=bootstrap, seed=seed)
+    return _c2st(*_detector(real, synthetic, lexical=True, seed=seed), folds=folds, bootstrap=bootstrap, seed=seed)
 
 
-def _embedding_classifier(seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
-
-
-def _lexical_classifier(seed: int) -> Any:
+def _detector(
+    real: np.ndarray | Sequence[str], synthetic: np.ndarray | Sequence[str], *, lexical: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Both sides as the detector reads them (embedding rows as float64, or texts as a 1-D object array) and its
+    unfitted classifier: logistic regression on the embeddings, or on word and character n-grams of the texts."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
 
+    regression = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
+    if not lexical:
+        return np.asarray(real, dtype=np.float64), np.asarray(synthetic, dtype=np.float64), regression
     words_and_marks = r"(?u)\b\w+\b|[^\w\s]"  # single-letter words ("I") and punctuation count
     features = make_union(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=False, token_pattern=words_and_marks),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=False),
     )
-    return make_pipeline(features, LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
-
-
-def _as_texts(texts: np.ndarray | Sequence[str]) -> np.ndarray:
-    return np.asarray(list(texts), dtype=object)
+    texts = np.asarray(list(real), dtype=object), np.asarray(list(synthetic), dtype=object)
+    return *texts, make_pipeline(features, regression)
 
 
 @dataclass(frozen=True)
@@ -150,11 +146,7 @@ def detection_at_n(
         raise ValueError(f"detection at a fixed n needs at least one draw (got {draws})")
     if min(len(real), len(synthetic)) < n:
         raise ValueError(f"detection at n = {n} needs {n} records per side (got {len(real)} real, {len(synthetic)})")
-    if lexical:
-        r_all, s_all, clf = _as_texts(real), _as_texts(synthetic), _lexical_classifier(seed)
-    else:
-        r_all, s_all = np.asarray(real, dtype=np.float64), np.asarray(synthetic, dtype=np.float64)
-        clf = _embedding_classifier(seed)
+    r_all, s_all, clf = _detector(real, synthetic, lexical=lexical, seed=seed)
     aucs = []
     for d in range(draws):
         rng = np.random.default_rng([seed, d])
